@@ -1,0 +1,46 @@
+"""Settings, read from the environment once. Defaults are embedded: SQLite and huey's SQLite storage under var/."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_var_dir() -> Path:
+    return Path(os.environ.get("MOTCUA_VAR", Path.cwd() / "var")).resolve()
+
+
+@dataclass
+class Settings:
+    var_dir: Path = field(default_factory=_default_var_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str = "dev-secret-change-me"
+    token_ttl_seconds: int = 3600
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_bpmn_bytes: int = 5 * 1024 * 1024
+    reminder_hours_before_due: float = 4.0
+    sweep_seconds: int = 30
+
+    def __post_init__(self):
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'motcua.db'}"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ
+        kw = {}
+        if env.get("DATABASE_URL"):
+            kw["database_url"] = env["DATABASE_URL"]
+        if env.get("REDIS_URL"):
+            kw["redis_url"] = env["REDIS_URL"]
+        if env.get("MOTCUA_SECRET_KEY"):
+            kw["secret_key"] = env["MOTCUA_SECRET_KEY"]
+        if env.get("MOTCUA_TOKEN_TTL"):
+            kw["token_ttl_seconds"] = int(env["MOTCUA_TOKEN_TTL"])
+        if env.get("MOTCUA_MAX_UPLOAD_BYTES"):
+            kw["max_upload_bytes"] = int(env["MOTCUA_MAX_UPLOAD_BYTES"])
+        if env.get("MOTCUA_REMINDER_HOURS"):
+            kw["reminder_hours_before_due"] = float(env["MOTCUA_REMINDER_HOURS"])
+        return cls(**kw)

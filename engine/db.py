@@ -1,0 +1,105 @@
+"""Database access without Flask: engines, sessions and the unit of work.
+
+Every state change runs inside `Database.uow()`: one transaction, committed at the end or rolled back on
+error. On SQLite a writing transaction starts with BEGIN IMMEDIATE so two writers queue instead of
+failing half-way; readers use plain BEGIN and never block writers (WAL journal).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from .config import Settings
+from .errors import Conflict
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(eng, "connect")
+    def _pragmas(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # let us emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(eng, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return eng
+
+
+class Database:
+    """Engines and session factories for one database URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, immediate=False)
+            self.write_engine = _sqlite_engine(url, immediate=True)
+        else:
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.write_engine = self.engine
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self.WriteSession = sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Database":
+        return cls(settings.database_url)
+
+    @contextmanager
+    def uow(self) -> Iterator[Session]:
+        """One writing transaction: commit on success, roll back on any error.
+
+        A stale version (someone else changed the row meanwhile) becomes `Conflict`.
+        """
+        session = self.WriteSession()
+        try:
+            yield session
+            session.commit()
+        except StaleDataError as exc:
+            session.rollback()
+            raise Conflict(
+                "Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
+                "The dossier was changed by someone else meanwhile; reload and try again.",
+            ) from exc
+        except OperationalError as exc:
+            session.rollback()
+            if "could not serialize" in str(exc) or "deadlock" in str(exc):
+                raise Conflict("Xung đột khi ghi; vui lòng thử lại.", "Write conflict; try again.") from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        session = self.Session()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def create_all(self) -> None:
+        from .models import Base
+
+        Base.metadata.create_all(self.write_engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
