@@ -52,7 +52,7 @@ class Database:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             self.write_engine = self.engine
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
-        self.WriteSession = sessionmaker(self.write_engine, expire_on_commit=False)
+        self.WriteSession = sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":

@@ -1,0 +1,210 @@
+"""The `motcua` console script for operators: serve, worker, deploy, validate, users, db.
+
+Messages are Vietnamese first, English second; long jobs show a progress bar.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Settings
+from .db import Database
+from .errors import MotcuaError, ProcedureInvalid
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _db() -> Database:
+    return Database.from_settings(_settings())
+
+
+def _fail(exc: MotcuaError):
+    click.echo(f"Lỗi / Error: {exc.message_vi}\n  {exc.message_en}", err=True)
+    sys.exit(2)
+
+
+def _bpmn_files(paths) -> list[Path]:
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.bpmn")))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise click.BadParameter(f"không có tệp / no such file: {p}")
+    return out
+
+
+@click.group()
+def main():
+    """motcua — quy trình một cửa điện tử / one-stop-shop workflow engine."""
+
+
+@main.group()
+def db():
+    """Cơ sở dữ liệu / database."""
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Áp dụng migration / apply migrations (Alembic)."""
+    from .migrate import upgrade
+
+    s = _settings()
+    upgrade(s.database_url)
+    click.echo(f"Đã cập nhật CSDL / database upgraded: {_safe_url(s.database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _print_problems(path, exc: ProcedureInvalid):
+    click.echo(f"✗ {path}", err=True)
+    for p in exc.details or []:
+        el = f"[{p['element']}] " if p.get("element") else ""
+        click.echo(f"    {el}{p['message_vi']}\n      {p['message_en']}", err=True)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+def validate(paths):
+    """Kiểm tra tệp BPMN / validate BPMN files (a folder is searched for *.bpmn)."""
+    from .procedures import load_path
+
+    files = _bpmn_files(paths)
+    bad = 0
+    for f in files:
+        try:
+            loaded = load_path(f)
+            click.echo(f"✓ {f}: {loaded.code} — {loaded.name}")
+            for w in loaded.warnings:
+                click.echo(f"    ⚠ [{w['element']}] {w['message_vi']} / {w['message_en']}")
+        except ProcedureInvalid as exc:
+            bad += 1
+            _print_problems(f, exc)
+    click.echo(f"{len(files) - bad}/{len(files)} hợp lệ / valid")
+    sys.exit(1 if bad else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--actor", default="cli", help="Ghi nhận người triển khai / recorded as the deployer")
+def deploy(paths, actor):
+    """Triển khai thủ tục / deploy procedures (idempotent: unchanged files are skipped)."""
+    from .procedures import deploy as deploy_one, load_path
+
+    files = _bpmn_files(paths)
+    database = _db()
+    database.create_all()
+    results, bad = [], 0
+    with click.progressbar(files, label="Triển khai / deploying", show_pos=True,
+                           item_show_func=lambda p: p.name if p else "", file=sys.stderr) as bar:
+        for f in bar:
+            try:
+                loaded = load_path(f)
+                with database.uow() as s:
+                    results.append((f, deploy_one(s, loaded, actor)))
+            except ProcedureInvalid as exc:
+                bad += 1
+                _print_problems(f, exc)
+            except MotcuaError as exc:
+                bad += 1
+                click.echo(f"✗ {f}: {exc.message}", err=True)
+    for f, r in results:
+        what = "phiên bản mới / new version" if r.created else "không đổi / unchanged"
+        click.echo(f"✓ {r.code} v{r.version} ({what}) ← {f}")
+    click.echo(f"{len(results)} đã triển khai / deployed, {bad} lỗi / failed")
+    sys.exit(1 if bad else 0)
+
+
+@main.group()
+def users():
+    """Người dùng / users."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--password", required=True)
+@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--agency", required=True)
+@click.option("--name", "full_name", default=None)
+def users_add(username, password, roles, agency, full_name):
+    """Thêm người dùng / add a user."""
+    from .auth import add_user
+
+    database = _db()
+    database.create_all()
+    try:
+        with database.uow() as s:
+            add_user(s, username, password, roles, agency, full_name)
+    except MotcuaError as exc:
+        _fail(exc)
+    click.echo(f"Đã thêm / added {username} ({', '.join(roles)}) @ {agency}")
+
+
+@main.command()
+def demo():
+    """Tạo tài khoản demo / create the README's demo accounts (skips existing ones)."""
+    from .demo import create_demo_accounts
+
+    database = _db()
+    database.create_all()
+    for line in create_demo_accounts(database):
+        click.echo(line)
+
+
+@main.command()
+def worker():
+    """Chạy tiến trình nền (huey) / run the background worker for timers and deadlines."""
+    from .worker import run_consumer
+
+    run_consumer(_settings())
+
+
+@main.command()
+@click.option("--host", default=lambda: os.environ.get("MOTCUA_HOST", "127.0.0.1"))
+@click.option("--port", default=lambda: int(os.environ.get("MOTCUA_PORT", "5000")), type=int)
+@click.option("--threads", default=lambda: int(os.environ.get("MOTCUA_THREADS", "8")), type=int)
+@click.option("--with-worker/--no-worker", default=True, help="Chạy kèm tiến trình nền / also run the worker")
+def serve(host, port, threads, with_worker):
+    """Phục vụ API, trang web (và tiến trình nền) / serve the API, pages (and worker)."""
+    import waitress
+
+    from api import create_app  # the HTTP shell; engine/ itself never depends on it
+
+    child = None
+    if with_worker:
+        child = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"])
+
+    def _stop(*_):
+        if child and child.poll() is None:
+            child.terminate()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    app = create_app()
+    click.echo(f"motcua đang chạy tại / serving on http://{host}:{port}  (Ctrl-C để dừng / to stop)")
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="motcua")
+    finally:
+        if child and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+if __name__ == "__main__":
+    main()

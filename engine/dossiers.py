@@ -1,0 +1,432 @@
+"""The dossier runtime: start a dossier, complete its user tasks, run the engine to the next wait state.
+
+Every change is one transaction (`Database.uow`) that writes the dossier row (optimistic version column),
+its workflow state (without the spec), the ready task rows the inbox reads, and an audit event.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time as _time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from .auth import Actor
+from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
+from .config import Settings
+from .db import Database
+from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from .expressions import make_script_engine
+from .models import CodeCounter, Dossier, Event, Notification, Task, TaskRole, WorkflowState, utcnow
+from .procedures import Runtime, RuntimeCache, current_version
+from .statuses import FINAL, Channel, Status
+from .timers import pending_timers, timer_functions
+from .workflow_state import dump_state, load_state
+
+MAX_DATA_BYTES = 256 * 1024
+
+
+def agency_code(agency: str) -> str:
+    """The agency part of a dossier code: `000.31.14.H56` → `H56.31.14`, `000.00.00.H56` → `H56`."""
+    parts = [p for p in agency.split(".") if p and not re.fullmatch(r"0+", p)]
+    letters = [p for p in parts if re.search(r"[A-Za-z]", p)]
+    rest = [p for p in parts if p not in letters]
+    return ".".join(letters + rest) or agency
+
+
+def _check_json(data, what="data") -> dict:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"'{what}' phải là một đối tượng JSON", f"'{what}' must be a JSON object")
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"'{what}' chứa giá trị không phải JSON: {exc}", f"'{what}' holds a non-JSON value: {exc}")
+    if len(text) > MAX_DATA_BYTES:
+        raise InvalidInput(f"'{what}' quá lớn (tối đa {MAX_DATA_BYTES} byte)", f"'{what}' too large (at most {MAX_DATA_BYTES} bytes)")
+    return json.loads(text)
+
+
+@dataclass
+class Applicant:
+    name: str
+    id_number: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class DossierService:
+    """Use cases over dossiers and tasks. One instance per process; thread-safe."""
+
+    def __init__(self, db: Database, settings: Settings | None = None):
+        self.db = db
+        self.settings = settings or Settings.from_env()
+        self.runtimes = RuntimeCache()
+        self._calendar: WorkCalendar | None = None
+        self._calendar_loaded = 0.0
+        self._lock = threading.Lock()
+
+    # -- calendar ----------------------------------------------------------------------------------
+    def calendar(self, session) -> WorkCalendar:
+        """The working calendar with administrators' overrides; re-read at most every 30 s per process."""
+        with self._lock:
+            if self._calendar is not None and _time.monotonic() - self._calendar_loaded < 30:
+                return self._calendar
+        cal = calendar_from_session(session)
+        with self._lock:
+            self._calendar, self._calendar_loaded = cal, _time.monotonic()
+        return cal
+
+    def invalidate_calendar(self) -> None:
+        with self._lock:
+            self._calendar = None
+
+    def script_engine(self, cal: WorkCalendar):
+        return make_script_engine(timer_functions(cal.add_working_hours, utcnow))
+
+    # -- codes -------------------------------------------------------------------------------------
+    def next_code(self, session, agency: str, when: datetime) -> str:
+        """`{agency}-{yyMMdd}-{NNNN}`: a daily counter per agency, atomic on SQLite and PostgreSQL."""
+        day = when.astimezone(VN_TZ).strftime("%y%m%d")
+        dialect = session.bind.dialect.name
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CodeCounter)
+        stmt = ins.values(agency=agency, day=day, value=1).on_conflict_do_update(
+            index_elements=["agency", "day"], set_={"value": CodeCounter.value + 1}
+        ).returning(CodeCounter.value)
+        n = session.execute(stmt).scalar_one()
+        return f"{agency_code(agency)}-{day}-{n:04d}"
+
+    # -- starting ----------------------------------------------------------------------------------
+    def start_dossier(self, actor: Actor, procedure_code: str, applicant: Applicant | dict, channel=1,
+                      data: dict | None = None, received_at: datetime | None = None, agency: str | None = None) -> dict:
+        actor.require("receiver")
+        data = _check_json(data)
+        if isinstance(applicant, dict):
+            applicant = Applicant(**{k: applicant.get(k) for k in ("name", "id_number", "phone", "email")})
+        if not applicant.name or not str(applicant.name).strip():
+            raise InvalidInput("Thiếu tên người nộp hồ sơ", "the applicant's name is required",
+                               {"fields": {"applicant.name": "Trường bắt buộc / Required"}})
+        try:
+            channel = Channel.parse(channel)
+        except (ValueError, KeyError):
+            raise InvalidInput("Kênh nộp không hợp lệ (1 trực tiếp, 2 trực tuyến, 3 bưu chính)",
+                               "invalid channel (1 in person, 2 online, 3 postal)",
+                               {"fields": {"channel": "1, 2, 3"}}) from None
+        now = utcnow()
+        if received_at is not None:
+            if not actor.is_admin:
+                raise PermissionDenied("Chỉ quản trị viên được nhập ngày tiếp nhận trong quá khứ",
+                                       "only an admin may give a past received_at")
+            if received_at.tzinfo is None:
+                raise InvalidInput("received_at phải có múi giờ", "received_at needs a UTC offset",
+                                   {"fields": {"received_at": "timezone required"}})
+            if received_at > now + timedelta(minutes=1):
+                raise InvalidInput("Ngày tiếp nhận không được ở tương lai", "received_at cannot be in the future",
+                                   {"fields": {"received_at": "future"}})
+        received = received_at or now
+        with self.db.uow() as s:
+            pv = current_version(s, procedure_code)
+            rt = self.runtimes.get(s, pv.id)
+            agency = agency if (agency and actor.is_admin) else actor.agency
+            if actor.is_admin and not agency:
+                agency = rt.meta.get("agency") or actor.agency
+            cal = self.calendar(s)
+            due = deadline_hours = None
+            if rt.meta.get("deadline"):
+                d = parse_deadline(rt.meta["deadline"])
+                due = cal.due_at(received, d, parse_cutoff(rt.meta.get("cutoff")))
+                deadline_hours = d.hours
+            code = self.next_code(s, agency, received)
+            initial = Status.NEW if channel == Channel.ONLINE else Status.RECEIVED
+            workflow = BpmnWorkflow(rt.spec, rt.subprocess_specs, script_engine=self.script_engine(cal))
+            start_data = dict(data)
+            start_data.update({"channel": int(channel)})
+            workflow.task_tree.data.update(start_data)
+            self._run(workflow, rt)
+            dossier = Dossier(
+                code=code, procedure_version_id=pv.id, procedure_code=rt.code, agency=agency,
+                status=initial.value, status_code=initial.code, channel=int(channel),
+                applicant_name=str(applicant.name).strip()[:200], applicant_id_number=applicant.id_number,
+                applicant_phone=applicant.phone, applicant_email=applicant.email, data=data,
+                received_at=received, due_at=due, original_due_at=due, deadline_hours=deadline_hours,
+                created_by=actor.username,
+            )
+            s.add(dossier)
+            s.flush()
+            s.add(Event(dossier_id=dossier.id, actor=actor.username, action="dossier.received", at=now,
+                        from_status=None, to_status=initial.value,
+                        details={"procedure_code": rt.code, "version": rt.version, "channel": int(channel),
+                                 "received_at": received.isoformat()}))
+            open_tasks = self._after_step(s, dossier, workflow, rt, cal, actor, now, {}, completed_task=None)
+            s.add(WorkflowState(dossier_id=dossier.id, state=dump_state(rt.dialect, workflow)))
+            self._notify_applicant(s, dossier, "received")
+            s.flush()
+            return dossier_view(dossier, open_tasks)
+
+    # -- tasks -------------------------------------------------------------------------------------
+    def _visible_task(self, s, actor: Actor, task_id: str) -> Task:
+        task = s.get(Task, task_id) if task_id and len(task_id) <= 36 else None
+        if task is None or not actor.sees_agency(task.agency):
+            raise NotFound("Không tìm thấy công việc", "task not found")
+        return task
+
+    def claim(self, actor: Actor, task_id: str) -> dict:
+        with self.db.uow() as s:
+            task = self._visible_task(s, actor, task_id)
+            self._check_workable(actor, task)
+            if task.claimed_by and task.claimed_by != actor.username:
+                raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
+            n = s.execute(update(Task).where(Task.id == task.id, Task.state == "ready",
+                                             (Task.claimed_by.is_(None)) | (Task.claimed_by == actor.username))
+                          .values(claimed_by=actor.username, claimed_at=utcnow())).rowcount
+            if n != 1:
+                raise Conflict("Công việc vừa được người khác nhận", "the task was just claimed by someone else")
+            s.add(Event(dossier_id=task.dossier_id, actor=actor.username, action="task.claimed", task_id=task.id,
+                        details={"task": task.spec_name}))
+            s.refresh(task)
+            return task_view(task)
+
+    def unclaim(self, actor: Actor, task_id: str) -> dict:
+        with self.db.uow() as s:
+            task = self._visible_task(s, actor, task_id)
+            self._check_workable(actor, task)
+            if task.claimed_by and task.claimed_by != actor.username and not actor.is_admin:
+                raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
+            task.claimed_by, task.claimed_at = None, None
+            s.add(Event(dossier_id=task.dossier_id, actor=actor.username, action="task.unclaimed", task_id=task.id,
+                        details={"task": task.spec_name}))
+            return task_view(task)
+
+    def _check_workable(self, actor: Actor, task: Task) -> None:
+        if task.state != "ready":
+            raise Conflict("Công việc đã được hoàn thành hoặc không còn hiệu lực",
+                           "the task is already completed or no longer open")
+        if not actor.may_work(task.roles, task.agency, task.assignee):
+            raise PermissionDenied("Bạn không có vai trò thực hiện bước này",
+                                   f"this step needs one of the roles {task.roles}")
+
+    def complete_task(self, actor: Actor, task_id: str, data: dict | None = None,
+                      expected_version: int | None = None) -> dict:
+        data = _check_json(data)
+        if not task_id or len(task_id) > 36:
+            raise NotFound("Không tìm thấy công việc", "task not found")
+        with self.db.uow() as s:
+            # One round trip: the task, its dossier and the workflow state, all three locked (PostgreSQL) so
+            # that a concurrent completion of the same task waits here, then sees it completed.
+            row = s.execute(
+                select(Task, Dossier, WorkflowState)
+                .join(Dossier, Dossier.id == Task.dossier_id)
+                .join(WorkflowState, WorkflowState.dossier_id == Task.dossier_id)
+                .where(Task.id == task_id).with_for_update()
+            ).first()
+            if row is None or not actor.sees_agency(row[0].agency):
+                raise NotFound("Không tìm thấy công việc", "task not found")
+            task, dossier, state = row
+            self._check_workable(actor, task)
+            if task.claimed_by and task.claimed_by != actor.username:
+                raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
+            if expected_version is not None and expected_version != dossier.version:
+                raise Conflict("Hồ sơ đã thay đổi từ khi bạn mở; vui lòng tải lại",
+                               "the dossier changed since you opened it; reload")
+            if Status(dossier.status) in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED) or dossier.finished:
+                raise Conflict(f"Hồ sơ đang ở trạng thái '{Status(dossier.status).label_vi}', chưa thể xử lý tiếp",
+                               f"the dossier is '{dossier.status}'; it cannot be processed now")
+            rt = self.runtimes.get(s, dossier.procedure_version_id)
+            form = rt.form_for(task.spec_name)
+            if form is not None:
+                data = form.validate(data)
+            cal = self.calendar(s)
+            workflow = load_state(rt.dialect, state.state, rt.spec, rt.subprocess_specs, self.script_engine(cal))
+            spiff_task = workflow.get_task_from_id(UUID(task.id))
+            if spiff_task is None or spiff_task.state != TaskState.READY:
+                raise Conflict("Công việc không còn sẵn sàng", "the task is no longer ready")
+            before = _ready_ids(workflow)
+            now = utcnow()
+            spiff_task.data.update(data)
+            spiff_task.run()
+            self._run(workflow, rt)
+            dossier.data = {**(dossier.data or {}), **data}
+            open_tasks = self._after_step(s, dossier, workflow, rt, cal, actor, now, before,
+                                          completed_task=task, task_data=data)
+            state.state = dump_state(rt.dialect, workflow)
+            s.flush()
+            return dossier_view(dossier, open_tasks)
+
+    # -- the engine step ---------------------------------------------------------------------------
+    @staticmethod
+    def _run(workflow, rt: Runtime) -> None:
+        workflow.refresh_waiting_tasks()
+        workflow.do_engine_steps()
+
+    def _after_step(self, s, dossier: Dossier, workflow, rt: Runtime, cal: WorkCalendar, actor: Actor,
+                    now: datetime, before: dict, completed_task: Task | None, task_data: dict | None = None) -> list:
+        """Bring the rows the inbox, the monitor and the reports read in line with the workflow.
+
+        `before` is the set of ready user tasks before the step; only the difference touches the database.
+        Returns the dossier's open task rows.
+        """
+        old_status = dossier.status
+        after = _ready_ids(workflow)
+        gone = [tid for tid in before if tid not in after]
+        if gone:
+            others = [tid for tid in gone if completed_task is None or tid != completed_task.id]
+            if completed_task is not None and completed_task.id in before:
+                completed_task.state, completed_task.completed_at = "completed", now
+                completed_task.completed_by = actor.username
+            if others:
+                s.execute(update(Task).where(Task.id.in_(others)).values(state="cancelled", completed_at=now))
+            s.execute(delete(TaskRole).where(TaskRole.task_id.in_(gone)))
+        kept = [tid for tid in after if tid in before]
+        open_tasks = list(s.scalars(select(Task).where(Task.id.in_(kept)))) if kept else []
+        for tid, t in after.items():
+            if tid in before:
+                continue
+            ut = rt.user_tasks.get(t.task_spec.name, {})
+            step_due = None
+            if ut.get("deadline"):
+                step_due = cal.due_at(now, parse_deadline(ut["deadline"]))
+            roles = list(ut.get("roles") or [])
+            row = Task(id=tid, dossier_id=dossier.id, dossier_code=dossier.code, procedure_code=dossier.procedure_code,
+                       agency=dossier.agency, spec_name=t.task_spec.name,
+                       title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name, roles=roles,
+                       assignee=ut.get("assignee"), form_key=ut.get("form_key"), state="ready", created_at=now,
+                       due_at=step_due)
+            s.add(row)
+            open_tasks.append(row)
+            for role in roles:
+                s.add(TaskRole(task_id=tid, role=role, agency=dossier.agency))
+        ready = list(after.values())
+        # Status: an end event's status when finished; else the open task's declared status; else in process.
+        new_status = Status(dossier.status)
+        if workflow.completed:
+            end = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
+                   if t.task_spec.name in rt.meta.get("end_status", {})]
+            declared = next((rt.meta["end_status"][t.task_spec.name] for t in reversed(end)
+                             if rt.meta["end_status"].get(t.task_spec.name)), None)
+            new_status = Status(declared) if declared else Status.RETURNED
+        elif new_status not in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED):
+            declared = [rt.meta.get("task_status", {}).get(t.task_spec.name) for t in ready]
+            declared = [d for d in declared if d]
+            if declared:
+                new_status = Status(declared[0])
+            elif completed_task is not None:
+                new_status = Status.IN_PROCESS
+        self._set_status(dossier, new_status, now)
+        if workflow.completed and not dossier.finished:
+            dossier.finished, dossier.finished_at = True, now
+        timers = pending_timers(workflow)
+        dossier.next_timer_at = min((due for _, due in timers), default=None)
+        if completed_task is not None:
+            s.add(Event(dossier_id=dossier.id, actor=actor.username, action="task.completed", at=now,
+                        from_status=old_status, to_status=dossier.status, task_id=completed_task.id,
+                        details={"task": completed_task.spec_name, "title": completed_task.title,
+                                 "data": task_data or {}}))
+        if old_status != dossier.status and completed_task is not None:
+            self._notify_applicant(s, dossier, "status")
+        return open_tasks
+
+    @staticmethod
+    def _set_status(dossier: Dossier, status: Status, now: datetime) -> None:
+        dossier.status, dossier.status_code = status.value, status.code
+        if status == Status.PROCESSED and dossier.processed_at is None:
+            dossier.processed_at = now
+        if status == Status.RETURNED and dossier.returned_at is None:
+            dossier.returned_at = now
+            if dossier.processed_at is None:
+                dossier.processed_at = now
+        if status in FINAL:
+            dossier.finished, dossier.finished_at = True, dossier.finished_at or now
+
+    def _notify_applicant(self, s, dossier: Dossier, kind: str) -> None:
+        if not dossier.applicant_phone:
+            return
+        due = dossier.due_at.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M") if dossier.due_at else ""
+        if kind == "received":
+            body = f"Ho so {dossier.code} da duoc tiep nhan. Ngay hen tra: {due}"
+        else:
+            body = f"Ho so {dossier.code}: {_unaccent(Status(dossier.status).label_vi)}"
+        s.add(Notification(dossier_id=dossier.id, kind=kind, channel="sms", recipient=dossier.applicant_phone, body=body))
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _view(self, s, dossier: Dossier) -> dict:
+        tasks = s.scalars(select(Task).where(Task.dossier_id == dossier.id, Task.state == "ready")
+                          .order_by(Task.created_at)).all()
+        return dossier_view(dossier, tasks)
+
+    def get_dossier(self, actor: Actor, code: str) -> dict:
+        with self.db.read() as s:
+            d = self._visible_dossier(s, actor, code)
+            view = self._view(s, d)
+            view["timeline"] = [event_view(e) for e in s.scalars(
+                select(Event).where(Event.dossier_id == d.id).order_by(Event.id).limit(200))]
+            return view
+
+    def _visible_dossier(self, s, actor: Actor, code: str) -> Dossier:
+        d = s.scalars(select(Dossier).where(Dossier.code == code)).first()
+        if d is None or not actor.sees_agency(d.agency):
+            raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
+        return d
+
+
+def _ready_ids(workflow) -> dict:
+    return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+
+
+_ACCENTS = str.maketrans("àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
+                         "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ",
+                         "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
+                         "AAAAAAAAAAAAAAAAAEEEEEEEEEEEIIIIIOOOOOOOOOOOOOOOOOUUUUUUUUUUUYYYYYD")
+
+
+def _unaccent(text: str) -> str:
+    """SMS templates are sent without Vietnamese diacritics (domain.md)."""
+    return text.translate(_ACCENTS)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(VN_TZ).isoformat() if dt else None
+
+
+def task_view(t: Task) -> dict:
+    now = utcnow()
+    return {
+        "id": t.id, "name": t.title, "spec_name": t.spec_name, "roles": t.roles, "assignee": t.assignee,
+        "state": t.state, "claimed_by": t.claimed_by, "due_at": iso(t.due_at),
+        "overdue": bool(t.due_at and t.state == "ready" and t.due_at < now),
+        "created_at": iso(t.created_at), "completed_at": iso(t.completed_at), "completed_by": t.completed_by,
+        "dossier_code": t.dossier_code, "procedure_code": t.procedure_code, "agency": t.agency,
+        "form_key": t.form_key,
+    }
+
+
+def dossier_view(d: Dossier, open_tasks) -> dict:
+    now = utcnow()
+    st = Status(d.status)
+    return {
+        "code": d.code, "status": st.value, "status_code": st.code, "status_label": st.label_vi,
+        "status_label_en": st.label_en, "procedure_code": d.procedure_code, "agency": d.agency,
+        "channel": d.channel,
+        "applicant": {"name": d.applicant_name, "id_number": d.applicant_id_number, "phone": d.applicant_phone,
+                      "email": d.applicant_email},
+        "data": d.data or {}, "received_at": iso(d.received_at), "due_at": iso(d.due_at),
+        "original_due_at": iso(d.original_due_at),
+        "overdue": bool(d.due_at and not d.finished and d.paused_at is None and d.due_at < now),
+        "finished": d.finished, "finished_at": iso(d.finished_at), "processed_at": iso(d.processed_at),
+        "returned_at": iso(d.returned_at), "supplement_count": d.supplement_count,
+        "paused": d.paused_at is not None, "extended": d.extended_at is not None,
+        "tasks": [task_view(t) for t in open_tasks], "version": d.version,
+    }
+
+
+def event_view(e: Event) -> dict:
+    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action, "from_status": e.from_status,
+            "to_status": e.to_status, "task_id": e.task_id, "details": e.details or {}}

@@ -1,0 +1,424 @@
+"""The procedure library: load a BPMN file (and the form files beside it), validate it, deploy it as a
+versioned procedure, and keep each deployed version's parsed spec in process memory.
+
+Deploying the same content again is a no-op; changed content becomes version N+1; running dossiers stay on
+the version they started with (they reference a `ProcedureVersion` row, never "the current one").
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+
+import forms as forms_lib
+
+from . import bpmn_xml
+from .calendar import parse_cutoff, parse_deadline
+from .errors import Conflict, InvalidInput, MotcuaError, NotFound, ProcedureInvalid
+from .expressions import check_expression
+from .models import Procedure, ProcedureVersion
+from .statuses import Status
+from .timers import check_timer_expression, normalize_timer_expression
+from .workflow_state import spec_from_json, spec_to_json
+
+LEVELS = {"2", "3", "4", "toan_trinh", "mot_phan"}
+META_KEYS = ("procedure_code", "procedure_name", "agency", "deadline", "cutoff", "fee", "level")
+DEFAULT_MAX_BPMN_BYTES = 5 * 1024 * 1024
+
+
+@dataclass
+class LoadedProcedure:
+    """A BPMN file that passed validation, ready to be stored."""
+
+    code: str
+    name: str
+    agency: str | None
+    process_id: str
+    dialect: str
+    filename: str
+    bpmn_xml: str
+    spec_json: str
+    content_hash: str
+    meta: dict
+    user_tasks: list
+    forms: dict
+    warnings: list = field(default_factory=list)
+
+
+def _p(element, vi, en):
+    return {"element": element, "message_vi": vi, "message_en": en}
+
+
+def _choose_process(root, problems):
+    procs = bpmn_xml.processes(root)
+    if not procs:
+        problems.append(_p(None, "Tệp không có quy trình (bpmn:process) nào", "the file has no bpmn:process"))
+        return None, []
+    infos = {p.get("id"): bpmn_xml.describe_process(p) for p in procs}
+    called = {target for info in infos.values() for _, target in info.call_activities}
+    candidates = [i for i in infos.values() if i.executable] or list(infos.values())
+    roots = [i for i in candidates if i.id not in called] or candidates
+    if len(roots) > 1:
+        # Several independent processes: a participant's process is the one with user tasks, if only one has.
+        with_tasks = [i for i in roots if i.user_tasks]
+        if len(with_tasks) == 1:
+            roots = with_tasks
+    if len(roots) > 1:
+        ids = ", ".join(i.id for i in roots)
+        problems.append(_p(roots[1].id, f"Tệp có nhiều quy trình độc lập ({ids}); mỗi tệp chỉ chứa một thủ tục",
+                           f"the file holds several independent processes ({ids}); one procedure per file"))
+        return None, []
+    main = roots[0]
+    involved = [main] + [infos[t] for t in _called_closure(main.id, infos)]
+    return main, involved
+
+
+def _called_closure(pid, infos, seen=None):
+    seen = seen or set()
+    for _, target in infos[pid].call_activities:
+        if target in infos and target not in seen:
+            seen.add(target)
+            _called_closure(target, infos, seen)
+    return seen
+
+
+def _condition_names(expr: str) -> set[str]:
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return set()
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in called} - {"True", "False", "None"}
+
+
+def _check_expressions(info, problems):
+    for flow_id, text in info.conditions:
+        if not text:
+            continue
+        if text.startswith("${") or text.startswith("#{") or text.startswith("="):
+            problems.append(_p(flow_id, f"Điều kiện '{text}' của '{flow_id}' viết bằng JUEL/FEEL, không được hỗ trợ; "
+                                        "hãy viết biểu thức kiểu Python, ví dụ decision == \"accept\"",
+                               f"condition '{text}' on '{flow_id}' is JUEL/FEEL, which is not supported; "
+                               "write a Python-like expression such as decision == \"accept\""))
+            continue
+        for msg in check_expression(text, kind="condition"):
+            problems.append(_p(flow_id, f"Điều kiện của '{flow_id}': {msg}", f"condition on '{flow_id}': {msg}"))
+    for task_id, script in info.scripts:
+        for msg in check_expression(script, kind="script"):
+            problems.append(_p(task_id, f"Kịch bản của '{task_id}': {msg}", f"script of '{task_id}': {msg}"))
+    for event_id, kind, text in info.timers:
+        if not text:
+            problems.append(_p(event_id, f"Sự kiện hẹn giờ '{event_id}' chưa có giá trị",
+                               f"timer event '{event_id}' has an empty {kind}"))
+            continue
+        for msg in check_timer_expression(text, kind):
+            problems.append(_p(event_id, f"Hẹn giờ của '{event_id}': {msg}", f"timer of '{event_id}': {msg}"))
+
+
+def _read_meta(info, problems):
+    raw = info.meta
+    meta = {k: raw[k] for k in META_KEYS if raw.get(k) not in (None, "")}
+    pid = info.id
+    if "deadline" in meta:
+        try:
+            d = parse_deadline(meta["deadline"])
+            meta["deadline_unit"], meta["deadline_amount"] = d.unit, d.amount
+        except MotcuaError as exc:
+            problems.append(_p(pid, f"Thời hạn '{meta['deadline']}' không hợp lệ: {exc.message_vi}",
+                               f"deadline '{meta['deadline']}' is invalid: {exc.message_en}"))
+    if "cutoff" in meta:
+        try:
+            parse_cutoff(meta["cutoff"])
+        except MotcuaError as exc:
+            problems.append(_p(pid, f"Giờ chốt '{meta['cutoff']}' không hợp lệ: {exc.message_vi}",
+                               f"cutoff '{meta['cutoff']}' is invalid: {exc.message_en}"))
+    if "fee" in meta:
+        try:
+            meta["fee"] = int(str(meta["fee"]).replace(".", "").replace(",", "").strip())
+            if meta["fee"] < 0:
+                raise ValueError
+        except ValueError:
+            problems.append(_p(pid, f"Lệ phí '{raw['fee']}' phải là số tiền VND không âm",
+                               f"fee '{raw['fee']}' must be a non-negative VND amount"))
+    if "level" in meta and str(meta["level"]) not in LEVELS:
+        problems.append(_p(pid, f"Mức độ '{meta['level']}' không hợp lệ (2, 3, 4, toan_trinh, mot_phan)",
+                           f"level '{meta['level']}' is invalid (2, 3, 4, toan_trinh, mot_phan)"))
+    return meta
+
+
+def _load_forms(info_list, form_files: dict[str, bytes], problems, dialect):
+    """Resolve every user task's form reference among the files deployed with the procedure."""
+    loaded = {}
+    if form_files:
+        try:
+            available = forms_lib.load_forms(form_files)
+        except MotcuaError as exc:
+            problems.append(_p(None, exc.message_vi, exc.message_en))
+            available = {}
+    else:
+        available = {}
+    for info in info_list:
+        for ut in info.user_tasks:
+            key = ut.get("form_key")
+            if not key:
+                continue
+            key = key.replace("embedded:deployment:", "").replace("camunda-forms:deployment:", "")
+            name = Path(key).name
+            form = available.get(name) or available.get(Path(name).stem)
+            if form is None:
+                problems.append(_p(ut["id"], f"Bước '{ut['name']}' ({ut['id']}) dùng biểu mẫu '{key}' nhưng tệp này không được triển khai kèm",
+                                   f"user task '{ut['name']}' ({ut['id']}) uses form '{key}', which was not deployed with it"))
+                continue
+            ut["form_key"] = name
+            loaded[name] = form.to_dict()
+    return loaded
+
+
+def _validate_task_props(info, problems):
+    valid_status = {s.value for s in Status}
+    for ut in info.user_tasks:
+        if ut.get("deadline"):
+            try:
+                parse_deadline(ut["deadline"])
+            except MotcuaError as exc:
+                problems.append(_p(ut["id"], f"Thời hạn bước '{ut['id']}' không hợp lệ: {exc.message_vi}",
+                                   f"step deadline of '{ut['id']}' is invalid: {exc.message_en}"))
+        if ut.get("status") and ut["status"] not in valid_status:
+            problems.append(_p(ut["id"], f"Trạng thái '{ut['status']}' của '{ut['id']}' không hợp lệ",
+                               f"status '{ut['status']}' of '{ut['id']}' is not one of {sorted(valid_status)}"))
+    for eid, status in info.end_events.items():
+        if status and status not in valid_status:
+            problems.append(_p(eid, f"Trạng thái '{status}' của '{eid}' không hợp lệ",
+                               f"status '{status}' of end event '{eid}' is not one of {sorted(valid_status)}"))
+
+
+def _normalize_timers(root):
+    for tag in ("timeDate", "timeDuration", "timeCycle"):
+        for el in root.iter(f"{{{bpmn_xml.BPMN_NS}}}{tag}"):
+            if el.text and el.text.strip():
+                el.text = normalize_timer_expression(el.text.strip())
+
+
+def _parse_spec(root, dialect, main_id, filename, problems):
+    parser = SpiffBpmnParser() if dialect == "spiff" else CamundaParser()
+    try:
+        parser.add_bpmn_xml(etree.ElementTree(root), filename)
+        spec = parser.get_spec(main_id)
+        subs = parser.get_subprocess_specs(main_id)
+        return spec, subs
+    except ValidationException as exc:
+        el = getattr(exc, "id", None) or None
+        where = f"{getattr(exc, 'tag', '')} '{el}'" if el else filename
+        problems.append(_p(el, f"{where}: SpiffWorkflow không đọc được: {exc}", f"{where}: cannot be parsed: {exc}"))
+    except Exception as exc:  # the parser raises many kinds on odd files; each becomes a named problem
+        problems.append(_p(None, f"{filename}: không đọc được quy trình ({type(exc).__name__}: {exc})",
+                           f"{filename}: the process cannot be parsed ({type(exc).__name__}: {exc})"))
+    return None, None
+
+
+def content_hash(bpmn: bytes, forms: dict[str, bytes]) -> str:
+    h = hashlib.sha256(bpmn)
+    for name in sorted(forms):
+        h.update(b"\0" + name.encode() + b"\0" + forms[name])
+    return h.hexdigest()
+
+
+def load_procedure(content: bytes, filename: str = "procedure.bpmn", form_files: dict[str, bytes] | None = None,
+                   max_bytes: int = DEFAULT_MAX_BPMN_BYTES) -> LoadedProcedure:
+    """Read and validate one procedure. Raises ProcedureInvalid listing every problem, each naming its element."""
+    form_files = form_files or {}
+    problems: list[dict] = []
+    try:
+        root = bpmn_xml.parse_xml(content, max_bytes)
+    except bpmn_xml.XmlRefused as exc:
+        raise ProcedureInvalid(f"{filename}: {exc.message_vi}", f"{filename}: {exc.message_en}",
+                               [_p(None, exc.message_vi, exc.message_en)]) from None
+    dialect = bpmn_xml.dialect(root)
+    main, involved = _choose_process(root, problems)
+    if main is None:
+        raise ProcedureInvalid(f"{filename}: không triển khai được", f"{filename}: cannot be deployed", problems)
+    for info in involved:
+        problems.extend(info.problems)
+        _check_expressions(info, problems)
+        _validate_task_props(info, problems)
+    meta = _read_meta(main, problems)
+    forms = _load_forms(involved, form_files, problems, dialect)
+    spec = subs = None
+    if not problems:
+        _normalize_timers(root)
+        spec, subs = _parse_spec(root, dialect, main.id, filename, problems)
+    if problems:
+        raise ProcedureInvalid(
+            f"{filename}: {len(problems)} lỗi; " + "; ".join(p["message_vi"] for p in problems[:5]),
+            f"{filename}: {len(problems)} problem(s); " + "; ".join(p["message_en"] for p in problems[:5]),
+            problems,
+        )
+    user_tasks = [ut for info in involved for ut in info.user_tasks]
+    produced = set()
+    for f in forms.values():
+        produced |= set((f.get("schema") or {}).get("properties", {}))
+    warnings = []
+    for info in involved:
+        for flow_id, text in info.conditions:
+            missing = sorted(_condition_names(text) - produced)
+            if missing and forms:
+                warnings.append(_p(flow_id, f"Điều kiện của '{flow_id}' đọc trường {missing} mà không biểu mẫu nào tạo ra",
+                                   f"condition on '{flow_id}' reads {missing}, which no form produces"))
+    end_status = {eid: s for info in involved for eid, s in info.end_events.items()}
+    task_status = {tid: s for info in involved for tid, s in info.task_status.items()}
+    meta.update({"dialect": dialect, "end_status": end_status, "task_status": task_status})
+    code = str(meta.get("procedure_code") or main.id)
+    return LoadedProcedure(
+        code=code,
+        name=str(meta.get("procedure_name") or main.name or main.id),
+        agency=meta.get("agency"),
+        process_id=main.id,
+        dialect=dialect,
+        filename=filename,
+        bpmn_xml=content.decode("utf-8", errors="replace"),
+        spec_json=spec_to_json(dialect, spec, subs),
+        content_hash=content_hash(content, {k: v for k, v in form_files.items()}),
+        meta=meta,
+        user_tasks=user_tasks,
+        forms=forms,
+        warnings=warnings,
+    )
+
+
+def form_files_beside(path: Path) -> dict[str, bytes]:
+    """The form files deployed with a .bpmn file: the .json files in its folder."""
+    return {p.name: p.read_bytes() for p in sorted(path.parent.glob("*.json"))}
+
+
+def load_path(path: str | Path) -> LoadedProcedure:
+    path = Path(path)
+    return load_procedure(path.read_bytes(), path.name, form_files_beside(path))
+
+
+@dataclass
+class DeployResult:
+    code: str
+    version: int
+    created: bool
+    warnings: list
+
+
+def deploy(session, loaded: LoadedProcedure, actor: str | None = None) -> DeployResult:
+    """Store a validated procedure: a no-op when this content is already deployed, else the next version."""
+    proc = session.scalars(select(Procedure).where(Procedure.code == loaded.code).with_for_update()).first()
+    if proc is None:
+        proc = Procedure(code=loaded.code, name=loaded.name, agency=loaded.agency, current_version=0)
+        session.add(proc)
+        session.flush()
+    else:
+        same = session.scalars(select(ProcedureVersion).where(
+            ProcedureVersion.procedure_id == proc.id, ProcedureVersion.content_hash == loaded.content_hash)).first()
+        if same is not None:
+            return DeployResult(loaded.code, same.version, False, loaded.warnings)
+    proc.current_version += 1
+    proc.name = loaded.name
+    proc.agency = loaded.agency
+    session.add(ProcedureVersion(
+        procedure_id=proc.id, version=proc.current_version, content_hash=loaded.content_hash,
+        process_id=loaded.process_id, filename=loaded.filename, bpmn_xml=loaded.bpmn_xml,
+        spec_json=loaded.spec_json, meta=loaded.meta, user_tasks=loaded.user_tasks, forms=loaded.forms,
+        deployed_by=actor,
+    ))
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict("Thủ tục đang được triển khai đồng thời; vui lòng thử lại",
+                       "the procedure is being deployed concurrently; try again") from exc
+    return DeployResult(loaded.code, proc.current_version, True, loaded.warnings)
+
+
+def deploy_bytes(db, content: bytes, filename: str, form_files: dict[str, bytes] | None = None,
+                 actor: str | None = None, max_bytes: int = DEFAULT_MAX_BPMN_BYTES) -> DeployResult:
+    loaded = load_procedure(content, filename, form_files, max_bytes)
+    with db.uow() as s:
+        return deploy(s, loaded, actor)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Run-time view of a deployed version, cached per process.
+
+@dataclass
+class Runtime:
+    version_id: int
+    code: str
+    version: int
+    dialect: str
+    spec: object
+    subprocess_specs: dict
+    meta: dict
+    user_tasks: dict  # by element id
+    forms: dict  # form key -> forms.Form
+
+    def form_for(self, spec_name: str):
+        ut = self.user_tasks.get(spec_name) or {}
+        return self.forms.get(ut.get("form_key")) if ut.get("form_key") else None
+
+
+class RuntimeCache:
+    """Deserialized specs by procedure version id; a bounded LRU shared by every request and worker thread."""
+
+    def __init__(self, size: int = 2000):
+        self.size = size
+        self._items: OrderedDict[int, Runtime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session, version_id: int) -> Runtime:
+        with self._lock:
+            rt = self._items.get(version_id)
+            if rt is not None:
+                self._items.move_to_end(version_id)
+                return rt
+        row = session.get(ProcedureVersion, version_id)
+        if row is None:
+            raise NotFound("Không tìm thấy phiên bản thủ tục", "procedure version not found")
+        code = session.scalar(select(Procedure.code).where(Procedure.id == row.procedure_id))
+        dialect = row.meta.get("dialect", "camunda")
+        spec, subs = spec_from_json(dialect, row.spec_json)
+        rt = Runtime(
+            version_id=row.id, code=code, version=row.version, dialect=dialect, spec=spec, subprocess_specs=subs,
+            meta=row.meta, user_tasks={ut["id"]: ut for ut in row.user_tasks},
+            forms={k: forms_lib.Form.from_dict(v) for k, v in (row.forms or {}).items()},
+        )
+        with self._lock:
+            self._items[version_id] = rt
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return rt
+
+
+def current_version(session, code: str) -> ProcedureVersion:
+    row = session.execute(
+        select(ProcedureVersion).join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
+        .where(Procedure.code == code, ProcedureVersion.version == Procedure.current_version)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"Không có thủ tục mã '{code}'", f"no procedure with code '{code}'")
+    return row
+
+
+def validation_report(problems_or_exc) -> list[dict]:
+    if isinstance(problems_or_exc, ProcedureInvalid):
+        return problems_or_exc.details or []
+    if isinstance(problems_or_exc, InvalidInput):
+        return [_p(None, problems_or_exc.message_vi, problems_or_exc.message_en)]
+    return list(problems_or_exc)
+
+
+__all__ = ["LoadedProcedure", "load_procedure", "load_path", "deploy", "deploy_bytes", "DeployResult",
+           "Runtime", "RuntimeCache", "current_version", "content_hash", "form_files_beside", "json"]
