@@ -57,6 +57,18 @@ def _check_json(data, what="data") -> dict:
 
 
 @dataclass
+class Loaded:
+    """A dossier locked for update with its restored workflow (see DossierService.open_for_update)."""
+
+    dossier: Dossier
+    state: WorkflowState
+    rt: Runtime
+    cal: WorkCalendar
+    workflow: object
+    before: dict
+
+
+@dataclass
 class Applicant:
     name: str
     id_number: str | None = None
@@ -260,6 +272,28 @@ class DossierService:
             state.state = dump_state(rt.dialect, workflow)
             s.flush()
             return dossier_view(dossier, open_tasks)
+
+    # -- building blocks for other use cases (legal actions, timers) -----------------------------------
+    def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> "Loaded":
+        """Lock a dossier (and its state) inside the caller's transaction and restore its workflow."""
+        q = select(Dossier, WorkflowState).join(WorkflowState, WorkflowState.dossier_id == Dossier.id)
+        q = q.where(Dossier.code == code) if code is not None else q.where(Dossier.id == dossier_id)
+        row = s.execute(q.with_for_update()).first()
+        if row is None:
+            raise NotFound(f"Không tìm thấy hồ sơ '{code or dossier_id}'", f"dossier '{code or dossier_id}' not found")
+        dossier, state = row
+        rt = self.runtimes.get(s, dossier.procedure_version_id)
+        cal = self.calendar(s)
+        workflow = load_state(rt.dialect, state.state, rt.spec, rt.subprocess_specs, self.script_engine(cal))
+        return Loaded(dossier, state, rt, cal, workflow, _ready_ids(workflow))
+
+    def finish_step(self, s, loaded: "Loaded", actor: Actor, now: datetime, completed_task: Task | None = None,
+                    task_data: dict | None = None) -> list:
+        """After the workflow moved: sync task rows, status, timers, audit; store the state. Returns open tasks."""
+        open_tasks = self._after_step(s, loaded.dossier, loaded.workflow, loaded.rt, loaded.cal, actor, now,
+                                      loaded.before, completed_task=completed_task, task_data=task_data)
+        loaded.state.state = dump_state(loaded.rt.dialect, loaded.workflow)
+        return open_tasks
 
     # -- the engine step ---------------------------------------------------------------------------
     @staticmethod
