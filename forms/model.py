@@ -1,0 +1,531 @@
+"""The form model: a JSON Schema 2020-12 document, an optional UI schema, a key and a title.
+
+Form files come in three shapes, all loaded into the same `Form`:
+1. a JSON Schema 2020-12 document, plain or wrapped as `{"schema": ..., "uiSchema": ...}`;
+2. SpiffWorkflow-style pairs `X-schema.json` + `X-uischema.json` (see `load_forms`);
+3. Camunda Forms (form-js JSON), converted by `forms.formjs`.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from itertools import islice
+from urllib.parse import unquote
+
+import referencing
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from . import formjs
+from .documents import DOCUMENTS_KEYWORD, normalize_documents
+from .errors import FORM_LEVEL, FormError, FormValidationError
+from .formats import FORMAT_CHECKER, normalize_phone_vn
+from .jsondata import parse_json_file, plain_json
+from .messages import field_messages, message
+
+DIALECT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+_DIALECTS = {DIALECT_2020_12, DIALECT_2020_12 + "#", "http://json-schema.org/draft/2020-12/schema",
+             "http://json-schema.org/draft/2020-12/schema#"}
+# No `retrieve`: a reference the schema does not resolve itself fails instead of being fetched.
+_NO_REMOTE = referencing.Registry()
+
+_SINGLE = ("additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else",
+           "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_BRANCHES = ("allOf", "anyOf", "oneOf", "then", "else")
+_WRAPPER_KEYS = {"schema", "uiSchema", "ui_schema", "uischema", "title", "key"}
+_SCHEMA_WORDS = {"$schema", "type", "properties", "allOf", "anyOf", "oneOf", "$ref", "$defs", "required", "items",
+                 "enum", "const", "if", "not"}
+_UI_SUFFIX = "-uischema.json"
+_FORM_EXTENSIONS = (".json", ".form")
+_KEY_PREFIXES = ("camunda-forms:deployment:", "camunda-forms:app:", "embedded:deployment:", "embedded:app:",
+                 "deployment:")
+_MAX_REF_HOPS = 32
+
+
+# -- schema checks ---------------------------------------------------------------------------------------------
+
+def _pointer(root, fragment: str):
+    """Resolve `#/a/b` against `root`; raise LookupError if it does not exist."""
+    node = root
+    if fragment == "":
+        return root
+    for raw in fragment.split("/")[1:]:
+        node = _step(node, unquote(raw).replace("~1", "/").replace("~0", "~"))
+    return node
+
+
+def _step(node, token):
+    if isinstance(node, dict) and token in node:
+        return node[token]
+    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        return node[int(token)]
+    raise LookupError(token)
+
+
+def _anchors(schema) -> set[str]:
+    found, stack = set(), [schema]
+    while stack:
+        s = stack.pop()
+        if not isinstance(s, dict):
+            continue
+        for k in ("$anchor", "$dynamicAnchor"):
+            if isinstance(s.get(k), str):
+                found.add(s[k])
+        stack.extend(_subschemas(s))
+    return found
+
+
+def _subschemas(s: dict):
+    for k in _SINGLE:
+        if k in s:
+            yield s[k]
+    for k in _MAPS:
+        if isinstance(s.get(k), dict):
+            yield from s[k].values()
+    for k in _LISTS:
+        if isinstance(s.get(k), list):
+            yield from s[k]
+
+
+def _ref_target(root, ref: str, anchors: set[str]):
+    """The local schema a `$ref` points to, or LookupError; ValueError for a reference that is not local."""
+    if not ref.startswith("#"):
+        raise ValueError(ref)
+    fragment = ref[1:]
+    if fragment == "" or fragment.startswith("/"):
+        return _pointer(root, fragment)
+    if fragment in anchors:
+        return None  # an anchor: local, resolvable, checked where it is defined
+    raise LookupError(fragment)
+
+
+def _check_refs(root: dict, filename: str):
+    """Only local references (`#/...`, `#anchor`) that resolve; no nested `$id` (it would move the base URI)."""
+    anchors = _anchors(root)
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(root, "#")]
+    while stack:
+        s, where = stack.pop()
+        if not isinstance(s, dict) or id(s) in seen:
+            continue
+        seen.add(id(s))
+        if where != "#" and "$id" in s:
+            raise FormError.in_file(filename, "không hỗ trợ '$id' bên trong lược đồ con",
+                                    "'$id' inside a subschema is not supported", where)
+        for keyword in ("$ref", "$dynamicRef"):
+            ref = s.get(keyword)
+            if ref is None:
+                continue
+            if not isinstance(ref, str):
+                raise FormError.in_file(filename, f"'{keyword}' phải là chuỗi", f"'{keyword}' must be a string", where)
+            try:
+                target = _ref_target(root, ref, anchors)
+            except ValueError:
+                raise FormError.in_file(
+                    filename, f"tham chiếu '{ref}' ra ngoài tệp không được phép (chỉ nhận '#/...')",
+                    f"the reference '{ref}' points outside the file, which is not allowed (only '#/...')",
+                    where) from None
+            except LookupError:
+                raise FormError.in_file(filename, f"tham chiếu '{ref}' không trỏ tới phần nào của tệp",
+                                        f"the reference '{ref}' does not point to anything in the file",
+                                        where) from None
+            if target is not None:
+                stack.append((target, ref))
+        for k in _SINGLE:
+            if k in s:
+                stack.append((s[k], f"{where}/{k}"))
+        for k in _MAPS:
+            if isinstance(s.get(k), dict):
+                stack.extend((v, f"{where}/{k}/{name}") for name, v in s[k].items())
+        for k in _LISTS:
+            if isinstance(s.get(k), list):
+                stack.extend((v, f"{where}/{k}/{i}") for i, v in enumerate(s[k]))
+
+
+def _check_schema(schema, filename: str) -> Draft202012Validator:
+    if not isinstance(schema, dict):
+        raise FormError.in_file(filename, "lược đồ biểu mẫu phải là một đối tượng JSON",
+                                "the form schema must be a JSON object")
+    dialect = schema.get("$schema")
+    if dialect is not None and dialect not in _DIALECTS:
+        raise FormError.in_file(filename, f"chỉ hỗ trợ JSON Schema 2020-12, không hỗ trợ '$schema': '{dialect}'",
+                                f"only JSON Schema 2020-12 is supported, not '$schema': '{dialect}'")
+    if "type" in schema and schema["type"] not in ("object", ["object"]):
+        raise FormError.in_file(filename, "lược đồ gốc của biểu mẫu phải có \"type\": \"object\"",
+                                "the root of a form schema must have \"type\": \"object\"")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or None
+        raise FormError.in_file(filename, f"lược đồ JSON Schema không hợp lệ: {exc.message}",
+                                f"not a valid JSON Schema: {exc.message}", path) from None
+    _check_refs(schema, filename)
+    validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE)
+    try:
+        list(islice(validator.iter_errors({}), 50))
+    except Exception as exc:  # whatever the schema makes jsonschema trip on is a problem of the file
+        raise FormError.in_file(filename, f"lược đồ không dùng được để kiểm tra dữ liệu: {exc}",
+                                f"the schema cannot be used to check data: {exc}") from None
+    return validator
+
+
+def _deref(root: dict, s):
+    """Follow local `$ref`s of a subschema (for cleaning hints only)."""
+    for _ in range(_MAX_REF_HOPS):
+        if not (isinstance(s, dict) and isinstance(s.get("$ref"), str) and s["$ref"].startswith("#/")):
+            break
+        try:
+            s = _pointer(root, s["$ref"][1:])
+        except LookupError:
+            break
+    return s if isinstance(s, dict) else {}
+
+
+def _allows(s: dict, value) -> bool:
+    """Whether the subschema explicitly names `value` (None or "") as acceptable."""
+    t = s.get("type")
+    if value is None and (t == "null" or (isinstance(t, list) and "null" in t)):
+        return True
+    if "const" in s and s["const"] == value and type(s["const"]) is type(value):
+        return True
+    return any(e == value and type(e) is type(value) for e in s.get("enum") or [])
+
+
+def _stem(name: str) -> str:
+    lower = name.lower()
+    for ext in _FORM_EXTENSIONS:
+        if lower.endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _basename(filename) -> str:
+    if not isinstance(filename, str) or not filename.strip():
+        raise FormError("Tên tệp biểu mẫu rỗng", "the form file name is empty")
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not name or any(ord(c) < 32 for c in name):
+        raise FormError(f"Tên tệp biểu mẫu '{filename!r}' không hợp lệ", f"the form file name {filename!r} is invalid")
+    return name
+
+
+# -- the model -------------------------------------------------------------------------------------------------
+
+class Form:
+    """One form: `key` (its file name), `schema` (JSON Schema 2020-12), `ui_schema` (or None), `title`.
+
+    Construction checks the schema (FormError if it is not a valid 2020-12 object schema, refers outside the
+    file, or declares a malformed documents checklist or an invalid top-level default).
+    """
+
+    def __init__(self, key: str, schema: dict, ui_schema: dict | None = None, title: str | None = None, *,
+                 source_format: str = "json-schema", warnings: list[str] | None = None):
+        if not isinstance(key, str) or not key:
+            raise FormError("Biểu mẫu phải có khóa (tên tệp)", "a form needs a key (its file name)")
+        self.key = key
+        self.schema = copy.deepcopy(schema)
+        self._validator = _check_schema(self.schema, key)
+        if ui_schema is not None and not isinstance(ui_schema, dict):
+            raise FormError.in_file(key, "UI schema phải là một đối tượng JSON", "the UI schema must be a JSON object")
+        self.ui_schema = copy.deepcopy(ui_schema) if ui_schema is not None else None
+        if title is not None and not isinstance(title, str):
+            raise FormError.in_file(key, "tiêu đề phải là chuỗi ký tự", "the title must be a string")
+        schema_title = self.schema.get("title") if isinstance(self.schema.get("title"), str) else None
+        self.title = (title or schema_title or _stem(key)).strip() or key
+        self.source_format = source_format
+        self.warnings = list(warnings or [])
+        self._documents = normalize_documents(self.schema.get(DOCUMENTS_KEYWORD), key)
+        self._check_defaults()
+
+    # -- construction helpers --------------------------------------------------------------------------------
+    def _properties(self) -> dict:
+        props = self.schema.get("properties")
+        return props if isinstance(props, dict) else {}
+
+    def _check_defaults(self):
+        """Top-level defaults are filled in on submission, so each must pass its own field's rules."""
+        for name, prop in self._properties().items():
+            if isinstance(prop, dict) and "default" in prop:
+                errors = [e for e in islice(self._validator.iter_errors({name: prop["default"]}), 50)
+                          if list(e.absolute_path)[:1] == [name]]
+                if errors:
+                    msgs = field_messages(errors)
+                    raise FormError.in_file(self.key, f"giá trị mặc định của '{name}' không hợp lệ: "
+                                            + "; ".join(msgs.values()),
+                                            f"the default of '{name}' is invalid: " + "; ".join(msgs.values()),
+                                            f"properties/{name}/default")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_validator", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._validator = Draft202012Validator(self.schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE)
+
+    def __eq__(self, other):
+        if not isinstance(other, Form):
+            return NotImplemented
+        return (self.key, self.title, self.schema, self.ui_schema) == (other.key, other.title, other.schema,
+                                                                       other.ui_schema)
+
+    __hash__ = None  # mutable-looking dicts inside: not hashable
+
+    def __repr__(self):
+        return f"Form(key={self.key!r}, title={self.title!r}, fields={sorted(self.fields())!r})"
+
+    # -- what the rest of the product asks -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """For front-ends and storage: `{key, title, schema, ui_schema, source_format}`."""
+        return {"key": self.key, "title": self.title, "schema": copy.deepcopy(self.schema),
+                "ui_schema": copy.deepcopy(self.ui_schema), "source_format": self.source_format}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Form":
+        """The inverse of `to_dict` (a form read back from storage is checked again)."""
+        return cls(d["key"], d["schema"], d.get("ui_schema"), d.get("title"),
+                   source_format=d.get("source_format") or "json-schema")
+
+    def fields(self) -> set[str]:
+        """Top-level property names this form can produce, conditional branches (allOf/anyOf/oneOf/if-then-else,
+        dependentSchemas, local $refs) included."""
+        names: set[str] = set()
+        seen: set[int] = set()
+        stack = [self.schema]
+        while stack:
+            s = _deref(self.schema, stack.pop())
+            if id(s) in seen:
+                continue
+            seen.add(id(s))
+            if isinstance(s.get("properties"), dict):
+                names |= set(s["properties"])
+            for k in _BRANCHES:
+                v = s.get(k)
+                stack.extend(v if isinstance(v, list) else [v] if isinstance(v, dict) else [])
+            if isinstance(s.get("dependentSchemas"), dict):
+                stack.extend(v for v in s["dependentSchemas"].values() if isinstance(v, dict))
+        return names
+
+    def documents(self) -> list[dict]:
+        """The documents checklist (`x-documents`), shape checked and defaults filled in."""
+        return copy.deepcopy(self._documents)
+
+    def prefill(self, data: dict) -> dict:
+        """The current values of this form's top-level fields, taken from the dossier's data."""
+        if not isinstance(data, dict):
+            return {}
+        return {name: copy.deepcopy(data[name]) for name in sorted(self.fields()) if name in data}
+
+    def _keeps_extra_keys(self) -> bool:
+        s = self.schema
+        return "additionalProperties" in s or "unevaluatedProperties" in s or not self.fields()
+
+    def _clean(self, value, sub):
+        sub = _deref(self.schema, sub)
+        if isinstance(value, str):
+            value = value.strip()
+            if sub.get("format") == "phone-vn":
+                value = normalize_phone_vn(value)
+            return value
+        if isinstance(value, dict):
+            props = sub.get("properties") if isinstance(sub.get("properties"), dict) else {}
+            out = {}
+            for k, v in value.items():
+                child = props.get(k) if isinstance(props.get(k), dict) else {}
+                v = self._clean(v, child)
+                if (v is None or v == "") and not _allows(_deref(self.schema, child), v):
+                    continue  # a blank answer is no answer (a required field then says so)
+                out[k] = v
+            return out
+        if isinstance(value, list):
+            items = sub.get("items") if isinstance(sub.get("items"), dict) else {}
+            return [self._clean(v, items) for v in value]
+        return value
+
+    def clean(self, data: dict) -> dict:
+        """What `validate` checks: plain JSON, trimmed text, blanks removed, undeclared top-level keys dropped
+        (unless the schema says what to do with them), top-level defaults filled in. Does not validate."""
+        data = plain_json(data, self.key)
+        if not self._keeps_extra_keys():
+            declared = self.fields()
+            patterns = list((self.schema.get("patternProperties") or {}).keys())
+            data = {k: v for k, v in data.items() if k in declared or any(re.search(p, k) for p in patterns)}
+        data = self._clean(data, self.schema)
+        for name, prop in self._properties().items():
+            if name not in data and isinstance(prop, dict) and "default" in prop:
+                data[name] = copy.deepcopy(prop["default"])
+        return data
+
+    def validate(self, data: dict) -> dict:
+        """The cleaned data (see `clean`) if the form accepts it, else FormValidationError whose
+        `details["fields"]` names every faulty field with a Vietnamese / English message."""
+        if not isinstance(data, dict):
+            raise FormValidationError(
+                {FORM_LEVEL: message(("Dữ liệu phải là một đối tượng JSON (các cặp tên – giá trị)",
+                                      "The data must be a JSON object (name/value pairs)"))}, self.key)
+        cleaned = self.clean(data)
+        fields = field_messages(self._validator.iter_errors(cleaned))
+        if fields:
+            raise FormValidationError(fields, self.key)
+        return cleaned
+
+
+# -- loading ---------------------------------------------------------------------------------------------------
+
+def _is_wrapper(doc: dict) -> bool:
+    return isinstance(doc.get("schema"), dict) and not (set(doc) & _SCHEMA_WORDS)
+
+
+def _ui_from_wrapper(doc: dict, key: str):
+    found = [k for k in ("uiSchema", "ui_schema", "uischema") if k in doc]
+    if len(found) > 1:
+        raise FormError.in_file(key, f"có nhiều UI schema ({', '.join(found)})", f"several UI schemas ({', '.join(found)})")
+    return doc[found[0]] if found else None
+
+
+def load_form(filename: str, content: bytes) -> Form:
+    """One form file -> Form (FormError naming the file and the problem). Keyed by the file's base name."""
+    key = _basename(filename)
+    doc = parse_json_file(key, content)
+    if not isinstance(doc, dict):
+        raise FormError.in_file(key, "tệp biểu mẫu phải chứa một đối tượng JSON", "a form file must hold a JSON object")
+    if formjs.is_formjs(doc):
+        schema, ui, title, warnings = formjs.convert(doc, key)
+        return Form(key, schema, ui, title, source_format="form-js", warnings=warnings)
+    if _is_wrapper(doc):
+        unknown = sorted(set(doc) - _WRAPPER_KEYS)
+        if unknown:
+            raise FormError.in_file(key, f"khóa không được hỗ trợ bên cạnh 'schema': {', '.join(unknown)}",
+                                    f"unsupported keys beside 'schema': {', '.join(unknown)}")
+        title = doc.get("title")
+        return Form(key, doc["schema"], _ui_from_wrapper(doc, key), title if isinstance(title, str) else None)
+    return Form(key, doc)
+
+
+def _alias_names(key: str, form: Form) -> set[str]:
+    """Other names a form is found by: its file name without extension, a form-js form's `id`."""
+    names = {_stem(key)}
+    ui = form.ui_schema or {}
+    formjs_doc = ui.get("ui:formjs") if isinstance(ui.get("ui:formjs"), dict) else {}
+    if isinstance(formjs_doc.get("id"), str) and formjs_doc["id"]:
+        names.add(formjs_doc["id"])
+    return names - {key}
+
+
+class Forms(dict):
+    """Forms by file name; also found by name without extension (`X-schema` for `X-schema.json`), with a
+    `camunda-forms:deployment:` / `embedded:deployment:` prefix, or by a form-js form's `id`."""
+
+    def _aliases(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, form in sorted(dict.items(self)):
+            for n in _alias_names(key, form):
+                out.setdefault(n, key)
+        return out
+
+    def resolve(self, name) -> str | None:
+        """The key of the form `name` refers to, or None."""
+        if not isinstance(name, str):
+            return None
+        if dict.__contains__(self, name):
+            return name
+        for prefix in _KEY_PREFIXES:
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+        name = name.replace("\\", "/").rsplit("/", 1)[-1]
+        if dict.__contains__(self, name):
+            return name
+        return self._aliases().get(name) or self._aliases().get(_stem(name))
+
+    def __missing__(self, name):
+        key = self.resolve(name)
+        if key is None:
+            raise KeyError(name)
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, name):
+        return self.resolve(name) is not None
+
+    def get(self, name, default=None):
+        key = self.resolve(name)
+        return dict.__getitem__(self, key) if key is not None else default
+
+
+def load_forms(files: dict[str, bytes]) -> Forms:
+    """Every form among `files` (name -> bytes), keyed by file name (lookup also works without extension).
+
+    `.json` and `.form` files are read (others, such as the `.bpmn` itself, are skipped). A SpiffWorkflow
+    UI schema `X-uischema.json` is attached to `X-schema.json` (or `X.json`). FormError lists every problem
+    of every file at once.
+    """
+    errors: list[FormError] = []
+    result = Forms()
+    ui_files: list[str] = []
+    failed: set[str] = set()
+    for name in sorted(files):
+        key = name.replace("\\", "/").rsplit("/", 1)[-1]
+        lower = key.lower()
+        if not lower.endswith(_FORM_EXTENSIONS):
+            continue
+        if lower.endswith(_UI_SUFFIX):
+            ui_files.append(name)
+            continue
+        try:
+            form = load_form(name, files[name])
+        except FormError as exc:
+            errors.append(exc)
+            failed.add(key.lower())
+            continue
+        if dict.__contains__(result, form.key):
+            errors.append(FormError.in_file(form.key, "hai tệp biểu mẫu trùng tên", "two form files have this name"))
+            continue
+        result[form.key] = form
+    keys_lower = {k.lower(): k for k in dict.keys(result)}
+    for name in ui_files:
+        ui_key = name.replace("\\", "/").rsplit("/", 1)[-1]
+        base = ui_key[: -len(_UI_SUFFIX)]
+        partner = None
+        for candidate in (f"{base}-schema.json", f"{base}.json"):
+            partner = keys_lower.get(candidate.lower())
+            if partner:
+                break
+        if partner is None:
+            if not failed & {f"{base}-schema.json".lower(), f"{base}.json".lower()}:
+                errors.append(FormError.in_file(ui_key, f"không có tệp lược đồ đi kèm '{base}-schema.json'",
+                                                f"there is no matching schema file '{base}-schema.json'"))
+            continue
+        try:
+            ui = parse_json_file(ui_key, files[name])
+        except FormError as exc:
+            errors.append(exc)
+            continue
+        form = result[partner]
+        if not isinstance(ui, dict):
+            errors.append(FormError.in_file(ui_key, "UI schema phải là một đối tượng JSON",
+                                            "a UI schema must be a JSON object"))
+        elif form.ui_schema is not None:
+            errors.append(FormError.in_file(ui_key, f"'{partner}' đã có UI schema riêng",
+                                            f"'{partner}' already has its own UI schema"))
+        else:
+            form.ui_schema = ui
+    errors.extend(_ambiguous_aliases(result))
+    if errors:
+        raise FormError.combine(errors)
+    return result
+
+
+def _ambiguous_aliases(forms: Forms) -> list[FormError]:
+    """Two files whose names differ only by extension (`a.json`, `a.form`), or a file stem equal to another
+    form's form-js id, would make a short name ambiguous."""
+    by_alias: dict[str, list[str]] = {}
+    for key, form in dict.items(forms):
+        for n in _alias_names(key, form):
+            by_alias.setdefault(n, []).append(key)
+    out = []
+    for alias, keys in sorted(by_alias.items()):
+        if len(keys) > 1 and not dict.__contains__(forms, alias):
+            out.append(FormError.in_file(keys[0], f"tên '{alias}' chỉ tới nhiều biểu mẫu: {', '.join(sorted(keys))}",
+                                         f"the name '{alias}' refers to several forms: {', '.join(sorted(keys))}"))
+    return out
