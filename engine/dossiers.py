@@ -9,12 +9,14 @@ import json
 import math
 import re
 import threading
+from collections import OrderedDict
 import time as _time
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
@@ -26,7 +28,7 @@ from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from .expressions import make_script_engine
 from .models import CodeCounter, Dossier, Event, Notification, Task, TaskRole, WorkflowState, utcnow
-from .procedures import Runtime, RuntimeCache, current_version
+from .procedures import Runtime, RuntimeCache, current_version_id
 from .statuses import FINAL, Channel, Status
 from .timers import pending_timers, timer_functions
 from .workflow_state import dump_state, load_state
@@ -56,12 +58,41 @@ def _check_json(data, what="data") -> dict:
     return json.loads(text)
 
 
+class WorkflowCache:
+    """Live workflows of recently worked dossiers, keyed by dossier id and row version.
+
+    A step takes its workflow out (so no two threads share one) and puts it back only after its
+    transaction committed; a version mismatch (another process moved the dossier) is a miss.
+    """
+
+    def __init__(self, size: int = 2000):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, dossier_id: int, version: int):
+        with self._lock:
+            item = self._items.pop(dossier_id, None)
+        return item[1] if item is not None and item[0] == version else None
+
+    def put(self, dossier_id: int, version: int, workflow) -> None:
+        with self._lock:
+            self._items[dossier_id] = (version, workflow)
+            self._items.move_to_end(dossier_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
 @dataclass
 class Loaded:
     """A dossier locked for update with its restored workflow (see DossierService.open_for_update)."""
 
     dossier: Dossier
-    state: WorkflowState
+    state: None  # kept for compatibility; the state is read and written with Core statements
     rt: Runtime
     cal: WorkCalendar
     workflow: object
@@ -83,6 +114,7 @@ class DossierService:
         self.db = db
         self.settings = settings or Settings.from_env()
         self.runtimes = RuntimeCache()
+        self.workflows = WorkflowCache()
         self._calendar: WorkCalendar | None = None
         self._calendar_loaded = 0.0
         self._lock = threading.Lock()
@@ -109,12 +141,8 @@ class DossierService:
     def next_code(self, session, agency: str, when: datetime) -> str:
         """`{agency}-{yyMMdd}-{NNNN}`: a daily counter per agency, atomic on SQLite and PostgreSQL."""
         day = when.astimezone(VN_TZ).strftime("%y%m%d")
-        dialect = session.bind.dialect.name
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CodeCounter)
-        stmt = ins.values(agency=agency, day=day, value=1).on_conflict_do_update(
-            index_elements=["agency", "day"], set_={"value": CodeCounter.value + 1}
-        ).returning(CodeCounter.value)
-        n = session.execute(stmt).scalar_one()
+        n = session.connection().execute(_counter_stmt(session.bind.dialect.name),
+                                         {"agency": agency, "day": day}).scalar_one()
         return f"{agency_code(agency)}-{day}-{n:04d}"
 
     # -- starting ----------------------------------------------------------------------------------
@@ -146,8 +174,8 @@ class DossierService:
                                    {"fields": {"received_at": "future"}})
         received = received_at or now
         with self.db.uow() as s:
-            pv = current_version(s, procedure_code)
-            rt = self.runtimes.get(s, pv.id)
+            version_id = current_version_id(s, procedure_code)
+            rt = self.runtimes.get(s, version_id)
             agency = agency if (agency and actor.is_admin) else actor.agency
             if actor.is_admin and not agency:
                 agency = rt.meta.get("agency") or actor.agency
@@ -164,24 +192,27 @@ class DossierService:
             start_data.update({"channel": int(channel)})
             workflow.task_tree.data.update(start_data)
             self._run(workflow, rt)
-            dossier = Dossier(
-                code=code, procedure_version_id=pv.id, procedure_code=rt.code, agency=agency,
+            values = dict(
+                code=code, procedure_version_id=version_id, procedure_code=rt.code, agency=agency,
                 status=initial.value, status_code=initial.code, channel=int(channel),
                 applicant_name=str(applicant.name).strip()[:200], applicant_id_number=applicant.id_number,
                 applicant_phone=applicant.phone, applicant_email=applicant.email, data=data,
                 received_at=received, due_at=due, original_due_at=due, deadline_hours=deadline_hours,
-                created_by=actor.username,
+                paused_at=None, paused_hours=0.0, supplement_count=0, extended_at=None, extension_reason=None,
+                processed_at=None, returned_at=None, finished=False, finished_at=None, next_timer_at=None,
+                reminded_at=None, overdue_flagged_at=None, created_by=actor.username, updated_at=now, version=1,
             )
-            s.add(dossier)
-            s.flush()
-            s.add(Event(dossier_id=dossier.id, actor=actor.username, action="dossier.received", at=now,
-                        from_status=None, to_status=initial.value,
-                        details={"procedure_code": rt.code, "version": rt.version, "channel": int(channel),
-                                 "received_at": received.isoformat()}))
+            dossier_id = s.connection().execute(INSERT_DOSSIER, values).scalar_one()
+            dossier = Dossier(id=dossier_id, **values)
+            s.connection().execute(INSERT_EVENT, dict(
+                dossier_id=dossier_id, actor=actor.username, action="dossier.received", at=now,
+                from_status=None, to_status=initial.value, task_id=None,
+                details={"procedure_code": rt.code, "version": rt.version, "channel": int(channel),
+                         "received_at": received.isoformat()}))
             open_tasks = self._after_step(s, dossier, workflow, rt, cal, actor, now, {}, completed_task=None)
-            s.add(WorkflowState(dossier_id=dossier.id, state=dump_state(rt.dialect, workflow)))
+            s.connection().execute(INSERT_STATE, {"dossier_id": dossier_id, "state": dump_state(rt.dialect, workflow)})
+            _write_dossier(s, dossier, now, values)
             self._notify_applicant(s, dossier, "received")
-            s.flush()
             return dossier_view(dossier, open_tasks)
 
     # -- tasks -------------------------------------------------------------------------------------
@@ -232,17 +263,14 @@ class DossierService:
         if not task_id or len(task_id) > 36:
             raise NotFound("Không tìm thấy công việc", "task not found")
         with self.db.uow() as s:
-            # One round trip: the task, its dossier and the workflow state, all three locked (PostgreSQL) so
-            # that a concurrent completion of the same task waits here, then sees it completed.
-            row = s.execute(
-                select(Task, Dossier, WorkflowState)
-                .join(Dossier, Dossier.id == Task.dossier_id)
-                .join(WorkflowState, WorkflowState.dossier_id == Task.dossier_id)
-                .where(Task.id == task_id).with_for_update()
-            ).first()
-            if row is None or not actor.sees_agency(row[0].agency):
+            # One round trip: the task and its dossier, both locked (PostgreSQL) so that a concurrent
+            # completion of the same task waits here, then sees it completed.
+            row = s.connection().execute(SELECT_TASK_DOSSIER, {"_id": task_id}).first()
+            if row is None:
                 raise NotFound("Không tìm thấy công việc", "task not found")
-            task, dossier, state = row
+            task, dossier = _split_task_dossier(row)  # plain objects, written back with Core below
+            if not actor.sees_agency(task.agency):
+                raise NotFound("Không tìm thấy công việc", "task not found")
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
                 raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
@@ -257,7 +285,7 @@ class DossierService:
             if form is not None:
                 data = form.validate(data)
             cal = self.calendar(s)
-            workflow = load_state(rt.dialect, state.state, rt.spec, rt.subprocess_specs, self.script_engine(cal))
+            workflow = self._restore(s, dossier, rt, cal)
             spiff_task = workflow.get_task_from_id(UUID(task.id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict("Công việc không còn sẵn sàng", "the task is no longer ready")
@@ -267,38 +295,50 @@ class DossierService:
             spiff_task.run()
             self._run(workflow, rt)
             dossier.data = {**(dossier.data or {}), **data}
-            open_tasks = self._after_step(s, dossier, workflow, rt, cal, actor, now, before,
-                                          completed_task=task, task_data=data)
-            state.state = dump_state(rt.dialect, workflow)
-            s.flush()
-            return dossier_view(dossier, open_tasks)
+            loaded = Loaded(dossier, None, rt, cal, workflow, before)
+            open_tasks = self.finish_step(s, loaded, actor, now, completed_task=task, task_data=data)
+            view = dossier_view(dossier, open_tasks)
+        # Committed: keep the live workflow for this dossier's next step (valid while the version matches).
+        self.workflows.put(dossier.id, dossier.version, workflow)
+        return view
+
+    def _restore(self, s, dossier: Dossier, rt: Runtime, cal: WorkCalendar):
+        """The dossier's workflow: from the in-process cache when its version matches, else from the database."""
+        workflow = self.workflows.take(dossier.id, dossier.version)
+        if workflow is not None:
+            workflow.script_engine = self.script_engine(cal)
+            return workflow
+        blob = s.connection().execute(SELECT_STATE, {"_id": dossier.id}).scalar_one()
+        return load_state(rt.dialect, blob, rt.spec, rt.subprocess_specs, self.script_engine(cal))
 
     # -- building blocks for other use cases (legal actions, timers) -----------------------------------
     def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> "Loaded":
         """Lock a dossier (and its state) inside the caller's transaction and restore its workflow."""
-        q = select(Dossier, WorkflowState).join(WorkflowState, WorkflowState.dossier_id == Dossier.id)
+        q = select(Dossier)
         q = q.where(Dossier.code == code) if code is not None else q.where(Dossier.id == dossier_id)
-        row = s.execute(q.with_for_update()).first()
-        if row is None:
+        dossier = s.execute(q.with_for_update()).scalar_one_or_none()
+        if dossier is None:
             raise NotFound(f"Không tìm thấy hồ sơ '{code or dossier_id}'", f"dossier '{code or dossier_id}' not found")
-        dossier, state = row
+        s.expunge(dossier)  # detached: finish_step writes it back with Core
         rt = self.runtimes.get(s, dossier.procedure_version_id)
         cal = self.calendar(s)
-        workflow = load_state(rt.dialect, state.state, rt.spec, rt.subprocess_specs, self.script_engine(cal))
-        return Loaded(dossier, state, rt, cal, workflow, _ready_ids(workflow))
+        workflow = self._restore(s, dossier, rt, cal)
+        return Loaded(dossier, None, rt, cal, workflow, _ready_ids(workflow))
 
     def finish_step(self, s, loaded: "Loaded", actor: Actor, now: datetime, completed_task: Task | None = None,
                     task_data: dict | None = None) -> list:
         """After the workflow moved: sync task rows, status, timers, audit; store the state. Returns open tasks."""
         open_tasks = self._after_step(s, loaded.dossier, loaded.workflow, loaded.rt, loaded.cal, actor, now,
                                       loaded.before, completed_task=completed_task, task_data=task_data)
-        loaded.state.state = dump_state(loaded.rt.dialect, loaded.workflow)
+        blob = dump_state(loaded.rt.dialect, loaded.workflow)
+        s.connection().execute(UPDATE_STATE, {"_id": loaded.dossier.id, "state": blob})
+        _write_dossier(s, loaded.dossier, now)
         return open_tasks
 
     # -- the engine step ---------------------------------------------------------------------------
     @staticmethod
     def _run(workflow, rt: Runtime) -> None:
-        workflow.refresh_waiting_tasks()
+        # Waiting timers are refreshed by the scheduler when they are due (engine/scheduler.py), not here.
         workflow.do_engine_steps()
 
     def _after_step(self, s, dossier: Dossier, workflow, rt: Runtime, cal: WorkCalendar, actor: Actor,
@@ -316,11 +356,14 @@ class DossierService:
             if completed_task is not None and completed_task.id in before:
                 completed_task.state, completed_task.completed_at = "completed", now
                 completed_task.completed_by = actor.username
+                s.connection().execute(UPDATE_TASK, {"_id": completed_task.id, "state": "completed",
+                                                     "completed_at": now, "completed_by": actor.username})
             if others:
                 s.execute(update(Task).where(Task.id.in_(others)).values(state="cancelled", completed_at=now))
-            s.execute(delete(TaskRole).where(TaskRole.task_id.in_(gone)))
+            s.connection().execute(DELETE_ROLES, {"ids": gone})
         kept = [tid for tid in after if tid in before]
         open_tasks = list(s.scalars(select(Task).where(Task.id.in_(kept)))) if kept else []
+        new_rows, role_rows = [], []
         for tid, t in after.items():
             if tid in before:
                 continue
@@ -329,15 +372,19 @@ class DossierService:
             if ut.get("deadline"):
                 step_due = cal.due_at(now, parse_deadline(ut["deadline"]))
             roles = list(ut.get("roles") or [])
-            row = Task(id=tid, dossier_id=dossier.id, dossier_code=dossier.code, procedure_code=dossier.procedure_code,
-                       agency=dossier.agency, spec_name=t.task_spec.name,
-                       title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name, roles=roles,
-                       assignee=ut.get("assignee"), form_key=ut.get("form_key"), state="ready", created_at=now,
-                       due_at=step_due)
-            s.add(row)
-            open_tasks.append(row)
-            for role in roles:
-                s.add(TaskRole(task_id=tid, role=role, agency=dossier.agency))
+            new_rows.append(dict(
+                id=tid, dossier_id=dossier.id, dossier_code=dossier.code, procedure_code=dossier.procedure_code,
+                agency=dossier.agency, spec_name=t.task_spec.name,
+                title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name, roles=roles,
+                assignee=ut.get("assignee"), form_key=ut.get("form_key"), state="ready", created_at=now,
+                due_at=step_due, claimed_by=None, claimed_at=None, completed_at=None, completed_by=None))
+            role_rows.extend({"task_id": tid, "role": role, "agency": dossier.agency} for role in roles)
+        if new_rows:
+            # Core inserts: these rows are written once here and never need the ORM's bookkeeping.
+            s.connection().execute(INSERT_TASK, new_rows)
+            open_tasks.extend(Task(**r) for r in new_rows)
+        if role_rows:
+            s.connection().execute(INSERT_ROLE, role_rows)
         ready = list(after.values())
         # Status: an end event's status when finished; else the open task's declared status; else in process.
         new_status = Status(dossier.status)
@@ -357,13 +404,13 @@ class DossierService:
         self._set_status(dossier, new_status, now)
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
-        timers = pending_timers(workflow)
-        dossier.next_timer_at = min((due for _, due in timers), default=None)
+        from .scheduler import compute_next_timer  # BPMN timers, reminder and due instants (engine/scheduler.py)
+        dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings)
         if completed_task is not None:
-            s.add(Event(dossier_id=dossier.id, actor=actor.username, action="task.completed", at=now,
-                        from_status=old_status, to_status=dossier.status, task_id=completed_task.id,
-                        details={"task": completed_task.spec_name, "title": completed_task.title,
-                                 "data": task_data or {}}))
+            s.connection().execute(INSERT_EVENT, dict(
+                dossier_id=dossier.id, actor=actor.username, action="task.completed", at=now,
+                from_status=old_status, to_status=dossier.status, task_id=completed_task.id,
+                details={"task": completed_task.spec_name, "title": completed_task.title, "data": task_data or {}}))
         if old_status != dossier.status and completed_task is not None:
             self._notify_applicant(s, dossier, "status")
         return open_tasks
@@ -409,6 +456,57 @@ class DossierService:
         if d is None or not actor.sees_agency(d.agency):
             raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
         return d
+
+
+DOSSIERS = Dossier.__table__
+STATES = WorkflowState.__table__
+TASKS = Task.__table__
+_WRITABLE = [c.key for c in DOSSIERS.columns if c.key not in ("id", "version", "code", "created_by")]
+# Hot-path statements, built once: their compiled form is cached and reused by every step.
+UPDATE_DOSSIER = DOSSIERS.update().where(DOSSIERS.c.id == bindparam("_id"), DOSSIERS.c.version == bindparam("_version"))
+SELECT_STATE = select(STATES.c.state).where(STATES.c.dossier_id == bindparam("_id"))
+UPDATE_STATE = STATES.update().where(STATES.c.dossier_id == bindparam("_id"))
+INSERT_STATE = STATES.insert()
+UPDATE_TASK = TASKS.update().where(TASKS.c.id == bindparam("_id"))
+INSERT_TASK = TASKS.insert()
+INSERT_ROLE = TaskRole.__table__.insert()
+DELETE_ROLES = TaskRole.__table__.delete().where(TaskRole.__table__.c.task_id.in_(bindparam("ids", expanding=True)))
+INSERT_EVENT = Event.__table__.insert()
+INSERT_DOSSIER = DOSSIERS.insert().returning(DOSSIERS.c.id)
+SELECT_TASK_DOSSIER = (select(TASKS, DOSSIERS).join(DOSSIERS, DOSSIERS.c.id == TASKS.c.dossier_id)
+                       .where(TASKS.c.id == bindparam("_id")).with_for_update()
+                       .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
+_TASK_COLS = [(f"tasks_{c.key}", c.key) for c in TASKS.columns]
+_DOSSIER_COLS = [(f"dossiers_{c.key}", c.key) for c in DOSSIERS.columns]
+
+
+def _split_task_dossier(row):
+    m = row._mapping
+    return (Task(**{k: m[label] for label, k in _TASK_COLS}),
+            Dossier(**{k: m[label] for label, k in _DOSSIER_COLS}))
+
+
+def _write_dossier(s, dossier: Dossier, now: datetime, inserted: dict | None = None) -> None:
+    """Write a (detached) dossier back in one UPDATE guarded by its version: a concurrent writer → Conflict."""
+    values = {k: getattr(dossier, k) for k in _WRITABLE}
+    values["updated_at"] = now
+    if inserted is not None and all(inserted.get(k) == v for k, v in values.items() if k != "updated_at"):
+        return  # just inserted and unchanged since
+    values.update(_id=dossier.id, _version=dossier.version, version=dossier.version + 1)
+    n = s.connection().execute(UPDATE_DOSSIER, values).rowcount
+    if n != 1:
+        raise Conflict("Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
+                       "The dossier was changed by someone else meanwhile; reload and try again.")
+    dossier.version += 1
+
+
+@lru_cache(maxsize=None)
+def _counter_stmt(dialect: str):
+    """INSERT … ON CONFLICT DO UPDATE … RETURNING: one atomic statement for the daily counter."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CodeCounter.__table__)
+    return ins.values(agency=bindparam("agency"), day=bindparam("day"), value=1).on_conflict_do_update(
+        index_elements=["agency", "day"], set_={"value": CodeCounter.__table__.c.value + 1}
+    ).returning(CodeCounter.__table__.c.value)
 
 
 def _ready_ids(workflow) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
@@ -402,14 +402,24 @@ class RuntimeCache:
         return rt
 
 
-def current_version(session, code: str) -> ProcedureVersion:
-    row = session.execute(
-        select(ProcedureVersion).join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
-        .where(Procedure.code == code, ProcedureVersion.version == Procedure.current_version)
-    ).scalar_one_or_none()
-    if row is None:
+_CURRENT_VERSION = (
+    select(ProcedureVersion.__table__.c.id)
+    .join(Procedure.__table__, Procedure.__table__.c.id == ProcedureVersion.__table__.c.procedure_id)
+    .where(Procedure.__table__.c.code == bindparam("code"),
+           ProcedureVersion.__table__.c.version == Procedure.__table__.c.current_version)
+)
+
+
+def current_version_id(session, code: str) -> int:
+    """The id of a procedure's current version: one indexed lookup, no large columns loaded."""
+    vid = session.connection().execute(_CURRENT_VERSION, {"code": code}).scalar_one_or_none()
+    if vid is None:
         raise NotFound(f"Không có thủ tục mã '{code}'", f"no procedure with code '{code}'")
-    return row
+    return vid
+
+
+def current_version(session, code: str) -> ProcedureVersion:
+    return session.get(ProcedureVersion, current_version_id(session, code))
 
 
 def validation_report(problems_or_exc) -> list[dict]:
@@ -421,4 +431,4 @@ def validation_report(problems_or_exc) -> list[dict]:
 
 
 __all__ = ["LoadedProcedure", "load_procedure", "load_path", "deploy", "deploy_bytes", "DeployResult",
-           "Runtime", "RuntimeCache", "current_version", "content_hash", "form_files_beside", "json"]
+           "Runtime", "RuntimeCache", "current_version", "current_version_id", "content_hash", "form_files_beside"]
