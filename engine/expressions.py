@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import math
-import operator as op
 import re
 import time
 from collections import ChainMap
@@ -49,6 +47,12 @@ import simpleeval
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+)
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.errors import InvalidInput
@@ -130,6 +134,15 @@ def _safe_sum(iterable, start=0):
     return total
 
 
+def _safe_round(number, ndigits=None):
+    """round(), with ndigits bounded (round(5, -10**9) would compute 10**(10**9))."""
+    if ndigits is None:
+        return round(number)
+    if not isinstance(ndigits, int) or abs(ndigits) > 100:
+        raise _TooLarge("round() takes at most 100 digits")
+    return round(number, ndigits)
+
+
 def _safe_range(*args):
     r = range(*args)
     if len(r) > MAX_COMPREHENSION:
@@ -176,7 +189,7 @@ DEFAULT_FUNCTIONS: dict[str, Callable] = {
     "min": min,
     "max": max,
     "abs": abs,
-    "round": round,
+    "round": _safe_round,
     "int": int,
     "float": float,
     "str": str,
@@ -1126,10 +1139,6 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
 def _timer_kind(task, expression) -> str | None:
     """'date' / 'duration' / 'cycle' when SpiffWorkflow is evaluating a timer's expression, else None."""
-    from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
-        CycleTimerEventDefinition, DurationTimerEventDefinition, TimeDateEventDefinition)
-    from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
-
     definition = getattr(getattr(task, "task_spec", None), "event_definition", None)
     candidates = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
     for d in candidates:

@@ -54,6 +54,7 @@ __all__ = [
     "timer_value",
     "evaluate_timer",
     "pending_timers",
+    "due_of_event_value",
     "next_timer_at",
 ]
 
@@ -311,7 +312,11 @@ def evaluate_timer(environment, expression: str, data: dict, kind: str) -> str:
     return timer_value(value, kind)
 
 
-def _due_of(event_value) -> datetime | None:
+def due_of_event_value(event_value) -> datetime | None:
+    """The due instant (UTC) kept in a timer task's `internal_data['event_value']`, None if none is left.
+
+    timeDate / timeDuration: an ISO date/time string; timeCycle: `{'cycles', 'next', 'duration'}`.
+    """
     if isinstance(event_value, dict):  # cycle: {'cycles', 'next', 'duration'}
         if event_value.get("cycles") == 0 or not event_value.get("next"):
             return None
@@ -322,6 +327,9 @@ def _due_of(event_value) -> datetime | None:
         except ValueError:
             return TimerEventDefinition.get_datetime(event_value)
     return None
+
+
+_due_of = due_of_event_value  # the name engine/scheduler.py imports
 
 
 def pending_timers(workflow) -> list[tuple[UUID, datetime]]:
@@ -341,7 +349,7 @@ def pending_timers(workflow) -> list[tuple[UUID, datetime]]:
             is_timer = isinstance(definition, TimerEventDefinition)
         if not is_timer:
             continue
-        due = _due_of(task.internal_data.get("event_value"))
+        due = due_of_event_value(task.internal_data.get("event_value"))
         if due is not None:
             result.append((task.id, due))
     result.sort(key=lambda pair: pair[1])
