@@ -1,0 +1,346 @@
+"""Timers and deadline watching: what is due, and firing it exactly once.
+
+The database is the source of truth (huey has no acknowledgements, see /work/shared/lessons.md): every
+dossier row carries `next_timer_at`, the next instant at which something must happen to it, and
+`fire_due()` handles every dossier whose `next_timer_at <= now`. huey only wakes workers up: a periodic
+sweep (every `settings.sweep_seconds`) and a task scheduled at each new `next_timer_at` both just call
+`fire_due()` (see engine/worker.py); nothing is lost if a wake-up is lost, and nothing happens twice if
+two arrive at once.
+
+What `next_timer_at` is (`compute_next_timer`, called by DossierService after every step)
+    The earliest of, while the dossier is neither finished nor paused for a supplement:
+    * every pending BPMN timer of its workflow (boundary, intermediate catch, cycle: `pending_timers`);
+    * the reminder instant, `settings.reminder_hours_before_due` working hours before `due_at`, unless
+      the reminder was sent (`reminded_at`);
+    * `due_at` itself, unless the dossier was flagged overdue (`overdue_flagged_at`).
+    A paused dossier has no timer at all: its deadline clock is stopped and its workflow frozen (the
+    BPMN timers and step due times are moved on by the paused working time when the documents come
+    back, engine/actions.py). A finished one has none either.
+
+What firing does (`fire_due`, one dossier at a time, each in its own savepoint)
+    1. Candidates are read through the `next_timer_at` index: ORDER BY next_timer_at LIMIT n. On
+       PostgreSQL the rows are taken with FOR UPDATE SKIP LOCKED, so several workers split the work
+       instead of queueing on the same rows; on SQLite the writing transaction (BEGIN IMMEDIATE) already
+       serialises workers.
+    2. The dossier is locked again with its state (`DossierService.open_for_update`) and
+       `next_timer_at <= now` is checked again: a timer handled twice - two workers, a wake-up racing
+       the sweep, a retry after a crash - has effect once, because everything below happens inside the
+       dossier's locked transaction and the first one to commit moves `next_timer_at` on.
+    3. SpiffWorkflow's timers are refreshed and the engine run (`refresh_timers` + `do_engine_steps`).
+       SpiffWorkflow compares timers with `datetime.now(timezone.utc)`, not with our `now`: `now` must
+       be the current time (the default). Tests move the clock with time_machine, which moves both.
+    4. The reminder (Event `deadline.reminder` + a Notification to the officers holding the dossier's
+       open tasks) is emitted once (`reminded_at`), and the overdue flag (Event `deadline.overdue` +
+       officer notification) once (`overdue_flagged_at`).
+    5. `DossierService.finish_step` syncs task rows, status and `next_timer_at`, and stores the state.
+    A dossier whose firing raises is rolled back to its savepoint and retried later (1 min, then 5 min);
+    the third consecutive failure raises an incident: Event `timer.incident`, `next_timer_at` cleared,
+    so one broken dossier cannot hold up the queue (Camunda's retries-then-incident). A transient
+    database conflict is not counted: the dossier is simply left for the next sweep.
+    A crash anywhere (process killed, commit failing) rolls the whole chunk back: nothing was fired.
+"""
+from __future__ import annotations
+
+import logging
+import time as _time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from sqlalchemy import inspect as sa_inspect, select
+from sqlalchemy.exc import OperationalError
+
+from .auth import SYSTEM
+from .calendar import VN_TZ, WorkCalendar
+from .errors import Conflict, NotFound
+from .models import Dossier, Event, Notification, Task, utcnow
+from .statuses import FINAL, Status
+from .timers import due_of_event_value as _due_of, pending_timers
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Settings
+    from .db import Database
+    from .dossiers import DossierService
+
+log = logging.getLogger("motcua.scheduler")
+
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5))  # then an incident
+CHUNK = 25  # dossiers per transaction: locks are held for a few tens of milliseconds at most
+
+
+# ---------------------------------------------------------------------------------------------------
+# What is due next
+
+
+def reminder_at(dossier: Dossier, cal: WorkCalendar, hours_before: float) -> datetime | None:
+    """The instant `hours_before` working hours before the dossier's due time (None: no reminder).
+
+    Counted back on the office calendar: with the default 4 hours and a due time of Wednesday 10:00,
+    the reminder is Tuesday 13:30 + 1 h = 14:30 (Wed 07:00-10:00 is 3 h, Tue 16:00-17:00 the 4th).
+    When the whole deadline is shorter than the window, the reminder is due at once.
+    """
+    due = dossier.due_at
+    if due is None or not hours_before or hours_before <= 0:
+        return None
+    ref = min(dossier.received_at or due, due)
+    total = cal.working_hours_between(ref, due)
+    if total <= hours_before:
+        return ref
+    return cal.add_working_hours(ref, total - hours_before)
+
+
+def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: "Settings") -> datetime | None:
+    """The dossier's `next_timer_at`: min(pending BPMN timers, reminder, due), None when paused/finished."""
+    if dossier.finished or dossier.paused_at is not None:
+        return None
+    try:
+        if Status(dossier.status) in FINAL:
+            return None
+    except ValueError:
+        pass
+    candidates = [due for _, due in pending_timers(workflow)] if workflow is not None else []
+    if dossier.due_at is not None:
+        if dossier.reminded_at is None:
+            at = reminder_at(dossier, cal, settings.reminder_hours_before_due)
+            if at is not None:
+                candidates.append(at)
+        if dossier.overdue_flagged_at is None:
+            candidates.append(dossier.due_at)
+    return min(candidates, default=None)
+
+
+def shift_timers(workflow, cal: WorkCalendar, hours: float) -> int:
+    """Move every pending BPMN timer on by `hours` working hours (the supplement pause). Returns how many.
+
+    SpiffWorkflow keeps a timer's due instant in the timer task's `internal_data['event_value']`: an ISO
+    string for timeDate/timeDuration, `{'cycles', 'next', 'duration'}` for a cycle.
+    """
+    if not hours or hours <= 0:
+        return 0
+    top = getattr(workflow, "top_workflow", workflow)
+    ids = {tid for tid, _ in pending_timers(workflow)}
+    moved = 0
+    for task in list(top.event_manager.tasks.values()):
+        if task.id not in ids:
+            continue
+        value = task.internal_data.get("event_value")
+        due = _due_of(value)
+        if due is None:
+            continue
+        new = cal.add_working_hours(due, hours).astimezone(timezone.utc).isoformat()
+        if isinstance(value, dict):
+            task.internal_data["event_value"] = {**value, "next": new}
+        else:
+            task.internal_data["event_value"] = new
+        moved += 1
+    return moved
+
+
+def persist_fields(s, dossier: Dossier, **values) -> None:
+    """Set some columns of a dossier from `open_for_update` and write them now, guarded by its version.
+
+    `DossierService.finish_step` writes the whole row; this is for changes made after it (or without
+    it). A dossier still attached to the session is flushed by the ORM (version_id_col); a detached
+    one is written with one UPDATE … WHERE id AND version, and a concurrent writer gives `Conflict`.
+    """
+    for k, v in values.items():
+        setattr(dossier, k, v)
+    if sa_inspect(dossier).persistent:
+        s.flush()
+        return
+    table = Dossier.__table__
+    n = s.connection().execute(
+        table.update().where(table.c.id == dossier.id, table.c.version == dossier.version)
+        .values(version=dossier.version + 1, updated_at=utcnow(), **values)).rowcount
+    if n != 1:
+        raise Conflict("Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
+                       "The dossier was changed by someone else meanwhile; reload and try again.")
+    dossier.version += 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Firing
+
+
+@dataclass
+class SweepResult:
+    """What one `fire_due` call did."""
+
+    dossiers: int = 0  # dossiers handled (locked, re-checked, moved on)
+    timers: int = 0  # BPMN timers that fired
+    reminders: int = 0
+    overdue: int = 0
+    failures: int = 0
+    incidents: int = 0
+    skipped: int = 0  # candidates another worker had taken or already handled
+    seconds: float = 0.0
+    codes: list = field(default_factory=list)
+
+    def add(self, other: "SweepResult") -> None:
+        for name in ("dossiers", "timers", "reminders", "overdue", "failures", "incidents", "skipped", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.codes.extend(other.codes)
+
+
+def _due_ids(s, now: datetime, n: int, lock: bool) -> list[int]:
+    q = (select(Dossier.id).where(Dossier.next_timer_at <= now)
+         .order_by(Dossier.next_timer_at, Dossier.id).limit(n))
+    if lock:
+        q = q.with_for_update(skip_locked=True)
+    return list(s.scalars(q))
+
+
+def anything_due(db: "Database", now: datetime | None = None) -> bool:
+    """One index probe, without a write lock: is any dossier's next_timer_at <= now?"""
+    now = now or utcnow()
+    with db.read() as s:
+        return s.scalar(select(Dossier.id).where(Dossier.next_timer_at <= now)
+                        .order_by(Dossier.next_timer_at).limit(1)) is not None
+
+
+def fire_due(db: "Database", service: "DossierService", now: datetime | None = None, limit: int = 1000,
+             chunk: int = CHUNK) -> SweepResult:
+    """Handle up to `limit` dossiers whose `next_timer_at <= now`, soonest first (see the module doc).
+
+    `now` defaults to the current time and must be the current time when BPMN timers are involved
+    (SpiffWorkflow reads the clock itself). Safe to call from any number of threads and processes.
+    """
+    now = now or utcnow()
+    result = SweepResult()
+    t0 = _time.perf_counter()
+    if not anything_due(db, now):
+        result.seconds = _time.perf_counter() - t0
+        return result
+    lock = not db.is_sqlite
+    while result.dossiers + result.skipped + result.failures < limit:
+        n = min(chunk, limit - result.dossiers - result.skipped - result.failures)
+        with db.uow() as s:
+            ids = _due_ids(s, now, n, lock)
+            for dossier_id in ids:
+                _fire_in_savepoint(s, service, dossier_id, now, result)
+        if len(ids) < n:
+            break
+    result.seconds = _time.perf_counter() - t0
+    return result
+
+
+def _fire_in_savepoint(s, service, dossier_id: int, now: datetime, result: SweepResult) -> None:
+    try:
+        with s.begin_nested():
+            _fire_one(s, service, dossier_id, now, result)
+    except (OperationalError, Conflict, NotFound) as exc:  # lock or serialisation conflict: next sweep retries
+        log.info("dossier %s left for the next sweep: %s", dossier_id, exc)
+        result.skipped += 1
+    except Exception as exc:  # a broken workflow: count it, retry later, then raise an incident
+        log.exception("firing timers of dossier %s failed", dossier_id)
+        _record_failure(s, dossier_id, now, exc, result)
+
+
+def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult) -> None:
+    loaded = service.open_for_update(s, dossier_id=dossier_id)
+    d = loaded.dossier
+    if d.next_timer_at is None or d.next_timer_at > now:  # handled meanwhile by someone else
+        result.skipped += 1
+        return
+    if d.finished or d.paused_at is not None or Status(d.status) in FINAL:
+        persist_fields(s, d, next_timer_at=None)  # nothing may fire on a paused or closed dossier
+        result.dossiers += 1
+        return
+    wf = loaded.workflow
+    before = {tid: due for tid, due in pending_timers(wf)}
+    old_status = d.status
+    wf.refresh_timers()  # SpiffWorkflow compares each timer with its own clock (datetime.now)
+    service._run(wf, loaded.rt)  # do_engine_steps()
+    after = {tid: due for tid, due in pending_timers(wf)}
+    fired = [(tid, due) for tid, due in before.items() if due <= now and after.get(tid) != due]
+    ev = None
+    if fired:
+        names = {}
+        for tid, _ in fired:
+            t = wf.get_task_from_id(tid)
+            names[tid] = (t.task_spec.bpmn_name or t.task_spec.name) if t is not None else str(tid)
+        ev = Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.fired", at=now,
+                   from_status=old_status, to_status=old_status,
+                   details={"timers": [{"timer": names[tid], "task_id": str(tid), "due_at": due.isoformat()}
+                                       for tid, due in fired]})
+        s.add(ev)
+        result.timers += len(fired)
+    _deadline_watch(s, service, d, loaded.cal, now, result)
+    service.finish_step(s, loaded, SYSTEM, now)
+    if ev is not None and d.status != old_status:
+        ev.to_status = d.status
+        service._notify_applicant(s, d, "status")
+    result.dossiers += 1
+    result.codes.append(d.code)
+
+
+def _deadline_watch(s, service, d: Dossier, cal: WorkCalendar, now: datetime, result: SweepResult) -> None:
+    if d.due_at is None or d.finished or d.paused_at is not None:
+        return
+    hours = service.settings.reminder_hours_before_due
+    due_local = d.due_at.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y")
+    if d.reminded_at is None:
+        at = reminder_at(d, cal, hours)
+        if at is not None and at <= now:
+            d.reminded_at = now
+            if now < d.due_at:  # past due, the overdue flag below tells the officers instead
+                left = round(cal.working_hours_between(now, d.due_at), 2)
+                s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="deadline.reminder", at=now,
+                            from_status=d.status, to_status=d.status,
+                            details={"due_at": d.due_at.isoformat(), "working_hours_left": left}))
+                _notify_officers(s, d, "deadline.reminder",
+                                 f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc.")
+                result.reminders += 1
+    if d.overdue_flagged_at is None and d.due_at <= now:
+        d.overdue_flagged_at = now
+        s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="deadline.overdue", at=now,
+                    from_status=d.status, to_status=d.status,
+                    details={"due_at": d.due_at.isoformat(), "extended": d.extended_at is not None}))
+        _notify_officers(s, d, "deadline.overdue",
+                         f"Hồ sơ {d.code} đã quá hạn trả kết quả ({due_local}).")
+        result.overdue += 1
+
+
+def officer_recipients(s, d: Dossier) -> list[str]:
+    """Who is told about a dossier's deadline: the claimants of its open tasks, else their roles.
+
+    Recipients are `user:<username>` or `role:<role>@<agency>` (the officers' inbox channel).
+    """
+    tasks = s.scalars(select(Task).where(Task.dossier_id == d.id, Task.state == "ready")).all()
+    out = []
+    for t in tasks:
+        if t.claimed_by:
+            out.append(f"user:{t.claimed_by}")
+        elif t.assignee:
+            out.append(f"user:{t.assignee}")
+        else:
+            out.extend(f"role:{r}@{d.agency}" for r in (t.roles or []))
+    if not out:
+        out.append(f"role:receiver@{d.agency}")
+    return list(dict.fromkeys(out))[:20]
+
+
+def _notify_officers(s, d: Dossier, kind: str, body: str) -> None:
+    for rcpt in officer_recipients(s, d):
+        s.add(Notification(dossier_id=d.id, kind=kind, channel="officer", recipient=rcpt[:200], body=body))
+
+
+def _record_failure(s, dossier_id: int, now: datetime, exc: Exception, result: SweepResult) -> None:
+    d = s.get(Dossier, dossier_id)
+    if d is None:
+        return
+    last = s.scalars(select(Event).where(Event.dossier_id == dossier_id).order_by(Event.id.desc()).limit(1)).first()
+    attempt = 1
+    if last is not None and last.action == "timer.failed":
+        attempt = int((last.details or {}).get("attempt", 1)) + 1
+    error = f"{type(exc).__name__}: {exc}"[:1000]
+    result.failures += 1
+    if attempt > len(RETRY_DELAYS):
+        d.next_timer_at = None
+        s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.incident", at=now,
+                    details={"error": error, "attempts": attempt}))
+        result.incidents += 1
+        return
+    d.next_timer_at = now + RETRY_DELAYS[attempt - 1]
+    s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.failed", at=now,
+                details={"error": error, "attempt": attempt, "retry_at": d.next_timer_at.isoformat()}))

@@ -1,0 +1,253 @@
+"""The background worker: huey as a wake-up service over the database's timers and outbox.
+
+huey has no acknowledgements: a task running when its worker dies is lost (lessons.md). So no huey task
+carries state. The database does: `dossiers.next_timer_at` (indexed) says when each dossier next needs
+attention, `notifications.sent_at IS NULL` what is still to send. huey only decides *when* to look:
+
+* `motcua.sweep`, a periodic task every `settings.sweep_seconds` (30 s; huey's own periodic tasks tick
+  once a minute, so the consumer's scheduler is given that period): fires everything due
+  (`engine.scheduler.fire_due`, in rounds of 500 within a time budget) and drains the outbox.
+* `motcua.wake`, scheduled at the exact instant a committed transaction set some dossier's
+  `next_timer_at` to (`install_wakeups`): the same work, on time instead of up to 30 s late.
+  A lost or duplicated wake-up changes nothing but latency: firing re-checks `next_timer_at <= now`
+  under the dossier's row lock, so each timer has effect once.
+
+Storage: SqliteHuey at `var/huey.db` by default; RedisHuey when `settings.redis_url` (REDIS_URL) is set.
+`run_consumer(settings)` is `motcua worker`: a huey consumer with 2 worker threads.
+
+How wake-ups are collected: a listener on the SQLAlchemy engine sees every INSERT/UPDATE of the
+dossiers table (ORM flushes and Core statements alike) and notes the `next_timer_at` values written on
+that connection; when the transaction commits, one `motcua.wake` is scheduled per distinct second (at
+least one second ahead, since the listener runs just before the database's COMMIT completes); a
+rollback forgets them. Each process remembers what it already scheduled, so a thousand dossiers with the
+same due second cost one huey task. Any process that writes dossiers (the API server, the worker, the
+CLI) calls `Worker.install_wakeups()` on its `Database`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time as _time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from huey import RedisHuey, SqliteHuey
+from huey.consumer import Consumer, Scheduler
+from sqlalchemy import event
+from sqlalchemy.sql.dml import Insert, Update
+
+from .config import Settings
+from .db import Database
+from .models import Dossier, utcnow
+from .outbox import FileSender, Sender, drain_outbox
+from .scheduler import SweepResult, fire_due
+
+log = logging.getLogger("motcua.worker")
+
+HUEY_NAME = "motcua"
+SWEEP_LIMIT = 500  # dossiers per fire_due round
+_DOSSIERS = Dossier.__table__
+_PENDING = "motcua_wakeups"
+
+
+def make_huey(settings: Settings, name: str = HUEY_NAME, immediate: bool = False):
+    """RedisHuey when `settings.redis_url`, else SqliteHuey at var/huey.db. Results are not stored."""
+    if settings.redis_url:
+        return RedisHuey(name, url=settings.redis_url, results=False, utc=True, immediate=immediate,
+                         immediate_use_memory=False)
+    return SqliteHuey(name, filename=str(Path(settings.var_dir) / "huey.db"), results=False, utc=True,
+                      immediate=immediate, immediate_use_memory=False)
+
+
+def _always(_dt) -> bool:
+    return True
+
+
+class Worker:
+    """The huey instance with our two tasks, and the state one process needs to run or enqueue them.
+
+    `db`, `service` and `sender` are created on first use, so an API process that only enqueues
+    wake-ups builds none of them.
+    """
+
+    def __init__(self, settings: Settings, db: Database | None = None, service=None, sender: Sender | None = None,
+                 huey=None, name: str = HUEY_NAME, budget_seconds: float | None = None):
+        self.settings = settings
+        self.huey = huey if huey is not None else make_huey(settings, name)
+        self._db, self._service, self._sender = db, service, sender
+        self.budget_seconds = budget_seconds if budget_seconds is not None else max(5.0, settings.sweep_seconds * 0.8)
+        self.wake_task = self.huey.task(name="motcua.wake")(self.wake)
+        self.sweep_task = self.huey.periodic_task(_always, name="motcua.sweep")(self.sweep)
+        self._scheduled: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    # -- lazily built collaborators ----------------------------------------------------------------
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database.from_settings(self.settings)
+        return self._db
+
+    @property
+    def service(self):
+        if self._service is None:
+            from .dossiers import DossierService
+
+            self._service = DossierService(self.db, self.settings)
+        return self._service
+
+    @property
+    def sender(self) -> Sender:
+        if self._sender is None:
+            self._sender = FileSender(Path(self.settings.var_dir) / "notifications.log")
+        return self._sender
+
+    # -- the work ------------------------------------------------------------------------------------
+    def fire_all(self, now: datetime | None = None) -> SweepResult:
+        """`fire_due` in rounds until nothing is due or the time budget is spent."""
+        total = SweepResult()
+        deadline = _time.monotonic() + self.budget_seconds
+        while True:
+            r = fire_due(self.db, self.service, now=now, limit=SWEEP_LIMIT)
+            total.add(r)
+            if r.dossiers + r.skipped + r.failures < SWEEP_LIMIT or _time.monotonic() > deadline:
+                return total
+
+    def sweep(self) -> dict:
+        """The periodic task: fire what is due, then send what is in the outbox."""
+        r = self.fire_all()
+        sent = drain_outbox(self.db, self.sender)
+        if r.dossiers or r.failures or sent:
+            log.info("sweep: %s dossiers, %s timers, %s reminders, %s overdue, %s failures, %s sent in %.3f s",
+                     r.dossiers, r.timers, r.reminders, r.overdue, r.failures, sent, r.seconds)
+        return {"dossiers": r.dossiers, "timers": r.timers, "reminders": r.reminders, "overdue": r.overdue,
+                "failures": r.failures, "sent": sent}
+
+    def wake(self) -> dict:
+        """The scheduled wake-up: the same as a sweep; the database decides what is due."""
+        return self.sweep()
+
+    # -- wake-ups ------------------------------------------------------------------------------------
+    def schedule_wakeup(self, when: datetime) -> bool:
+        """Enqueue `motcua.wake` at `when` (rounded up to the second, at least 1 s ahead). False if known."""
+        if when is None:
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        now = utcnow()
+        eta = max(when, now + timedelta(seconds=1))
+        key = math.ceil(eta.timestamp())
+        with self._lock:
+            if key in self._scheduled:
+                return False
+            if len(self._scheduled) > 10_000:
+                cutoff = now.timestamp()
+                self._scheduled = {k: v for k, v in self._scheduled.items() if k > cutoff}
+            self._scheduled[key] = now.timestamp()
+        try:
+            self.wake_task.schedule(eta=datetime.fromtimestamp(key, timezone.utc))
+        except Exception:  # the queue is down: the periodic sweep will still find the timer
+            log.exception("could not schedule a wake-up at %s", eta)
+            with self._lock:
+                self._scheduled.pop(key, None)
+            return False
+        return True
+
+    def install_wakeups(self, db: Database | None = None) -> None:
+        """Schedule a wake-up for every `next_timer_at` a committed transaction on `db` writes."""
+        install_wakeups(db or self.db, self.schedule_wakeup)
+
+
+def _written_timers(clause, multiparams, params) -> list[datetime]:
+    found = []
+    rows = []
+    if isinstance(multiparams, (list, tuple)):
+        for m in multiparams:
+            if isinstance(m, dict):
+                rows.append(m)
+            elif isinstance(m, (list, tuple)):
+                rows.extend(x for x in m if isinstance(x, dict))
+    if isinstance(params, dict):
+        rows.append(params)
+    for p in rows:
+        v = p.get("next_timer_at")
+        if isinstance(v, datetime):
+            found.append(v)
+    inline = getattr(clause, "_values", None)
+    if inline:
+        for k, v in inline.items():
+            if getattr(k, "key", k) == "next_timer_at":
+                v = getattr(v, "value", v)
+                if isinstance(v, datetime):
+                    found.append(v)
+    return found
+
+
+def install_wakeups(db: Database, schedule) -> None:
+    """Call `schedule(instant)` after each commit on `db` that wrote a dossier's `next_timer_at`."""
+    engine = db.write_engine
+    if engine.__dict__.get("_motcua_wakeups"):
+        return
+    engine.__dict__["_motcua_wakeups"] = True
+
+    @event.listens_for(engine, "before_execute")
+    def _collect(conn, clause, multiparams, params, execution_options):
+        if isinstance(clause, (Insert, Update)) and getattr(clause, "table", None) is _DOSSIERS:
+            found = _written_timers(clause, multiparams, params)
+            if found:
+                conn.info.setdefault(_PENDING, []).extend(found)
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn):
+        pending = conn.info.pop(_PENDING, None)
+        for when in sorted(set(pending or ())):
+            try:
+                schedule(when)
+            except Exception:
+                log.exception("wake-up at %s not scheduled", when)
+
+    @event.listens_for(engine, "rollback")
+    def _rollback(conn):
+        conn.info.pop(_PENDING, None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The consumer (`motcua worker`)
+
+
+def consumer_class(sweep_seconds: int) -> type[Consumer]:
+    """A huey Consumer whose scheduler runs periodic tasks every `sweep_seconds` instead of every 60 s."""
+    period = max(1, int(sweep_seconds))
+
+    class _Scheduler(Scheduler):
+        periodic_task_seconds = period
+
+    class _Consumer(Consumer):
+        scheduler_class = _Scheduler
+
+    return _Consumer
+
+
+def make_consumer(worker: Worker, workers: int = 2, **kw) -> Consumer:
+    cls = consumer_class(worker.settings.sweep_seconds)
+    return cls(worker.huey, workers=workers, worker_type="thread", periodic=True, scheduler_interval=1,
+               check_worker_health=True, **kw)
+
+
+def run_consumer(settings: Settings, workers: int = 2) -> None:
+    """`motcua worker`: the huey consumer (2 threads), sweeping every `settings.sweep_seconds`."""
+    var = Path(settings.var_dir)
+    var.mkdir(parents=True, exist_ok=True)
+    if not logging.getLogger().handlers:
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        for h in (logging.StreamHandler(), logging.FileHandler(var / "worker.log", encoding="utf-8")):
+            h.setFormatter(fmt)
+            root.addHandler(h)
+    worker = Worker(settings)
+    worker.install_wakeups()
+    backend = "Redis" if settings.redis_url else f"SQLite {var / 'huey.db'}"
+    log.info("motcua worker: huey on %s, %s threads, sweep every %s s", backend, workers, settings.sweep_seconds)
+    make_consumer(worker, workers=workers).run()
