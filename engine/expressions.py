@@ -38,10 +38,12 @@ import ast
 import copy
 import re
 import time
+import warnings
 from collections import ChainMap
 from datetime import date as _date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
+from uuid import UUID
 
 import simpleeval
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
@@ -467,6 +469,8 @@ class _Budget:
 # Nodes whose value is fetched (from task data, a literal or a checked value) rather than built.
 _FETCH_NODES = (ast.Name, ast.Constant, ast.Subscript)
 _SCALARS = (int, float, complex, bool, type(None))
+# Values SpiffWorkflow's serializer itself stores in task data; harmless, immutable, passed through as they are.
+_SPIFF_VALUES = (datetime, _date, timedelta, UUID)
 
 
 class _Sandbox(simpleeval.EvalWithCompoundTypes):
@@ -523,7 +527,7 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
             kind = type(item)
             if kind is int:
                 _check_int(item)
-            elif kind in _SCALARS or isinstance(item, range):
+            elif kind in _SCALARS or isinstance(item, (range, *_SPIFF_VALUES)):
                 continue
             elif isinstance(item, (str, bytes)):
                 _check_len(len(item), "string")
@@ -805,8 +809,10 @@ def _parse_and_check(source: str, kind: str, functions: frozenset[str]) -> tuple
     if not source.strip():
         return None, (_msg("Biểu thức trống", "empty expression"),)
     try:
-        tree = ast.parse(source if kind == "script" else source.strip(),
-                         mode="exec" if kind == "script" else "eval")
+        with warnings.catch_warnings():  # e.g. "invalid decimal literal": the text is checked below anyway
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(source if kind == "script" else source.strip(),
+                             mode="exec" if kind == "script" else "eval")
     except SyntaxError as err:
         line = f" {err.lineno}" if err.lineno else ""
         detail = err.msg or "syntax error"
@@ -836,6 +842,12 @@ def check_expression(expression: str, *, kind: str = "condition",
     """
     if not isinstance(expression, str):
         return [_msg("Biểu thức phải là chuỗi", "expression must be a string")]
+    stripped = expression.strip()
+    if kind != "script" and stripped[:2] in ("${", "#{") and stripped.endswith("}"):
+        return [_msg(f"Biểu thức viết theo kiểu JUEL ({stripped[:2]}...}}): hãy bỏ {stripped[:2]} và }}, "
+                     f"ví dụ: amount > 1000",
+                     f"JUEL-style expression ({stripped[:2]}...}}): write it without {stripped[:2]} and }}, "
+                     f"e.g. amount > 1000")]
     names = frozenset(DEFAULT_FUNCTIONS) | frozenset(known_functions or ())
     return list(_parse_and_check(expression, kind, names)[1])
 
@@ -1061,6 +1073,8 @@ def _jsonable(value, path: str, counter: list[int]):
         return int(value)
     if isinstance(value, float):
         return float(value)
+    if isinstance(value, _SPIFF_VALUES):  # already in task data (SpiffWorkflow's serializer keeps them)
+        return value
     if isinstance(value, (list, tuple)):
         return [_jsonable(v, f"{path}[{i}]", counter) for i, v in enumerate(value)]
     if isinstance(value, dict):

@@ -175,6 +175,21 @@ def test_static_check_of_scripts_lists_every_problem():
     assert check_expression("x = 1\nif x > 0:\n    y = 2\nelse:\n    y = 3", kind="script") == []
 
 
+def test_juel_style_conditions_get_a_hint():
+    [problem] = check_expression("${amount > 1000}", kind="condition")
+    assert "JUEL" in problem and "amount > 1000" in problem
+
+
+def test_values_spiffworkflow_keeps_in_task_data_pass_through():
+    from datetime import datetime, timezone
+
+    stamp = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    data = {"received": stamp, "n": 1}
+    assert safe_evaluate("[received, n + 1]", data) == [stamp, 2]
+    run_script("n = n + 1", data)
+    assert data == {"received": stamp, "n": 2}
+
+
 def test_static_check_reports_syntax_errors_and_unknown_functions():
     [problem] = check_expression("amount >", kind="condition")
     assert problem.startswith("Lỗi cú pháp") and "Syntax error" in problem
