@@ -29,8 +29,10 @@ The language
       `*args` / `**kwargs`, `%`-formatting of strings, `assert`, `match`, `return`.
 
 Limits (per evaluation, or per script run): `MAX_STEPS` AST nodes evaluated, `MAX_SECONDS` wall-clock,
-`MAX_SIZE` items in any string/list/dict built, `MAX_ALLOCATION` items built in all, integers up to
-`MAX_INT_BITS` bits, `MAX_COMPREHENSION` elements per comprehension.
+`MAX_SIZE` items in any string/list/dict built, `MAX_ALLOCATION` items built in all (shared sub-lists
+counted each time), integers up to `MAX_INT_BITS` bits, `MAX_COMPREHENSION` comprehension elements per
+expression, `round()` to at most 100 digits. Scripts also: `MAX_SCRIPT_STATEMENTS` written,
+`MAX_SCRIPT_STEPS` executed; they run on a copy of the data, which is replaced only on success.
 """
 from __future__ import annotations
 
