@@ -21,6 +21,8 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS, "spiffworkflow": SPIFF_NS}
 
 MAX_ELEMENTS = 20000
+# A user task that names no role (no lane, no candidateGroups) goes to the one-stop desk.
+DEFAULT_ROLE = "receiver"
 
 # Flow nodes SpiffWorkflow can execute for us. Anything else inside a process is named and refused.
 SUPPORTED_NODES = {
@@ -114,6 +116,38 @@ def lane_roles(lane) -> list[str]:
     return list(dict.fromkeys(roles))
 
 
+_CAMUNDA_TYPES = {"string": {"type": "string"}, "long": {"type": "integer"}, "boolean": {"type": "boolean"},
+                  "date": {"type": "string", "format": "date"}, "enum": {"type": "string"}}
+
+
+def inline_form(task) -> dict | None:
+    """A Camunda 7 inline form (camunda:formData) as a JSON Schema 2020-12 document, or None."""
+    fields = task.xpath("./bpmn:extensionElements/camunda:formData/camunda:formField", namespaces=NS)
+    if not fields:
+        return None
+    props, required = {}, []
+    for f in fields:
+        fid = f.get("id")
+        if not fid:
+            continue
+        prop = dict(_CAMUNDA_TYPES.get(f.get("type") or "string", {"type": "string"}))
+        prop["title"] = f.get("label") or fid
+        values = f.xpath("./camunda:value", namespaces=NS)
+        if values:
+            prop["oneOf"] = [{"const": v.get("id"), "title": v.get("name") or v.get("id")} for v in values if v.get("id")]
+        default = f.get("defaultValue")
+        if default is not None and prop["type"] == "string" and "format" not in prop and not values:
+            prop["default"] = default
+        if f.xpath("./camunda:validation/camunda:constraint[@name='required']", namespaces=NS):
+            required.append(fid)
+        props[fid] = prop
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+              "title": task.get("name") or task.get("id"), "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
 def _local(el) -> str:
     return etree.QName(el).localname
 
@@ -135,6 +169,7 @@ class ProcessInfo:
     scripts: list[tuple[str, str]] = field(default_factory=list)
     timers: list[tuple[str, str, str]] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
     call_activities: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -182,13 +217,15 @@ def describe_process(process) -> ProcessInfo:
             form_key = el.get(f"{{{CAMUNDA_NS}}}formKey") or props.get("formJsonSchemaFilename")
             ui_key = props.get("formUiSchemaFilename")
             if not roles and not assignee:
-                info.problems.append(_problem(
-                    eid, f"{_where(el)}: bước chưa có vai trò thực hiện (đặt trong một lane hoặc khai báo camunda:candidateGroups)",
-                    f"{_where(el)}: user task has no role (put it in a lane or give camunda:candidateGroups)"))
+                roles = [DEFAULT_ROLE]
+                info.warnings.append(_problem(
+                    eid, f"{_where(el)}: bước chưa có vai trò (lane hoặc camunda:candidateGroups); giao cho '{DEFAULT_ROLE}'",
+                    f"{_where(el)}: user task has no role (lane or camunda:candidateGroups); given to '{DEFAULT_ROLE}'"))
+            inline = inline_form(el)
             info.user_tasks.append({
                 "id": eid, "name": el.get("name") or eid, "roles": roles, "assignee": assignee,
                 "form_key": form_key, "ui_form_key": ui_key, "deadline": props.get("deadline"),
-                "status": props.get("status"),
+                "status": props.get("status"), "inline_form": inline,
             })
             if props.get("status"):
                 info.task_status[eid] = props["status"]

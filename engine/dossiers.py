@@ -389,10 +389,12 @@ class DossierService:
         # Status: an end event's status when finished; else the open task's declared status; else in process.
         new_status = Status(dossier.status)
         if workflow.completed:
-            end = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
-                   if t.task_spec.name in rt.meta.get("end_status", {})]
-            declared = next((rt.meta["end_status"][t.task_spec.name] for t in reversed(end)
-                             if rt.meta["end_status"].get(t.task_spec.name)), None)
+            # The end event reached last that declares a status decides the outcome (task-tree order is
+            # not completion order, so sort by when each end event completed).
+            end_status = rt.meta.get("end_status", {})
+            ends = sorted((t for t in workflow.get_tasks(state=TaskState.COMPLETED) if end_status.get(t.task_spec.name)),
+                          key=lambda t: t.last_state_change)
+            declared = end_status[ends[-1].task_spec.name] if ends else None
             new_status = Status(declared) if declared else Status.RETURNED
         elif new_status not in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED):
             declared = [rt.meta.get("task_status", {}).get(t.task_spec.name) for t in ready]
@@ -450,6 +452,27 @@ class DossierService:
             view["timeline"] = [event_view(e) for e in s.scalars(
                 select(Event).where(Event.dossier_id == d.id).order_by(Event.id).limit(200))]
             return view
+
+    def task_form(self, actor: Actor, task_id: str) -> dict | None:
+        """The form of a task as a front-end renders it ({key, title, schema, ui_schema}), or None."""
+        with self.db.read() as s:
+            task = self._visible_task(s, actor, task_id)
+            vid = s.scalar(select(Dossier.procedure_version_id).where(Dossier.id == task.dossier_id))
+            form = self.runtimes.get(s, vid).form_for(task.spec_name)
+            return form.to_dict() if form is not None else None
+
+    def task_detail(self, actor: Actor, task_id: str) -> dict:
+        """A task with its form, the form's current values (pre-filled from the dossier) and the dossier summary."""
+        with self.db.read() as s:
+            task = self._visible_task(s, actor, task_id)
+            dossier = s.get(Dossier, task.dossier_id)
+            form = self.runtimes.get(s, dossier.procedure_version_id).form_for(task.spec_name)
+            return {
+                "task": task_view(task),
+                "form": form.to_dict() if form is not None else None,
+                "values": form.prefill(dossier.data or {}) if form is not None else {},
+                "dossier": dossier_view(dossier, []),
+            }
 
     def _visible_dossier(self, s, actor: Actor, code: str) -> Dossier:
         d = s.scalars(select(Dossier).where(Dossier.code == code)).first()

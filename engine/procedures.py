@@ -170,12 +170,20 @@ def _load_forms(info_list, form_files: dict[str, bytes], problems, dialect):
         available = {}
     for info in info_list:
         for ut in info.user_tasks:
-            key = ut.get("form_key")
+            key = ut.get("form_key") or (f"{ut['id']}.inline" if ut.get("inline_form") else None)
             if not key:
                 continue
             key = key.replace("embedded:deployment:", "").replace("camunda-forms:deployment:", "")
             name = Path(key).name
             form = available.get(name) or available.get(Path(name).stem)
+            if form is None and ut.get("inline_form"):
+                try:
+                    form = forms_lib.Form(key=f"{ut['id']}.inline", schema=ut["inline_form"], title=ut["name"])
+                    name = form.key
+                except MotcuaError as exc:
+                    problems.append(_p(ut["id"], f"Biểu mẫu nội tuyến của '{ut['id']}': {exc.message_vi}",
+                                       f"inline form of '{ut['id']}': {exc.message_en}"))
+                    continue
             if form is None:
                 problems.append(_p(ut["id"], f"Bước '{ut['name']}' ({ut['id']}) dùng biểu mẫu '{key}' nhưng tệp này không được triển khai kèm",
                                    f"user task '{ut['name']}' ({ut['id']}) uses form '{key}', which was not deployed with it"))
@@ -267,8 +275,8 @@ def load_procedure(content: bytes, filename: str = "procedure.bpmn", form_files:
     user_tasks = [ut for info in involved for ut in info.user_tasks]
     produced = set()
     for f in forms.values():
-        produced |= set((f.get("schema") or {}).get("properties", {}))
-    warnings = []
+        produced |= forms_lib.Form.from_dict(f).fields()
+    warnings = [w for info in involved for w in info.warnings]
     for info in involved:
         for flow_id, text in info.conditions:
             missing = sorted(_condition_names(text) - produced)
@@ -297,8 +305,9 @@ def load_procedure(content: bytes, filename: str = "procedure.bpmn", form_files:
 
 
 def form_files_beside(path: Path) -> dict[str, bytes]:
-    """The form files deployed with a .bpmn file: the .json files in its folder."""
-    return {p.name: p.read_bytes() for p in sorted(path.parent.glob("*.json"))}
+    """The form files deployed with a .bpmn file: the .json and .form (form-js) files in its folder."""
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir())
+            if p.suffix in (".json", ".form") and p.is_file()}
 
 
 def load_path(path: str | Path) -> LoadedProcedure:

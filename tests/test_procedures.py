@@ -1,0 +1,184 @@
+"""The procedure library: deploy, versions, the external BPMN corpus, hostile files, the CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main as cli
+from engine.errors import ProcedureInvalid
+from engine.procedures import deploy, deploy_bytes, load_path, load_procedure
+from tests.conftest import BPMN_DIR, EXTERNAL_BPMN, ROOT
+
+EXTERNAL = sorted(EXTERNAL_BPMN.rglob("*.bpmn")) if EXTERNAL_BPMN.is_dir() else []
+
+
+def _proc(body: str, extra_ns: str = "", props: str = "") -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  {extra_ns} id="d" targetNamespace="t">
+  <bpmn:process id="p" isExecutable="true">
+    <bpmn:extensionElements><camunda:properties>
+      <camunda:property name="procedure_code" value="9.100001"/>{props}
+    </camunda:properties></bpmn:extensionElements>
+    <bpmn:laneSet><bpmn:lane id="receiver" name="Một cửa (receiver)"><bpmn:flowNodeRef>t1</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
+    {body}
+  </bpmn:process>
+</bpmn:definitions>""".encode()
+
+
+SIMPLE = """<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t1"/>
+<bpmn:userTask id="t1" name="Tiếp nhận"/><bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/><bpmn:endEvent id="e"/>"""
+
+
+@pytest.mark.parametrize("folder", ["birth_registration", "permanent_residence", "building_permit"])
+def test_library_procedures_validate_with_metadata(folder):
+    loaded = load_path(BPMN_DIR / folder / f"{folder}.bpmn")
+    assert loaded.meta["deadline"] and loaded.meta["agency"]
+    assert loaded.warnings == []
+    roles = {r for ut in loaded.user_tasks for r in ut["roles"]}
+    assert "receiver" in roles and len(roles) >= 3
+    assert all(ut["form_key"] in loaded.forms for ut in loaded.user_tasks)
+    assert '"spec"' not in loaded.spec_json[:10] or True
+
+
+def test_deploy_is_idempotent_and_versions(db):
+    first = deploy_bytes(db, _proc(SIMPLE), "p.bpmn")
+    again = deploy_bytes(db, _proc(SIMPLE), "p.bpmn")
+    changed = deploy_bytes(db, _proc(SIMPLE.replace("Tiếp nhận", "Tiếp nhận hồ sơ")), "p.bpmn")
+    assert (first.version, first.created) == (1, True)
+    assert (again.version, again.created) == (1, False)
+    assert (changed.version, changed.created) == (2, True)
+
+
+def test_unquoted_and_working_day_timers_are_accepted(db):
+    body = SIMPLE.replace('<bpmn:endEvent id="e"/>', """<bpmn:endEvent id="e"/>
+      <bpmn:boundaryEvent id="b1" attachedToRef="t1" cancelActivity="false">
+        <bpmn:timerEventDefinition><bpmn:timeDuration>PT30M</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
+      <bpmn:sequenceFlow id="fb1" sourceRef="b1" targetRef="e1"/><bpmn:endEvent id="e1"/>
+      <bpmn:boundaryEvent id="b2" attachedToRef="t1" cancelActivity="false">
+        <bpmn:timerEventDefinition><bpmn:timeDuration>working_days(2)</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
+      <bpmn:sequenceFlow id="fb2" sourceRef="b2" targetRef="e2"/><bpmn:endEvent id="e2"/>""")
+    assert deploy_bytes(db, _proc(body), "p.bpmn").created
+
+
+def _refused(content: bytes, *needles: str) -> ProcedureInvalid:
+    with pytest.raises(ProcedureInvalid) as exc:
+        load_procedure(content, "hostile.bpmn")
+    text = str(exc.value.details) + exc.value.message
+    for n in needles:
+        assert n in text, text
+    return exc.value
+
+
+def test_xml_external_entity_is_refused(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    xxe = f"""<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d"><bpmn:process id="p" name="&x;"/></bpmn:definitions>"""
+    exc = _refused(xxe.encode(), "DTD")
+    assert "TOP-SECRET" not in str(exc.details)
+
+
+def test_entity_expansion_bomb_is_refused():
+    bomb = '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)) + \
+        ']><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d">&lol9;</bpmn:definitions>'
+    _refused(bomb.encode(), "DTD")
+
+
+def test_oversized_and_malformed_files_are_refused():
+    _refused(b"<not-closed", "XML")
+    _refused(b"<a/>", "BPMN")
+    with pytest.raises(ProcedureInvalid):
+        load_procedure(b" " * 100, "big.bpmn", max_bytes=10)
+
+
+def test_condition_calling_import_is_refused_naming_the_flow():
+    body = SIMPLE.replace('<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/>', """
+      <bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">__import__('os').system('touch /tmp/motcua-pwned')</bpmn:conditionExpression></bpmn:sequenceFlow>""")
+    _refused(_proc(body), "f2")
+    assert not Path("/tmp/motcua-pwned").exists()
+
+
+def test_script_with_import_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    body = SIMPLE.replace('<bpmn:userTask id="t1" name="Tiếp nhận"/>', f"""<bpmn:userTask id="t1" name="Tiếp nhận"/>
+      """).replace('<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t1"/>', f"""
+      <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="sc"/>
+      <bpmn:scriptTask id="sc" scriptFormat="python"><bpmn:script>import os
+os.system("touch {marker}")</bpmn:script></bpmn:scriptTask>
+      <bpmn:sequenceFlow id="f0" sourceRef="sc" targetRef="t1"/>""")
+    _refused(_proc(body), "sc")
+    assert not marker.exists()
+
+
+def test_dunder_and_unknown_function_and_juel_are_refused():
+    for cond, needle in [("x.__class__", "f2"), ("open('/etc/passwd')", "f2"), ("${approved}", "JUEL")]:
+        body = SIMPLE.replace('<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/>',
+                              f'<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"><bpmn:conditionExpression '
+                              f'xsi:type="bpmn:tFormalExpression">{cond}</bpmn:conditionExpression></bpmn:sequenceFlow>')
+        _refused(_proc(body), needle)
+
+
+def test_bad_metadata_and_missing_form_are_named():
+    exc = _refused(_proc(SIMPLE, props='<camunda:property name="deadline" value="soon"/>'), "soon")
+    assert exc.details[0]["element"] == "p"
+    body = SIMPLE.replace('<bpmn:userTask id="t1" name="Tiếp nhận"/>',
+                          '<bpmn:userTask id="t1" name="Tiếp nhận" camunda:formKey="intake.json"/>')
+    _refused(_proc(body), "t1", "intake.json")
+
+
+def test_user_task_without_role_goes_to_the_desk_with_a_warning():
+    body = SIMPLE.replace('<bpmn:userTask id="t1" name="Tiếp nhận"/>', '<bpmn:userTask id="t1" name="Tiếp nhận"/>'
+                          '<bpmn:userTask id="t9" name="Không vai trò"/>')
+    body = body.replace('targetRef="e"/>', 'targetRef="t9"/><bpmn:sequenceFlow id="f9" sourceRef="t9" targetRef="e"/>', 1)
+    loaded = load_procedure(_proc(body), "p.bpmn")
+    assert [w["element"] for w in loaded.warnings] == ["t9"]
+    assert {ut["id"]: ut["roles"] for ut in loaded.user_tasks}["t9"] == ["receiver"]
+
+
+@pytest.mark.skipif(not EXTERNAL, reason=f"NOTICE: {EXTERNAL_BPMN} is absent: external BPMN importer tests skipped")
+@pytest.mark.parametrize("path", EXTERNAL, ids=lambda p: p.name)
+def test_external_bpmn_deploys_or_is_refused_with_named_problems(db, path):
+    content = path.read_bytes()
+    forms = {p.name: p.read_bytes() for p in (path.parent / "forms").glob("*.json")} if (path.parent / "forms").is_dir() else {}
+    try:
+        loaded = load_procedure(content, path.name, forms)
+    except ProcedureInvalid as exc:
+        assert exc.details, "a refusal lists its problems"
+        for p in exc.details:
+            assert p["message_vi"] and p["message_en"]
+        named = [p for p in exc.details if p.get("element")]
+        whole_file = [p for p in exc.details if not p.get("element")]
+        assert named or whole_file
+        return
+    with db.uow() as s:
+        assert deploy(s, loaded, "test").version == 1
+
+
+def test_cli_validate_and_deploy(tmp_path, settings):
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "MOTCUA_VAR": str(tmp_path / "var")}
+    runner = CliRunner()
+    r = runner.invoke(cli, ["validate", str(BPMN_DIR)], env=env)
+    assert r.exit_code == 0, r.output
+    assert "3/3" in r.output
+    r = runner.invoke(cli, ["deploy", str(BPMN_DIR)], env=env)
+    assert r.exit_code == 0, r.output
+    assert "1.001193 v1" in r.output
+    r = runner.invoke(cli, ["deploy", str(BPMN_DIR)], env=env)
+    assert "không đổi / unchanged" in r.output
+    bad = tmp_path / "bad.bpmn"
+    bad.write_bytes(_proc(SIMPLE, props='<camunda:property name="deadline" value="soon"/>'))
+    r = runner.invoke(cli, ["validate", str(bad)], env=env)
+    assert r.exit_code == 1 and "soon" in r.output
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "deploy" in out.stdout
