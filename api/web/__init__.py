@@ -1,0 +1,147 @@
+"""The web pages (issue #7): analysts model and deploy in the browser, officers work their inbox,
+supervisors watch, citizens look up.
+
+Pages are server-rendered shells (Jinja templates, Vietnamese first); their data comes from /api/v1 through
+a little JavaScript that keeps the bearer token in sessionStorage. The JavaScript and the diagram editor's
+styles are bundled by esbuild from `api/web/src/` into `api/web/static/dist/` (`make web`, run by
+`make install`, `make run` and `make test`); nothing is loaded from a CDN.
+
+`pages` is the blueprint of the pages; `endpoints.bp` adds the few read/validate endpoints the pages need
+that the core API does not have (counts per step, the steps of a dossier, validation without deploying).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, redirect, render_template, send_from_directory, url_for
+
+HERE = Path(__file__).resolve().parent
+DIST = HERE / "static" / "dist"
+
+pages = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+                  static_url_path="/web-static")
+
+
+def bundle_missing() -> bool:
+    return not (DIST / "app.js").exists()
+
+
+@pages.app_context_processor
+def _assets():
+    def asset(name: str) -> str:
+        path = DIST / name
+        version = int(path.stat().st_mtime) if path.exists() else 0
+        return url_for("web.static", filename=f"dist/{name}", v=version)
+
+    return {"asset": asset, "bundle_missing": bundle_missing()}
+
+
+def _page(template: str, page: str, **kw):
+    return render_template(f"web/{template}", page=page, **kw)
+
+
+@pages.get("/")
+def home():
+    return _page("home.html", "home")
+
+
+@pages.get("/favicon.ico")
+def favicon():
+    return send_from_directory(HERE / "static", "favicon.svg", mimetype="image/svg+xml")
+
+
+@pages.get("/login")
+def login():
+    return _page("login.html", "login")
+
+
+# -- officers ----------------------------------------------------------------------------------------
+@pages.get("/inbox")
+def inbox():
+    return _page("inbox.html", "inbox")
+
+
+@pages.get("/tasks/<task_id>")
+def task(task_id: str):
+    if len(task_id) > 64:
+        abort(404)
+    return _page("task.html", "task", task_id=task_id)
+
+
+@pages.get("/dossiers/new")
+def new_dossier():
+    return _page("new_dossier.html", "new-dossier")
+
+
+@pages.get("/dossiers/<code>")
+def dossier(code: str):
+    return _page("dossier.html", "dossier", code=_code(code))
+
+
+@pages.get("/dossiers/<code>/receipt")
+def receipt(code: str):
+    return _page("receipt.html", "receipt", code=_code(code))
+
+
+@pages.get("/dossiers/<code>/control-slip")
+def control_slip(code: str):
+    return _page("control_slip.html", "control-slip", code=_code(code))
+
+
+# -- analysts ----------------------------------------------------------------------------------------
+@pages.get("/procedures")
+def procedures():
+    return _page("procedures.html", "procedures")
+
+
+@pages.get("/procedures/<code>")
+def procedure(code: str):
+    return _page("procedure.html", "procedure", code=_code(code))
+
+
+@pages.get("/modeler")
+@pages.get("/modeler/<code>")
+def modeler(code: str = ""):
+    return _page("modeler.html", "modeler", code=_code(code) if code else "")
+
+
+# -- supervisors -------------------------------------------------------------------------------------
+@pages.get("/supervisor")
+def board():
+    return _page("board.html", "board")
+
+
+@pages.get("/supervisor/report")
+def report():
+    return _page("report.html", "report")
+
+
+# -- citizens ----------------------------------------------------------------------------------------
+@pages.get("/tra-cuu")
+def lookup():
+    return _page("lookup.html", "lookup")
+
+
+@pages.get("/lookup")
+def lookup_en():
+    return redirect(url_for("web.lookup"))
+
+
+def _code(code: str) -> str:
+    if len(code) > 100:
+        abort(404)
+    return code
+
+
+def register(app) -> None:
+    """Mount the pages and their endpoints on the Flask app (called once by `api.create_app`)."""
+    from .endpoints import bp as endpoints_bp
+
+    app.register_blueprint(pages)
+    app.register_blueprint(endpoints_bp)
+    if bundle_missing():
+        current = app.logger
+        current.warning("web bundle missing: run `make web` (npm ci && npm run build) to build api/web/static/dist/")
+
+
+__all__ = ["pages", "register", "bundle_missing", "current_app"]

@@ -1,0 +1,33 @@
+// The pages other than the modeler and the diagram view: one bundle, the page is chosen by <body data-page>.
+import { initLayout } from './pages/common.js';
+import { loginPage } from './pages/login.js';
+import { inboxPage } from './pages/inbox.js';
+import { taskPage } from './pages/task.js';
+import { dossierPage, newDossierPage } from './pages/dossier.js';
+import { receiptPage, controlSlipPage } from './pages/slips.js';
+import { boardPage, reportPage } from './pages/supervisor.js';
+import { lookupPage } from './pages/lookup.js';
+import { proceduresPage } from './pages/procedures.js';
+
+const PAGES = {
+  login: loginPage,
+  inbox: inboxPage,
+  task: taskPage,
+  dossier: dossierPage,
+  'new-dossier': newDossierPage,
+  receipt: receiptPage,
+  'control-slip': controlSlipPage,
+  board: boardPage,
+  report: reportPage,
+  lookup: lookupPage,
+  procedures: proceduresPage,
+};
+
+function start() {
+  initLayout();
+  const page = PAGES[document.body.dataset.page];
+  if (page) page();
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+else start();

@@ -1,0 +1,281 @@
+// A small renderer for the JSON Schema subset our procedures' forms use.
+//
+// Supported: object properties (nested objects as fieldsets), string / number / integer / boolean,
+// choices through `oneOf: [{const, title}]` or `enum` (a select, or radio buttons), `format: date`
+// (<input type=date>), `date-time`, `email`, `phone-vn`, `cccd`, `default`, `readOnly`, `required`
+// (marked with *), `title` / `description`, min/max lengths and values as HTML hints, and the UI schema
+// keys `ui:order`, `ui:widget` (textarea, radio, select, hidden, checkbox), `ui:placeholder`, `ui:help`,
+// `ui:readonly`, `ui:disabled`, `ui:rows`, `ui:title`, `ui:description`. Anything else (arrays, free objects)
+// is edited as JSON. The server validates every submission; this renderer only helps people fill it in.
+import { h, clear } from './ui.js';
+
+let uid = 0;
+
+function resolveRef(root, s) {
+  let hops = 0;
+  while (s && typeof s.$ref === 'string' && s.$ref.startsWith('#/') && hops++ < 16) {
+    let node = root;
+    for (const raw of s.$ref.slice(2).split('/')) {
+      node = node && node[decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~')];
+    }
+    s = Object.assign({}, node || {}, s);
+    delete s.$ref;
+  }
+  return s || {};
+}
+
+function typeOf(s) {
+  if (Array.isArray(s.type)) return s.type.find((t) => t !== 'null') || 'string';
+  if (s.type) return s.type;
+  if (s.properties) return 'object';
+  if (Array.isArray(s.oneOf) && s.oneOf.every((o) => o && 'const' in o)) return typeof s.oneOf[0].const;
+  if (Array.isArray(s.enum) && s.enum.length) return typeof s.enum[0] === 'number' ? 'number' : 'string';
+  return 'string';
+}
+
+function choicesOf(s) {
+  const list = Array.isArray(s.oneOf) ? s.oneOf : Array.isArray(s.anyOf) ? s.anyOf : null;
+  if (list && list.length && list.every((o) => o && typeof o === 'object' && 'const' in o)) {
+    return list.map((o) => ({ value: o.const, label: o.title || String(o.const) }));
+  }
+  if (Array.isArray(s.enum)) {
+    const names = s['x-enumNames'] || s.enumNames || [];
+    return s.enum.filter((v) => v !== null).map((v, i) => ({ value: v, label: names[i] || String(v) }));
+  }
+  return null;
+}
+
+function ordered(props, order) {
+  const names = Object.keys(props);
+  if (!Array.isArray(order)) return names;
+  const rest = names.filter((n) => !order.includes(n));
+  const out = [];
+  for (const n of order) {
+    if (n === '*') out.push(...rest);
+    else if (names.includes(n)) out.push(n);
+  }
+  if (!order.includes('*')) out.push(...rest);
+  return [...new Set(out)];
+}
+
+function uiOf(ui, name) {
+  return (ui && typeof ui === 'object' && ui[name] && typeof ui[name] === 'object') ? ui[name] : {};
+}
+
+/**
+ * Render `schema` into `container`. Returns {getData, setErrors, clearErrors, checkRequired, fields}.
+ */
+export function renderForm(container, { schema, uiSchema, values, readOnly } = {}) {
+  clear(container);
+  const root = schema || {};
+  const fields = new Map(); // path -> {get, el, wrap, error}
+  const form = h('div.jsonform');
+  buildObject(form, resolveRef(root, root), uiSchema || {}, values || {}, '', root, fields, !!readOnly);
+  const formError = h('div.field-error.form-level', { role: 'alert', hidden: true });
+  container.appendChild(formError);
+  container.appendChild(form);
+
+  function getData() {
+    const out = {};
+    for (const [path, f] of fields) {
+      const v = f.get();
+      if (v === undefined) continue;
+      const keys = path.split('.');
+      let node = out;
+      for (const k of keys.slice(0, -1)) node = node[k] = node[k] || {};
+      node[keys[keys.length - 1]] = v;
+    }
+    return out;
+  }
+
+  function clearErrors() {
+    formError.hidden = true;
+    formError.textContent = '';
+    for (const f of fields.values()) {
+      f.error.textContent = '';
+      f.error.hidden = true;
+      f.wrap.classList.remove('has-error');
+      f.control.removeAttribute('aria-invalid');
+    }
+  }
+
+  /** Show per-field messages ({"path": "message"}); unknown paths and "_form" go on top. */
+  function setErrors(map) {
+    clearErrors();
+    const loose = [];
+    let first = null;
+    for (const [path, msg] of Object.entries(map || {})) {
+      const key = path.replace(/^\$\.?|^\//, '').replace(/\//g, '.').replace(/\[(\d+)\]/g, '.$1');
+      const f = fields.get(key) || fields.get(key.split('.')[0]);
+      if (f) {
+        f.error.textContent = f.error.textContent ? `${f.error.textContent}; ${msg}` : msg;
+        f.error.hidden = false;
+        f.wrap.classList.add('has-error');
+        f.control.setAttribute('aria-invalid', 'true');
+        first = first || f.control;
+      } else {
+        loose.push(path === '_form' || path === '' ? msg : `${path}: ${msg}`);
+      }
+    }
+    if (loose.length) {
+      formError.textContent = loose.join(' — ');
+      formError.hidden = false;
+    }
+    if (first && first.focus) first.focus({ preventScroll: false });
+  }
+
+  /** The top-level (and nested) `required` fields left empty: {"path": "message"}. */
+  function checkRequired() {
+    const missing = {};
+    for (const [path, f] of fields) {
+      if (f.required && f.get() === undefined) missing[path] = 'Trường bắt buộc';
+    }
+    return missing;
+  }
+
+  return { getData, setErrors, clearErrors, checkRequired, fields, element: form };
+}
+
+function buildObject(parent, s, ui, values, prefix, root, fields, readOnly) {
+  const props = s.properties || {};
+  const required = new Set(Array.isArray(s.required) ? s.required : []);
+  for (const name of ordered(props, ui['ui:order'])) {
+    const sub = resolveRef(root, props[name]);
+    const path = prefix ? `${prefix}.${name}` : name;
+    const subUi = uiOf(ui, name);
+    const value = values && typeof values === 'object' ? values[name] : undefined;
+    if (typeOf(sub) === 'object' && sub.properties) {
+      const fs = h('fieldset.subform', h('legend', subUi['ui:title'] || sub.title || name));
+      if (sub.description) fs.appendChild(h('p.help', sub.description));
+      buildObject(fs, sub, subUi, value || {}, path, root, fields, readOnly);
+      parent.appendChild(fs);
+      continue;
+    }
+    parent.appendChild(buildField(name, path, sub, subUi, value, required.has(name), fields, readOnly));
+  }
+}
+
+function buildField(name, path, s, ui, value, required, fields, readOnly) {
+  const id = `f-${++uid}-${name.replace(/[^\w-]/g, '_')}`;
+  const type = typeOf(s);
+  const widget = ui['ui:widget'];
+  const title = ui['ui:title'] || s.title || name;
+  const help = ui['ui:help'] || ui['ui:description'] || s.description;
+  const disabled = readOnly || s.readOnly || ui['ui:readonly'] || ui['ui:disabled'];
+  if (value === undefined && s.default !== undefined) value = s.default;
+  const choices = choicesOf(s);
+  const errorId = `${id}-error`;
+  const helpId = help ? `${id}-help` : null;
+  const describedBy = [helpId, errorId].filter(Boolean).join(' ');
+  const label = h('label', { for: id }, title, required ? h('span.req', { title: 'Bắt buộc', 'aria-hidden': 'true' }, ' *') : null);
+  const wrap = h('div.field', { dataset: { field: path } });
+  let control;
+  let get;
+
+  if (widget === 'hidden') {
+    control = h('input', { type: 'hidden', id, name: path, value: value === undefined ? '' : JSON.stringify(value) });
+    get = () => (control.value === '' ? undefined : JSON.parse(control.value));
+    wrap.hidden = true;
+    wrap.appendChild(control);
+  } else if (choices && (widget === 'radio' || (!widget && choices.length <= 4))) {
+    const group = h('div.radio-group', { role: 'radiogroup', id, 'aria-labelledby': `${id}-label`, 'aria-describedby': describedBy });
+    choices.forEach((c, i) => {
+      const rid = `${id}-${i}`;
+      const input = h('input', { type: 'radio', id: rid, name: id, value: String(i), disabled, checked: value !== undefined && c.value === value });
+      group.appendChild(h('label.radio', { for: rid }, input, ' ', c.label));
+    });
+    control = group;
+    get = () => {
+      const checked = group.querySelector('input:checked');
+      return checked ? choices[Number(checked.value)].value : undefined;
+    };
+    wrap.appendChild(h('div.label', { id: `${id}-label` }, title, required ? h('span.req', { 'aria-hidden': 'true' }, ' *') : null));
+    wrap.appendChild(group);
+  } else if (choices) {
+    control = h('select', { id, name: path, disabled, required, 'aria-describedby': describedBy },
+      h('option', { value: '' }, '— Chọn —'),
+      choices.map((c, i) => h('option', { value: String(i), selected: value !== undefined && c.value === value }, c.label)));
+    get = () => (control.value === '' ? undefined : choices[Number(control.value)].value);
+    wrap.append(label, control);
+  } else if (type === 'boolean') {
+    control = h('input', { type: 'checkbox', id, name: path, disabled, checked: value === true, 'aria-describedby': describedBy });
+    get = () => control.checked;
+    wrap.classList.add('field-checkbox');
+    wrap.append(h('label', { for: id }, control, ' ', title));
+  } else if (type === 'number' || type === 'integer') {
+    control = h('input', {
+      type: 'number', id, name: path, disabled, required, inputmode: type === 'integer' ? 'numeric' : 'decimal',
+      step: type === 'integer' ? '1' : 'any', min: s.minimum, max: s.maximum,
+      value: value === undefined || value === null ? '' : String(value), placeholder: ui['ui:placeholder'],
+      'aria-describedby': describedBy,
+    });
+    get = () => {
+      const raw = control.value.trim();
+      if (raw === '') return undefined;
+      const n = Number(raw.replace(',', '.'));
+      return Number.isNaN(n) ? raw : n;
+    };
+    wrap.append(label, control);
+  } else if (type === 'string') {
+    const textarea = widget === 'textarea' || (!widget && (s.maxLength || 0) > 255 && !s.format);
+    const common = {
+      id, name: path, disabled, required, placeholder: ui['ui:placeholder'], 'aria-describedby': describedBy,
+      maxlength: s.maxLength, minlength: s.minLength,
+    };
+    if (textarea) {
+      control = h('textarea', Object.assign(common, { rows: ui['ui:rows'] || 3 }));
+      control.value = value === undefined || value === null ? '' : String(value);
+    } else {
+      const inputType = { date: 'date', 'date-time': 'datetime-local', email: 'email', 'phone-vn': 'tel', uri: 'url' }[s.format] || 'text';
+      let v = value === undefined || value === null ? '' : String(value);
+      if (inputType === 'datetime-local' && v) v = v.slice(0, 16);
+      control = h('input', Object.assign(common, {
+        type: inputType, value: v, inputmode: s.format === 'cccd' ? 'numeric' : undefined,
+        autocomplete: 'off',
+      }));
+    }
+    get = () => {
+      let raw = control.value.trim();
+      if (raw === '') return undefined;
+      if (control.type === 'datetime-local' && raw.length === 16) raw = `${raw}:00+07:00`;
+      return raw;
+    };
+    wrap.append(label, control);
+  } else {
+    // arrays and free-form objects: edited as JSON
+    control = h('textarea.json', { id, name: path, disabled, rows: 4, 'aria-describedby': describedBy });
+    control.value = value === undefined ? '' : JSON.stringify(value, null, 2);
+    get = () => {
+      const raw = control.value.trim();
+      if (!raw) return undefined;
+      try { return JSON.parse(raw); } catch (e) { return raw; }
+    };
+    wrap.append(label, control, h('p.help', 'Nhập dữ liệu dạng JSON'));
+  }
+  if (help && widget !== 'hidden') wrap.appendChild(h('p.help', { id: helpId }, help));
+  const error = h('p.field-error', { id: errorId, hidden: true, role: 'alert' });
+  wrap.appendChild(error);
+  fields.set(path, { get, control, wrap, error, required });
+  return wrap;
+}
+
+/** A read-only rendering of submitted data with the form's labels: [[label, text], ...]. */
+export function describeData(schema, data) {
+  const out = [];
+  const props = (schema && schema.properties) || {};
+  for (const [k, v] of Object.entries(data || {})) {
+    const s = resolveRef(schema || {}, props[k] || {});
+    const choices = choicesOf(s);
+    let text = v;
+    if (choices) {
+      const c = choices.find((x) => x.value === v);
+      if (c) text = c.label;
+    } else if (typeof v === 'boolean') {
+      text = v ? 'Có' : 'Không';
+    } else if (v && typeof v === 'object') {
+      text = JSON.stringify(v);
+    }
+    out.push([s.title || k, String(text)]);
+  }
+  return out;
+}

@@ -1,0 +1,123 @@
+// A dossier: its summary, open steps and timeline; and the receiver's page that starts a new one.
+import { api, itemsOf, hasRole } from '../lib/api.js';
+import { describeData } from '../lib/form.js';
+import {
+  $, h, mount, dt, dueCell, flash, statusBadge, table, CHANNEL_VI, ACTION_VI, STATUS_VI,
+} from '../lib/ui.js';
+import { requireLogin } from './common.js';
+
+export async function loadDossierBundle(code) {
+  const [dossier, steps] = await Promise.all([
+    api(`dossiers/${encodeURIComponent(code)}`),
+    api(`dossiers/${encodeURIComponent(code)}/steps`).catch(() => null),
+  ]);
+  return { dossier: dossier.dossier || dossier, steps };
+}
+
+function timelineItem(e, stepsById) {
+  const d = e.details || {};
+  const step = e.task_id && stepsById[e.task_id];
+  const title = d.title || (step && step.title) || d.task;
+  const what = ACTION_VI[e.action] || e.action;
+  const statusChange = e.from_status !== e.to_status && e.to_status
+    ? h('span.muted', ` · ${STATUS_VI[e.from_status] || e.from_status || '∅'} → ${STATUS_VI[e.to_status] || e.to_status}`)
+    : null;
+  return h('li.timeline-item', h('time', { datetime: e.at }, dt(e.at)),
+    h('div', h('strong', what), title ? ` — ${title}` : '', statusChange,
+      h('div.muted', `bởi ${e.actor || 'hệ thống'}`)));
+}
+
+export function dossierPage() {
+  const user = requireLogin();
+  if (!user) return;
+  const code = document.body.dataset.code;
+  (async () => {
+    try {
+      const { dossier: d, steps } = await loadDossierBundle(code);
+      let history = d.timeline || [];
+      try {
+        const hist = await api(`dossiers/${encodeURIComponent(code)}/history`);
+        const items = itemsOf(hist, 'events', 'history', 'timeline');
+        if (items.length) history = items;
+      } catch (e) { /* the summary's timeline is enough */ }
+      const stepList = (steps && steps.steps) || [];
+      const byId = Object.fromEntries(stepList.map((s) => [s.id, s]));
+      const a = d.applicant || {};
+      document.title = `Hồ sơ ${d.code}`;
+      mount($('#dossier-head'),
+        h('h1', 'Hồ sơ ', h('span.code', d.code), ' ', statusBadge(d.status, d.status_label)),
+        h('p.lead', (steps && steps.procedure && steps.procedure.name) || d.procedure_name || d.procedure_code));
+      mount($('#dossier-facts'),
+        h('dl.facts',
+          h('dt', 'Người nộp'), h('dd', a.name || '—'),
+          h('dt', 'Số định danh'), h('dd', a.id_number || '—'),
+          h('dt', 'Điện thoại'), h('dd', a.phone || '—'),
+          h('dt', 'Kênh nộp'), h('dd', CHANNEL_VI[d.channel] || '—'),
+          h('dt', 'Cơ quan'), h('dd', d.agency),
+          h('dt', 'Ngày tiếp nhận'), h('dd', dt(d.received_at)),
+          h('dt', 'Hẹn trả kết quả'), h('dd', dueCell(d.due_at, d.overdue, d.finished)),
+          d.returned_at ? [h('dt', 'Đã trả kết quả'), h('dd', dt(d.returned_at))] : null,
+          d.finished_at ? [h('dt', 'Kết thúc'), h('dd', dt(d.finished_at))] : null));
+      const open = d.tasks || [];
+      mount($('#open-tasks'), h('h2', 'Bước đang xử lý'),
+        open.length ? table(['Bước', 'Vai trò', 'Người giữ', 'Hạn'], open.map((t) => h(`tr${t.overdue ? '.row-overdue' : ''}`,
+          h('td', h('a', { href: `/tasks/${encodeURIComponent(t.id)}` }, t.name || t.title)),
+          h('td', (t.roles || []).join(', ')),
+          h('td', t.claimed_by || '—'),
+          h('td', dueCell(t.due_at, t.overdue)))))
+          : h('p.muted', d.finished ? 'Hồ sơ đã kết thúc.' : 'Không có bước nào đang chờ.'));
+      const data = describeData({}, d.data || {});
+      mount($('#dossier-data'), h('h2', 'Dữ liệu hồ sơ'), data.length
+        ? h('dl.facts', data.map(([k, v]) => [h('dt', k), h('dd', v)]))
+        : h('p.muted', 'Chưa có dữ liệu.'));
+      mount($('#timeline'), h('h2', 'Quá trình xử lý'),
+        h('ol.timeline', history.map((e) => timelineItem(e, byId))));
+    } catch (err) {
+      flash(err.status === 404 ? `Không tìm thấy hồ sơ ${code}.` : `Không tải được hồ sơ: ${err.message}`, 'error');
+    }
+  })();
+}
+
+export function newDossierPage() {
+  const user = requireLogin();
+  if (!user) return;
+  if (!hasRole(user, 'receiver')) flash('Chỉ cán bộ tiếp nhận (receiver) được tiếp nhận hồ sơ mới.', 'warning');
+  const select = $('#procedure_code');
+  api('procedures?per_page=500').then((data) => {
+    const procs = itemsOf(data, 'procedures');
+    mount(select, h('option', { value: '' }, '— Chọn thủ tục —'),
+      procs.map((p) => h('option', { value: p.code }, `${p.code} — ${p.name}`)));
+    const wanted = new URLSearchParams(location.search).get('procedure');
+    if (wanted) select.value = wanted;
+  }).catch((err) => flash(`Không tải được danh mục thủ tục: ${err.message}`, 'error'));
+
+  const form = $('#new-dossier');
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    for (const el of form.querySelectorAll('.field-error')) { el.textContent = ''; el.hidden = true; }
+    const val = (id) => $(`#${id}`).value.trim() || undefined;
+    const body = {
+      procedure_code: val('procedure_code'),
+      applicant: { name: val('applicant_name'), id_number: val('applicant_id_number'), phone: val('applicant_phone'), email: val('applicant_email') },
+      channel: Number($('#channel').value || 1),
+      data: {},
+    };
+    const note = val('note');
+    if (note) body.data.note = note;
+    const btn = form.querySelector('button[type=submit]');
+    btn.disabled = true;
+    try {
+      const res = await api('dossiers', { json: body });
+      location.href = `/dossiers/${encodeURIComponent(res.code)}?created=1`;
+    } catch (err) {
+      btn.disabled = false;
+      const fields = err.fields || {};
+      for (const [path, msg] of Object.entries(fields)) {
+        const id = { 'applicant.name': 'applicant_name', 'applicant.id_number': 'applicant_id_number', 'applicant.phone': 'applicant_phone', 'applicant.email': 'applicant_email' }[path] || path;
+        const slot = $(`#${CSS.escape(id)}-error`);
+        if (slot) { slot.textContent = msg; slot.hidden = false; }
+      }
+      flash(`Không tiếp nhận được: ${err.message}`, 'error');
+    }
+  });
+}

@@ -1,0 +1,60 @@
+// The officer's inbox: ready tasks held by me, or open to my roles; due times, overdue highlighted.
+import { api, itemsOf } from '../lib/api.js';
+import { $, $$, h, mount, dueCell, flash, table, qs } from '../lib/ui.js';
+import { requireLogin } from './common.js';
+
+export function inboxPage() {
+  const user = requireLogin();
+  if (!user) return;
+  const out = $('#inbox');
+  let tab = qs('tab') || 'role';
+  let onlyOverdue = qs('overdue') === '1';
+  const overdueBox = $('#only-overdue');
+  overdueBox.checked = onlyOverdue;
+
+  function setTab(t) {
+    tab = t;
+    for (const b of $$('[data-tab]')) {
+      const on = b.dataset.tab === t;
+      b.classList.toggle('active', on);
+      b.setAttribute('aria-selected', on ? 'true' : 'false');
+    }
+    const params = new URLSearchParams();
+    if (t !== 'role') params.set('tab', t);
+    if (onlyOverdue) params.set('overdue', '1');
+    history.replaceState(null, '', `${location.pathname}${params.toString() ? '?' + params : ''}`);
+    load();
+  }
+
+  async function load() {
+    mount(out, h('p.muted', 'Đang tải…'));
+    const params = new URLSearchParams({ per_page: '100' });
+    if (tab === 'mine') params.set('mine', 'true');
+    if (onlyOverdue) params.set('overdue', 'true');
+    try {
+      const data = await api(`tasks?${params}`);
+      let tasks = itemsOf(data, 'tasks');
+      if (tab === 'mine') tasks = tasks.filter((t) => !t.claimed_by || t.claimed_by === user.username);
+      const overdue = tasks.filter((t) => t.overdue).length;
+      $('#inbox-count').textContent = `${tasks.length} việc${overdue ? `, ${overdue} quá hạn` : ''}`;
+      const rows = tasks.map((t) => h(`tr${t.overdue ? '.row-overdue' : ''}`, { dataset: { task: t.id } },
+        h('td', h('a.task-link', { href: `/tasks/${encodeURIComponent(t.id)}` }, t.name || t.title || t.spec_name)),
+        h('td', h('a', { href: `/dossiers/${encodeURIComponent(t.dossier_code)}` }, t.dossier_code),
+          t.applicant_name ? h('div.muted', t.applicant_name) : null),
+        h('td', t.procedure_name || t.procedure_code),
+        h('td', (t.roles || []).join(', ') || t.assignee || '—'),
+        h('td', t.claimed_by ? (t.claimed_by === user.username ? h('strong', 'Tôi') : t.claimed_by) : h('span.muted', 'Chưa ai nhận')),
+        h('td', dueCell(t.due_at, t.overdue))));
+      mount(out, table(['Công việc', 'Hồ sơ', 'Thủ tục', 'Vai trò', 'Người giữ', 'Hạn xử lý'], rows,
+        { class: 'inbox-table', empty: tab === 'mine' ? 'Bạn chưa nhận việc nào.' : 'Không có việc nào đang chờ.' }));
+    } catch (err) {
+      mount(out);
+      flash(`Không tải được hộp việc: ${err.message}`, 'error');
+    }
+  }
+
+  for (const b of $$('[data-tab]')) b.addEventListener('click', () => setTab(b.dataset.tab));
+  overdueBox.addEventListener('change', () => { onlyOverdue = overdueBox.checked; setTab(tab); });
+  $('#refresh').addEventListener('click', load);
+  setTab(tab);
+}

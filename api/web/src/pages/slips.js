@@ -1,0 +1,116 @@
+// Printed documents: the receipt and appointment slip (mẫu 01) and the process control slip (mẫu 05).
+import { api } from '../lib/api.js';
+import { $, h, mount, dt, dtLong, duration, flash, money } from '../lib/ui.js';
+import { requireLogin } from './common.js';
+import { loadDossierBundle } from './dossier.js';
+
+function header(agencyName, agencyId) {
+  return h('div.slip-header',
+    h('div.slip-agency', h('div', (agencyName || 'CƠ QUAN GIẢI QUYẾT').toUpperCase()),
+      h('div.strong', 'BỘ PHẬN TIẾP NHẬN VÀ TRẢ KẾT QUẢ'), agencyId ? h('div.muted.small', `Mã cơ quan: ${agencyId}`) : null),
+    h('div.slip-nation', h('div.strong', 'CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM'),
+      h('div.strong.underline', 'Độc lập - Tự do - Hạnh phúc')));
+}
+
+function deadlineText(proc) {
+  if (!proc || !proc.deadline) return 'Theo quy định';
+  const m = /^\s*(\d+(?:[.,]\d+)?)\s*(working days?|working hours?|days?|hours?)\s*$/i.exec(proc.deadline);
+  if (!m) return proc.deadline;
+  const unit = m[2].toLowerCase();
+  const vi = unit.startsWith('working day') ? 'ngày làm việc' : unit.startsWith('working hour') ? 'giờ làm việc'
+    : unit.startsWith('day') ? 'ngày' : 'giờ';
+  return `${m[1]} ${vi}`;
+}
+
+export function receiptPage() {
+  const user = requireLogin();
+  if (!user) return;
+  const code = document.body.dataset.code;
+  loadDossierBundle(code).then(({ dossier: d, steps }) => {
+    const a = d.applicant || {};
+    const proc = (steps && steps.procedure) || {};
+    const docs = (steps && steps.documents) || [];
+    const receiver = (steps && steps.received_by) || {};
+    const lookup = `${location.origin}/tra-cuu?code=${encodeURIComponent(d.code)}`;
+    document.title = `Giấy tiếp nhận ${d.code}`;
+    mount($('#slip'),
+      header(proc.agency_name, d.agency),
+      h('h1.slip-title', 'GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ'),
+      h('p.slip-code', 'Mã hồ sơ: ', h('strong#slip-code', d.code)),
+      h('p', 'Bộ phận tiếp nhận và trả kết quả đã tiếp nhận hồ sơ của:'),
+      h('dl.slip-lines',
+        h('dt', 'Ông/Bà'), h('dd#slip-applicant', a.name || '……'),
+        h('dt', 'Số định danh cá nhân / CCCD'), h('dd', a.id_number || '……'),
+        h('dt', 'Số điện thoại'), h('dd', a.phone || '……'),
+        h('dt', 'Thư điện tử'), h('dd', a.email || '……'),
+        h('dt', 'Nội dung yêu cầu giải quyết'), h('dd', `${proc.name || d.procedure_code} (mã thủ tục ${d.procedure_code})`)),
+      h('ol.slip-items',
+        h('li', 'Thành phần hồ sơ nộp gồm:',
+          docs.length ? h('table.table.slip-docs', h('thead', h('tr', h('th', 'STT'), h('th', 'Tên giấy tờ'), h('th', 'Ghi chú'))),
+            h('tbody', docs.map((doc, i) => h('tr', h('td', String(i + 1)), h('td', doc.name),
+              h('td', doc.attached ? 'Đã nộp' : (doc.required ? 'Bắt buộc' : 'Nếu có'))))))
+            : h('p.muted', 'Theo danh mục thành phần hồ sơ của thủ tục.')),
+        h('li', 'Số lượng hồ sơ: 01 bộ.'),
+        h('li', `Thời gian giải quyết hồ sơ theo quy định: ${deadlineText(proc)}.`),
+        h('li', 'Thời gian nhận hồ sơ: ', h('strong#slip-received', dtLong(d.received_at)), '.'),
+        h('li', 'Thời gian trả kết quả giải quyết hồ sơ: ', h('strong#slip-due', dtLong(d.due_at)), '.'),
+        h('li', `Lệ phí: ${money(proc.fee)}.`),
+        h('li', 'Tra cứu tình trạng hồ sơ: ', h('span.url', lookup), ' (nhập mã hồ sơ và số định danh).')),
+      h('div.signatures',
+        h('div', h('div.strong', 'NGƯỜI NỘP HỒ SƠ'), h('div.muted', '(Ký và ghi rõ họ tên)'), h('div.sign-space'), h('div', a.name || '')),
+        h('div', h('div.strong', 'NGƯỜI TIẾP NHẬN HỒ SƠ'), h('div.muted', '(Ký và ghi rõ họ tên)'), h('div.sign-space'),
+          h('div', receiver.full_name || receiver.username || ''))));
+  }).catch((err) => flash(`Không tải được hồ sơ: ${err.message}`, 'error'));
+}
+
+function verdict(s, now) {
+  if (!s.due_at) return s.completed_at ? 'Hoàn thành' : 'Đang xử lý';
+  const due = new Date(s.due_at).getTime();
+  if (s.completed_at) {
+    const done = new Date(s.completed_at).getTime();
+    if (done <= due) return h('span.ok', 'Đúng hạn');
+    return h('span.late', `Trễ hạn ${duration(done - due)}`);
+  }
+  if (s.state === 'cancelled') return 'Đã hủy';
+  return now > due ? h('span.late', `Quá hạn ${duration(now - due)}`) : 'Đang xử lý';
+}
+
+export function controlSlipPage() {
+  const user = requireLogin();
+  if (!user) return;
+  const code = document.body.dataset.code;
+  loadDossierBundle(code).then(({ dossier: d, steps }) => {
+    const a = d.applicant || {};
+    const proc = (steps && steps.procedure) || {};
+    const list = (steps && steps.steps) || [];
+    const now = Date.now();
+    document.title = `Phiếu kiểm soát ${d.code}`;
+    mount($('#slip'),
+      header(proc.agency_name, d.agency),
+      h('h1.slip-title', 'PHIẾU KIỂM SOÁT QUÁ TRÌNH GIẢI QUYẾT HỒ SƠ'),
+      h('p.slip-code', 'Mã hồ sơ: ', h('strong', d.code)),
+      h('dl.slip-lines',
+        h('dt', 'Thủ tục'), h('dd', `${proc.name || d.procedure_code} (${d.procedure_code})`),
+        h('dt', 'Người nộp'), h('dd', a.name || '……'),
+        h('dt', 'Thời gian nhận hồ sơ'), h('dd', dt(d.received_at)),
+        h('dt', 'Thời gian hẹn trả kết quả'), h('dd', dt(d.due_at)),
+        h('dt', 'Thời hạn giải quyết'), h('dd', deadlineText(proc))),
+      h('table.table.control-table#control-table',
+        h('thead', h('tr',
+          h('th', 'STT'), h('th', 'Bước xử lý'), h('th', 'Người / bộ phận xử lý'), h('th', 'Thời gian giao, nhận'),
+          h('th', 'Hạn xử lý'), h('th', 'Thời gian hoàn thành'), h('th', 'Kết quả'))),
+        h('tbody', list.length ? list.map((s, i) => h('tr', { dataset: { step: s.spec_name } },
+          h('td', String(i + 1)),
+          h('td', s.title),
+          h('td', s.completed_by_name || s.completed_by || s.claimed_by || (s.roles || []).join(', ') || '—'),
+          h('td', dt(s.created_at)),
+          h('td', dt(s.due_at)),
+          h('td', s.completed_at ? dt(s.completed_at) : '—'),
+          h('td', verdict(s, now))))
+          : h('tr', h('td.muted', { colSpan: 7 }, 'Chưa có bước nào.')))),
+      h('p.muted.small', `In lúc ${dt(new Date().toISOString())}.`));
+  }).catch((err) => flash(`Không tải được hồ sơ: ${err.message}`, 'error'));
+}
+
+// exported for the API consumer tests
+export { deadlineText, api };

@@ -1,0 +1,189 @@
+// Supervisors: the overdue board (counts, bars by agency and procedure, lists) and the period report.
+import { api, itemsOf, download } from '../lib/api.js';
+import { $, h, mount, dt, flash, table, duration, statusBadge } from '../lib/ui.js';
+import { requireLogin } from './common.js';
+
+function bars(title, entries, labelOf, keys) {
+  const max = Math.max(1, ...entries.map((e) => keys.reduce((s, k) => s + (e[k.key] || 0), 0)));
+  return h('figure.chart',
+    h('figcaption', title),
+    entries.length ? h('div.bars', entries.map((e) => {
+      const total = keys.reduce((s, k) => s + (e[k.key] || 0), 0);
+      return h('div.bar-row', { title: keys.map((k) => `${k.label}: ${e[k.key] || 0}`).join(', ') },
+        h('div.bar-label', labelOf(e)),
+        h('div.bar-track', keys.map((k) => h(`div.bar.${k.cls}`, { style: { width: `${(100 * (e[k.key] || 0)) / max}%` } }))),
+        h('div.bar-value', String(total)));
+    })) : h('p.muted', 'Không có hồ sơ quá hạn.'),
+    h('div.legend', keys.map((k) => h('span', h(`i.swatch.${k.cls}`), ` ${k.label}`))));
+}
+
+async function fillProcedureFilter(select) {
+  try {
+    const procs = itemsOf(await api('procedures?per_page=500'), 'procedures');
+    for (const p of procs) select.appendChild(h('option', { value: p.code }, `${p.code} — ${p.name}`));
+  } catch (e) { /* the filter still accepts any code via the URL */ }
+}
+
+export function boardPage() {
+  const user = requireLogin();
+  if (!user) return;
+  const form = $('#filters');
+  const params = new URLSearchParams(location.search);
+  $('#f-agency').value = params.get('agency') || '';
+  fillProcedureFilter($('#f-procedure')).then(() => { $('#f-procedure').value = params.get('procedure_code') || ''; });
+
+  async function load() {
+    const q = new URLSearchParams({ per_page: '100' });
+    const agency = $('#f-agency').value.trim();
+    const proc = $('#f-procedure').value;
+    if (agency) q.set('agency', agency);
+    if (proc) q.set('procedure_code', proc);
+    const shown = new URLSearchParams();
+    if (agency) shown.set('agency', agency);
+    if (proc) shown.set('procedure_code', proc);
+    history.replaceState(null, '', `${location.pathname}${shown.toString() ? '?' + shown : ''}`);
+    try {
+      const data = await api(`monitor/overdue?${q}`);
+      const counts = data.counts || {};
+      const totals = counts.totals || {};
+      const dossiers = itemsOf(data, 'dossiers');
+      const tasks = data.tasks || [];
+      mount($('#kpis'),
+        kpi('Hồ sơ quá hạn', totals.overdue_dossiers ?? data.total_dossiers ?? dossiers.length, 'danger', 'kpi-overdue-dossiers'),
+        kpi('Bước xử lý quá hạn', totals.overdue_tasks ?? data.total_tasks ?? tasks.length, 'danger', 'kpi-overdue-tasks'),
+        kpi(`Hồ sơ đến hạn trong ${counts.due_soon_hours || 24} giờ`, totals.due_soon_dossiers ?? 0, 'warning', 'kpi-due-soon'),
+        kpi('Bước đến hạn sắp tới', totals.due_soon_tasks ?? 0, 'warning', 'kpi-due-soon-tasks'));
+      const keys = [
+        { key: 'overdue_dossiers', label: 'Hồ sơ quá hạn', cls: 'danger' },
+        { key: 'overdue_tasks', label: 'Bước quá hạn', cls: 'late' },
+        { key: 'due_soon_dossiers', label: 'Sắp đến hạn', cls: 'warning' },
+      ];
+      mount($('#charts'),
+        bars('Theo cơ quan', counts.by_agency || [], (e) => e.agency, keys),
+        bars('Theo thủ tục', counts.by_procedure || [], (e) => e.procedure_code, keys));
+      mount($('#overdue-dossiers'), h('h2', `Hồ sơ quá hạn (${data.total_dossiers ?? dossiers.length})`),
+        table(['Mã hồ sơ', 'Thủ tục', 'Cơ quan', 'Trạng thái', 'Hạn trả', 'Trễ', 'Đang giữ'],
+          dossiers.map((d) => h('tr.row-overdue', { dataset: { code: d.code } },
+            h('td', h('a', { href: `/dossiers/${encodeURIComponent(d.code)}` }, d.code)),
+            h('td', d.procedure_name || d.procedure_code),
+            h('td', d.agency),
+            h('td', statusBadge(d.status, d.status_label)),
+            h('td', dt(d.due_at)),
+            h('td', lateText(d)),
+            h('td', (d.held_by || []).map((t) => h('div', `${t.title}: ${t.claimed_by || t.assignee || (t.roles || []).join(', ')}`))))),
+          { empty: 'Không có hồ sơ quá hạn.' }));
+      mount($('#overdue-tasks'), h('h2', `Bước xử lý quá hạn (${data.total_tasks ?? tasks.length})`),
+        table(['Bước', 'Hồ sơ', 'Thủ tục', 'Người giữ / vai trò', 'Hạn bước', 'Trễ'],
+          tasks.map((t) => h('tr.row-overdue',
+            h('td', t.title),
+            h('td', h('a', { href: `/dossiers/${encodeURIComponent(t.dossier_code)}` }, t.dossier_code)),
+            h('td', t.procedure_code),
+            h('td', t.claimed_by || t.assignee || (t.roles || []).join(', ')),
+            h('td', dt(t.due_at)),
+            h('td', lateText(t)))),
+          { empty: 'Không có bước quá hạn.' }));
+      $('#as-of').textContent = `Số liệu lúc ${dt(data.now || new Date().toISOString())}`;
+    } catch (err) {
+      flash(err.status === 403 ? 'Trang này dành cho cán bộ giám sát.' : `Không tải được số liệu: ${err.message}`, 'error');
+    }
+  }
+
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
+  $('#reset').addEventListener('click', () => { $('#f-agency').value = ''; $('#f-procedure').value = ''; load(); });
+  load();
+}
+
+function lateText(x) {
+  const wh = x.working_hours_late;
+  const hours = x.hours_late;
+  const parts = [];
+  if (wh !== undefined && wh !== null) parts.push(`${Number(wh).toLocaleString('vi-VN')} giờ làm việc`);
+  if (hours !== undefined && hours !== null) parts.push(`(${duration(hours * 3600000)})`);
+  return parts.join(' ') || '—';
+}
+
+function kpi(label, value, kind, id) {
+  return h(`div.kpi.kpi-${kind}`, { id }, h('div.kpi-value', String(value ?? 0)), h('div.kpi-label', label));
+}
+
+function pad(n) { return String(n).padStart(2, '0'); }
+
+function todayVN() {
+  const p = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Ho_Chi_Minh' }).format(new Date());
+  return p; // YYYY-MM-DD
+}
+
+export function reportPage() {
+  const user = requireLogin();
+  if (!user) return;
+  const today = todayVN();
+  const params = new URLSearchParams(location.search);
+  $('#r-from').value = params.get('from') || `${today.slice(0, 8)}01`;
+  $('#r-to').value = params.get('to') || today;
+  $('#r-agency').value = params.get('agency') || '';
+  fillProcedureFilter($('#r-procedure')).then(() => { $('#r-procedure').value = params.get('procedure_code') || ''; });
+
+  function query(format) {
+    const q = new URLSearchParams({ from: $('#r-from').value, to: $('#r-to').value });
+    if ($('#r-agency').value.trim()) q.set('agency', $('#r-agency').value.trim());
+    if ($('#r-procedure').value) q.set('procedure_code', $('#r-procedure').value);
+    if (format) q.set('format', format);
+    return q;
+  }
+
+  function exportLinks() {
+    for (const fmt of ['csv', 'xlsx']) {
+      const a = $(`#export-${fmt}`);
+      a.href = `/api/v1/reports/summary?${query(fmt)}`;
+    }
+  }
+
+  const cols = [
+    ['received.total', 'Tổng nhận'], ['received.online', 'Trực tuyến'], ['received.in_person', 'Trực tiếp'],
+    ['received.postal', 'Bưu chính'], ['carried_over', 'Kỳ trước chuyển sang'],
+    ['completed.early', 'Trước hạn'], ['completed.on_time', 'Đúng hạn'], ['completed.late', 'Quá hạn'],
+    ['in_process.within', 'Trong hạn'], ['in_process.overdue', 'Quá hạn'],
+    ['supplement_requested', 'Bổ sung'], ['refused', 'Từ chối'], ['stopped', 'Dừng'], ['withdrawn', 'Rút'],
+    ['returned', 'Đã trả KQ'], ['on_time_rate', 'Tỷ lệ đúng hạn (%)'],
+  ];
+  const get = (row, path) => path.split('.').reduce((o, k) => (o == null ? o : o[k]), row);
+  const cell = (v) => h('td.num', v === null || v === undefined ? '—' : Number(v).toLocaleString('vi-VN'));
+
+  async function load() {
+    exportLinks();
+    history.replaceState(null, '', `${location.pathname}?${query()}`);
+    try {
+      const r = await api(`reports/summary?${query()}`);
+      const rows = r.rows || [];
+      const head = h('thead',
+        h('tr', h('th', { rowSpan: 2 }, 'Cơ quan'), h('th', { rowSpan: 2 }, 'Thủ tục'),
+          h('th', { colSpan: 5 }, 'Tiếp nhận'), h('th', { colSpan: 3 }, 'Đã giải quyết'), h('th', { colSpan: 2 }, 'Đang giải quyết'),
+          h('th', { colSpan: 6 }, 'Khác')),
+        h('tr', cols.map(([, label]) => h('th', label))));
+      const body = h('tbody', rows.length ? rows.map((row) => h('tr',
+        h('td', row.agency), h('td', row.procedure_name ? `${row.procedure_code} — ${row.procedure_name}` : row.procedure_code),
+        cols.map(([k]) => cell(get(row, k)))))
+        : h('tr', h('td.muted', { colSpan: cols.length + 2 }, 'Không có hồ sơ trong kỳ.')));
+      const foot = h('tfoot', h('tr', h('th', { colSpan: 2 }, 'Tổng cộng'), cols.map(([k]) => cell(get(r.totals || {}, k)))));
+      mount($('#report'), h('p.muted', `Kỳ báo cáo: ${r.from} đến ${r.to}`),
+        h('div.table-wrap', h('table.table.report-table#report-table', head, body, foot)));
+    } catch (err) {
+      flash(`Không lập được báo cáo: ${err.message}`, 'error');
+    }
+  }
+
+  for (const fmt of ['csv', 'xlsx']) {
+    $(`#export-${fmt}`).addEventListener('click', async (ev) => {
+      ev.preventDefault();
+      try {
+        await download(`/api/v1/reports/summary?${query(fmt)}`, `bao-cao-${$('#r-from').value}-${$('#r-to').value}.${fmt}`);
+      } catch (err) {
+        flash(`Không tải được tệp: ${err.message}`, 'error');
+      }
+    });
+  }
+  $('#report-form').addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
+  load();
+}
+
+export { pad };
