@@ -132,6 +132,10 @@ def _documents(value) -> list[str]:
     return out
 
 
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(VN_TZ).isoformat() if dt else None
+
+
 def _local(dt: datetime | None) -> str:
     return dt.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y") if dt else ""
 
@@ -222,7 +226,7 @@ class LegalActions:
             self._event(s, d, actor, "supplement.requested", from_status, now, {
                 "reason": reason, "documents": docs, "request_number": d.supplement_count,
                 "second_request": second, "counts_as_late": second,
-                "due_at": d.due_at.isoformat() if d.due_at else None, "working_hours_used": used,
+                "due_at": _iso(d.due_at), "working_hours_used": used,
             })
             listing = "; ".join(docs) if docs else reason
             self._notify(s, d, "supplement_requested",
@@ -249,9 +253,9 @@ class LegalActions:
             moved_timers = shift_timers(loaded.workflow, cal, paused)
             open_tasks = self.service.finish_step(s, loaded, actor, now)
             self._event(s, d, actor, "supplement.received", from_status, now, {
-                "note": note, "paused_at": paused_at.isoformat(), "paused_working_hours": round(paused, 4),
-                "due_at_before": old_due.isoformat() if old_due else None,
-                "due_at": d.due_at.isoformat() if d.due_at else None,
+                "note": note, "paused_at": _iso(paused_at), "paused_working_hours": round(paused, 4),
+                "due_at_before": _iso(old_due),
+                "due_at": _iso(d.due_at),
                 "steps_moved": moved_steps, "timers_moved": moved_timers,
             })
             self._notify(s, d, "supplement_received",
@@ -309,7 +313,7 @@ class LegalActions:
                            next_timer_at=compute_next_timer(d, None, cal, self.settings))
             self._event(s, d, actor, event, from_status, now, {
                 "reason": reason, "paused_working_hours": round(paused, 4) if paused else 0,
-                "due_at": d.due_at.isoformat() if d.due_at else None,
+                "due_at": _iso(d.due_at),
                 "overdue": bool(d.due_at and d.due_at < now),
             })
             self._notify(s, d, target.value, template.format(code=d.code, reason=reason))
@@ -366,8 +370,8 @@ class LegalActions:
             d.reminded_at = d.overdue_flagged_at = None  # re-armed for the new date
             open_tasks = self.service.finish_step(s, loaded, actor, now)
             self._event(s, d, actor, "deadline.extended", d.status, now, {
-                "reason": reason, "due_at_before": old_due.isoformat(), "due_at": new_due.isoformat(),
-                "original_due_at": d.original_due_at.isoformat() if d.original_due_at else None,
+                "reason": reason, "due_at_before": _iso(old_due), "due_at": _iso(new_due),
+                "original_due_at": _iso(d.original_due_at),
                 "extra_working_days": extra_working_days, "was_overdue": old_due <= now,
                 "working_hours_left": round(left, 4),
             })

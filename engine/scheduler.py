@@ -166,6 +166,7 @@ def persist_fields(s, dossier: Dossier, **values) -> None:
 class SweepResult:
     """What one `fire_due` call did."""
 
+    candidates: int = 0  # due rows read from the index
     dossiers: int = 0  # dossiers handled (locked, re-checked, moved on)
     timers: int = 0  # BPMN timers that fired
     reminders: int = 0
@@ -177,14 +178,16 @@ class SweepResult:
     codes: list = field(default_factory=list)
 
     def add(self, other: "SweepResult") -> None:
-        for name in ("dossiers", "timers", "reminders", "overdue", "failures", "incidents", "skipped", "seconds"):
+        for name in ("candidates", "dossiers", "timers", "reminders", "overdue", "failures", "incidents", "skipped", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.codes.extend(other.codes)
 
 
-def _due_ids(s, now: datetime, n: int, lock: bool) -> list[int]:
-    q = (select(Dossier.id).where(Dossier.next_timer_at <= now)
-         .order_by(Dossier.next_timer_at, Dossier.id).limit(n))
+def _due_ids(s, now: datetime, n: int, lock: bool, seen: set) -> list[int]:
+    q = select(Dossier.id).where(Dossier.next_timer_at <= now)
+    if seen:  # handled in this call but still due (e.g. a timer SpiffWorkflow sees a moment later)
+        q = q.where(Dossier.id.not_in(seen))
+    q = q.order_by(Dossier.next_timer_at, Dossier.id).limit(n)
     if lock:
         q = q.with_for_update(skip_locked=True)
     return list(s.scalars(q))
@@ -212,14 +215,17 @@ def fire_due(db: "Database", service: "DossierService", now: datetime | None = N
         result.seconds = _time.perf_counter() - t0
         return result
     lock = not db.is_sqlite
-    while result.dossiers + result.skipped + result.failures < limit:
-        n = min(chunk, limit - result.dossiers - result.skipped - result.failures)
+    seen: set[int] = set()
+    while len(seen) < limit:
+        n = min(chunk, limit - len(seen))
         with db.uow() as s:
-            ids = _due_ids(s, now, n, lock)
+            ids = _due_ids(s, now, n, lock, seen)
             for dossier_id in ids:
                 _fire_in_savepoint(s, service, dossier_id, now, result)
+        seen.update(ids)
         if len(ids) < n:
             break
+    result.candidates = len(seen)
     result.seconds = _time.perf_counter() - t0
     return result
 
@@ -261,7 +267,7 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult) -
             names[tid] = (t.task_spec.bpmn_name or t.task_spec.name) if t is not None else str(tid)
         ev = Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.fired", at=now,
                    from_status=old_status, to_status=old_status,
-                   details={"timers": [{"timer": names[tid], "task_id": str(tid), "due_at": due.isoformat()}
+                   details={"timers": [{"timer": names[tid], "task_id": str(tid), "due_at": due.astimezone(VN_TZ).isoformat()}
                                        for tid, due in fired]})
         s.add(ev)
         result.timers += len(fired)
@@ -287,7 +293,7 @@ def _deadline_watch(s, service, d: Dossier, cal: WorkCalendar, now: datetime, re
                 left = round(cal.working_hours_between(now, d.due_at), 2)
                 s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="deadline.reminder", at=now,
                             from_status=d.status, to_status=d.status,
-                            details={"due_at": d.due_at.isoformat(), "working_hours_left": left}))
+                            details={"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "working_hours_left": left}))
                 _notify_officers(s, d, "deadline.reminder",
                                  f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc.")
                 result.reminders += 1
@@ -295,7 +301,7 @@ def _deadline_watch(s, service, d: Dossier, cal: WorkCalendar, now: datetime, re
         d.overdue_flagged_at = now
         s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="deadline.overdue", at=now,
                     from_status=d.status, to_status=d.status,
-                    details={"due_at": d.due_at.isoformat(), "extended": d.extended_at is not None}))
+                    details={"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "extended": d.extended_at is not None}))
         _notify_officers(s, d, "deadline.overdue",
                          f"Hồ sơ {d.code} đã quá hạn trả kết quả ({due_local}).")
         result.overdue += 1
@@ -343,4 +349,4 @@ def _record_failure(s, dossier_id: int, now: datetime, exc: Exception, result: S
         return
     d.next_timer_at = now + RETRY_DELAYS[attempt - 1]
     s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.failed", at=now,
-                details={"error": error, "attempt": attempt, "retry_at": d.next_timer_at.isoformat()}))
+                details={"error": error, "attempt": attempt, "retry_at": d.next_timer_at.astimezone(VN_TZ).isoformat()}))

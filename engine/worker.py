@@ -111,7 +111,7 @@ class Worker:
         while True:
             r = fire_due(self.db, self.service, now=now, limit=SWEEP_LIMIT)
             total.add(r)
-            if r.dossiers + r.skipped + r.failures < SWEEP_LIMIT or _time.monotonic() > deadline:
+            if r.candidates < SWEEP_LIMIT or _time.monotonic() > deadline:
                 return total
 
     def sweep(self) -> dict:
