@@ -25,6 +25,15 @@ def _db() -> Database:
     return Database.from_settings(_settings())
 
 
+def _migrated_db() -> Database:
+    """The database, brought up to the current schema first (a no-op when it already is)."""
+    from .migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    return Database.from_settings(settings)
+
+
 def _fail(exc: MotcuaError):
     click.echo(f"Lỗi / Error: {exc.message_vi}\n  {exc.message_en}", err=True)
     sys.exit(2)
@@ -105,8 +114,7 @@ def deploy(paths, actor):
     from .procedures import deploy as deploy_one, load_path
 
     files = _bpmn_files(paths)
-    database = _db()
-    database.create_all()
+    database = _migrated_db()
     results, bad = [], 0
     with click.progressbar(files, label="Triển khai / deploying", show_pos=True,
                            item_show_func=lambda p: p.name if p else "", file=sys.stderr) as bar:
@@ -143,8 +151,7 @@ def users_add(username, password, roles, agency, full_name):
     """Thêm người dùng / add a user."""
     from .auth import add_user
 
-    database = _db()
-    database.create_all()
+    database = _migrated_db()
     try:
         with database.uow() as s:
             add_user(s, username, password, roles, agency, full_name)
@@ -158,8 +165,7 @@ def demo():
     """Tạo tài khoản demo / create the README's demo accounts (skips existing ones)."""
     from .demo import create_demo_accounts
 
-    database = _db()
-    database.create_all()
+    database = _migrated_db()
     for line in create_demo_accounts(database):
         click.echo(line)
 
