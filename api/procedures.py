@@ -1,0 +1,178 @@
+"""Procedures: the catalogue (staff), details and diagram (staff), deployment (analyst, admin).
+
+POST /procedures takes multipart/form-data: `file` is the BPMN, every other file part (e.g. `forms`,
+repeated) is a form file deployed with it, named by its file name. 201 when a new version was created,
+200 with `created: false` when identical content is already deployed, 422 listing every problem (each naming
+its BPMN element), 413 when the BPMN is larger than `settings.max_bpmn_bytes` (or the whole request larger
+than `settings.max_upload_bytes`).
+"""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Response, request
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from engine import queries
+from engine.errors import InvalidInput, TooLarge
+from engine.procedures import deploy, load_procedure
+from engine.queries import MAX_PER_PAGE_CATALOGUE
+
+from .auth import authenticate
+from .common import DateTimeString, PageSchema, Str, errors
+from .context import actor, services
+from .errors import ProblemItemSchema
+from .schemas import FormSchema
+
+blp = Blueprint("procedures", __name__, url_prefix="/api/v1/procedures",
+                description="Thủ tục hành chính / procedures: danh mục, chi tiết, sơ đồ BPMN, triển khai")
+blp.before_request(authenticate)
+
+
+class ProcedureItemSchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"example": "1.001193"})
+    name = ma.fields.String(required=True)
+    version = ma.fields.Integer(required=True, metadata={"description": "phiên bản hiện hành / current version"})
+    agency = Str()
+    deadline = Str(metadata={"example": "15 working days"})
+    cutoff = Str(metadata={"example": "15:00"})
+    level = Str(metadata={"example": "toan_trinh"})
+    fee = ma.fields.Integer(allow_none=True, metadata={"description": "VND"})
+    deployed_at = DateTimeString()
+
+
+class ProcedurePageSchema(PageSchema):
+    items = ma.fields.List(ma.fields.Nested(ProcedureItemSchema), required=True)
+
+
+class VersionSchema(ma.Schema):
+    version = ma.fields.Integer(required=True)
+    deployed_at = DateTimeString()
+    deployed_by = Str()
+    filename = Str()
+    content_hash = ma.fields.String(required=True)
+    current = ma.fields.Boolean(required=True)
+
+
+class UserTaskSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    name = Str()
+    roles = ma.fields.List(ma.fields.String(), required=True)
+    assignee = Str()
+    form_key = Str()
+    deadline = Str()
+    status = Str()
+
+
+class ProcedureDetailSchema(ProcedureItemSchema):
+    process_id = Str()
+    dialect = Str()
+    versions = ma.fields.List(ma.fields.Nested(VersionSchema), required=True)
+    user_tasks = ma.fields.List(ma.fields.Nested(UserTaskSchema), required=True)
+    forms = ma.fields.List(ma.fields.Nested(FormSchema), required=True)
+
+
+class DeployResultSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    version = ma.fields.Integer(required=True)
+    created = ma.fields.Boolean(required=True, metadata={"description": "false: identical content was deployed"})
+    name = Str()
+    warnings = ma.fields.List(ma.fields.Nested(ProblemItemSchema), required=True)
+
+
+class ProcedureListArgs(ma.Schema):
+    q = ma.fields.String(validate=validate.Length(min=1, max=100),
+                         metadata={"description": "đầu mã hoặc một phần tên / code prefix or part of the name"})
+    agency = ma.fields.String(validate=validate.Length(min=1, max=64))
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PER_PAGE_CATALOGUE),
+                                 metadata={"description": f"tối đa / at most {MAX_PER_PAGE_CATALOGUE}"})
+
+
+@blp.route("", methods=["GET"])
+@blp.doc(summary="Danh mục thủ tục / procedure catalogue (staff)")
+@blp.arguments(ProcedureListArgs, location="query")
+@blp.response(200, ProcedurePageSchema)
+@errors(blp, 401, 422)
+def catalogue(args):
+    with services().db.read() as s:
+        return queries.list_procedures(s, actor(), args.get("q"), args.get("agency"), args["page"],
+                                       args["per_page"]).to_dict()
+
+
+UPLOAD_DOC = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "tệp .bpmn / the BPMN file"},
+            "forms": {"type": "array", "items": {"type": "string", "format": "binary"},
+                      "description": "tệp biểu mẫu đi kèm (.json) / form files deployed with it"},
+        },
+    }}},
+}
+
+
+def _read(storage) -> bytes:
+    return storage.read()
+
+
+@blp.route("", methods=["POST"])
+@blp.doc(summary="Triển khai thủ tục / deploy a procedure (analyst, admin)", requestBody=UPLOAD_DOC)
+@blp.alt_response(200, schema=DeployResultSchema, success=True,
+                  description="Nội dung này đã được triển khai / identical content already deployed")
+@blp.response(201, DeployResultSchema, description="Phiên bản mới / a new version was deployed")
+@errors(blp, 401, 403, 413, 422)
+def upload():
+    a, svc = actor(), services()
+    a.require("analyst")
+    files = request.files
+    main = files.get("file")
+    if main is None or not main.filename:
+        raise InvalidInput("Cần tệp BPMN trong trường 'file' (multipart/form-data)",
+                           "a BPMN file is required in the 'file' field (multipart/form-data)",
+                           {"fields": {"file": "Thiếu tệp / Missing file"}})
+    limit = svc.settings.max_bpmn_bytes
+    content = main.stream.read(limit + 1)
+    if len(content) > limit:
+        raise TooLarge(f"Tệp BPMN quá lớn (tối đa {limit} byte)", f"the BPMN file is too large (at most {limit} bytes)")
+    forms = {}
+    for field, storage in files.items(multi=True):
+        if storage is main:
+            continue
+        name = (storage.filename or field).replace("\\", "/").rsplit("/", 1)[-1]
+        forms[name] = _read(storage)
+    filename = main.filename.replace("\\", "/").rsplit("/", 1)[-1] or "procedure.bpmn"
+    loaded = load_procedure(content, filename, forms, max_bytes=limit)
+    with svc.db.uow() as s:
+        result = deploy(s, loaded, a.username)
+    body = {"code": result.code, "version": result.version, "created": result.created, "name": loaded.name,
+            "warnings": result.warnings or []}
+    return body, 201 if result.created else 200
+
+
+@blp.route("/<code>", methods=["GET"])
+@blp.doc(summary="Chi tiết thủ tục / procedure details: versions, user tasks with roles, forms, deadlines")
+@blp.response(200, ProcedureDetailSchema)
+@errors(blp, 401, 404)
+def details(code):
+    with services().db.read() as s:
+        return queries.procedure_details(s, actor(), code)
+
+
+@blp.route("/<code>/diagram", methods=["GET"])
+@blp.doc(summary="Sơ đồ BPMN / the BPMN XML of the current version",
+         responses={"200": {"description": "BPMN 2.0 XML",
+                            "content": {"application/xml": {"schema": {"type": "string"}}}}})
+@errors(blp, 401, 404)
+def diagram(code):
+    with services().db.read() as s:
+        filename, xml = queries.procedure_diagram(s, actor(), code)
+    resp = Response(xml, mimetype="application/xml")
+    resp.headers["Content-Disposition"] = f'inline; filename="{_ascii(filename)}"'
+    return resp
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)

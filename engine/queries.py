@@ -1,0 +1,352 @@
+"""Read-side queries for front-ends: paged, filtered, index-friendly, without Flask.
+
+Every function takes an open session (`Database.read()`) and the acting `Actor`, applies the visibility
+rules of `engine.auth` (own agency; supervisors and admins see every agency), and returns plain dicts with
+times in ISO 8601 at UTC+7 (the same views `engine.dossiers` returns).
+
+Pagination is by page number: `Page(items, page, per_page, total)`; `per_page` is capped at `MAX_PER_PAGE`
+(the catalogue of procedures at `MAX_PER_PAGE_CATALOGUE`, a province runs about a thousand procedures).
+Every list has a deterministic order with a unique tie-breaker, so pages neither repeat nor skip rows.
+
+Indexes used (engine/models.py): dossiers by (agency, status_code), (agency, finished, due_at),
+(agency, procedure_code, received_at) and the unique code; the inbox by task_roles (role, agency) and
+tasks (agency, state, due_at) / (claimed_by, state); the audit trail by events (dossier_id, id).
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+
+from .auth import Actor
+from .dossiers import dossier_view, event_view, iso, task_view
+from .errors import InvalidInput, NotFound, PermissionDenied
+from .models import Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, utcnow
+from .statuses import BY_CODE, Status
+
+MAX_PER_PAGE = 100
+MAX_PER_PAGE_CATALOGUE = 1000
+MAX_HISTORY = 2000
+
+
+@dataclass
+class Page:
+    items: list
+    page: int
+    per_page: int
+    total: int
+
+    def to_dict(self) -> dict:
+        return {"items": self.items, "page": self.page, "per_page": self.per_page, "total": self.total}
+
+
+def _paging(page, per_page, maximum: int = MAX_PER_PAGE) -> tuple[int, int]:
+    try:
+        page, per_page = int(page or 1), int(per_page or 20)
+    except (TypeError, ValueError):
+        raise InvalidInput("page và per_page phải là số nguyên", "page and per_page must be integers",
+                           {"fields": {"page": "integer", "per_page": "integer"}}) from None
+    if page < 1:
+        raise InvalidInput("page phải ≥ 1", "page must be ≥ 1", {"fields": {"page": "≥ 1"}})
+    if not 1 <= per_page <= maximum:
+        raise InvalidInput(f"per_page phải từ 1 đến {maximum}", f"per_page must be between 1 and {maximum}",
+                           {"fields": {"per_page": f"1–{maximum}"}})
+    return page, per_page
+
+
+def _page(session, stmt, order, page: int, per_page: int, convert) -> Page:
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = session.execute(stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
+    return Page([convert(r) for r in rows], page, per_page, int(total or 0))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- dossiers ----------------------------------------------------------------------------------------------
+
+@dataclass
+class DossierFilters:
+    status: list[str] = field(default_factory=list)  # snake_case names (or national codes 1–10)
+    overdue: bool | None = None
+    due_before: datetime | None = None
+    procedure_code: str | None = None
+    agency: str | None = None
+    q: str | None = None  # code prefix or part of the applicant's name
+    sort: str = "-received_at"  # received_at, -received_at, due_at, -due_at
+
+    @classmethod
+    def of(cls, value) -> "DossierFilters":
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        known = {k: v for k, v in dict(value).items() if k in cls.__dataclass_fields__ and v is not None}
+        if isinstance(known.get("status"), str):
+            known["status"] = [known["status"]]
+        return cls(**known)
+
+
+SORTS = {
+    "received_at": (Dossier.received_at.asc(), Dossier.id.asc()),
+    "-received_at": (Dossier.received_at.desc(), Dossier.id.desc()),
+    "due_at": (Dossier.due_at.is_(None), Dossier.due_at.asc(), Dossier.id.asc()),
+    "-due_at": (Dossier.due_at.is_(None), Dossier.due_at.desc(), Dossier.id.desc()),
+}
+
+
+def _status_codes(values) -> list[int]:
+    codes = []
+    for v in values or ():
+        v = str(v).strip()
+        if v.isdigit() and int(v) in BY_CODE:
+            codes.append(int(v))
+            continue
+        try:
+            codes.append(Status(v).code)
+        except ValueError:
+            raise InvalidInput(f"Trạng thái '{v}' không hợp lệ", f"unknown status '{v}'",
+                               {"fields": {"status": ", ".join(s.value for s in Status)}}) from None
+    return codes
+
+
+def _agency_scope(actor: Actor, agency: str | None):
+    """The agency condition for a list: own agency for staff; any (or the one asked) for supervisors."""
+    if actor.is_supervisor:
+        return agency
+    if agency and agency != actor.agency:
+        raise PermissionDenied("Bạn chỉ xem được hồ sơ của cơ quan mình", "you may only see your own agency's records")
+    return actor.agency
+
+
+def dossier_summary(d: Dossier, now: datetime | None = None) -> dict:
+    """A dossier as a list shows it: no form data, no tasks."""
+    now = now or utcnow()
+    st = Status(d.status)
+    return {
+        "code": d.code, "status": st.value, "status_code": st.code, "status_label": st.label_vi,
+        "status_label_en": st.label_en, "procedure_code": d.procedure_code, "agency": d.agency,
+        "channel": d.channel, "applicant_name": d.applicant_name, "received_at": iso(d.received_at),
+        "due_at": iso(d.due_at), "overdue": bool(d.due_at and not d.finished and d.paused_at is None and d.due_at < now),
+        "finished": d.finished, "finished_at": iso(d.finished_at), "version": d.version,
+    }
+
+
+def list_dossiers(session, actor: Actor, filters=None, page=1, per_page=20) -> Page:
+    f = DossierFilters.of(filters)
+    page, per_page = _paging(page, per_page)
+    if f.sort not in SORTS:
+        raise InvalidInput(f"Cách sắp xếp '{f.sort}' không hợp lệ", f"unknown sort '{f.sort}'",
+                           {"fields": {"sort": ", ".join(SORTS)}})
+    now = utcnow()
+    stmt = select(Dossier)
+    agency = _agency_scope(actor, f.agency)
+    if agency:
+        stmt = stmt.where(Dossier.agency == agency)
+    codes = _status_codes(f.status)
+    if codes:
+        stmt = stmt.where(Dossier.status_code.in_(codes))
+    if f.overdue is True:
+        stmt = stmt.where(Dossier.finished.is_(False), Dossier.due_at < now, Dossier.paused_at.is_(None))
+    elif f.overdue is False:
+        stmt = stmt.where(or_(Dossier.finished.is_(True), Dossier.due_at.is_(None), Dossier.due_at >= now,
+                              Dossier.paused_at.is_not(None)))
+    if f.due_before is not None:
+        if f.due_before.tzinfo is None:
+            raise InvalidInput("due_before phải có múi giờ", "due_before needs a UTC offset",
+                               {"fields": {"due_before": "timezone required"}})
+        stmt = stmt.where(Dossier.due_at < f.due_before)
+    if f.procedure_code:
+        stmt = stmt.where(Dossier.procedure_code == f.procedure_code)
+    q = (f.q or "").strip()
+    if q:
+        esc = _like_escape(q)
+        stmt = stmt.where(or_(Dossier.code.like(esc.upper() + "%", escape="\\"),
+                              func.lower(Dossier.applicant_name).like("%" + esc.lower() + "%", escape="\\")))
+    return _page(session, stmt, SORTS[f.sort], page, per_page, lambda r: dossier_summary(r[0], now))
+
+
+def visible_dossier(session, actor: Actor, code: str) -> Dossier:
+    d = session.scalars(select(Dossier).where(Dossier.code == code)).first() if code and len(code) <= 64 else None
+    if d is None or not actor.sees_agency(d.agency):
+        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
+    return d
+
+
+def dossier_history(session, actor: Actor, code: str) -> dict:
+    """The audit trail of one dossier, oldest first: who did what, when, from which status to which."""
+    d = visible_dossier(session, actor, code)
+    events = session.scalars(select(Event).where(Event.dossier_id == d.id).order_by(Event.id).limit(MAX_HISTORY))
+    return {"code": d.code, "status": d.status, "events": [event_view(e) for e in events]}
+
+
+# -- the inbox ---------------------------------------------------------------------------------------------
+
+def list_tasks(session, actor: Actor, mine: bool = False, role: str | None = None, overdue: bool | None = None,
+               page=1, per_page=20, procedure_code: str | None = None) -> Page:
+    """Ready tasks the caller may work on: same agency and one of the caller's roles (via task_roles), or
+    assigned to / claimed by the caller. Supervisors and admins see every agency's ready tasks.
+    `mine` keeps the tasks the caller holds (claimed) or is assigned; `role` keeps one candidate role."""
+    page, per_page = _paging(page, per_page)
+    now = utcnow()
+    stmt = select(Task).where(Task.state == "ready")
+    if role and not actor.is_supervisor and role not in actor.roles:
+        raise PermissionDenied(f"Bạn không có vai trò '{role}'", f"you do not have the role '{role}'")
+    if mine:
+        stmt = stmt.where(or_(Task.claimed_by == actor.username, Task.assignee == actor.username))
+    elif not actor.is_supervisor:
+        by_role = select(TaskRole.task_id).where(TaskRole.role.in_(sorted(actor.roles)),
+                                                 TaskRole.agency == actor.agency)
+        stmt = stmt.where(or_(and_(Task.agency == actor.agency, Task.id.in_(by_role)),
+                              Task.assignee == actor.username, Task.claimed_by == actor.username))
+    if role:
+        cond = TaskRole.role == role
+        if not actor.is_supervisor:
+            cond = and_(cond, TaskRole.agency == actor.agency)
+        stmt = stmt.where(Task.id.in_(select(TaskRole.task_id).where(cond)))
+    if overdue is True:
+        stmt = stmt.where(Task.due_at < now)
+    elif overdue is False:
+        stmt = stmt.where(or_(Task.due_at.is_(None), Task.due_at >= now))
+    if procedure_code:
+        stmt = stmt.where(Task.procedure_code == procedure_code)
+    order = (Task.due_at.is_(None), Task.due_at.asc(), Task.created_at.asc(), Task.id.asc())
+    return _page(session, stmt, order, page, per_page, lambda r: task_view(r[0]))
+
+
+def task_detail(session, actor: Actor, task_id: str, runtimes) -> dict:
+    """One task with its form (schema, ui_schema), the current values taken from the dossier's data, the due
+    date and a summary of its dossier. `runtimes` is the engine's RuntimeCache (forms are parsed once)."""
+    task = session.get(Task, task_id) if task_id and len(task_id) <= 36 else None
+    if task is None or not actor.sees_agency(task.agency):
+        raise NotFound("Không tìm thấy công việc", "task not found")
+    d = session.get(Dossier, task.dossier_id)
+    form = values = None
+    if task.form_key:
+        rt = runtimes.get(session, d.procedure_version_id)
+        f = rt.forms.get(task.form_key)
+        if f is not None:
+            form = {"key": f.key, "title": f.title, "schema": f.schema, "ui_schema": f.ui_schema}
+            values = f.prefill(d.data or {})
+    return {
+        "task": task_view(task),
+        "form": form,
+        "values": values if values is not None else {},
+        "can_work": task.state == "ready" and actor.may_work(task.roles, task.agency, task.assignee)
+        and task.claimed_by in (None, actor.username),
+        "dossier": dossier_summary(d),
+    }
+
+
+# -- the procedure catalogue -------------------------------------------------------------------------------
+
+def _catalogue_item(p: Procedure, v: ProcedureVersion | None) -> dict:
+    meta = (v.meta if v is not None else None) or {}
+    return {
+        "code": p.code, "name": p.name, "version": p.current_version, "agency": p.agency,
+        "deadline": meta.get("deadline"), "cutoff": meta.get("cutoff"), "level": _str(meta.get("level")),
+        "fee": meta.get("fee"), "deployed_at": iso(v.deployed_at) if v is not None else None,
+    }
+
+
+def _str(v):
+    return None if v is None else str(v)
+
+
+def list_procedures(session, actor: Actor, q: str | None = None, agency: str | None = None, page=1,
+                    per_page=100) -> Page:
+    """The catalogue: every deployed procedure with its current version's metadata, by code."""
+    page, per_page = _paging(page, per_page, MAX_PER_PAGE_CATALOGUE)
+    stmt = select(Procedure, ProcedureVersion).outerjoin(
+        ProcedureVersion, and_(ProcedureVersion.procedure_id == Procedure.id,
+                               ProcedureVersion.version == Procedure.current_version))
+    if agency:
+        stmt = stmt.where(Procedure.agency == agency)
+    q = (q or "").strip()
+    if q:
+        esc = _like_escape(q)
+        stmt = stmt.where(or_(Procedure.code.like(esc + "%", escape="\\"),
+                              func.lower(Procedure.name).like("%" + esc.lower() + "%", escape="\\")))
+    return _page(session, stmt, (Procedure.code.asc(),), page, per_page, lambda r: _catalogue_item(r[0], r[1]))
+
+
+def _procedure(session, code: str) -> Procedure:
+    p = session.scalars(select(Procedure).where(Procedure.code == code)).first() if code and len(code) <= 64 else None
+    if p is None:
+        raise NotFound(f"Không có thủ tục mã '{code}'", f"no procedure with code '{code}'")
+    return p
+
+
+def procedure_details(session, actor: Actor, code: str) -> dict:
+    """Details of a procedure: its metadata, every version, the current version's user tasks with roles,
+    forms and step deadlines."""
+    p = _procedure(session, code)
+    versions = session.scalars(select(ProcedureVersion).where(ProcedureVersion.procedure_id == p.id)
+                               .order_by(ProcedureVersion.version)).all()
+    current = next((v for v in versions if v.version == p.current_version), None)
+    item = _catalogue_item(p, current)
+    meta = (current.meta if current is not None else None) or {}
+    task_status = meta.get("task_status") or {}
+    item.update({
+        "process_id": current.process_id if current is not None else None,
+        "dialect": meta.get("dialect"),
+        "versions": [{"version": v.version, "deployed_at": iso(v.deployed_at), "deployed_by": v.deployed_by,
+                      "filename": v.filename, "content_hash": v.content_hash, "current": v.version == p.current_version}
+                     for v in versions],
+        "user_tasks": [{"id": ut.get("id"), "name": ut.get("name"), "roles": list(ut.get("roles") or []),
+                        "assignee": ut.get("assignee"), "form_key": ut.get("form_key"),
+                        "deadline": ut.get("deadline"), "status": ut.get("status") or task_status.get(ut.get("id"))}
+                       for ut in (current.user_tasks if current is not None else [])],
+        "forms": [{"key": k, "title": f.get("title"), "schema": f.get("schema"), "ui_schema": f.get("ui_schema")}
+                  for k, f in sorted(((current.forms if current is not None else None) or {}).items())],
+    })
+    return item
+
+
+def procedure_diagram(session, actor: Actor, code: str) -> tuple[str, str]:
+    """(filename, BPMN XML) of the current version, as deployed."""
+    p = _procedure(session, code)
+    v = session.scalars(select(ProcedureVersion).where(ProcedureVersion.procedure_id == p.id,
+                                                       ProcedureVersion.version == p.current_version)).first()
+    if v is None:
+        raise NotFound(f"Thủ tục '{code}' chưa có phiên bản nào", f"procedure '{code}' has no version")
+    return v.filename or f"{p.code}.bpmn", v.bpmn_xml
+
+
+# -- public lookup -----------------------------------------------------------------------------------------
+
+def public_lookup(session, code: str, id_number: str | None = None) -> dict:
+    """What anyone may see of a dossier by its code: status, dates and steps; the applicant's data only when
+    `id_number` matches theirs. One 404 for every code that is not found."""
+    d = session.scalars(select(Dossier).where(Dossier.code == code)).first() if code and len(code) <= 64 else None
+    if d is None:
+        raise NotFound("Không tìm thấy hồ sơ", "dossier not found")
+    name = session.scalar(select(Procedure.name).where(Procedure.code == d.procedure_code))
+    st = Status(d.status)
+    tasks = session.scalars(select(Task).where(Task.dossier_id == d.id, Task.state != "cancelled")
+                            .order_by(Task.created_at, Task.id)).all()
+    matched = bool(id_number and d.applicant_id_number
+                   and hmac.compare_digest(str(id_number).strip().encode(), d.applicant_id_number.strip().encode()))
+    out = {
+        "code": d.code, "status": st.value, "status_code": st.code, "status_label": st.label_vi,
+        "status_label_en": st.label_en, "procedure_code": d.procedure_code, "procedure_name": name,
+        "received_at": iso(d.received_at), "due_at": iso(d.due_at), "processed_at": iso(d.processed_at),
+        "returned_at": iso(d.returned_at), "finished": d.finished,
+        "steps": [{"name": t.title, "state": t.state, "started_at": iso(t.created_at),
+                   "completed_at": iso(t.completed_at), "due_at": iso(t.due_at)} for t in tasks],
+        "identity_verified": matched,
+        "applicant": None,
+    }
+    if matched:
+        out["applicant"] = {"name": d.applicant_name, "id_number": d.applicant_id_number,
+                            "phone": d.applicant_phone, "email": d.applicant_email}
+        out["data"] = d.data or {}
+    return out
+
+
+__all__ = ["Page", "DossierFilters", "MAX_PER_PAGE", "MAX_PER_PAGE_CATALOGUE", "list_dossiers", "dossier_summary",
+           "visible_dossier", "dossier_history", "list_tasks", "task_detail", "list_procedures",
+           "procedure_details", "procedure_diagram", "public_lookup", "dossier_view"]
