@@ -212,5 +212,10 @@ def serve(host, port, threads, with_worker):
                 child.kill()
 
 
+from .calendar_admin import calendar_cli  # noqa: E402  `motcua calendar list|set|delete` (engine/calendar_admin.py)
+
+main.add_command(calendar_cli)
+
+
 if __name__ == "__main__":
     main()
