@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 import time as _time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
@@ -116,6 +117,7 @@ class DossierService:
         self.runtimes = RuntimeCache()
         self.workflows = WorkflowCache()
         self._calendar: WorkCalendar | None = None
+        self._script_engine = None
         self._calendar_loaded = 0.0
         self._lock = threading.Lock()
 
@@ -135,7 +137,13 @@ class DossierService:
             self._calendar = None
 
     def script_engine(self, cal: WorkCalendar):
-        return make_script_engine(timer_functions(cal.add_working_hours, utcnow))
+        """The sandboxed script engine bound to this calendar (one per calendar, reused by every step)."""
+        cached = self._script_engine
+        if cached is not None and cached[0] is cal:
+            return cached[1]
+        engine = make_script_engine(timer_functions(cal.add_working_hours, utcnow))
+        self._script_engine = (cal, engine)
+        return engine
 
     # -- codes -------------------------------------------------------------------------------------
     def next_code(self, session, agency: str, when: datetime) -> str:
@@ -203,7 +211,7 @@ class DossierService:
                 reminded_at=None, overdue_flagged_at=None, created_by=actor.username, updated_at=now, version=1,
             )
             dossier_id = s.connection().execute(INSERT_DOSSIER, values).scalar_one()
-            dossier = Dossier(id=dossier_id, **values)
+            dossier = Row(id=dossier_id, **values)
             s.connection().execute(INSERT_EVENT, dict(
                 dossier_id=dossier_id, actor=actor.username, action="dossier.received", at=now,
                 from_status=None, to_status=initial.value, task_id=None,
@@ -269,6 +277,7 @@ class DossierService:
             if row is None:
                 raise NotFound("Không tìm thấy công việc", "task not found")
             task, dossier = _split_task_dossier(row)  # plain objects, written back with Core below
+            _snapshot(dossier)
             if not actor.sees_agency(task.agency):
                 raise NotFound("Không tìm thấy công việc", "task not found")
             self._check_workable(actor, task)
@@ -320,6 +329,7 @@ class DossierService:
         if dossier is None:
             raise NotFound(f"Không tìm thấy hồ sơ '{code or dossier_id}'", f"dossier '{code or dossier_id}' not found")
         s.expunge(dossier)  # detached: finish_step writes it back with Core
+        _snapshot(dossier)
         rt = self.runtimes.get(s, dossier.procedure_version_id)
         cal = self.calendar(s)
         workflow = self._restore(s, dossier, rt, cal)
@@ -349,6 +359,7 @@ class DossierService:
         Returns the dossier's open task rows.
         """
         old_status = dossier.status
+        conn = s.connection()
         after = _ready_ids(workflow)
         gone = [tid for tid in before if tid not in after]
         if gone:
@@ -356,11 +367,11 @@ class DossierService:
             if completed_task is not None and completed_task.id in before:
                 completed_task.state, completed_task.completed_at = "completed", now
                 completed_task.completed_by = actor.username
-                s.connection().execute(UPDATE_TASK, {"_id": completed_task.id, "state": "completed",
-                                                     "completed_at": now, "completed_by": actor.username})
+                conn.execute(UPDATE_TASK, {"_id": completed_task.id, "state": "completed",
+                                           "completed_at": now, "completed_by": actor.username})
             if others:
                 s.execute(update(Task).where(Task.id.in_(others)).values(state="cancelled", completed_at=now))
-            s.connection().execute(DELETE_ROLES, {"ids": gone})
+            conn.execute(DELETE_ROLES, {"ids": gone})
         kept = [tid for tid in after if tid in before]
         open_tasks = list(s.scalars(select(Task).where(Task.id.in_(kept)))) if kept else []
         new_rows, role_rows = [], []
@@ -370,7 +381,7 @@ class DossierService:
             ut = rt.user_tasks.get(t.task_spec.name, {})
             step_due = None
             if ut.get("deadline"):
-                step_due = cal.due_at(now, parse_deadline(ut["deadline"]))
+                step_due = cal.due_at(now, _deadline(ut["deadline"]))
             roles = list(ut.get("roles") or [])
             new_rows.append(dict(
                 id=tid, dossier_id=dossier.id, dossier_code=dossier.code, procedure_code=dossier.procedure_code,
@@ -381,10 +392,10 @@ class DossierService:
             role_rows.extend({"task_id": tid, "role": role, "agency": dossier.agency} for role in roles)
         if new_rows:
             # Core inserts: these rows are written once here and never need the ORM's bookkeeping.
-            s.connection().execute(INSERT_TASK, new_rows)
-            open_tasks.extend(Task(**r) for r in new_rows)
+            conn.execute(INSERT_TASK, new_rows[0] if len(new_rows) == 1 else new_rows)
+            open_tasks.extend(Row(**r) for r in new_rows)
         if role_rows:
-            s.connection().execute(INSERT_ROLE, role_rows)
+            conn.execute(INSERT_ROLE, role_rows[0] if len(role_rows) == 1 else role_rows)
         ready = list(after.values())
         # Status: an end event's status when finished; else the open task's declared status; else in process.
         new_status = Status(dossier.status)
@@ -409,7 +420,7 @@ class DossierService:
         from .scheduler import compute_next_timer  # BPMN timers, reminder and due instants (engine/scheduler.py)
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings)
         if completed_task is not None:
-            s.connection().execute(INSERT_EVENT, dict(
+            conn.execute(INSERT_EVENT, dict(
                 dossier_id=dossier.id, actor=actor.username, action="task.completed", at=now,
                 from_status=old_status, to_status=dossier.status, task_id=completed_task.id,
                 details={"task": completed_task.spec_name, "title": completed_task.title, "data": task_data or {}}))
@@ -505,22 +516,48 @@ _DOSSIER_COLS = [(f"dossiers_{c.key}", c.key) for c in DOSSIERS.columns]
 
 def _split_task_dossier(row):
     m = row._mapping
-    return (Task(**{k: m[label] for label, k in _TASK_COLS}),
-            Dossier(**{k: m[label] for label, k in _DOSSIER_COLS}))
+    return (Row(**{k: m[label] for label, k in _TASK_COLS}),
+            Row(**{k: m[label] for label, k in _DOSSIER_COLS}))
+
+
+class Row(SimpleNamespace):
+    """A plain copy of a row (dossier or task) on the hot path: attribute access without ORM bookkeeping.
+
+    It has the same attribute names as the mapped class; it is written back with Core statements.
+    """
+
+
+def _snapshot(dossier: Dossier) -> Dossier:
+    """Remember a loaded dossier's column values so `_write_dossier` writes only what a step changed."""
+    dossier._loaded_values = {k: getattr(dossier, k) for k in _WRITABLE}
+    return dossier
 
 
 def _write_dossier(s, dossier: Dossier, now: datetime, inserted: dict | None = None) -> None:
-    """Write a (detached) dossier back in one UPDATE guarded by its version: a concurrent writer → Conflict."""
-    values = {k: getattr(dossier, k) for k in _WRITABLE}
+    """Write a (detached) dossier back in one UPDATE guarded by its version: a concurrent writer → Conflict.
+
+    Only changed columns are written; `data` always is (it is a mutable JSON value). A dossier just
+    inserted by this transaction and unchanged since is not written again.
+    """
+    current = {k: getattr(dossier, k) for k in _WRITABLE}
+    if inserted is not None:
+        if all(inserted.get(k) == v for k, v in current.items() if k != "updated_at"):
+            return
+        original = inserted
+    else:
+        original = getattr(dossier, "_loaded_values", None) or {}
+    values = {k: v for k, v in current.items() if k == "data" or k not in original or original[k] != v}
     values["updated_at"] = now
-    if inserted is not None and all(inserted.get(k) == v for k, v in values.items() if k != "updated_at"):
-        return  # just inserted and unchanged since
     values.update(_id=dossier.id, _version=dossier.version, version=dossier.version + 1)
     n = s.connection().execute(UPDATE_DOSSIER, values).rowcount
     if n != 1:
         raise Conflict("Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
                        "The dossier was changed by someone else meanwhile; reload and try again.")
     dossier.version += 1
+    dossier._loaded_values = {**original, **{k: v for k, v in values.items() if not k.startswith("_")}}
+
+
+_deadline = lru_cache(maxsize=4096)(parse_deadline)  # step deadlines are a handful of strings per procedure
 
 
 @lru_cache(maxsize=None)

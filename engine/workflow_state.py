@@ -74,7 +74,7 @@ def spec_from_json(dialect: str, text: str):
 def dump_state(dialect: str, workflow) -> bytes:
     dct = serializer(dialect).to_dict(workflow)
     dct["serializer_version"] = SERIALIZER_VERSION
-    return zlib.compress(json.dumps(dct, separators=(",", ":")).encode(), 6)
+    return zlib.compress(json.dumps(dct, separators=(",", ":")).encode(), 1)
 
 
 def load_state(dialect: str, blob: bytes, spec, subprocess_specs, script_engine):
