@@ -16,10 +16,9 @@ COPY engine engine
 COPY api api
 COPY forms forms
 RUN pip install .
-COPY package.json package-lock.json* ./
+COPY package.json package-lock.json Makefile ./
+RUN make web
 COPY bpmn bpmn
-COPY Makefile ./
-RUN if [ -f package.json ]; then make bundle PYTHON=python3 || true; fi
 
 RUN useradd --create-home motcua && mkdir -p /app/var && chown -R motcua /app/var
 USER motcua
