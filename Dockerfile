@@ -6,18 +6,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     MOTCUA_HOST=0.0.0.0 MOTCUA_PORT=5000 MOTCUA_VAR=/app/var
 WORKDIR /app
 
-# Node is needed only to bundle the modeller and pages' JavaScript from the npm registry.
+# Node is needed only at build time, to bundle the modeller's and pages' JavaScript from the npm registry.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends make nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 
-COPY setup.cfg pyproject.toml README.md ./
+COPY setup.cfg pyproject.toml README.md package.json package-lock.json Makefile ./
 COPY engine engine
 COPY api api
 COPY forms forms
-RUN pip install .
-COPY package.json package-lock.json Makefile ./
-RUN make web
+# The bundle lands in api/web/static/dist/ before the package is installed, so it ships with it.
+RUN make web && pip install . && rm -rf node_modules
 COPY bpmn bpmn
 
 RUN useradd --create-home motcua && mkdir -p /app/var && chown -R motcua /app/var
