@@ -45,6 +45,7 @@ BLUEPRINTS = [
     "api.dossiers",
     "api.tasks",
     "api.public",
+    "api.calendar", "api.actions",  # issue 4: working calendar; legal actions on dossiers (+ worker wake-ups)
     "api.web",
 ]
 
