@@ -6,19 +6,20 @@ a little JavaScript that keeps the bearer token in sessionStorage. The JavaScrip
 styles are bundled by esbuild from `api/web/src/` into `api/web/static/dist/` (`make web`, run by
 `make install`, `make run` and `make test`); nothing is loaded from a CDN.
 
-`pages` is the blueprint of the pages; `endpoints.bp` adds the few read/validate endpoints the pages need
-that the core API does not have (counts per step, the steps of a dossier, validation without deploying).
+`bp` is the (plain) blueprint of the pages; `init_app` adds `endpoints.blp`, the few endpoints the pages
+need that the core API does not have (counts per step, the steps of a dossier, validation without
+deploying), to the OpenAPI-documented API.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, redirect, render_template, send_from_directory, url_for
+from flask import Blueprint, abort, redirect, render_template, send_from_directory, url_for
 
 HERE = Path(__file__).resolve().parent
 DIST = HERE / "static" / "dist"
 
-pages = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                   static_url_path="/web-static")
 
 
@@ -26,7 +27,7 @@ def bundle_missing() -> bool:
     return not (DIST / "app.js").exists()
 
 
-@pages.app_context_processor
+@bp.app_context_processor
 def _assets():
     def asset(name: str) -> str:
         path = DIST / name
@@ -40,89 +41,89 @@ def _page(template: str, page: str, **kw):
     return render_template(f"web/{template}", page=page, **kw)
 
 
-@pages.get("/")
+@bp.get("/")
 def home():
     return _page("home.html", "home")
 
 
-@pages.get("/favicon.ico")
+@bp.get("/favicon.ico")
 def favicon():
     return send_from_directory(HERE / "static", "favicon.svg", mimetype="image/svg+xml")
 
 
-@pages.get("/login")
+@bp.get("/login")
 def login():
     return _page("login.html", "login")
 
 
 # -- officers ----------------------------------------------------------------------------------------
-@pages.get("/inbox")
+@bp.get("/inbox")
 def inbox():
     return _page("inbox.html", "inbox")
 
 
-@pages.get("/tasks/<task_id>")
+@bp.get("/tasks/<task_id>")
 def task(task_id: str):
     if len(task_id) > 64:
         abort(404)
     return _page("task.html", "task", task_id=task_id)
 
 
-@pages.get("/dossiers/new")
+@bp.get("/dossiers/new")
 def new_dossier():
     return _page("new_dossier.html", "new-dossier")
 
 
-@pages.get("/dossiers/<code>")
+@bp.get("/dossiers/<code>")
 def dossier(code: str):
     return _page("dossier.html", "dossier", code=_code(code))
 
 
-@pages.get("/dossiers/<code>/receipt")
+@bp.get("/dossiers/<code>/receipt")
 def receipt(code: str):
     return _page("receipt.html", "receipt", code=_code(code))
 
 
-@pages.get("/dossiers/<code>/control-slip")
+@bp.get("/dossiers/<code>/control-slip")
 def control_slip(code: str):
     return _page("control_slip.html", "control-slip", code=_code(code))
 
 
 # -- analysts ----------------------------------------------------------------------------------------
-@pages.get("/procedures")
+@bp.get("/procedures")
 def procedures():
     return _page("procedures.html", "procedures")
 
 
-@pages.get("/procedures/<code>")
+@bp.get("/procedures/<code>")
 def procedure(code: str):
     return _page("procedure.html", "procedure", code=_code(code))
 
 
-@pages.get("/modeler")
-@pages.get("/modeler/<code>")
+@bp.get("/modeler")
+@bp.get("/modeler/<code>")
 def modeler(code: str = ""):
     return _page("modeler.html", "modeler", code=_code(code) if code else "")
 
 
 # -- supervisors -------------------------------------------------------------------------------------
-@pages.get("/supervisor")
+@bp.get("/supervisor")
 def board():
     return _page("board.html", "board")
 
 
-@pages.get("/supervisor/report")
+@bp.get("/supervisor/report")
 def report():
     return _page("report.html", "report")
 
 
 # -- citizens ----------------------------------------------------------------------------------------
-@pages.get("/tra-cuu")
+@bp.get("/tra-cuu")
 def lookup():
     return _page("lookup.html", "lookup")
 
 
-@pages.get("/lookup")
+@bp.get("/lookup")
 def lookup_en():
     return redirect(url_for("web.lookup"))
 
@@ -133,15 +134,13 @@ def _code(code: str) -> str:
     return code
 
 
-def register(app) -> None:
-    """Mount the pages and their endpoints on the Flask app (called once by `api.create_app`)."""
-    from .endpoints import bp as endpoints_bp
+def init_app(app) -> None:
+    """Called by `api.create_app` after `bp` is registered: add the pages' endpoints to the documented API."""
+    from .endpoints import blp
 
-    app.register_blueprint(pages)
-    app.register_blueprint(endpoints_bp)
+    app.extensions["motcua_api"].register_blueprint(blp)
     if bundle_missing():
-        current = app.logger
-        current.warning("web bundle missing: run `make web` (npm ci && npm run build) to build api/web/static/dist/")
+        app.logger.warning("web bundle missing: run `make web` (npm ci && npm run build) to build api/web/static/dist/")
 
 
-__all__ = ["pages", "register", "bundle_missing", "current_app"]
+__all__ = ["bp", "init_app", "bundle_missing"]

@@ -23,7 +23,7 @@ const options = {
   outdir,
   format: 'iife',
   target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
-  minify: !watch,
+  minify: !watch && !process.env.MOTCUA_WEB_DEBUG,
   sourcemap: watch ? 'inline' : false,
   legalComments: 'linked',
   loader: { '.woff': 'file', '.woff2': 'file', '.ttf': 'file', '.eot': 'file', '.svg': 'file' },

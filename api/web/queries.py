@@ -79,7 +79,7 @@ def dossier_steps(session, actor: Actor, code: str, now: datetime | None = None)
     tasks = list(session.scalars(select(Task).where(Task.dossier_id == d.id).order_by(Task.created_at, Task.id)))
     people = {t.completed_by for t in tasks} | {t.claimed_by for t in tasks} | {d.created_by}
     people.discard(None)
-    names = dict(session.execute(select(User.username, User.full_name).where(User.username.in_(people)))) if people else {}
+    names = dict(session.execute(select(User.username, User.full_name).where(User.username.in_(people))).all()) if people else {}
     steps = []
     for t in tasks:
         on_time = None

@@ -66,7 +66,6 @@ function start() {
 
   const modeler = new BpmnModeler({
     container: '#canvas',
-    keyboard: { bindTo: document },
     moddleExtensions: { camunda: camundaModdle },
     linting: { bpmnlint: lintConfig, active: true },
     additionalModules: [lintModule, translateModule],
@@ -82,6 +81,16 @@ function start() {
   panel.addEventListener('submit', (ev) => ev.preventDefault());
   let selected = null;
   let problemIds = [];
+  let committing = false; // the properties form is changing the diagram: do not re-render it under the user
+
+  function commit(fn) {
+    committing = true;
+    try {
+      fn();
+    } finally {
+      committing = false;
+    }
+  }
 
   // -- the process (procedure) and its properties --------------------------------------------------
   function processContext(element) {
@@ -93,7 +102,7 @@ function start() {
       const p = elementRegistry.filter((e) => is(e, 'bpmn:Participant') && e.businessObject.processRef)[0];
       return p ? { element: p, bo: p.businessObject.processRef } : null;
     }
-    return { element: root, bo: root.businessObject };
+    return root && root.businessObject && is(root, 'bpmn:Process') ? { element: root, bo: root.businessObject } : null;
   }
 
   function propertiesOf(bo) {
@@ -171,7 +180,7 @@ function start() {
         readOnly: opts.readOnly, inputmode: opts.inputmode, autocomplete: 'off', spellcheck: 'false',
       });
     }
-    if (!opts.readOnly) control.addEventListener('change', () => onChange(control.value));
+    if (!opts.readOnly) control.addEventListener('change', () => commit(() => onChange(control.value)));
     return h('div.field', h('label', { for: id }, label), control, opts.help ? h('p.help', opts.help) : null);
   }
 
@@ -278,7 +287,7 @@ function start() {
     renderPanel();
   });
   eventBus.on('commandStack.changed', () => {
-    if (!panel.contains(document.activeElement)) renderPanel();
+    if (!committing) renderPanel();
   });
 
   // -- form files deployed beside the diagram ---------------------------------------------------------
@@ -392,12 +401,20 @@ function start() {
     }
   }
 
+  function fit() {
+    canvas.zoom('fit-viewport', 'auto');
+    const vb = canvas.viewbox();
+    const padX = 70 / vb.scale;
+    const padY = 30 / vb.scale;
+    canvas.viewbox({ x: vb.x - padX, y: vb.y - padY, width: vb.width + 2 * padX, height: vb.height + 2 * padY });
+  }
+
   async function importXml(xml) {
     await modeler.importXML(xml);
     showProblems([]);
     selected = null;
     renderPanel();
-    canvas.zoom('fit-viewport', 'auto');
+    fit();
   }
 
   $('#btn-new').addEventListener('click', async () => {
@@ -427,7 +444,7 @@ function start() {
   });
   $('#btn-validate').addEventListener('click', () => validate().catch((err) => flash(err.message, 'error')));
   $('#btn-deploy').addEventListener('click', () => deploy().catch((err) => flash(err.message, 'error')));
-  $('#btn-fit').addEventListener('click', () => canvas.zoom('fit-viewport', 'auto'));
+  $('#btn-fit').addEventListener('click', fit);
 
   window.motcua = { modeler, validate, deploy, forms, renderForms, showProblems };
 

@@ -37,7 +37,7 @@ export function lookupPage() {
         !a && idNumber ? h('p.help', 'Số định danh không khớp nên chỉ hiển thị thông tin chung.') : null,
         !idNumber ? h('p.help', 'Nhập thêm số định danh (CCCD) của người nộp để xem thông tin chi tiết.') : null,
         steps.length ? [h('h3', 'Các bước xử lý'), h('ol.timeline', steps.map((s) => h('li.timeline-item',
-          h('time', dt(s.completed_at || s.at || s.created_at)),
+          h('time', dt(s.completed_at || s.started_at || s.created_at)),
           h('div', h('strong', s.name || s.title || s.step || ''), ' ',
             s.completed_at ? h('span.badge.status-returned', 'Đã xong') : h('span.badge.status-in_process', 'Đang xử lý'),
             s.due_at ? h('div.muted', `Hạn: ${dt(s.due_at)}`) : null))))] : null));

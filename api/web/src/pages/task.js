@@ -11,7 +11,7 @@ function pick(data) {
   const uiSchema = form.ui_schema || form.uiSchema || data.ui_schema || null;
   const values = data.values || data.prefill || data.prefilled || form.values || form.prefill || {};
   const dossier = data.dossier || task.dossier || {};
-  return { task, form, schema, uiSchema, values, dossier };
+  return { task, form, schema, uiSchema, values, dossier, canWork: data.can_work };
 }
 
 export function taskPage() {
@@ -37,6 +37,7 @@ export function taskPage() {
     const done = task.state && task.state !== 'ready';
     const mine = task.claimed_by === user.username;
     const heldByOther = task.claimed_by && !mine;
+    const mayWork = current.canWork !== false || mine;
     document.title = `${task.name || task.title} · ${task.dossier_code}`;
     mount($('#task-head'),
       h('h1', task.name || task.title || task.spec_name),
@@ -70,7 +71,7 @@ export function taskPage() {
       }
       const holder = h('div');
       area.appendChild(holder);
-      form = renderForm(holder, { schema, uiSchema, values, readOnly: done || heldByOther });
+      form = renderForm(holder, { schema, uiSchema, values, readOnly: done || heldByOther || !mayWork });
       freeData = null;
     } else {
       form = null;
@@ -80,9 +81,11 @@ export function taskPage() {
       freeData.value = '{}';
       area.appendChild(freeData);
     }
-    $('#claim').hidden = done || !!task.claimed_by;
+    $('#claim').hidden = done || !!task.claimed_by || !mayWork;
     $('#unclaim').hidden = done || !mine;
-    $('#complete').hidden = done || heldByOther;
+    $('#complete').hidden = done || heldByOther || !mayWork;
+    if (!done && !mayWork && !heldByOther) flash('Bạn không có vai trò thực hiện bước này; chỉ xem.', 'info');
+    if (heldByOther) flash(`Công việc đang do ${task.claimed_by} giữ; chỉ xem.`, 'info');
     $('#complete').disabled = false;
     if (message) flash(message, 'success');
   }

@@ -1,0 +1,25 @@
+"""Helpers of the browser tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import ARTIFACTS, DEMO_PASSWORD, LiveServer
+
+
+def shot(page, name: str, full_page: bool = True) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def login(page, server: LiveServer, username: str, password: str = DEMO_PASSWORD, next_path: str | None = None):
+    """Log in through the login page; the token lands in sessionStorage."""
+    url = server("/login") + (f"?next={next_path}" if next_path else "")
+    page.goto(url)
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("() => !!sessionStorage.getItem('motcua.token')")
