@@ -6,21 +6,14 @@ import os
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from engine.cli import main as cli
 from engine.models import Base
-from tests.conftest import PG_URL
 
 
-def test_db_upgrade_matches_the_models(settings, tmp_path):
-    url = settings.database_url
-    if PG_URL:
-        eng = create_engine(url)
-        Base.metadata.drop_all(eng)
-        with eng.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        eng.dispose()
+def test_db_upgrade_matches_the_models(empty_database, tmp_path):
+    url = empty_database
     r = CliRunner().invoke(cli, ["db", "upgrade"], env={**os.environ, "DATABASE_URL": url,
                                                         "MOTCUA_VAR": str(tmp_path / "var")})
     assert r.exit_code == 0, r.output

@@ -162,8 +162,8 @@ def test_external_bpmn_deploys_or_is_refused_with_named_problems(db, path):
         assert deploy(s, loaded, "test").version == 1
 
 
-def test_cli_validate_and_deploy(tmp_path, settings):
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "MOTCUA_VAR": str(tmp_path / "var")}
+def test_cli_validate_and_deploy(tmp_path, empty_database):
+    env = {**os.environ, "DATABASE_URL": empty_database, "MOTCUA_VAR": str(tmp_path / "var")}
     runner = CliRunner()
     r = runner.invoke(cli, ["validate", str(BPMN_DIR)], env=env)
     assert r.exit_code == 0, r.output
