@@ -3,7 +3,7 @@
 import NavigatedViewer from 'bpmn-js/lib/NavigatedViewer';
 import camundaModdle from 'camunda-bpmn-moddle/resources/camunda.json';
 import { api, hasRole } from './lib/api.js';
-import { $, h, mount, dt, flash, table, money } from './lib/ui.js';
+import { $, h, mount, dt, flash, table, money, LEVEL_VI, deadlineVi } from './lib/ui.js';
 import { initLayout, requireLogin } from './pages/common.js';
 
 function start() {
@@ -52,29 +52,29 @@ function start() {
         h('h1', d.name, ' ', h('small.muted', d.code)),
         h('dl.facts',
           h('dt', 'Cơ quan'), h('dd', d.agency || meta.agency || '—'),
-          h('dt', 'Thời hạn'), h('dd', d.deadline || meta.deadline || '—'),
+          h('dt', 'Thời hạn'), h('dd', deadlineVi(d.deadline || meta.deadline)),
           h('dt', 'Giờ chốt'), h('dd', d.cutoff || meta.cutoff || '—'),
           h('dt', 'Lệ phí'), h('dd', money(d.fee ?? meta.fee)),
-          h('dt', 'Mức độ'), h('dd', String(d.level || meta.level || '—')),
+          h('dt', 'Mức độ'), h('dd', LEVEL_VI[d.level || meta.level] || String(d.level || meta.level || '—')),
           h('dt', 'Phiên bản hiện tại'), h('dd', `v${d.version ?? d.current_version}`)),
         hasRole(user, 'analyst') ? h('p', h('a.btn', { href: `/modeler/${encodeURIComponent(d.code)}` }, 'Sửa sơ đồ trong trình soạn thảo')) : null);
       const xml = typeof diagram === 'string' ? diagram : (diagram.xml || diagram.bpmn_xml || diagram.diagram);
       await viewer.importXML(xml);
       canvas.zoom('fit-viewport', 'auto');
       const tasks = d.user_tasks || d.tasks || [];
-      mount($('#steps'), h('h2', 'Các bước người dùng'), table(['Bước', 'Vai trò', 'Biểu mẫu', 'Thời hạn bước'],
+      mount($('#steps'), h('h2', 'Các bước người dùng'), h('div.table-wrap', table(['Bước', 'Vai trò', 'Biểu mẫu', 'Thời hạn bước'],
         tasks.map((t) => h('tr', { dataset: { element: t.id } },
           h('td', t.name || t.id),
           h('td', (t.roles || []).join(', ') || t.assignee || '—'),
           h('td', t.form_key || '—'),
-          h('td', t.deadline || '—')))));
+          h('td', deadlineVi(t.deadline)))))));
       const versions = d.versions || [];
-      mount($('#versions'), h('h2', 'Lịch sử phiên bản'), table(['Phiên bản', 'Triển khai lúc', 'Người triển khai', 'Tệp'],
+      mount($('#versions'), h('h2', 'Lịch sử phiên bản'), h('div.table-wrap', table(['Phiên bản', 'Triển khai lúc', 'Người triển khai', 'Tệp'],
         [...versions].sort((a, b) => b.version - a.version).map((v) => h(`tr${v.version === (d.version ?? d.current_version) ? '.current' : ''}`,
           h('td', `v${v.version}`, v.version === (d.version ?? d.current_version) ? h('span.badge.status-received', ' hiện hành') : null),
           h('td', dt(v.deployed_at)),
           h('td', v.deployed_by || '—'),
-          h('td', v.filename || '—'))), { empty: 'Chưa có phiên bản.' }));
+          h('td', v.filename || '—'))), { empty: 'Chưa có phiên bản.' })));
       await loadCounts();
       document.body.dataset.ready = 'true';
     } catch (err) {

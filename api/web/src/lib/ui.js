@@ -187,3 +187,16 @@ export function table(headers, rows, opts = {}) {
     h('thead', h('tr', headers.map((x) => h('th', { scope: 'col' }, x)))),
     h('tbody', rows.length ? rows : h('tr', h('td.muted', { colSpan: headers.length }, opts.empty || 'Không có dữ liệu'))));
 }
+
+export const LEVEL_VI = { 2: 'Mức 2', 3: 'Mức 3', 4: 'Mức 4', toan_trinh: 'Toàn trình', mot_phan: 'Một phần' };
+
+/** "15 working days" → "15 ngày làm việc" (the product's deadline syntax, read aloud in Vietnamese). */
+export function deadlineVi(text) {
+  if (!text) return '—';
+  const m = /^\s*(\d+(?:[.,]\d+)?)\s*(working days?|working hours?|days?|hours?)\s*$/i.exec(String(text));
+  if (!m) return String(text);
+  const unit = m[2].toLowerCase();
+  const vi = unit.startsWith('working day') ? 'ngày làm việc' : unit.startsWith('working hour') ? 'giờ làm việc'
+    : unit.startsWith('day') ? 'ngày' : 'giờ';
+  return `${m[1]} ${vi}`;
+}

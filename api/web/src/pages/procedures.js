@@ -1,9 +1,7 @@
 // Analysts: the procedure catalogue, with links to the read-only view and the modeler.
 import { api, itemsOf, hasRole } from '../lib/api.js';
-import { $, h, mount, flash, table, money } from '../lib/ui.js';
+import { $, h, mount, flash, table, money, LEVEL_VI, deadlineVi } from '../lib/ui.js';
 import { requireLogin } from './common.js';
-
-const LEVEL_VI = { 2: 'Mức 2', 3: 'Mức 3', 4: 'Mức 4', toan_trinh: 'Toàn trình', mot_phan: 'Một phần' };
 
 export function proceduresPage() {
   const user = requireLogin();
@@ -22,7 +20,7 @@ export function proceduresPage() {
           h('td', h('a', { href: `/procedures/${encodeURIComponent(p.code)}` }, p.name)),
           h('td.num', `v${p.version ?? p.current_version ?? '?'}`),
           h('td', p.agency || '—'),
-          h('td', p.deadline || '—'),
+          h('td', deadlineVi(p.deadline)),
           h('td', LEVEL_VI[p.level] || p.level || '—'),
           h('td', money(p.fee)),
           h('td', canModel ? h('a.btn.btn-small', { href: `/modeler/${encodeURIComponent(p.code)}` }, 'Sửa sơ đồ') : null))),

@@ -1,6 +1,5 @@
 // Printed documents: the receipt and appointment slip (mẫu 01) and the process control slip (mẫu 05).
-import { api } from '../lib/api.js';
-import { $, h, mount, dt, dtLong, duration, flash, money } from '../lib/ui.js';
+import { $, h, mount, dt, dtLong, duration, flash, money, deadlineVi } from '../lib/ui.js';
 import { requireLogin } from './common.js';
 import { loadDossierBundle } from './dossier.js';
 
@@ -13,13 +12,7 @@ function header(agencyName, agencyId) {
 }
 
 function deadlineText(proc) {
-  if (!proc || !proc.deadline) return 'Theo quy định';
-  const m = /^\s*(\d+(?:[.,]\d+)?)\s*(working days?|working hours?|days?|hours?)\s*$/i.exec(proc.deadline);
-  if (!m) return proc.deadline;
-  const unit = m[2].toLowerCase();
-  const vi = unit.startsWith('working day') ? 'ngày làm việc' : unit.startsWith('working hour') ? 'giờ làm việc'
-    : unit.startsWith('day') ? 'ngày' : 'giờ';
-  return `${m[1]} ${vi}`;
+  return proc && proc.deadline ? deadlineVi(proc.deadline) : 'Theo quy định';
 }
 
 export function receiptPage() {
@@ -111,6 +104,3 @@ export function controlSlipPage() {
       h('p.muted.small', `In lúc ${dt(new Date().toISOString())}.`));
   }).catch((err) => flash(`Không tải được hồ sơ: ${err.message}`, 'error'));
 }
-
-// exported for the API consumer tests
-export { deadlineText, api };
