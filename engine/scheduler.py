@@ -53,7 +53,7 @@ from sqlalchemy.exc import OperationalError
 from .auth import SYSTEM
 from .calendar import VN_TZ, WorkCalendar
 from .errors import Conflict, NotFound
-from .models import Dossier, Event, Notification, Task, utcnow
+from .models import Dossier, Event, Notification, utcnow
 from .statuses import FINAL, Status
 from .timers import due_of_event_value as _due_of, pending_timers
 
@@ -220,8 +220,10 @@ def fire_due(db: "Database", service: "DossierService", now: datetime | None = N
         n = min(chunk, limit - len(seen))
         with db.uow() as s:
             ids = _due_ids(s, now, n, lock, seen)
+            rows = _Rows()
             for dossier_id in ids:
-                _fire_in_savepoint(s, service, dossier_id, now, result)
+                _fire_in_savepoint(s, service, dossier_id, now, result, rows)
+            rows.write(s)  # the chunk's events and notifications: two multi-row INSERTs
         seen.update(ids)
         if len(ids) < n:
             break
@@ -230,19 +232,52 @@ def fire_due(db: "Database", service: "DossierService", now: datetime | None = N
     return result
 
 
-def _fire_in_savepoint(s, service, dossier_id: int, now: datetime, result: SweepResult) -> None:
+class _Rows:
+    """Events and notifications of the dossiers fired in a chunk, inserted together before its commit."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+        self.notifications: list[dict] = []
+
+    def event(self, d: Dossier, action: str, now: datetime, details: dict, from_status=None, to_status=None) -> dict:
+        row = {"dossier_id": d.id, "at": now, "actor": SYSTEM.username, "action": action, "task_id": None,
+               "from_status": from_status or d.status, "to_status": to_status or d.status, "details": details}
+        self.events.append(row)
+        return row
+
+    def notify_officers(self, d: Dossier, kind: str, body: str, open_tasks, now: datetime) -> None:
+        for rcpt in officer_recipients(d, open_tasks):
+            self.notifications.append({"dossier_id": d.id, "kind": kind, "channel": "officer",
+                                       "recipient": rcpt[:200], "body": body, "created_at": now, "sent_at": None})
+
+    def extend(self, other: "_Rows") -> None:
+        self.events.extend(other.events)
+        self.notifications.extend(other.notifications)
+
+    def write(self, s) -> None:
+        if self.events:
+            s.connection().execute(Event.__table__.insert(), self.events)
+        if self.notifications:
+            s.connection().execute(Notification.__table__.insert(), self.notifications)
+
+
+def _fire_in_savepoint(s, service, dossier_id: int, now: datetime, result: SweepResult, rows: _Rows) -> None:
+    mine, counts = _Rows(), SweepResult()
     try:
         with s.begin_nested():
-            _fire_one(s, service, dossier_id, now, result)
+            _fire_one(s, service, dossier_id, now, counts, mine)
     except (OperationalError, Conflict, NotFound) as exc:  # lock or serialisation conflict: next sweep retries
         log.info("dossier %s left for the next sweep: %s", dossier_id, exc)
         result.skipped += 1
     except Exception as exc:  # a broken workflow: count it, retry later, then raise an incident
         log.exception("firing timers of dossier %s failed", dossier_id)
         _record_failure(s, dossier_id, now, exc, result)
+    else:  # only what a dossier that went through did counts
+        rows.extend(mine)
+        result.add(counts)
 
 
-def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult) -> None:
+def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, rows: _Rows) -> None:
     loaded = service.open_for_update(s, dossier_id=dossier_id)
     d = loaded.dossier
     if d.next_timer_at is None or d.next_timer_at > now:  # handled meanwhile by someone else
@@ -265,24 +300,27 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult) -
         for tid, _ in fired:
             t = wf.get_task_from_id(tid)
             names[tid] = (t.task_spec.bpmn_name or t.task_spec.name) if t is not None else str(tid)
-        ev = Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.fired", at=now,
-                   from_status=old_status, to_status=old_status,
-                   details={"timers": [{"timer": names[tid], "task_id": str(tid), "due_at": due.astimezone(VN_TZ).isoformat()}
-                                       for tid, due in fired]})
-        s.add(ev)
+        ev = rows.event(d, "timer.fired", now, {"timers": [
+            {"timer": names[tid], "task_id": str(tid), "due_at": due.astimezone(VN_TZ).isoformat()}
+            for tid, due in fired]}, from_status=old_status, to_status=old_status)
         result.timers += len(fired)
-    _deadline_watch(s, service, d, loaded.cal, now, result)
-    service.finish_step(s, loaded, SYSTEM, now)
+    messages = _deadline_watch(service, d, loaded.cal, now, result, rows)
+    open_tasks = service.finish_step(s, loaded, SYSTEM, now)
+    for kind, body in messages:
+        rows.notify_officers(d, kind, body, open_tasks, now)
     if ev is not None and d.status != old_status:
-        ev.to_status = d.status
+        ev["to_status"] = d.status
         service._notify_applicant(s, d, "status")
     result.dossiers += 1
     result.codes.append(d.code)
 
 
-def _deadline_watch(s, service, d: Dossier, cal: WorkCalendar, now: datetime, result: SweepResult) -> None:
+def _deadline_watch(service, d: Dossier, cal: WorkCalendar, now: datetime, result: SweepResult,
+                    rows: _Rows) -> list[tuple[str, str]]:
+    """Raise the reminder and the overdue flag when due (once each); returns the officers' messages."""
     if d.due_at is None or d.finished or d.paused_at is not None:
-        return
+        return []
+    messages = []
     hours = service.settings.reminder_hours_before_due
     due_local = d.due_at.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y")
     if d.reminded_at is None:
@@ -291,30 +329,28 @@ def _deadline_watch(s, service, d: Dossier, cal: WorkCalendar, now: datetime, re
             d.reminded_at = now
             if now < d.due_at:  # past due, the overdue flag below tells the officers instead
                 left = round(cal.working_hours_between(now, d.due_at), 2)
-                s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="deadline.reminder", at=now,
-                            from_status=d.status, to_status=d.status,
-                            details={"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "working_hours_left": left}))
-                _notify_officers(s, d, "deadline.reminder",
-                                 f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc.")
+                rows.event(d, "deadline.reminder", now,
+                           {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "working_hours_left": left})
+                messages.append(("deadline.reminder",
+                                 f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc."))
                 result.reminders += 1
     if d.overdue_flagged_at is None and d.due_at <= now:
         d.overdue_flagged_at = now
-        s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="deadline.overdue", at=now,
-                    from_status=d.status, to_status=d.status,
-                    details={"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "extended": d.extended_at is not None}))
-        _notify_officers(s, d, "deadline.overdue",
-                         f"Hồ sơ {d.code} đã quá hạn trả kết quả ({due_local}).")
+        rows.event(d, "deadline.overdue", now,
+                   {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "extended": d.extended_at is not None})
+        messages.append(("deadline.overdue", f"Hồ sơ {d.code} đã quá hạn trả kết quả ({due_local})."))
         result.overdue += 1
+    return messages
 
 
-def officer_recipients(s, d: Dossier) -> list[str]:
-    """Who is told about a dossier's deadline: the claimants of its open tasks, else their roles.
+def officer_recipients(d: Dossier, open_tasks) -> list[str]:
+    """Who is told about a dossier's deadline: the claimants (or assignees) of its open tasks, else the
+    tasks' roles in the dossier's agency; the receiving desk when no task is open.
 
     Recipients are `user:<username>` or `role:<role>@<agency>` (the officers' inbox channel).
     """
-    tasks = s.scalars(select(Task).where(Task.dossier_id == d.id, Task.state == "ready")).all()
     out = []
-    for t in tasks:
+    for t in open_tasks or ():
         if t.claimed_by:
             out.append(f"user:{t.claimed_by}")
         elif t.assignee:
@@ -324,11 +360,6 @@ def officer_recipients(s, d: Dossier) -> list[str]:
     if not out:
         out.append(f"role:receiver@{d.agency}")
     return list(dict.fromkeys(out))[:20]
-
-
-def _notify_officers(s, d: Dossier, kind: str, body: str) -> None:
-    for rcpt in officer_recipients(s, d):
-        s.add(Notification(dossier_id=d.id, kind=kind, channel="officer", recipient=rcpt[:200], body=body))
 
 
 def _record_failure(s, dossier_id: int, now: datetime, exc: Exception, result: SweepResult) -> None:

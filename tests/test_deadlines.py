@@ -322,10 +322,10 @@ def test_broken_dossier_is_retried_then_raises_an_incident(service, db, monkeypa
     bad = start(service)["code"]
     real = scheduler._fire_one
 
-    def broken(s, svc, dossier_id, now, result):
+    def broken(s, svc, dossier_id, *args):
         if s.get(Dossier, dossier_id).code == bad:
             raise RuntimeError("script error in the diagram")
-        return real(s, svc, dossier_id, now, result)
+        return real(s, svc, dossier_id, *args)
 
     monkeypatch.setattr(scheduler, "_fire_one", broken)
     r = fire(service, 2026, 3, 4, 15, 0)
