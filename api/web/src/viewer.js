@@ -31,7 +31,7 @@ function start() {
           html: h(`div.count-badge${n.overdue ? '.overdue' : ''}`, {
             title: `${n.ready} việc đang chờ${n.overdue ? `, ${n.overdue} quá hạn` : ''}`,
             dataset: { element: id, ready: n.ready, overdue: n.overdue || 0 },
-          }, String(n.ready), n.overdue ? h('span', ` (${n.overdue}!)`) : null),
+          }, `${n.ready} việc`, n.overdue ? h('span', ` · ${n.overdue} quá hạn`) : null),
         });
       }
       $('#counts-info').textContent = `${total} việc đang chờ xử lý · cập nhật lúc ${dt(c.now || new Date().toISOString())}`;
@@ -61,6 +61,9 @@ function start() {
       const xml = typeof diagram === 'string' ? diagram : (diagram.xml || diagram.bpmn_xml || diagram.diagram);
       await viewer.importXML(xml);
       canvas.zoom('fit-viewport', 'auto');
+      const vb = canvas.viewbox();
+      const pad = 24 / vb.scale;
+      canvas.viewbox({ x: vb.x - pad, y: vb.y - pad, width: vb.width + 2 * pad, height: vb.height + 2 * pad });
       const tasks = d.user_tasks || d.tasks || [];
       mount($('#steps'), h('h2', 'Các bước người dùng'), h('div.table-wrap', table(['Bước', 'Vai trò', 'Biểu mẫu', 'Thời hạn bước'],
         tasks.map((t) => h('tr', { dataset: { element: t.id } },

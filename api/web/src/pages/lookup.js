@@ -11,6 +11,7 @@ export function lookupPage() {
   async function run() {
     clearFlash();
     const code = $('#code').value.trim().toUpperCase();
+    $('#code').value = code;
     const idNumber = $('#id_number').value.trim();
     if (!code) {
       flash('Vui lòng nhập mã hồ sơ.', 'error');
@@ -33,7 +34,7 @@ export function lookupPage() {
           h('dt', 'Ngày hẹn trả'), h('dd', dt(d.due_at)),
           d.returned_at ? [h('dt', 'Đã trả kết quả'), h('dd', dt(d.returned_at))] : null,
           a && a.name ? [h('dt', 'Người nộp'), h('dd#lookup-applicant', a.name)] : null,
-          d.data && Object.keys(d.data).length ? [h('dt', 'Dữ liệu'), h('dd', `${Object.keys(d.data).length} mục`)] : null),
+          null),
         !a && idNumber ? h('p.help', 'Số định danh không khớp nên chỉ hiển thị thông tin chung.') : null,
         !idNumber ? h('p.help', 'Nhập thêm số định danh (CCCD) của người nộp để xem thông tin chi tiết.') : null,
         steps.length ? [h('h3', 'Các bước xử lý'), h('ol.timeline', steps.map((s) => h('li.timeline-item',

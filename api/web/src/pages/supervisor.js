@@ -161,7 +161,7 @@ export function reportPage() {
           h('th', { colSpan: 6 }, 'Khác')),
         h('tr', cols.map(([, label]) => h('th', label))));
       const body = h('tbody', rows.length ? rows.map((row) => h('tr',
-        h('td', row.agency), h('td', row.procedure_name ? `${row.procedure_code} — ${row.procedure_name}` : row.procedure_code),
+        h('td.nowrap', row.agency), h('td.proc-cell', h('div.code', row.procedure_code), row.procedure_name ? h('div.small.muted', row.procedure_name) : null),
         cols.map(([k]) => cell(get(row, k)))))
         : h('tr', h('td.muted', { colSpan: cols.length + 2 }, 'Không có hồ sơ trong kỳ.')));
       const foot = h('tfoot', h('tr', h('th', { colSpan: 2 }, 'Tổng cộng'), cols.map(([k]) => cell(get(r.totals || {}, k)))));
