@@ -23,6 +23,7 @@ import logging
 import flask_smorest
 from flask import Flask
 from flask_smorest.utils import prepare_response
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 from werkzeug.exceptions import HTTPException
 
 from engine.config import Settings
@@ -31,7 +32,7 @@ from engine.dossiers import DossierService
 from engine.errors import MotcuaError
 
 from .context import Services
-from .errors import PROBLEM, ProblemSchema, from_http_exception, from_motcua, internal_error
+from .errors import PROBLEM, ProblemSchema, from_http_exception, from_motcua, from_workflow_error, internal_error
 from .ratelimit import SlidingWindowLimiter
 
 log = logging.getLogger("motcua.api")
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     app.register_error_handler(MotcuaError, from_motcua)
     app.register_error_handler(HTTPException, from_http_exception)
+    app.register_error_handler(SpiffWorkflowException, from_workflow_error)
     app.register_error_handler(Exception, internal_error)
 
     for name in BLUEPRINTS:

@@ -197,6 +197,16 @@ def from_http_exception(error: HTTPException) -> Response:
     return problem(code, snake, vi, en, headers=headers)
 
 
+def from_workflow_error(exc: Exception) -> Response:
+    """SpiffWorkflow stopped inside a step (e.g. a gateway condition reads a field the data lacks). The unit of
+    work was rolled back, so nothing changed: a 422 naming the problem, not a 500. (Stopgap until
+    engine/dossiers.py turns these into InvalidInput itself.)"""
+    text = str(exc).strip() or type(exc).__name__
+    vi, _, en = text.partition(" / ") if " / " in text else (text, "", text)
+    return problem(422, "workflow_error", f"Quy trình không thể tiếp tục với dữ liệu này: {vi}",
+                   f"the process cannot continue with this data: {en or vi}")
+
+
 def internal_error(exc: Exception) -> Response:
     log.exception("unhandled error: %s", exc)
     return problem(500, "internal_error", "Lỗi máy chủ; sự cố đã được ghi lại", "internal server error; it was logged")
