@@ -356,6 +356,9 @@ class LegalActions:
             old_due = d.due_at
             if extra_working_days is not None:
                 new_due = cal.add_working_hours(max(old_due, now), HOURS_PER_WORKING_DAY * float(extra_working_days))
+                if new_due <= max(old_due, now):  # e.g. a few seconds' worth of a working day
+                    raise InvalidInput("Số ngày gia hạn quá nhỏ", "too few extra working days",
+                                       {"fields": {"extra_working_days": "too small"}})
             else:
                 new_due = new_due_at
                 if new_due <= now or new_due <= old_due:
