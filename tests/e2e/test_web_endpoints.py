@@ -27,6 +27,7 @@ def app(settings, db):
     with db.uow() as s:
         deploy(s, load_path(BIRTH), "test")
     create_demo_accounts(db)
+    settings.secret_key = "web-endpoint-tests-" + "s" * 32
     return create_app(settings, database=db)
 
 

@@ -146,14 +146,17 @@ export const ACTION_VI = {
   'task.claimed': 'Nhận xử lý',
   'task.unclaimed': 'Trả lại việc',
   'task.completed': 'Hoàn thành bước',
-  'dossier.supplement_requested': 'Yêu cầu bổ sung',
-  'dossier.supplemented': 'Đã bổ sung',
+  'supplement.requested': 'Yêu cầu bổ sung hồ sơ',
+  'supplement.received': 'Nhận hồ sơ bổ sung',
   'dossier.refused': 'Từ chối',
   'dossier.stopped': 'Dừng xử lý',
   'dossier.withdrawn': 'Rút hồ sơ',
-  'dossier.extended': 'Gia hạn, hẹn lại',
-  'dossier.overdue': 'Quá hạn',
+  'deadline.extended': 'Xin lỗi, hẹn lại ngày trả',
+  'deadline.reminder': 'Nhắc sắp đến hạn',
+  'deadline.overdue': 'Quá hạn',
   'timer.fired': 'Hẹn giờ kích hoạt',
+  'timer.failed': 'Hẹn giờ lỗi',
+  'timer.incident': 'Sự cố hẹn giờ',
 };
 
 export function flash(message, kind = 'info', where = document.getElementById('flash')) {

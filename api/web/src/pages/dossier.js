@@ -27,6 +27,68 @@ function timelineItem(e, stepsById) {
       h('div.muted', `bởi ${e.actor || 'hệ thống'}`)));
 }
 
+const ACTIONS = [
+  { path: 'supplement-request', label: 'Yêu cầu bổ sung hồ sơ', roles: ['receiver'], when: (d) => !d.finished && !d.paused,
+    fields: [['reason', 'Lý do, nội dung cần bổ sung', true], ['documents', 'Giấy tờ cần bổ sung (mỗi dòng một giấy tờ)', false]] },
+  { path: 'supplement-received', label: 'Đã nhận hồ sơ bổ sung', roles: ['receiver'], when: (d) => d.status === 'supplement_requested',
+    fields: [['note', 'Ghi chú', false]] },
+  { path: 'extend', label: 'Xin lỗi và hẹn lại ngày trả', roles: ['receiver'], when: (d) => !d.finished && !d.extended,
+    fields: [['reason', 'Lý do chậm trễ (in trên phiếu xin lỗi)', true], ['extra_working_days', 'Số ngày làm việc gia hạn', true, 'number']] },
+  { path: 'refuse', label: 'Từ chối tiếp nhận', roles: ['receiver'], when: (d) => !d.finished && ['new', 'received'].includes(d.status),
+    fields: [['reason', 'Lý do từ chối', true]] },
+  { path: 'withdraw', label: 'Rút hồ sơ (theo yêu cầu người nộp)', roles: ['receiver'], when: (d) => !d.finished,
+    fields: [['reason', 'Lý do', true]] },
+  { path: 'stop', label: 'Dừng xử lý', roles: ['receiver', 'leader'], when: (d) => !d.finished,
+    fields: [['reason', 'Lý do', true]] },
+];
+
+function actionsPanel(user, d, code) {
+  const usable = ACTIONS.filter((a) => hasRole(user, ...a.roles) && a.when(d));
+  if (!usable.length) return null;
+  return h('div', h('h2', 'Thao tác trên hồ sơ'), usable.map((a) => {
+    const inputs = {};
+    const form = h('form.form.action-form', { dataset: { action: a.path } },
+      a.fields.map(([name, label, required, type]) => {
+        const id = `act-${a.path}-${name}`;
+        inputs[name] = type === 'number'
+          ? h('input', { id, type: 'number', min: '0.5', step: '0.5', required })
+          : h('textarea', { id, rows: 2, required, maxlength: 2000 });
+        return h('div.field', h('label', { for: id }, label, required ? h('span.req', ' *') : null), inputs[name],
+          h('p.field-error', { id: `${id}-error`, hidden: true }));
+      }),
+      h('button.btn.btn-primary.btn-small', { type: 'submit' }, 'Xác nhận'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const body = {};
+      for (const [name, , , type] of a.fields) {
+        const v = inputs[name].value.trim();
+        if (!v) continue;
+        body[name] = type === 'number' ? Number(v) : name === 'documents' ? v.split('\n').map((x) => x.trim()).filter(Boolean) : v;
+      }
+      try {
+        await api(`dossiers/${encodeURIComponent(code)}/${a.path}`, { json: body });
+        location.href = `/dossiers/${encodeURIComponent(code)}?done=${encodeURIComponent(a.path)}`;
+      } catch (err) {
+        for (const [path, msg] of Object.entries(err.fields || {})) {
+          const slot = form.querySelector(`#act-${a.path}-${CSS.escape(path)}-error`);
+          if (slot) { slot.textContent = msg; slot.hidden = false; }
+        }
+        flash(`Không thực hiện được: ${err.message}`, 'error');
+      }
+    });
+    return h('details.action', h('summary', a.label), form);
+  }));
+}
+
+const DONE_VI = {
+  'supplement-request': 'Đã gửi yêu cầu bổ sung; thời hạn tạm dừng.',
+  'supplement-received': 'Đã nhận hồ sơ bổ sung; thời hạn tiếp tục.',
+  extend: 'Đã gia hạn và hẹn lại ngày trả kết quả.',
+  refuse: 'Đã từ chối tiếp nhận hồ sơ.',
+  withdraw: 'Đã ghi nhận rút hồ sơ.',
+  stop: 'Đã dừng xử lý hồ sơ.',
+};
+
 export function dossierPage() {
   const user = requireLogin();
   if (!user) return;
@@ -72,6 +134,13 @@ export function dossierPage() {
         : h('p.muted', 'Chưa có dữ liệu.'));
       mount($('#timeline'), h('h2', 'Quá trình xử lý'),
         h('ol.timeline', history.map((e) => timelineItem(e, byId))));
+      const panel = actionsPanel(user, d, code);
+      const box = $('#dossier-actions');
+      if (panel) mount(box, panel);
+      box.hidden = !panel;
+      const params = new URLSearchParams(location.search);
+      if (params.get('created')) flash(`Đã tiếp nhận hồ sơ ${d.code}. In giấy tiếp nhận và hẹn trả kết quả cho người nộp.`, 'success');
+      if (params.get('done') && DONE_VI[params.get('done')]) flash(DONE_VI[params.get('done')], 'success');
     } catch (err) {
       flash(err.status === 404 ? `Không tìm thấy hồ sơ ${code}.` : `Không tải được hồ sơ: ${err.message}`, 'error');
     }
