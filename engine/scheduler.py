@@ -13,6 +13,8 @@ What `next_timer_at` is (`compute_next_timer`, called by DossierService after ev
     * the reminder instant, `settings.reminder_hours_before_due` working hours before `due_at`, unless
       the reminder was sent (`reminded_at`);
     * `due_at` itself, unless the dossier was flagged overdue (`overdue_flagged_at`).
+    The reminder and the due instant stop counting once the dossier is processed (`processed_at`, status
+    9: the result is ready; what remains is handing it over).
     A paused dossier has no timer at all: its deadline clock is stopped and its workflow frozen (the
     BPMN timers and step due times are moved on by the paused working time when the documents come
     back, engine/actions.py). A finished one has none either.
@@ -99,7 +101,7 @@ def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: 
     except ValueError:
         pass
     candidates = [due for _, due in pending_timers(workflow)] if workflow is not None else []
-    if dossier.due_at is not None:
+    if dossier.due_at is not None and dossier.processed_at is None:  # processed: the result is ready in time
         if dossier.reminded_at is None:
             at = reminder_at(dossier, cal, settings.reminder_hours_before_due)
             if at is not None:
@@ -318,7 +320,7 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
 def _deadline_watch(service, d: Dossier, cal: WorkCalendar, now: datetime, result: SweepResult,
                     rows: _Rows) -> list[tuple[str, str]]:
     """Raise the reminder and the overdue flag when due (once each); returns the officers' messages."""
-    if d.due_at is None or d.finished or d.paused_at is not None:
+    if d.due_at is None or d.finished or d.paused_at is not None or d.processed_at is not None:
         return []
     messages = []
     hours = service.settings.reminder_hours_before_due

@@ -172,7 +172,9 @@ def test_compute_next_timer_rules(service, db):
     d.reminded_at = d.overdue_flagged_at = None
     d.paused_at = vn(2026, 3, 3, 10, 0)
     assert compute_next_timer(d, None, cal, s) is None  # paused: nothing runs
-    d.paused_at, d.finished = None, True
+    d.paused_at, d.processed_at = None, vn(2026, 3, 4, 9, 0)
+    assert compute_next_timer(d, None, cal, s) is None  # processed: the result is ready, no deadline watch
+    d.processed_at, d.finished = None, True
     assert compute_next_timer(d, None, cal, s) is None
 
 
