@@ -320,8 +320,9 @@ def test_supervisor_sees_an_overdue_dossier_after_the_clock_moves(live_server, n
     page.wait_for_selector("#dossier-facts dd")
     assert "Quá hạn" not in page.inner_text("#dossier-facts")
 
-    # 7 working days later, and some: the server's clock (datetime.now in this process) moves 20 days.
-    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=20), tick=True):
+    # 7 working days later, and some (Tết included): the server's clock (datetime.now in this process) moves 45 days.
+    received_day = datetime.now(timezone.utc).astimezone(timezone(timedelta(hours=7))).date()
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=45), tick=True):
         login(page, live_server, "supervisor")
         assert page.url.endswith("/supervisor")
         page.wait_for_selector(f"#overdue-dossiers tr[data-code='{code}']")
@@ -349,7 +350,8 @@ def test_supervisor_sees_an_overdue_dossier_after_the_clock_moves(live_server, n
         shot(page, "21-procedure-live-counts", full_page=False)
 
         # The period report, and its CSV export.
-        page.goto(live_server("/supervisor/report"))
+        later = received_day + timedelta(days=45)
+        page.goto(live_server(f"/supervisor/report?from={received_day.isoformat()}&to={later.isoformat()}"))
         page.wait_for_selector("#report-table")
         assert page.locator("#report-table tbody tr", has_text="1.004222").count() == 1
         shot(page, "22-report")

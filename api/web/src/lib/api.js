@@ -4,6 +4,14 @@ const TOKEN_KEY = 'motcua.token';
 const USER_KEY = 'motcua.user';
 export const API = '/api/v1';
 
+let serverOffset = 0;
+
+/** The server's clock (from the Date header of the last answer): "how late" is measured on it, not on the
+ *  user's computer clock. */
+export function serverNow() {
+  return Date.now() + serverOffset;
+}
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
@@ -139,6 +147,8 @@ export async function api(path, opts = {}) {
     headers,
     body,
   });
+  const date = Date.parse(res.headers.get('Date') || '');
+  if (!Number.isNaN(date)) serverOffset = date - Date.now();
   if (res.status === 401 && !opts.noRedirect) {
     logout();
     const next = encodeURIComponent(location.pathname + location.search);

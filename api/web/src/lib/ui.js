@@ -1,4 +1,5 @@
 // Small DOM and formatting helpers shared by every page. Dates shown to people are in UTC+7.
+import { serverNow } from './api.js';
 
 export const TZ = 'Asia/Ho_Chi_Minh';
 
@@ -109,7 +110,7 @@ export function duration(ms) {
   return (neg ? '-' : '') + (out.join(' ') || '0 phút');
 }
 
-export function lateBy(dueIso, now = Date.now()) {
+export function lateBy(dueIso, now = serverNow()) {
   if (!dueIso) return 0;
   return now - new Date(dueIso).getTime();
 }

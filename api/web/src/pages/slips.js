@@ -1,4 +1,5 @@
 // Printed documents: the receipt and appointment slip (mẫu 01) and the process control slip (mẫu 05).
+import { serverNow } from '../lib/api.js';
 import { $, h, mount, dt, dtLong, duration, flash, money, deadlineVi } from '../lib/ui.js';
 import { requireLogin } from './common.js';
 import { loadDossierBundle } from './dossier.js';
@@ -76,7 +77,7 @@ export function controlSlipPage() {
     const a = d.applicant || {};
     const proc = (steps && steps.procedure) || {};
     const list = (steps && steps.steps) || [];
-    const now = Date.now();
+    const now = serverNow();
     document.title = `Phiếu kiểm soát ${d.code}`;
     mount($('#slip'),
       header(proc.agency_name, d.agency),
@@ -101,6 +102,6 @@ export function controlSlipPage() {
           h('td', s.completed_at ? dt(s.completed_at) : '—'),
           h('td', verdict(s, now))))
           : h('tr', h('td.muted', { colSpan: 7 }, 'Chưa có bước nào.')))),
-      h('p.muted.small', `In lúc ${dt(new Date().toISOString())}.`));
+      h('p.muted.small', `In lúc ${dt(new Date(serverNow()).toISOString())}.`));
   }).catch((err) => flash(`Không tải được hồ sơ: ${err.message}`, 'error'));
 }

@@ -1,5 +1,5 @@
 // Supervisors: the overdue board (counts, bars by agency and procedure, lists) and the period report.
-import { api, itemsOf, download } from '../lib/api.js';
+import { api, itemsOf, download, serverNow } from '../lib/api.js';
 import { $, h, mount, dt, flash, table, duration, statusBadge } from '../lib/ui.js';
 import { requireLogin } from './common.js';
 
@@ -109,19 +109,20 @@ function kpi(label, value, kind, id) {
 function pad(n) { return String(n).padStart(2, '0'); }
 
 function todayVN() {
-  const p = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Ho_Chi_Minh' }).format(new Date());
-  return p; // YYYY-MM-DD
+  // YYYY-MM-DD in UTC+7, on the server's clock
+  return new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Ho_Chi_Minh' }).format(new Date(serverNow()));
 }
 
-export function reportPage() {
+export async function reportPage() {
   const user = requireLogin();
   if (!user) return;
-  const today = todayVN();
   const params = new URLSearchParams(location.search);
+  $('#r-agency').value = params.get('agency') || '';
+  await fillProcedureFilter($('#r-procedure')); // also reads the server's clock for the default period
+  $('#r-procedure').value = params.get('procedure_code') || '';
+  const today = todayVN();
   $('#r-from').value = params.get('from') || `${today.slice(0, 8)}01`;
   $('#r-to').value = params.get('to') || today;
-  $('#r-agency').value = params.get('agency') || '';
-  fillProcedureFilter($('#r-procedure')).then(() => { $('#r-procedure').value = params.get('procedure_code') || ''; });
 
   function query(format) {
     const q = new URLSearchParams({ from: $('#r-from').value, to: $('#r-to').value });
