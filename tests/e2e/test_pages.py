@@ -361,7 +361,7 @@ def test_supervisor_sees_an_overdue_dossier_after_the_clock_moves(live_server, n
         assert "1.004222" in csv_text
 
         # The officer's inbox shows the step as overdue too.
-        login(page, live_server, "congan")
+        login(page, live_server, "tiepnhan")
         row = page.locator("#inbox tr.row-overdue", has_text=code)
         row.wait_for()
         assert "Quá hạn" in row.inner_text()

@@ -27,7 +27,7 @@ function start() {
         if (!registry.get(id)) continue;
         total += n.ready || 0;
         overlays.add(id, 'count', {
-          position: { bottom: 12, right: 16 },
+          position: { top: -24, left: 0 },
           html: h(`div.count-badge${n.overdue ? '.overdue' : ''}`, {
             title: `${n.ready} việc đang chờ${n.overdue ? `, ${n.overdue} quá hạn` : ''}`,
             dataset: { element: id, ready: n.ready, overdue: n.overdue || 0 },
