@@ -67,7 +67,7 @@ from .calendar import HOURS_PER_WORKING_DAY, VN_TZ
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from .models import Event, Notification, Task, utcnow
 from .outbox import unaccent
-from .scheduler import compute_next_timer, persist_fields, shift_timers
+from .scheduler import shift_timers
 from .statuses import FINAL, Status
 
 __all__ = ["WHO_MAY", "LEADER_ROLES", "LegalActions", "EXTEND_WINDOW_HOURS"]
@@ -302,15 +302,11 @@ class LegalActions:
                 paused = max(0.0, cal.working_hours_between(d.paused_at, now))
                 d.paused_hours = (d.paused_hours or 0.0) + paused
                 d.paused_at = None
-            keep = (d.processed_at, d.returned_at)
-            loaded.workflow.cancel()
-            self.service.finish_step(s, loaded, actor, now)  # open tasks → cancelled, roles deleted, state saved
-            # finish_step reads a cancelled workflow as completed; the legal outcome is `target`:
+            # The legal outcome is set first; finish_step keeps it for the cancelled workflow, turns the open
+            # tasks into cancelled rows, clears the timers of the now finished dossier and saves the state.
             self.service._set_status(d, target, now)
-            persist_fields(s, d, status=d.status, status_code=d.status_code, processed_at=keep[0],
-                           returned_at=keep[1], finished=True, finished_at=d.finished_at or now,
-                           paused_at=None, paused_hours=d.paused_hours,
-                           next_timer_at=compute_next_timer(d, None, cal, self.settings))
+            loaded.workflow.cancel()
+            self.service.finish_step(s, loaded, actor, now)
             self._event(s, d, actor, event, from_status, now, {
                 "reason": reason, "paused_working_hours": round(paused, 4) if paused else 0,
                 "due_at": _iso(d.due_at),

@@ -41,6 +41,8 @@ class Settings:
             kw["token_ttl_seconds"] = int(env["MOTCUA_TOKEN_TTL"])
         if env.get("MOTCUA_MAX_UPLOAD_BYTES"):
             kw["max_upload_bytes"] = int(env["MOTCUA_MAX_UPLOAD_BYTES"])
+        if env.get("MOTCUA_SWEEP_SECONDS"):
+            kw["sweep_seconds"] = int(env["MOTCUA_SWEEP_SECONDS"])
         if env.get("MOTCUA_REMINDER_HOURS"):
             kw["reminder_hours_before_due"] = float(env["MOTCUA_REMINDER_HOURS"])
         return cls(**kw)

@@ -399,7 +399,9 @@ class DossierService:
         ready = list(after.values())
         # Status: an end event's status when finished; else the open task's declared status; else in process.
         new_status = Status(dossier.status)
-        if workflow.completed:
+        if new_status in CLOSED_BY_ACTION:
+            pass  # refused, withdrawn or stopped by a legal action (engine/actions.py): the workflow was cancelled
+        elif workflow.completed:
             # The end event reached last that declares a status decides the outcome (task-tree order is
             # not completion order, so sort by when each end event completed).
             end_status = rt.meta.get("end_status", {})
@@ -518,6 +520,10 @@ def _split_task_dossier(row):
     m = row._mapping
     return (Row(**{k: m[label] for label, k in _TASK_COLS}),
             Row(**{k: m[label] for label, k in _DOSSIER_COLS}))
+
+
+# Outcomes decided by a legal action rather than by the diagram; a cancelled workflow keeps them.
+CLOSED_BY_ACTION = frozenset({Status.WITHDRAWN, Status.STOPPED}) | {Status.REFUSED}
 
 
 class Row(SimpleNamespace):
