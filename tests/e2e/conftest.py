@@ -153,8 +153,11 @@ def new_page(browser, page_errors, request):
     for ctx in contexts:
         ctx.close()
     # After the test: no console error on any page it opened.
-    if request.node.rep_call.passed if hasattr(request.node, "rep_call") else True:
+    call = getattr(request.node, "rep_call", None)
+    if call is None or call.passed:
         assert list(page_errors) == [], "console errors on the pages:\n" + "\n".join(page_errors)
+    elif page_errors:
+        print("console errors on the pages:\n" + "\n".join(page_errors))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
