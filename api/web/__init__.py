@@ -69,6 +69,11 @@ def task(task_id: str):
     return _page("task.html", "task", task_id=task_id)
 
 
+@bp.get("/dossiers")
+def dossiers():
+    return _page("dossiers.html", "dossiers")
+
+
 @bp.get("/dossiers/new")
 def new_dossier():
     return _page("new_dossier.html", "new-dossier")

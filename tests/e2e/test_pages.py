@@ -297,6 +297,15 @@ def test_officers_work_a_dossier_to_the_end(live_server, new_page, expect_consol
     assert "Đúng hạn" in text
     shot(page, "19-control-slip")
 
+    # The agency's dossier list finds it by the applicant's name.
+    page.click("#mainnav a[href='/dossiers']")
+    page.wait_for_selector("#dossiers table")
+    page.fill("#d-q", "Nguyễn Thị Lan")
+    page.click("#dossier-filters button[type=submit]")
+    row = page.locator(f"#dossiers tr[data-code='{code}']")
+    row.wait_for()
+    assert "Đã trả kết quả" in row.inner_text()
+
 
 # -- 3 ------------------------------------------------------------------------------------------------------
 def test_supervisor_sees_an_overdue_dossier_after_the_clock_moves(live_server, new_page):

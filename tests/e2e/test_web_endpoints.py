@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "api" / "web"
 BIRTH = ROOT / "bpmn" / "birth_registration" / "birth_registration.bpmn"
 
-PAGES = ["/", "/login", "/inbox", "/tasks/abc", "/dossiers/new", "/dossiers/H56-260101-0001",
+PAGES = ["/", "/login", "/inbox", "/tasks/abc", "/dossiers", "/dossiers/new", "/dossiers/H56-260101-0001",
          "/dossiers/H56-260101-0001/receipt", "/dossiers/H56-260101-0001/control-slip", "/procedures",
          "/procedures/1.001193", "/modeler", "/modeler/1.001193", "/supervisor", "/supervisor/report", "/tra-cuu"]
 

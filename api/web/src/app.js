@@ -8,6 +8,7 @@ import { receiptPage, controlSlipPage } from './pages/slips.js';
 import { boardPage, reportPage } from './pages/supervisor.js';
 import { lookupPage } from './pages/lookup.js';
 import { proceduresPage } from './pages/procedures.js';
+import { dossiersPage } from './pages/dossiers.js';
 
 const PAGES = {
   login: loginPage,
@@ -21,6 +22,7 @@ const PAGES = {
   report: reportPage,
   lookup: lookupPage,
   procedures: proceduresPage,
+  dossiers: dossiersPage,
 };
 
 function start() {
