@@ -32,6 +32,7 @@ from engine.dossiers import DossierService
 from engine.errors import MotcuaError
 
 from .context import Services
+from .hygiene import check_request
 from .errors import PROBLEM, ProblemSchema, from_http_exception, from_motcua, from_workflow_error, internal_error
 from .ratelimit import SlidingWindowLimiter
 
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     api = MotcuaApi(app)
     app.extensions["motcua_api"] = api
 
+    app.before_request(check_request)
     app.register_error_handler(MotcuaError, from_motcua)
     app.register_error_handler(HTTPException, from_http_exception)
     app.register_error_handler(SpiffWorkflowException, from_workflow_error)

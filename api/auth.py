@@ -2,8 +2,10 @@
 
 Tokens are HS256 JWTs signed with `settings.secret_key` (MOTCUA_SECRET_KEY: use 32+ random bytes), valid
 `settings.token_ttl_seconds`, with claims `sub` (username), `roles`, `agency`, `name`, `iat`, `exp`. On every
-request the user is read again from the database (`engine.auth.load_actor`), so a deactivated user or a
-changed role takes effect at once; the role and agency rules themselves live in `engine.auth.Actor`.
+request the user is read again from the database (`engine.auth.load_actor`), at most every
+`ACTOR_CACHE_SECONDS` (5 s; app config `MOTCUA_ACTOR_CACHE_SECONDS`) per user and process, so a deactivated
+user or a changed role takes effect within seconds, not at token expiry. The role and agency rules
+themselves live in `engine.auth.Actor`.
 
 Failed logins are rate-limited per username + client IP (10 per 5 minutes by default, in process, see
 api/ratelimit.py): the 11th attempt answers 429 with Retry-After, even with the right password.
@@ -14,7 +16,7 @@ import time
 
 import jwt
 import marshmallow as ma
-from flask import g, request
+from flask import current_app, g, request
 from flask_smorest import Blueprint
 from marshmallow import validate
 
@@ -29,6 +31,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth",
                 description="Đăng nhập / authentication: short-lived bearer tokens (JWT)")
 
 ALGORITHM = "HS256"
+ACTOR_CACHE_SECONDS = 5.0
 
 
 class Unauthenticated(MotcuaError):
@@ -63,11 +66,28 @@ def authenticate() -> None:
         raise Unauthenticated("Token không hợp lệ", "invalid token") from None
     if not isinstance(claims.get("sub"), str):
         raise Unauthenticated("Token không hợp lệ", "invalid token")
+    g.actor = _actor(svc, claims["sub"])
+
+
+def _actor(svc, username: str) -> Actor:
+    """The user's current roles and agency, from a short per-process cache (see the module docstring)."""
+    ttl = current_app.config.get("MOTCUA_ACTOR_CACHE_SECONDS", ACTOR_CACHE_SECONDS)
+    cache = current_app.extensions.setdefault("motcua_actors", {})
+    now = time.monotonic()
+    hit = cache.get(username)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     try:
         with svc.db.read() as s:
-            g.actor = load_actor(s, claims["sub"])
+            a = load_actor(s, username)
     except NotFound:
+        cache.pop(username, None)
         raise Unauthenticated("Tài khoản không còn hoạt động", "the account no longer exists or is inactive") from None
+    if ttl > 0:
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[username] = (now + ttl, a)
+    return a
 
 
 class TokenRequestSchema(ma.Schema):

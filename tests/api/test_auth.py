@@ -86,9 +86,21 @@ def test_bad_expired_and_foreign_tokens_are_401(client, app):
     assert_problem(r, 401)
 
 
-def test_deactivated_user_loses_access_at_once(client, app):
+def test_deactivated_user_loses_access_when_the_short_cache_expires(client, app):
     assert client.get("/api/v1/auth/me", "canbo").status_code == 200
     with app.extensions["motcua"].db.uow() as s:
-        s.execute(update(User).where(User.username == "canbo").values(active=False))
-    assert_problem(client.get("/api/v1/auth/me", "canbo"), 401)
+        s.execute(update(User).where(User.username == "canbo").values(active=False, roles=["analyst"]))
     assert_problem(login(client, username="canbo"), 401)
+    assert client.get("/api/v1/auth/me", "canbo").status_code == 200  # cached for at most a few seconds
+    app.extensions["motcua_actors"]["canbo"] = (0, None)  # the cache entry expires
+    assert_problem(client.get("/api/v1/auth/me", "canbo"), 401)
+
+
+def test_changed_roles_apply_without_a_new_token(client, app):
+    app.config["MOTCUA_ACTOR_CACHE_SECONDS"] = 0
+    assert client.get("/api/v1/auth/me", "canbo").get_json()["roles"] == ["receiver", "specialist"]
+    with app.extensions["motcua"].db.uow() as s:
+        s.execute(update(User).where(User.username == "canbo").values(roles=["specialist"]))
+    assert client.get("/api/v1/auth/me", "canbo").get_json()["roles"] == ["specialist"]
+    assert_problem(client.post("/api/v1/dossiers", "canbo", json={"procedure_code": "9.000001",
+                                                                  "applicant": {"name": "A"}}), 403)

@@ -74,3 +74,14 @@ def test_unknown_route_and_method_are_problems(client):
     r = client.raw.delete("/api/v1/dossiers")
     assert_problem(r, 405)
     assert "GET" in r.headers["Allow"]
+
+
+def test_text_no_database_can_store_is_refused_everywhere(client):
+    p = assert_problem(client.get("/api/v1/dossiers?q=a%00b", "canbo"), 422)
+    assert "q" in p["fields"]
+    assert_problem(client.get("/api/v1/dossiers/H56%00", "canbo"), 404)
+    p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan", data='{"procedure_code": "9.000001", '
+                                   '"applicant": {"name": "A\\u0000"}, "data": {"x": ["\\ud800"]}}',
+                                   content_type="application/json"), 422)
+    assert set(p["fields"]) == {"applicant.name", "data.x.0"}
+    assert client.get("/api/v1/dossiers", "canbo").get_json()["total"] == 0
