@@ -168,6 +168,37 @@ def test_analyst_models_validates_and_deploys_a_procedure(live_server, new_page,
     page.wait_for_selector("#form-files code:text('e2e_intake.json')")
     assert "v1" in page.inner_text("#version-info")
 
+    # The deployed procedure runs: a dossier of it, its intake form (integer, date, boolean, radio, textarea
+    # widgets from the uploaded schema), and the next step waits in the civil-status lane, counted on the diagram.
+    login(page, live_server, "tiepnhan")
+    page.goto(live_server(f"/dossiers/new?procedure={PROC_CODE}"))
+    page.wait_for_selector(f"#procedure_code option[value='{PROC_CODE}']", state="attached")
+    page.select_option("#procedure_code", PROC_CODE)
+    page.fill("#applicant_name", "Đỗ Thị Hoa")
+    page.click("#new-dossier button[type=submit]")
+    page.wait_for_url(re.compile(r"/dossiers/[^/]+\?created=1$"))
+    page.locator("#open-tasks a", has_text="Kiểm tra, tiếp nhận hồ sơ").click()
+    page.wait_for_selector("#form-area .jsonform")
+    assert page.locator("[data-field='copies'] input[type=number]").count() == 1
+    assert page.locator("[data-field='appointment_date'] input[type=date]").count() == 1
+    assert page.locator("[data-field='verified'] input[type=checkbox]").count() == 1
+    assert page.locator("[data-field='note'] textarea").count() == 1
+    assert page.locator("[data-field='copies'] .req").count() == 1
+    radio(page, "decision", "Tiếp nhận")
+    page.fill("[data-field='appointment_date'] input", "2026-12-01")
+    page.fill("[data-field='copies'] input", "2")
+    page.check("[data-field='verified'] input")
+    page.fill("[data-field='note'] textarea", "Đủ giấy tờ")
+    shot(page, "05-modeled-procedure-intake")
+    page.click("#complete")
+    page.wait_for_selector("#done")
+    assert "Thẩm định, cấp giấy" in page.inner_text("#done")
+    login(page, live_server, "analyst", next_path=f"/procedures/{PROC_CODE}")
+    page.wait_for_selector("body[data-ready=true]")
+    badge = page.locator(f".count-badge[data-element='{ids['appraisal']}']")
+    badge.wait_for()
+    assert badge.get_attribute("data-ready") == "1"
+
 
 # -- 2 ------------------------------------------------------------------------------------------------------
 def complete_step(page, live_server, username, task_title, fill, shot_name=None):
