@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -117,8 +118,19 @@ class Dossier(Base):
         Index("ix_dossiers_open_due", "finished", "due_at"),
         Index("ix_dossiers_agency_open_due", "agency", "finished", "due_at"),
         Index("ix_dossiers_report", "agency", "procedure_code", "received_at"),
-        Index("ix_dossiers_finished_at", "finished_at"),
+        Index("ix_dossiers_finished_at", "finished_at", "received_at"),
         Index("ix_dossiers_next_timer", "next_timer_at"),
+        # Monitor and reports (engine/monitor.py, engine/reports.py; docs/reports.md, "Indexes"):
+        Index("ix_dossiers_received", "received_at"),
+        Index("ix_dossiers_processed", "processed_at", "received_at", "paused_hours", "agency", "procedure_code",
+              sqlite_where=text("processed_at IS NOT NULL"),
+              postgresql_where=text("processed_at IS NOT NULL")),
+        Index("ix_dossiers_running_due", "finished", "processed_at", "paused_at", "due_at", "id", "agency",
+              "procedure_code",
+              sqlite_where=text("finished = 0 AND processed_at IS NULL AND paused_at IS NULL"),
+              postgresql_where=text("finished = false AND processed_at IS NULL AND paused_at IS NULL")),
+        Index("ix_dossiers_paused", "id", sqlite_where=text("paused_at IS NOT NULL"),
+              postgresql_where=text("paused_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -177,6 +189,8 @@ class Task(Base):
         Index("ix_tasks_inbox", "agency", "state", "due_at"),
         Index("ix_tasks_open_due", "state", "due_at"),
         Index("ix_tasks_claimed", "claimed_by", "state"),
+        Index("ix_tasks_ready_due", "state", "due_at", "id", "agency", "procedure_code", "dossier_id",
+              sqlite_where=text("state = 'ready'"), postgresql_where=text("state = 'ready'")),  # monitor
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -1,0 +1,133 @@
+"""Monitor and report speed on a generated database (bench/generate.py), against the targets:
+
+* overdue page (one page of overdue dossiers and steps, all agencies): p95 < 100 ms over 100 runs;
+* overdue counts (by agency and procedure, overdue and due within 24 h): p95 < 200 ms over 100 runs;
+* a province's monthly summary (one month, all agencies and procedures): < 2 s.
+
+    .venv/bin/python bench/bench_reports.py [--url URL] [--runs 100]
+
+URL defaults to $DATABASE_URL, else var/bench/reports.db. The database is opened through
+`engine.db.Database`, as the server does. The month is the last full month before the data's newest
+receipt, and an older month is measured too (more dossiers closed after it, so a wider scan).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from engine.auth import Actor  # noqa: E402
+from engine.calendar import VN_TZ, WorkCalendar  # noqa: E402
+from engine.db import Database  # noqa: E402
+from engine.models import Dossier, Task  # noqa: E402
+from engine.monitor import overdue, overdue_counts, overdue_page  # noqa: E402
+from engine.reports import summary, to_csv, to_xlsx  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SUPERVISOR = Actor("bench", frozenset({"supervisor"}), "000.00.00.H56")
+
+
+def p95(xs):
+    xs = sorted(xs)
+    return xs[max(0, int(round(0.95 * len(xs))) - 1)]
+
+
+def timed(fn, runs):
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def line(name, ms, target=None):
+    verdict = ""
+    if target is not None:
+        verdict = f"  target < {target:,.0f} ms: {'OK' if p95(ms) < target else 'MISSED'}"
+    print(f"  {name:<52} p50 {statistics.median(ms):8.1f} ms  p95 {p95(ms):8.1f} ms  max {max(ms):8.1f} ms{verdict}")
+    return p95(ms) < target if target is not None else True
+
+
+def month_before(d: date) -> tuple[date, date]:
+    last = d.replace(day=1) - timedelta(days=1)
+    return last.replace(day=1), last
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default=os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bench' / 'reports.db'}")
+    ap.add_argument("--runs", type=int, default=100)
+    args = ap.parse_args(argv)
+    db = Database(args.url)
+    cal = WorkCalendar()
+    rng = random.Random(7)
+    with db.read() as s:
+        n = s.scalar(select(func.count()).select_from(Dossier))
+        newest = s.scalar(select(func.max(Dossier.received_at)))
+        agencies = [a for (a,) in s.execute(select(Dossier.agency).distinct())]
+        ready = s.scalar(select(func.count()).select_from(Task).where(Task.state == "ready"))
+        c = overdue_counts(s, SUPERVISOR)
+    if not n:
+        sys.exit("no dossiers: run bench/generate.py first")
+    print(f"{db.engine.url.render_as_string(hide_password=True)}: {n:,} dossiers, {ready:,} ready steps, "
+          f"{c['totals']['overdue_dossiers']:,} overdue dossiers, {c['totals']['overdue_tasks']:,} overdue steps, "
+          f"{len(agencies)} agencies")
+    ok = True
+
+    def run(fn):
+        with db.read() as s:
+            return fn(s)
+
+    print("Monitor")
+    run(lambda s: overdue_page(s, SUPERVISOR, cal))  # warm
+    ok &= line("overdue page 1 (20 rows, all agencies)",
+               timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, per_page=20)), args.runs), 100)
+    ok &= line("overdue random page 1-10 (100 rows, all agencies)",
+               timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, page=rng.randint(1, 10), per_page=100)),
+                     args.runs), 100)
+    ok &= line("overdue page 1 (20 rows, one random agency)",
+               timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, agency=rng.choice(agencies))),
+                     args.runs), 100)
+    ok &= line("counts (all agencies)", timed(lambda: run(lambda s: overdue_counts(s, SUPERVISOR)), args.runs), 200)
+    ok &= line("counts (one random agency)",
+               timed(lambda: run(lambda s: overdue_counts(s, SUPERVISOR, agency=rng.choice(agencies))), args.runs), 200)
+    line("page + counts (GET /monitor/overdue, all agencies)",
+         timed(lambda: run(lambda s: overdue(s, SUPERVISOR, cal)), args.runs))
+
+    print("Report")
+    last_day = newest.astimezone(VN_TZ).date()
+    months = [month_before(last_day)]
+    months.append(month_before(months[0][0] - timedelta(days=150)))
+    reps = max(3, min(10, args.runs // 10))
+    for first, last in months:
+        rows = run(lambda s: summary(s, first, last, calendar=cal))
+        ok &= line(f"summary {first:%m/%Y}, all agencies ({len(rows['rows'])} rows)",
+                   timed(lambda: run(lambda s: summary(s, first, last, calendar=cal)), reps), 2000)
+        t = rows["totals"]
+        print(f"    received {t['received']['total']:,}, carried over {t['carried_over']:,}, completed "
+              f"{t['completed']['total']:,}, in process {t['in_process']['total']:,}, on-time rate {t['on_time_rate']} %")
+    first, last = months[0]
+    line(f"summary {first:%m/%Y}, one random agency",
+         timed(lambda: run(lambda s: summary(s, first, last, agency=rng.choice(agencies), calendar=cal)), reps))
+    year = (last_day - timedelta(days=365), last_day)
+    line(f"summary 12 months, all agencies", timed(lambda: run(lambda s: summary(s, *year, calendar=cal)), 3))
+    rep = run(lambda s: summary(s, first, last, calendar=cal))
+    line("CSV export of the monthly summary", timed(lambda: to_csv(rep), reps))
+    line("XLSX export of the monthly summary", timed(lambda: to_xlsx(rep), reps))
+    print("all targets met" if ok else "SOME TARGETS MISSED")
+    db.dispose()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
