@@ -187,6 +187,11 @@ export function money(v) {
 }
 
 export function table(headers, rows, opts = {}) {
+  // Each cell knows its column's name, so that narrow screens can show rows as cards (CSS .stack).
+  for (const row of rows) {
+    if (!(row instanceof Element)) continue;
+    Array.from(row.children).forEach((td, i) => { if (headers[i] && !td.dataset.label) td.dataset.label = headers[i]; });
+  }
   return h(`table.table${opts.class ? '.' + opts.class : ''}`,
     h('thead', h('tr', headers.map((x) => h('th', { scope: 'col' }, x)))),
     h('tbody', rows.length ? rows : h('tr', h('td.muted', { colSpan: headers.length }, opts.empty || 'Không có dữ liệu'))));

@@ -37,7 +37,7 @@ export function dossiersPage() {
           h('td', statusBadge(d.status, d.status_label)),
           h('td', dt(d.received_at)),
           h('td', dueCell(d.due_at, d.overdue, d.finished)))),
-        { empty: 'Không có hồ sơ nào khớp.' }),
+        { class: 'stack', empty: 'Không có hồ sơ nào khớp.' }),
         pages > 1 ? h('nav.pager', { 'aria-label': 'Phân trang' },
           h('button.btn.btn-small', { type: 'button', disabled: page <= 1, onclick: () => { page -= 1; load(); } }, '← Trước'),
           h('span', ` Trang ${page}/${pages} `),

@@ -46,7 +46,7 @@ export function inboxPage() {
         h('td', t.claimed_by ? (t.claimed_by === user.username ? h('strong', 'Tôi') : t.claimed_by) : h('span.muted', 'Chưa ai nhận')),
         h('td', dueCell(t.due_at, t.overdue))));
       mount(out, table(['Công việc', 'Hồ sơ', 'Thủ tục', 'Vai trò', 'Người giữ', 'Hạn xử lý'], rows,
-        { class: 'inbox-table', empty: tab === 'mine' ? 'Bạn chưa nhận việc nào.' : 'Không có việc nào đang chờ.' }));
+        { class: 'inbox-table.stack', empty: tab === 'mine' ? 'Bạn chưa nhận việc nào.' : 'Không có việc nào đang chờ.' }));
     } catch (err) {
       mount(out);
       flash(`Không tải được hộp việc: ${err.message}`, 'error');

@@ -71,7 +71,7 @@ export function boardPage() {
             h('td', dt(d.due_at)),
             h('td', lateText(d)),
             h('td', (d.held_by || []).map((t) => h('div', `${t.title}: ${t.claimed_by || t.assignee || (t.roles || []).join(', ')}`))))),
-          { empty: 'Không có hồ sơ quá hạn.' }));
+          { class: 'stack', empty: 'Không có hồ sơ quá hạn.' }));
       mount($('#overdue-tasks'), h('h2', `Bước xử lý quá hạn (${data.total_tasks ?? tasks.length})`),
         table(['Bước', 'Hồ sơ', 'Thủ tục', 'Người giữ / vai trò', 'Hạn bước', 'Trễ'],
           tasks.map((t) => h('tr.row-overdue',
@@ -81,7 +81,7 @@ export function boardPage() {
             h('td', t.claimed_by || t.assignee || (t.roles || []).join(', ')),
             h('td', dt(t.due_at)),
             h('td', lateText(t)))),
-          { empty: 'Không có bước quá hạn.' }));
+          { class: 'stack', empty: 'Không có bước quá hạn.' }));
       $('#as-of').textContent = `Số liệu lúc ${dt(data.now || new Date().toISOString())}`;
     } catch (err) {
       flash(err.status === 403 ? 'Trang này dành cho cán bộ giám sát.' : `Không tải được số liệu: ${err.message}`, 'error');
