@@ -65,13 +65,16 @@ def _e(text) -> str:
     return html.escape(str(text if text is not None else ""), quote=True)
 
 
-def _params(spec, op) -> list[dict]:
-    return [_resolve(spec, p) for p in op.get("parameters", [])]
+def _params(spec, op, shared=()) -> list[dict]:
+    """The operation's parameters, those declared once for its path first."""
+    own = [_resolve(spec, p) for p in op.get("parameters", [])]
+    names = {(p.get("in"), p.get("name")) for p in own}
+    return [p for p in (_resolve(spec, q) for q in shared) if (p.get("in"), p.get("name")) not in names] + own
 
 
-def _operation(spec: dict, path: str, method: str, op: dict, idx: int) -> str:
+def _operation(spec: dict, path: str, method: str, op: dict, idx: int, shared=()) -> str:
     opid = f"op{idx}"
-    params = _params(spec, op)
+    params = _params(spec, op, shared)
     rows = "".join(
         f"<tr><td><code>{_e(p.get('name'))}</code></td><td>{_e(p.get('in'))}</td>"
         f"<td>{'✓' if p.get('required') else ''}</td><td>{_e(_type(spec, p.get('schema')))}</td>"
@@ -91,7 +94,7 @@ def _operation(spec: dict, path: str, method: str, op: dict, idx: int) -> str:
     responses = "".join(
         f"<li><code>{_e(code)}</code> {_e(_resolve(spec, r).get('description', ''))} "
         f"<small>{_e(', '.join(_resolve(spec, r).get('content', {}).keys()))}</small></li>"
-        for code, r in op.get("responses", {}).items())
+        for code, r in sorted(op.get("responses", {}).items()))
     inputs = "".join(
         f"<label>{_e(p['name'])} <small>({_e(p['in'])})</small> "
         f"<input data-in=\"{_e(p['in'])}\" name=\"{_e(p['name'])}\" placeholder=\"{_e(_type(spec, p.get('schema')))}\">"
@@ -140,13 +143,13 @@ def render(spec: dict) -> str:
             if method in item:
                 op = item[method]
                 tag = (op.get("tags") or ["other"])[0]
-                by_tag.setdefault(tag, []).append((path, method, op))
+                by_tag.setdefault(tag, []).append((path, method, op, item.get("parameters", [])))
     for tag, entries in by_tag.items():
         ops.append(f"<h2 id=\"tag-{_e(tag)}\">{_e(tag)}</h2>")
         toc.append(f"<li><a href=\"#tag-{_e(tag)}\">{_e(tag)}</a><ul>")
-        for path, method, op in entries:
+        for path, method, op, shared in entries:
             idx += 1
-            ops.append(_operation(spec, path, method, op, idx))
+            ops.append(_operation(spec, path, method, op, idx, shared))
             toc.append(f"<li><a href=\"#op{idx}\"><span class=\"m m-{method}\">{method.upper()}</span> {_e(path)}</a></li>")
         toc.append("</ul></li>")
     info = spec.get("info", {})

@@ -61,6 +61,8 @@ def test_docs_page_is_self_contained_and_lists_every_operation(client):
         for method in item:
             if method != "parameters":
                 assert f'data-method="{method.upper()}" data-path="{path}"' in html, (method, path)
+    for name in ("task_id", "code"):  # path parameters get an input in the "try it" forms
+        assert f'data-in="path" name="{name}"' in html
     # nothing from another origin: every src/href is local or an in-page anchor
     refs = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert refs and all(ref.startswith(("/", "#")) for ref in refs), refs
