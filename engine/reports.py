@@ -224,40 +224,43 @@ class Period:
         return datetime.combine(self.last + timedelta(days=1), time(0), VN_TZ).astimezone(timezone.utc)
 
 
+def _bad(field: str, vi: str, en: str, value=None) -> InvalidInput:
+    details = {"field": field, "fields": {field: f"{vi} / {en}"}}
+    if value is not None:
+        details["value"] = str(value)
+    return InvalidInput(vi, en, details=details)
+
+
 def _as_date(value, field: str) -> date:
     if isinstance(value, datetime):
-        raise InvalidInput(f"'{field}' phải là một ngày (YYYY-MM-DD)", f"'{field}' must be a date (YYYY-MM-DD)",
-                           details={"field": field})
+        raise _bad(field, f"'{field}' phải là một ngày (YYYY-MM-DD)", f"'{field}' must be a date (YYYY-MM-DD)")
     if isinstance(value, date):
         return value
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidInput(f"Thiếu '{field}' (YYYY-MM-DD)", f"'{field}' is required (YYYY-MM-DD)",
-                           details={"field": field})
+        raise _bad(field, f"Thiếu '{field}' (YYYY-MM-DD)", f"'{field}' is required (YYYY-MM-DD)")
     try:
         text = str(value).strip()
         if len(text) != 10:
             raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"'{field}' không phải ngày hợp lệ (YYYY-MM-DD): {value!r}",
-                           f"'{field}' is not a valid date (YYYY-MM-DD): {value!r}",
-                           details={"field": field, "value": str(value)}) from None
+        raise _bad(field, f"'{field}' không phải ngày hợp lệ (YYYY-MM-DD): {str(value)[:40]!r}",
+                   f"'{field}' is not a valid date (YYYY-MM-DD): {str(value)[:40]!r}", value) from None
 
 
 def parse_period(from_date, to_date) -> Period:
-    """Check a report period: two dates (or ISO strings), from <= to, at most 366 days.
+    """Check a report period: two dates (or ISO strings YYYY-MM-DD), from <= to, at most 366 days.
 
-    Raises `InvalidInput` whose ``details["field"]`` names the offending field (``from`` or ``to``)."""
+    Raises `InvalidInput` whose ``details["field"]`` (and ``details["fields"]``, which the API shows as
+    per-field messages) names the offending field: ``from`` or ``to``."""
     first = _as_date(from_date, "from")
     last = _as_date(to_date, "to")
     if first > last:
-        raise InvalidInput("'from' phải không sau 'to'", "'from' must not be after 'to'",
-                           details={"field": "from"})
+        raise _bad("from", "'from' phải không sau 'to'", "'from' must not be after 'to'")
     days = (last - first).days + 1
     if days > MAX_PERIOD_DAYS:
-        raise InvalidInput(f"Kỳ báo cáo dài tối đa {MAX_PERIOD_DAYS} ngày (đang là {days})",
-                           f"a report period is at most {MAX_PERIOD_DAYS} days long (got {days})",
-                           details={"field": "to"})
+        raise _bad("to", f"Kỳ báo cáo dài tối đa {MAX_PERIOD_DAYS} ngày (đang là {days})",
+                   f"a report period is at most {MAX_PERIOD_DAYS} days long (got {days})")
     return Period(first, last)
 
 

@@ -159,3 +159,44 @@ def test_bad_paging(data, page, per_page, field):
 def test_per_page_100_is_allowed(data):
     with data.read() as s:
         assert len(overdue_page(s, SUPERVISOR, CAL, per_page=100, now=NOW)["dossiers"]) == 4
+
+
+# --------------------------------------------------------------------------------------------------
+# GET /api/v1/monitor/overdue, on the real clock: every due time of the data set (March 2026) is past, so
+# m1 m9 m2 m10 m3 m4 m5 are all overdue, oldest first (m6 paused, m7 processed, m8 returned are not)
+
+URL = "/api/v1/monitor/overdue"
+
+
+@pytest.fixture
+def api(settings, data):
+    from tests.test_reports import make_client
+
+    return make_client(settings, data, [("giamsat", ["supervisor"], "000.00.00.H56"), ("tiepnhan_b", ["receiver"], B),
+                                        ("khach", [], B)])
+
+
+def test_api_overdue_for_a_supervisor(api):
+    r = api.get(f"{URL}?per_page=3", "giamsat")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert codes(body) == ["m1", "m9", "m2"] and body["total_dossiers"] == 7 and body["total_tasks"] == 3
+    assert body["dossiers"][0]["held_by"][0]["claimed_by"] == "cv_an"
+    assert body["dossiers"][0]["working_hours_late"] > 65 and body["tasks"][0]["dossier_code"] == "m1"
+    assert {a["agency"] for a in body["counts"]["by_agency"]} == {A, B}
+    r = api.get(f"{URL}?per_page=3&page=3", "giamsat")
+    assert codes(r.get_json()) == ["m5"]
+    r = api.get(f"{URL}?procedure_code={P2}", "giamsat")
+    assert codes(r.get_json()) == ["m9", "m3"]
+
+
+def test_api_overdue_for_staff_and_others(api):
+    from tests.api.helpers import assert_problem
+
+    r = api.get(URL, "tiepnhan_b")
+    assert r.status_code == 200 and codes(r.get_json()) == ["m9", "m10"]
+    assert_problem(api.get(f"{URL}?agency={A}", "tiepnhan_b"), 403)
+    assert_problem(api.get(URL, "khach"), 403)
+    assert_problem(api.get(URL), 401)
+    body = assert_problem(api.get(f"{URL}?per_page=101", "giamsat"), 422)
+    assert "per_page" in body["fields"]

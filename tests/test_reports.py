@@ -303,3 +303,82 @@ def test_xlsx_export(march):
     assert a_p1[20:] == [60.0, 37.6]
     assert rows[-1][3] == 17 and rows[-1][20] == 55.56
     assert ws.cell(row=9, column=1).font.bold
+
+
+# --------------------------------------------------------------------------------------------------
+# GET /api/v1/reports/summary
+
+
+def make_client(settings, db, users):
+    """A Flask test client over `db` with the given (username, roles, agency) users (tokens issued directly)."""
+    from api import create_app
+    from engine.models import User
+    from tests.api.helpers import Client
+
+    settings.secret_key = "reports-tests-secret-" + "x" * 32
+    with db.uow() as s:
+        for username, roles, agency in users:
+            s.add(User(username=username, password_hash="-", roles=roles, agency=agency, full_name=username))
+    app = create_app(settings, database=db)
+    app.config["TESTING"] = True
+    return Client(app)
+
+
+API_USERS = [("giamsat", ["supervisor"], "000.00.00.H56"), ("quantri", ["admin"], A),
+             ("tiepnhan_a", ["receiver"], A)]
+URL = "/api/v1/reports/summary"
+
+
+@pytest.fixture
+def api(settings, march):
+    return make_client(settings, march, API_USERS)
+
+
+def test_api_summary_json(api):
+    r = api.get(f"{URL}?from=2026-03-01&to=2026-03-31", "giamsat")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["from"] == "2026-03-01" and body["to"] == "2026-03-31"
+    assert body["totals"] == EXPECTED_TOTALS
+    assert len(body["rows"]) == 3 and body["rows"][1]["agency"] == A and body["rows"][1]["procedure_code"] == P1
+    assert _figures(body["rows"][1]) == EXPECTED_A_P1
+    r = api.get(f"{URL}?from=2026-03-01&to=2026-03-31&agency={B}", "quantri")
+    assert r.status_code == 200 and r.get_json()["totals"] == EXPECTED_B_P1
+
+
+def test_api_summary_files(api):
+    r = api.get(f"{URL}?from=2026-03-01&to=2026-03-31&format=csv", "giamsat")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert r.headers["Content-Disposition"] == 'attachment; filename="bao-cao-2026-03-01_2026-03-31.csv"'
+    lines = list(csv.reader(io.StringIO(r.get_data().decode("utf-8-sig"))))
+    assert lines[0][0] == "Cơ quan" and lines[-1][0] == "Tổng cộng" and lines[-1][3] == "17"
+    r = api.get(f"{URL}?from=2026-03-01&to=2026-03-31&format=xlsx&procedure_code={P2}", "giamsat")
+    assert r.status_code == 200
+    assert r.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ws = load_workbook(io.BytesIO(r.get_data())).active
+    assert ws["A2"].value == f"Từ ngày 01/03/2026 đến ngày 31/03/2026 - Thủ tục: {P2}"
+    assert ws["A6"].value == A and ws["B6"].value == P2 and ws["A7"].value == "Tổng cộng"
+
+
+def test_api_summary_needs_a_token_and_a_supervisor(api):
+    from tests.api.helpers import assert_problem
+
+    assert_problem(api.get(f"{URL}?from=2026-03-01&to=2026-03-31"), 401)
+    assert_problem(api.get(f"{URL}?from=2026-03-01&to=2026-03-31", "tiepnhan_a"), 403)
+
+
+@pytest.mark.parametrize("query, field", [
+    ("from=2026-02-30&to=2026-03-31", "from"),
+    ("from=hôm-qua&to=2026-03-31", "from"),
+    ("from=2026-03-01&to=31-03-2026", "to"),
+    ("from=2026-04-01&to=2026-03-31", "from"),
+    ("from=2025-01-01&to=2026-01-02", "to"),
+    ("to=2026-03-31", "from"),
+    ("from=2026-03-01", "to"),
+    ("from=2026-03-01&to=2026-03-31&format=pdf", "format"),
+])
+def test_api_summary_bad_dates_are_422_naming_the_field(api, query, field):
+    from tests.api.helpers import assert_problem
+
+    body = assert_problem(api.get(f"{URL}?{query}", "giamsat"), 422)
+    assert field in body["fields"], body

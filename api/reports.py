@@ -1,0 +1,128 @@
+"""The periodic report over HTTP (supervisors and admins).
+
+    GET /api/v1/reports/summary?from=YYYY-MM-DD&to=YYYY-MM-DD&agency=&procedure_code=&format=json|csv|xlsx
+
+The period is [from 00:00, to + 1 day 00:00) in UTC+7, at most 366 days; a bad date, from > to or a
+longer period is a 422 whose `fields` names `from` or `to`. `format=csv` (UTF-8 with BOM) and
+`format=xlsx` answer a file with Vietnamese headers. Every figure is defined in engine/reports.py and
+docs/reports.md.
+"""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from engine import reports
+from engine.errors import PermissionDenied
+
+from .auth import authenticate
+from .common import DateTimeString, Str, errors
+from .context import actor, services
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
+                description="Báo cáo định kỳ / periodic report (supervisors)")
+blp.before_request(authenticate)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class SummaryArgs(ma.Schema):
+    date_from = ma.fields.String(required=True, data_key="from", validate=validate.Length(max=40),
+                                 metadata={"description": "ngày đầu kỳ / first day, YYYY-MM-DD (UTC+7)",
+                                           "example": "2026-03-01"})
+    date_to = ma.fields.String(required=True, data_key="to", validate=validate.Length(max=40),
+                               metadata={"description": "ngày cuối kỳ / last day, YYYY-MM-DD (UTC+7), included",
+                                         "example": "2026-03-31"})
+    agency = ma.fields.String(validate=validate.Length(min=1, max=64))
+    procedure_code = ma.fields.String(validate=validate.Length(min=1, max=64))
+    format = ma.fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
+
+
+class ReceivedSchema(ma.Schema):
+    total = ma.fields.Integer(required=True)
+    online = ma.fields.Integer(required=True)
+    in_person = ma.fields.Integer(required=True)
+    postal = ma.fields.Integer(required=True)
+
+
+class CompletedSchema(ma.Schema):
+    total = ma.fields.Integer(required=True)
+    early = ma.fields.Integer(required=True, metadata={"description": "trước hạn / before the due day"})
+    on_time = ma.fields.Integer(required=True, metadata={"description": "đúng hạn / on the due day"})
+    late = ma.fields.Integer(required=True, metadata={"description": "quá hạn / after the due time"})
+
+
+class InProcessSchema(ma.Schema):
+    total = ma.fields.Integer(required=True)
+    within = ma.fields.Integer(required=True, metadata={"description": "trong hạn at the period's end"})
+    overdue = ma.fields.Integer(required=True, metadata={"description": "quá hạn at the period's end"})
+
+
+class FiguresSchema(ma.Schema):
+    received = ma.fields.Nested(ReceivedSchema, required=True)
+    carried_over = ma.fields.Integer(required=True, metadata={"description": "từ kỳ trước chuyển sang"})
+    completed = ma.fields.Nested(CompletedSchema, required=True)
+    in_process = ma.fields.Nested(InProcessSchema, required=True)
+    supplement_requested = ma.fields.Integer(required=True)
+    refused = ma.fields.Integer(required=True)
+    stopped = ma.fields.Integer(required=True)
+    withdrawn = ma.fields.Integer(required=True)
+    returned = ma.fields.Integer(required=True)
+    on_time_rate = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "% (early + on time + in process within) / (completed + in process); null if none"})
+    avg_processing_hours = ma.fields.Float(required=True, allow_none=True, metadata={
+        "description": "giờ làm việc trung bình / mean working hours to the result, paused time excluded"})
+
+
+class RowSchema(FiguresSchema):
+    agency = ma.fields.String(required=True)
+    procedure_code = ma.fields.String(required=True)
+    procedure_name = Str(required=True)
+
+
+class SummarySchema(ma.Schema):
+    date_from = ma.fields.String(required=True, data_key="from", metadata={"format": "date"})
+    date_to = ma.fields.String(required=True, data_key="to", metadata={"format": "date"})
+    period_start = DateTimeString(required=True)
+    period_end = DateTimeString(required=True, metadata={"description": "excluded / không tính"})
+    agency = Str(required=True)
+    procedure_code = Str(required=True)
+    rows = ma.fields.List(ma.fields.Nested(RowSchema), required=True)
+    totals = ma.fields.Nested(FiguresSchema, required=True)
+
+
+@blp.route("/summary", methods=["GET"])
+@blp.doc(summary="Báo cáo tình hình giải quyết hồ sơ / the period report (supervisor)",
+         description="Per agency and procedure: received (online / in person / postal), carried over, completed "
+                     "early / on time / late, in process within / past the deadline at the period's end, supplement "
+                     "requested, refused, stopped, withdrawn, returned, on-time rate (Decision 766) and mean "
+                     "processing time in working hours; with totals. `format=csv|xlsx` for a file.",
+         responses={"200": {"description": "the report (JSON), or a CSV / XLSX file with `format`", "content": {
+             "application/json": {"schema": SummarySchema},
+             "text/csv": {"schema": {"type": "string"}},
+             XLSX: {"schema": {"type": "string", "format": "binary"}},
+         }}})
+@blp.arguments(SummaryArgs, location="query")
+@blp.response(200, SummarySchema)
+@errors(blp, 401, 403, 422)
+def summary(args):
+    a = actor()
+    if not a.is_supervisor:
+        raise PermissionDenied("Chỉ lãnh đạo giám sát mới xem được báo cáo", "only supervisors may read the report")
+    svc = services()
+    with svc.db.read() as s:
+        report = reports.summary(s, args["date_from"], args["date_to"], agency=args.get("agency"),
+                                 procedure_code=args.get("procedure_code"), calendar=svc.dossiers.calendar(s))
+    fmt = args["format"]
+    if fmt == "json":
+        report["date_from"], report["date_to"] = report.pop("from"), report.pop("to")
+        return report
+    name = f"bao-cao-{report['from']}_{report['to']}.{fmt}"
+    if fmt == "csv":
+        resp = Response(reports.to_csv(report), content_type="text/csv; charset=utf-8")
+    else:
+        resp = Response(reports.to_xlsx(report), mimetype=XLSX)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return resp
