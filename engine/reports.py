@@ -66,14 +66,20 @@ on_time_rate (Decision 766/QĐ-TTg: "completed on time + in process within deadl
 
 avg_processing_hours
     Mean, over the dossiers completed in the period, of the working hours (office hours of the working
-    calendar, `WorkCalendar.working_hours_between`) from ``received_at`` to ``processed_at``, less
-    ``paused_hours`` (the working hours the clock stood still for supplements), never below 0; two
-    decimals, null when nothing was completed. Computed in Python over the completed rows only.
+    calendar, as `WorkCalendar.working_hours_between` counts them) from ``received_at`` to ``processed_at``,
+    less ``paused_hours`` (the working hours the clock stood still for supplements); two decimals, null
+    when nothing was completed. Computed exactly but without a calendar call per dossier: the working hours
+    between r and p are F(p) - F(r), F(t) being the office hours before t's day plus those of t's day before
+    t; SQL sums the second part and counts the dossiers per (result or receipt) day, and only the few
+    hundred distinct days go through the calendar.
 
-Queries: one GROUP BY aggregate of CASE WHEN sums over the dossiers that can matter (received before
-P1 and either received in the period, still open, or finished on or after P0; indexed columns only),
-plus one query of the completed rows for the working hours. Portable across SQLite and PostgreSQL: the
-only dialect-specific piece is the calendar day in UTC+7 (`local_date`).
+Queries: one GROUP BY aggregate of CASE WHEN sums over the dossiers that can matter, read as three
+disjoint index-driven branches (UNION ALL): received in the period, received before it and open now,
+received before it and finished on or after P0; plus one query of the completed rows, grouped by day,
+for the working hours (an index-only scan of ix_dossiers_processed). Portable across SQLite and
+PostgreSQL; the dialect-specific pieces are small compiled constructs: the calendar day and the time of
+day in UTC+7 (`local_date`, `local_hour`), `greatest`/`least`, and `unindexed`, which keeps SQLite's
+planner from driving a branch with the wrong index.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import io
 from datetime import date, datetime
 
 import pytest
+from sqlalchemy import select
 from openpyxl import load_workbook
 
 from engine.calendar import VN_TZ
@@ -382,3 +383,113 @@ def test_api_summary_bad_dates_are_422_naming_the_field(api, query, field):
 
     body = assert_problem(api.get(f"{URL}?{query}", "giamsat"), 422)
     assert field in body["fields"], body
+
+
+# --------------------------------------------------------------------------------------------------
+# The SQL against a plain-Python reading of the definitions, on random dossiers (nights, weekends, Tết)
+
+
+def reference(rows: list[dict], first: date, last: date, cal) -> dict:
+    """The report's totals computed row by row in Python, straight from the definitions."""
+    from datetime import time as dtime, timedelta as td
+
+    p0 = datetime.combine(first, dtime(0), VN_TZ)
+    p1 = datetime.combine(last + td(days=1), dtime(0), VN_TZ)
+    local = lambda t: t.astimezone(VN_TZ).date()  # noqa: E731
+    f = dict.fromkeys(["rt", "on", "ip", "po", "co", "e", "o", "l", "w", "ov", "su", "rf", "st", "wd", "rn"], 0)
+    hours, n_done = 0.0, 0
+    for d in rows:
+        closed = d["processed_at"] or d["finished_at"]
+        received = p0 <= d["received_at"] < p1
+        carried = d["received_at"] < p0 and (closed is None or closed >= p0)
+        if received:
+            f["rt"] += 1
+            f[{2: "on", 1: "ip", 3: "po"}[d["channel"]]] += 1
+        f["co"] += carried
+        f["su"] += (received or carried) and d["supplement_count"] > 0
+        p = d["processed_at"]
+        if p is not None and p0 <= p < p1:
+            n_done += 1
+            hours += cal.working_hours_between(d["received_at"], p) - d["paused_hours"]
+            due = d["due_at"]
+            if (due is not None and p > due) or d["extended_at"] is not None or d["supplement_count"] >= 2:
+                f["l"] += 1
+            elif due is not None and local(p) < local(due):
+                f["e"] += 1
+            else:
+                f["o"] += 1
+        if d["received_at"] < p1 and (closed is None or closed >= p1):
+            due, paused = d["due_at"], d["paused_at"]
+            late = d["supplement_count"] >= 2 or (d["extended_at"] is not None and d["extended_at"] < p1) or (
+                due is not None and due < p1 and (paused is None or due < paused))
+            f["ov" if late else "w"] += 1
+        closing = {3: "rf", 8: "st", 7: "wd"}.get(d["status_code"])
+        if closing and d["finished_at"] is not None and p0 <= d["finished_at"] < p1:
+            f[closing] += 1
+        f["rn"] += d["returned_at"] is not None and p0 <= d["returned_at"] < p1
+    den = f["e"] + f["o"] + f["l"] + f["w"] + f["ov"]
+    return fig(f["rt"], f["on"], f["ip"], f["po"], f["co"], f["e"], f["o"], f["l"], f["w"], f["ov"], f["su"],
+               f["rf"], f["st"], f["wd"], f["rn"],
+               round(100 * (f["e"] + f["o"] + f["w"]) / den, 2) if den else None,
+               round(hours / n_done, 2) if n_done else None)
+
+
+def random_dossiers(rng, n: int, cal) -> list[dict]:
+    from datetime import timedelta as td
+
+    start = vn(2026, 1, 1)
+    out = []
+    for _ in range(n):
+        r = start + td(minutes=rng.randrange(100 * 24 * 60), seconds=rng.randrange(60))
+        due = None if rng.random() < 0.05 else cal.add_working_hours(r, rng.choice((4, 8, 24, 40, 80)))
+        d = dict(received_at=r, due_at=due, channel=rng.choice((1, 2, 3)), processed_at=None, returned_at=None,
+                 finished_at=None, paused_at=None, paused_hours=0.0, extended_at=None,
+                 supplement_count=rng.choice((0, 0, 0, 1, 2)), status=Status.IN_PROCESS)
+        u = rng.random()
+        if u < 0.15:
+            d["status"] = rng.choice((Status.REFUSED, Status.WITHDRAWN, Status.STOPPED))
+            d["finished_at"] = r + td(hours=rng.uniform(0.1, 900))
+        elif u < 0.8:
+            p = r + td(hours=rng.uniform(0.5, 1200))
+            d["processed_at"], d["status"] = p, Status.PROCESSED
+            d["paused_hours"] = round(min(cal.working_hours_between(r, p), rng.choice((0, 0, 2.5, 6))), 2)
+            if rng.random() < 0.7:
+                d["returned_at"] = d["finished_at"] = p + td(hours=rng.uniform(0, 100))
+                d["status"] = Status.RETURNED
+        elif u < 0.9:
+            d["paused_at"] = r + td(hours=rng.uniform(1, 500))
+            d["status"] = Status.SUPPLEMENT_REQUESTED
+        if due is not None and rng.random() < 0.1:
+            d["extended_at"] = due - td(hours=rng.uniform(0, 30))
+        out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sql_matches_a_row_by_row_reading_of_the_definitions(db, seed):
+    import random
+
+    from engine.calendar import WorkCalendar
+
+    cal = WorkCalendar()
+    rows = random_dossiers(random.Random(seed), 400, cal)
+    with db.uow() as s:
+        v = add_procedures(s, (P1,))
+        for i, d in enumerate(rows):
+            st = d.pop("status")
+            add_dossier(s, v, f"r{i}", A, P1, st, d.pop("received_at"), d.pop("channel"), d.pop("due_at"),
+                        finished=st in (Status.REFUSED, Status.WITHDRAWN, Status.STOPPED, Status.RETURNED), **d)
+    with db.read() as s:
+        mine = [dict(received_at=x.received_at, due_at=x.due_at, channel=x.channel, processed_at=x.processed_at,
+                     returned_at=x.returned_at, finished_at=x.finished_at, paused_at=x.paused_at,
+                     paused_hours=x.paused_hours, extended_at=x.extended_at, supplement_count=x.supplement_count,
+                     status_code=x.status_code) for x in s.scalars(select(Dossier))]
+        for first, last in [(date(2026, 2, 1), date(2026, 2, 28)), (date(2026, 1, 1), date(2026, 3, 31)),
+                            (date(2026, 2, 16), date(2026, 2, 16)), (date(2026, 3, 2), date(2026, 4, 30))]:
+            got = summary(s, first, last, calendar=cal)["totals"]
+            want = reference(mine, first, last, cal)
+            hours_got, hours_want = got.pop("avg_processing_hours"), want.pop("avg_processing_hours")
+            assert got == want, (first, last)
+            assert (hours_got is None) == (hours_want is None)
+            if hours_got is not None:
+                assert abs(hours_got - hours_want) <= 0.011, (first, last, hours_got, hours_want)
