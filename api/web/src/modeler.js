@@ -196,8 +196,13 @@ function start() {
         { help: 'Dùng làm mã thủ tục khi không khai báo mã thủ tục.' }),
       field('p-procedure_code', 'Mã thủ tục (procedure_code)', getProp(bo, 'procedure_code'), set('procedure_code'), { placeholder: '1.001193' }),
       field('p-procedure_name', 'Tên thủ tục (procedure_name)', getProp(bo, 'procedure_name'), (v) => {
-        setProp(element, bo, 'procedure_name', v);
-        if (v.trim() && !bo.name) modeling.updateModdleProperties(element, bo, { name: v.trim() });
+        const before = getProp(bo, 'procedure_name');
+        const name = v.trim();
+        setProp(element, bo, 'procedure_name', name);
+        // The process and its pool follow the procedure's name while they still carry the default or the old one.
+        const follows = (x) => !x || x === 'Thủ tục mới' || x === before;
+        if (name && follows(bo.name)) modeling.updateModdleProperties(element, bo, { name });
+        if (name && is(element, 'bpmn:Participant') && follows(element.businessObject.name)) modeling.updateLabel(element, name);
       }, { placeholder: 'Đăng ký khai sinh' }),
       field('p-agency', 'Cơ quan (agency)', getProp(bo, 'agency'), set('agency'), { placeholder: '000.31.14.H56' }),
       field('p-deadline', 'Thời hạn giải quyết (deadline)', getProp(bo, 'deadline'), set('deadline'),

@@ -72,12 +72,12 @@ function start() {
           h('td', t.form_key || '—'),
           h('td', deadlineVi(t.deadline)))))));
       const versions = d.versions || [];
-      mount($('#versions'), h('h2', 'Lịch sử phiên bản'), h('div.table-wrap', table(['Phiên bản', 'Triển khai lúc', 'Người triển khai', 'Tệp'],
+      mount($('#versions'), h('h2', 'Lịch sử phiên bản'), h('div.table-wrap', table(['Phiên bản', 'Triển khai lúc', 'Người triển khai'],
         [...versions].sort((a, b) => b.version - a.version).map((v) => h(`tr${v.version === (d.version ?? d.current_version) ? '.current' : ''}`,
-          h('td', `v${v.version}`, v.version === (d.version ?? d.current_version) ? h('span.badge.status-received', ' hiện hành') : null),
+          { title: v.filename || '', dataset: { version: v.version } },
+          h('td', `v${v.version} `, v.version === (d.version ?? d.current_version) ? h('span.badge.status-received', 'hiện hành') : null),
           h('td', dt(v.deployed_at)),
-          h('td', v.deployed_by || '—'),
-          h('td', v.filename || '—'))), { empty: 'Chưa có phiên bản.' })));
+          h('td', v.deployed_by || '—'))), { empty: 'Chưa có phiên bản.' })));
       await loadCounts();
       document.body.dataset.ready = 'true';
     } catch (err) {
