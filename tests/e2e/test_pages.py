@@ -167,6 +167,13 @@ def test_analyst_models_validates_and_deploys_a_procedure(live_server, new_page,
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#form-files code:text('e2e_intake.json')")
     assert "v1" in page.inner_text("#version-info")
+    # ... and a change deployed from there becomes version 2.
+    page.wait_for_selector("#p-fee")
+    assert page.input_value("#p-procedure_code") == PROC_CODE
+    fill_prop(page, "#p-fee", "20000")
+    page.click("#btn-deploy")
+    page.wait_for_selector("#deployed")
+    assert f"{PROC_CODE} phiên bản 2" in page.inner_text("#deployed")
 
     # The deployed procedure runs: a dossier of it, its intake form (integer, date, boolean, radio, textarea
     # widgets from the uploaded schema), and the next step waits in the civil-status lane, counted on the diagram.
@@ -198,6 +205,9 @@ def test_analyst_models_validates_and_deploys_a_procedure(live_server, new_page,
     badge = page.locator(f".count-badge[data-element='{ids['appraisal']}']")
     badge.wait_for()
     assert badge.get_attribute("data-ready") == "1"
+    assert page.locator("#versions tbody tr").count() == 2
+    assert "hiện hành" in page.inner_text("#versions tr[data-version='2']")
+    assert "20.000 đồng" in page.inner_text("#proc-head")
 
 
 # -- 2 ------------------------------------------------------------------------------------------------------
