@@ -28,7 +28,8 @@ export function loginPage() {
       };
       saveLogin(res.access_token, user);
       const next = qs('next');
-      location.href = next && next.startsWith('/') && !next.startsWith('//') ? next : home(user);
+      // only a path of this site (never //host or /\host, which browsers read as another site)
+      location.href = next && /^\/(?![\/\\])/.test(next) ? next : home(user);
     } catch (err) {
       flash(err.status === 401 ? 'Sai tên đăng nhập hoặc mật khẩu.' : `Không đăng nhập được: ${err.message}`, 'error');
       btn.disabled = false;
