@@ -494,3 +494,72 @@ def test_receiver_takes_legal_actions_on_the_dossier_page(live_server, new_page)
     page.wait_for_url(re.compile(r"done=supplement-received"))
     page.wait_for_selector("#timeline li:has-text('Nhận hồ sơ bổ sung')")
     assert "Yêu cầu bổ sung giấy tờ" not in page.inner_text("#dossier-head")
+
+
+# -- the form renderer on its own ------------------------------------------------------------------------------
+RENDERER_SCHEMA = {
+    "type": "object",
+    "required": ["name", "kind", "count"],
+    "properties": {
+        "name": {"type": "string", "title": "Họ tên", "maxLength": 100},
+        "kind": {"type": "string", "title": "Loại", "oneOf": [{"const": "a", "title": "Loại A"}, {"const": "b", "title": "Loại B"}]},
+        "city": {"type": "string", "title": "Tỉnh", "enum": ["HN", "HCM", "DN", "HP", "CT"]},
+        "count": {"type": "integer", "title": "Số lượng", "minimum": 1},
+        "area": {"type": "number", "title": "Diện tích"},
+        "ok": {"type": "boolean", "title": "Đồng ý"},
+        "day": {"type": "string", "format": "date", "title": "Ngày"},
+        "at": {"type": "string", "format": "time", "title": "Giờ"},
+        "when": {"type": "string", "format": "date-time", "title": "Thời điểm"},
+        "tags": {"type": "array", "title": "Nhãn", "items": {"oneOf": [{"const": "x", "title": "X"}, {"const": "y", "title": "Y"}]}},
+        "bio": {"type": "string", "title": "Ghi chú"},
+        "address": {"type": "object", "title": "Địa chỉ", "required": ["street"],
+                    "properties": {"street": {"type": "string", "title": "Đường"}}},
+    },
+}
+RENDERER_UI = {"bio": {"ui:widget": "textarea"}, "city": {"ui:widget": "radio"}, "ui:order": ["name", "kind", "*"]}
+
+
+def test_form_renderer_widgets_values_and_errors(live_server, new_page):
+    page = new_page(1024, 900)
+    page.goto(live_server("/tra-cuu"))
+    page.wait_for_function("() => !!window.motcuaForms")
+    page.evaluate("""([schema, ui]) => {
+      const box = document.createElement('div'); box.id = 'rf'; document.querySelector('main').appendChild(box);
+      window.rf = window.motcuaForms.renderForm(box, { schema, uiSchema: ui, values: { count: 3, tags: ['y'] } });
+    }""", [RENDERER_SCHEMA, RENDERER_UI])
+    order = page.eval_on_selector_all("#rf .field", "els => els.map((e) => e.dataset.field)")
+    assert order[:2] == ["name", "kind"] and "address.street" in order
+    assert page.locator("[data-field='kind'] input[type=radio]").count() == 2
+    assert page.locator("[data-field='city'] input[type=radio]").count() == 5  # ui:widget radio
+    assert page.locator("[data-field='count'] input[type=number]").input_value() == "3"
+    assert page.locator("[data-field='bio'] textarea").count() == 1
+    assert page.locator("[data-field='at'] input[type=time]").count() == 1
+    assert page.locator("[data-field='when'] input[type=datetime-local]").count() == 1
+    assert page.locator("[data-field='tags'] input[type=checkbox]").count() == 2
+    assert page.locator("[data-field='name'] .req, [data-field='address.street'] .req").count() == 2
+
+    missing = page.evaluate("() => window.rf.checkRequired()")
+    assert set(missing) == {"name", "kind", "address.street"}
+
+    page.fill("[data-field='name'] input", "  Lê Thị Mai ")
+    page.locator("[data-field='kind'] label.radio", has_text="Loại B").click()
+    page.locator("[data-field='city'] label.radio", has_text="DN").click()
+    page.fill("[data-field='area'] input", "12.5")
+    page.check("[data-field='ok'] input")
+    page.fill("[data-field='day'] input", "2026-03-02")
+    page.fill("[data-field='at'] input", "09:30")
+    page.fill("[data-field='when'] input", "2026-03-02T14:00")
+    page.check("[data-field='tags'] input >> nth=0")
+    page.fill("[data-field='address.street'] input", "Tràng Tiền")
+    data = page.evaluate("() => window.rf.getData()")
+    assert data == {"name": "Lê Thị Mai", "kind": "b", "city": "DN", "count": 3, "area": 12.5, "ok": True,
+                    "day": "2026-03-02", "at": "09:30:00", "when": "2026-03-02T14:00:00+07:00", "tags": ["x", "y"],
+                    "address": {"street": "Tràng Tiền"}}
+
+    page.evaluate("() => window.rf.setErrors({'count': 'Phải lớn hơn 0', 'address.street': 'Quá ngắn', '_form': 'Lỗi chung'})")
+    assert page.inner_text("[data-field='count'] .field-error") == "Phải lớn hơn 0"
+    assert page.inner_text("[data-field='address.street'] .field-error") == "Quá ngắn"
+    assert "Lỗi chung" in page.inner_text("#rf .form-level")
+    assert page.locator("#rf .has-error").count() == 2
+    page.evaluate("() => window.rf.clearErrors()")
+    assert page.locator("#rf .has-error").count() == 0

@@ -8,6 +8,7 @@ import { receiptPage, controlSlipPage } from './pages/slips.js';
 import { boardPage, reportPage } from './pages/supervisor.js';
 import { lookupPage } from './pages/lookup.js';
 import { proceduresPage } from './pages/procedures.js';
+import { renderForm } from './lib/form.js';
 import { dossiersPage } from './pages/dossiers.js';
 
 const PAGES = {
@@ -24,6 +25,9 @@ const PAGES = {
   procedures: proceduresPage,
   dossiers: dossiersPage,
 };
+
+// The form renderer, reachable from the console and the browser tests.
+window.motcuaForms = { renderForm };
 
 function start() {
   initLayout();

@@ -1,8 +1,9 @@
 // A small renderer for the JSON Schema subset our procedures' forms use.
 //
 // Supported: object properties (nested objects as fieldsets), string / number / integer / boolean,
-// choices through `oneOf: [{const, title}]` or `enum` (a select, or radio buttons), `format: date`
-// (<input type=date>), `date-time`, `email`, `phone-vn`, `cccd`, `default`, `readOnly`, `required`
+// choices through `oneOf: [{const, title}]` or `enum` (a select, or radio buttons), arrays of choices
+// (checkboxes), `format: date` (<input type=date>), `time`, `date-time`, `datetime-local`, `email`,
+// `phone-vn`, `cccd`, `default`, `readOnly`, `required`
 // (marked with *), `title` / `description`, min/max lengths and values as HTML hints, and the UI schema
 // keys `ui:order`, `ui:widget` (textarea, radio, select, hidden, checkbox), `ui:placeholder`, `ui:help`,
 // `ui:readonly`, `ui:disabled`, `ui:rows`, `ui:title`, `ui:description`. Anything else (arrays, free objects)
@@ -197,6 +198,23 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
       choices.map((c, i) => h('option', { value: String(i), selected: value !== undefined && c.value === value }, c.label)));
     get = () => (control.value === '' ? undefined : choices[Number(control.value)].value);
     wrap.append(label, control);
+  } else if (type === 'array' && s.items && choicesOf(resolveRef({}, s.items))) {
+    // several choices (form-js checklist / taglist): a group of checkboxes, the value is the list of consts
+    const opts = choicesOf(s.items);
+    const chosen = Array.isArray(value) ? value : [];
+    const group = h('div.radio-group.checkbox-group', { role: 'group', id, 'aria-labelledby': `${id}-label`, 'aria-describedby': describedBy });
+    opts.forEach((c, i) => {
+      const cid = `${id}-${i}`;
+      group.appendChild(h('label.radio', { for: cid },
+        h('input', { type: 'checkbox', id: cid, value: String(i), disabled, checked: chosen.includes(c.value) }), ' ', c.label));
+    });
+    control = group;
+    get = () => {
+      const picked = Array.from(group.querySelectorAll('input:checked')).map((x) => opts[Number(x.value)].value);
+      return picked.length ? picked : undefined;
+    };
+    wrap.appendChild(h('div.label', { id: `${id}-label` }, title, required ? h('span.req', { 'aria-hidden': 'true' }, ' *') : null));
+    wrap.appendChild(group);
   } else if (type === 'boolean') {
     control = h('input', { type: 'checkbox', id, name: path, disabled, checked: value === true, 'aria-describedby': describedBy });
     get = () => control.checked;
@@ -226,7 +244,10 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
       control = h('textarea', Object.assign(common, { rows: ui['ui:rows'] || 3 }));
       control.value = value === undefined || value === null ? '' : String(value);
     } else {
-      const inputType = { date: 'date', 'date-time': 'datetime-local', email: 'email', 'phone-vn': 'tel', uri: 'url' }[s.format] || 'text';
+      const inputType = {
+        date: 'date', time: 'time', 'date-time': 'datetime-local', 'datetime-local': 'datetime-local',
+        email: 'email', 'phone-vn': 'tel', uri: 'url',
+      }[s.format] || 'text';
       let v = value === undefined || value === null ? '' : String(value);
       if (inputType === 'datetime-local' && v) v = v.slice(0, 16);
       control = h('input', Object.assign(common, {
@@ -237,7 +258,10 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
     get = () => {
       let raw = control.value.trim();
       if (raw === '') return undefined;
-      if (control.type === 'datetime-local' && raw.length === 16) raw = `${raw}:00+07:00`;
+      // a date-time with an offset (UTC+7, the product's local time); a datetime-local stays local
+      if (control.type === 'datetime-local' && s.format === 'date-time' && raw.length === 16) raw = `${raw}:00+07:00`;
+      if (control.type === 'datetime-local' && s.format === 'datetime-local' && raw.length === 16) raw = `${raw}:00`;
+      if (control.type === 'time' && s.format === 'time' && raw.length === 5) raw = `${raw}:00`;
       return raw;
     };
     wrap.append(label, control);
