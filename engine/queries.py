@@ -57,7 +57,7 @@ def _paging(page, per_page, maximum: int = MAX_PER_PAGE) -> tuple[int, int]:
 
 
 def _page(session, stmt, order, page: int, per_page: int, convert) -> Page:
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    total = session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
     rows = session.execute(stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
     return Page([convert(r) for r in rows], page, per_page, int(total or 0))
 
@@ -195,13 +195,15 @@ def list_tasks(session, actor: Actor, mine: bool = False, role: str | None = Non
     stmt = select(Task).where(Task.state == "ready")
     if role and not actor.is_supervisor and role not in actor.roles:
         raise PermissionDenied(f"Bạn không có vai trò '{role}'", f"you do not have the role '{role}'")
+    if not actor.is_supervisor:
+        stmt = stmt.where(Task.agency == actor.agency)  # roles are matched within the caller's agency
     if mine:
         stmt = stmt.where(or_(Task.claimed_by == actor.username, Task.assignee == actor.username))
     elif not actor.is_supervisor:
         by_role = select(TaskRole.task_id).where(TaskRole.role.in_(sorted(actor.roles)),
                                                  TaskRole.agency == actor.agency)
-        stmt = stmt.where(or_(and_(Task.agency == actor.agency, Task.id.in_(by_role)),
-                              Task.assignee == actor.username, Task.claimed_by == actor.username))
+        stmt = stmt.where(or_(Task.id.in_(by_role), Task.assignee == actor.username,
+                              Task.claimed_by == actor.username))
     if role:
         cond = TaskRole.role == role
         if not actor.is_supervisor:
