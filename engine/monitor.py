@@ -35,6 +35,7 @@ from .auth import Actor
 from .calendar import VN_TZ, WorkCalendar
 from .errors import InvalidInput, PermissionDenied
 from .models import Dossier, Task
+from .reports import unindexed
 from .statuses import Status
 
 __all__ = ["MAX_PER_PAGE", "DUE_SOON_HOURS", "overdue", "overdue_page", "overdue_counts", "scope"]
@@ -145,7 +146,7 @@ def overdue_page(session, actor: Actor, calendar: WorkCalendar, agency: str | No
     holders: dict[int, list] = {}
     if drows:
         tq = (select(Task.id, Task.dossier_id, Task.title, Task.claimed_by, Task.assignee, Task.roles, Task.due_at)
-              .where(Task.dossier_id.in_([r.id for r in drows]), Task.state == "ready")
+              .where(Task.dossier_id.in_([r.id for r in drows]), unindexed(Task.state) == "ready")
               .order_by(Task.created_at, Task.id))
         for t in session.execute(tq):
             holders.setdefault(t.dossier_id, []).append(_holder(t))
