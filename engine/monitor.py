@@ -17,10 +17,11 @@ dossier, the same for each of its ready steps.
 Counts, by agency and by procedure: overdue dossiers and steps, and those due within the next 24 hours
 (``now <= due_at < now + 24 h``, wall-clock), with the same open / not paused rules.
 
-Everything is read from indexed columns of `dossiers` and `tasks` (``ix_dossiers_open_due`` on
-``(finished, due_at)``, ``ix_dossiers_agency_open_due`` on ``(agency, finished, due_at)``,
-``ix_tasks_open_due`` on ``(state, due_at)``, ``ix_tasks_inbox`` on ``(agency, state, due_at)``); the
-workflow state is never loaded.
+Everything is read from indexes of `dossiers` and `tasks`, the workflow state is never loaded:
+``ix_dossiers_running_due`` (partial: open, unpaused, no result; ordered by ``(due_at, id)``, holding
+agency and procedure) for the overdue dossiers and their counts, ``ix_dossiers_agency_open_due`` when one
+agency is asked for, ``ix_tasks_ready_due`` (partial: ready steps) for the steps, ``ix_dossiers_paused``
+(partial) for the few paused dossiers whose steps are left out (see docs/reports.md, "Indexes").
 
 Who may look: supervisors (and admins) see every agency; other staff (any account with a role) see only
 their own agency (`Actor.sees_agency`); an account without any role gets `PermissionDenied`.
