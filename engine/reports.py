@@ -288,18 +288,25 @@ def _candidates(p0: datetime, p1: datetime, agency, procedure_code, *extra):
     `returned_at`, so nothing that counts is left out."""
     D = Dossier
     cols = [getattr(D, c) for c in _COLUMNS] + [func.coalesce(D.processed_at, D.finished_at).label("closed_at")]
-    scope = []
-    if agency:
-        scope.append(D.agency == agency)
-    if procedure_code:
-        scope.append(D.procedure_code == procedure_code)
-    scope.extend(extra)
+
+    def scope(plain: bool):
+        # With both filters, ix_dossiers_report (agency, procedure_code, received_at) is the best entry; with
+        # one, the period's own index is, and SQLite would otherwise prefer the filter's equality.
+        col = (lambda c: c) if plain else unindexed
+        terms = list(extra)
+        if agency:
+            terms.append(col(D.agency) == agency)
+        if procedure_code:
+            terms.append(col(D.procedure_code) == procedure_code)
+        return terms
+
+    both = bool(agency and procedure_code)
     fresh, old = literal_column("1").label("fresh"), literal_column("0").label("fresh")
     return union_all(
-        select(*cols, fresh).where(D.received_at >= p0, D.received_at < p1, *scope),
-        select(*cols, old).where(D.finished == false(), unindexed(D.received_at) < p0, *scope),
+        select(*cols, fresh).where(D.received_at >= p0, D.received_at < p1, *scope(both)),
+        select(*cols, old).where(D.finished == false(), unindexed(D.received_at) < p0, *scope(True)),
         select(*cols, old).where(unindexed(D.finished) == true(), D.finished_at >= p0,
-                                 unindexed(D.received_at) < p0, *scope),
+                                 unindexed(D.received_at) < p0, *scope(both)),
     ).subquery("d")
 
 
@@ -364,11 +371,11 @@ def _hours_query(p0: datetime, p1: datetime, agency, procedure_code, calendar: W
     the days (a few hundred) go through the calendar. Index-only scans of ix_dossiers_processed, which holds
     every column read."""
     D = Dossier
-    scope = [D.processed_at >= p0, D.processed_at < p1]
+    scope = [D.processed_at >= p0, D.processed_at < p1]  # the filters below are read inside the index
     if agency:
-        scope.append(D.agency == agency)
+        scope.append(unindexed(D.agency) == agency)
     if procedure_code:
-        scope.append(D.procedure_code == procedure_code)
+        scope.append(unindexed(D.procedure_code) == procedure_code)
     branches = []
     for sign, col in ((1, D.processed_at), (-1, D.received_at)):
         day = local_date(col)
