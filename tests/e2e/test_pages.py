@@ -311,7 +311,14 @@ def test_officers_work_a_dossier_to_the_end(live_server, new_page, expect_consol
     page.wait_for_selector("#done")
     assert "Ký trích lục" in page.inner_text("#done")
 
-    # Step 3: the chairman signs.
+    # Step 3: the chairman signs. His inbox can be narrowed to one of his roles.
+    login(page, live_server, "chutich")
+    page.locator("#inbox tr", has_text=code).wait_for()
+    page.select_option("#role-filter", "leader")
+    page.locator("#inbox tr", has_text=code).wait_for(state="detached")
+    assert "role=leader" in page.url
+    page.select_option("#role-filter", "chairman")
+    page.locator("#inbox tr", has_text=code).wait_for()
     complete_step(page, live_server, "chutich", "Ký trích lục khai sinh",
                   lambda p: radio(p, "approval", "Đồng ý"), "17-approval")
 

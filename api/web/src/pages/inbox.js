@@ -11,6 +11,11 @@ export function inboxPage() {
   let onlyOverdue = qs('overdue') === '1';
   const overdueBox = $('#only-overdue');
   overdueBox.checked = onlyOverdue;
+  const roleSelect = $('#role-filter');
+  const ownRoles = user.roles.filter((r) => !['admin', 'supervisor', 'analyst'].includes(r));
+  for (const r of ownRoles) roleSelect.appendChild(h('option', { value: r }, r));
+  roleSelect.value = qs('role') || '';
+  roleSelect.closest('.field-inline').hidden = ownRoles.length < 2;
 
   function setTab(t) {
     tab = t;
@@ -22,6 +27,8 @@ export function inboxPage() {
     const params = new URLSearchParams();
     if (t !== 'role') params.set('tab', t);
     if (onlyOverdue) params.set('overdue', '1');
+    if (roleSelect.value && t === 'role') params.set('role', roleSelect.value);
+    roleSelect.disabled = t !== 'role';
     history.replaceState(null, '', `${location.pathname}${params.toString() ? '?' + params : ''}`);
     load();
   }
@@ -31,6 +38,7 @@ export function inboxPage() {
     const params = new URLSearchParams({ per_page: '100' });
     if (tab === 'mine') params.set('mine', 'true');
     if (onlyOverdue) params.set('overdue', 'true');
+    if (tab === 'role' && roleSelect.value) params.set('role', roleSelect.value);
     try {
       const data = await api(`tasks?${params}`);
       let tasks = itemsOf(data, 'tasks');
@@ -55,6 +63,7 @@ export function inboxPage() {
 
   for (const b of $$('[data-tab]')) b.addEventListener('click', () => setTab(b.dataset.tab));
   overdueBox.addEventListener('change', () => { onlyOverdue = overdueBox.checked; setTab(tab); });
+  roleSelect.addEventListener('change', () => setTab(tab));
   $('#refresh').addEventListener('click', load);
   setTab(tab);
 }
