@@ -153,5 +153,6 @@ def _uploads():
 @blp.response(200, WebValidationSchema)
 @errors(blp, 401, 403, 413, 422)
 def validate():
+    actor().require("analyst")  # before reading any upload
     content, filename, forms, limit = _uploads()
     return queries.validate_upload(actor(), content, filename, forms, limit)
