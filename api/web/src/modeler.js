@@ -442,7 +442,9 @@ function start() {
   });
   $('#btn-download').addEventListener('click', async () => {
     const { xml } = await modeler.saveXML({ format: true });
-    const a = h('a', { href: URL.createObjectURL(new Blob([xml], { type: 'application/xml' })), download: 'procedure.bpmn' });
+    const ctx = processContext(null);
+    const base = ((ctx && (getProp(ctx.bo, 'procedure_code') || ctx.bo.id)) || 'procedure').replace(/[^\w.-]+/g, '_');
+    const a = h('a', { href: URL.createObjectURL(new Blob([xml], { type: 'application/xml' })), download: `${base}.bpmn` });
     document.body.appendChild(a);
     a.click();
     a.remove();
