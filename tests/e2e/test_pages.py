@@ -147,7 +147,10 @@ def test_analyst_models_validates_and_deploys_a_procedure(live_server, new_page,
     assert page.locator(".bjsl-button-error").count() == 0
     shot(page, "03-modeler-deployed", full_page=False)
 
-    xml = page.evaluate("async () => (await window.motcua.modeler.saveXML()).xml")
+    with page.expect_download() as dl:
+        page.click("#btn-download")
+    assert dl.value.suggested_filename == f"{PROC_CODE}.bpmn"
+    xml = open(dl.value.path(), encoding="utf-8").read()
     assert 'camunda:formKey="e2e_intake.json"' in xml
     assert re.search(r'name="procedure_code" value="9\.000777"', xml)
     assert "Công chức tư pháp – hộ tịch (civil_status)" in xml
