@@ -12,7 +12,11 @@ from click.testing import CliRunner
 from engine.cli import main as cli
 from engine.errors import ProcedureInvalid
 from engine.procedures import deploy, deploy_bytes, load_path, load_procedure
+from engine.dossiers import DossierService
 from tests.conftest import BPMN_DIR, EXTERNAL_BPMN, ROOT
+from tests.helpers import fill_form, staff
+
+RECEIVER_ADMIN = staff({"receiver", "admin"}, name="importer")
 
 EXTERNAL = sorted(EXTERNAL_BPMN.rglob("*.bpmn")) if EXTERNAL_BPMN.is_dir() else []
 
@@ -145,7 +149,7 @@ def test_user_task_without_role_goes_to_the_desk_with_a_warning():
 
 @pytest.mark.skipif(not EXTERNAL, reason=f"NOTICE: {EXTERNAL_BPMN} is absent: external BPMN importer tests skipped")
 @pytest.mark.parametrize("path", EXTERNAL, ids=lambda p: p.name)
-def test_external_bpmn_deploys_or_is_refused_with_named_problems(db, path):
+def test_external_bpmn_deploys_or_is_refused_with_named_problems(db, settings, path):
     content = path.read_bytes()
     forms = {p.name: p.read_bytes() for p in (path.parent / "forms").glob("*.json")} if (path.parent / "forms").is_dir() else {}
     try:
@@ -160,6 +164,13 @@ def test_external_bpmn_deploys_or_is_refused_with_named_problems(db, path):
         return
     with db.uow() as s:
         assert deploy(s, loaded, "test").version == 1
+    # A deployed file also runs: a dossier starts and its first step can be completed with valid data.
+    service = DossierService(db, settings)
+    d = service.start_dossier(RECEIVER_ADMIN, loaded.code, {"name": "Nguyễn Văn A"})
+    if d["tasks"]:
+        t = d["tasks"][0]
+        after = service.complete_task(RECEIVER_ADMIN, t["id"], fill_form(service.task_form(RECEIVER_ADMIN, t["id"])))
+        assert after["version"] > d["version"]
 
 
 def test_cli_validate_and_deploy(tmp_path, empty_database):
