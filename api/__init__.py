@@ -31,7 +31,7 @@ from engine.db import Database
 from engine.dossiers import DossierService
 from engine.errors import MotcuaError
 
-from .context import Services
+from .context import Services, init_db
 from .hygiene import check_request
 from .errors import PROBLEM, ProblemSchema, from_http_exception, from_motcua, from_workflow_error, internal_error
 from .ratelimit import SlidingWindowLimiter
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         login_limiter=SlidingWindowLimiter(limit=10, window=300),
         lookup_limiter=SlidingWindowLimiter(limit=30, window=60),
     )
+    init_db(app)  # flask-sqlalchemy: request-scoped read sessions on the engine's own engine and metadata
     api = MotcuaApi(app)
     app.extensions["motcua_api"] = api
 

@@ -24,7 +24,7 @@ from engine.auth import Actor, authenticate as engine_authenticate, load_actor
 from engine.errors import MotcuaError, NotFound, PermissionDenied
 
 from .common import errors
-from .context import services
+from .context import services, read_session
 from .ratelimit import TooManyRequests
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth",
@@ -78,7 +78,7 @@ def _actor(svc, username: str) -> Actor:
     if hit is not None and hit[0] > now:
         return hit[1]
     try:
-        with svc.db.read() as s:
+        with read_session() as s:
             a = load_actor(s, username)
     except NotFound:
         cache.pop(username, None)
@@ -133,7 +133,7 @@ def token(body):
         raise TooManyRequests(wait, f"Đăng nhập sai quá nhiều lần; thử lại sau {wait} giây",
                               f"too many failed logins; retry in {wait} s")
     try:
-        with svc.db.read() as s:
+        with read_session() as s:
             a = engine_authenticate(s, body["username"], body["password"])
     except PermissionDenied:
         svc.login_limiter.hit(key)

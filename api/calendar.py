@@ -20,7 +20,7 @@ from engine import calendar_admin
 
 from .auth import authenticate
 from .common import Str, errors
-from .context import actor, services
+from .context import actor, services, read_session
 
 blp = Blueprint("calendar", __name__, url_prefix="/api/v1/calendar",
                 description="Lịch làm việc / working calendar: hạn xử lý, ngày nghỉ, ngày làm bù")
@@ -83,7 +83,7 @@ class DayInSchema(ma.Schema):
 @blp.response(200, DueSchema)
 @errors(blp, 401, 422)
 def due(args):
-    with services().db.read() as s:
+    with read_session() as s:
         return calendar_admin.compute_due(s, args.get("start"), args["deadline"], args.get("cutoff"),
                                           args.get("agency"))
 
@@ -96,7 +96,7 @@ def due(args):
 @blp.response(200, DaysSchema)
 @errors(blp, 401, 422)
 def days(args):
-    with services().db.read() as s:
+    with read_session() as s:
         return {"year": args["year"], "days": calendar_admin.list_days(s, args["year"])}
 
 

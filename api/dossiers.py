@@ -11,7 +11,7 @@ from engine import queries
 from . import idempotency
 from .auth import authenticate
 from .common import PagingArgs, errors
-from .context import actor, services
+from .context import actor, services, read_session
 from .schemas import (DossierListArgs, DossierPageSchema, DossierSchema, HistorySchema, IdempotencyHeaders,
                       NewDossierSchema)
 
@@ -55,7 +55,7 @@ def create(headers, body):
 @errors(blp, 401, 403, 422)
 def list_(args):
     page, per_page = args.pop("page"), args.pop("per_page")
-    with services().db.read() as s:
+    with read_session() as s:
         return queries.list_dossiers(s, actor(), args, page, per_page).to_dict()
 
 
@@ -72,5 +72,5 @@ def get(code):
 @blp.response(200, HistorySchema)
 @errors(blp, 401, 404)
 def history(code):
-    with services().db.read() as s:
+    with read_session() as s:
         return queries.dossier_history(s, actor(), code)

@@ -199,8 +199,8 @@ def from_http_exception(error: HTTPException) -> Response:
 
 def from_workflow_error(exc: Exception) -> Response:
     """SpiffWorkflow stopped inside a step (e.g. a gateway condition reads a field the data lacks). The unit of
-    work was rolled back, so nothing changed: a 422 naming the problem, not a 500. (Stopgap until
-    engine/dossiers.py turns these into InvalidInput itself.)"""
+    work was rolled back, so nothing changed: a 422 naming the problem, not a 500. The engine already turns
+    the step errors it knows into WorkflowDataError; this is the fallback for any other path.)"""
     text = str(exc).strip() or type(exc).__name__
     vi, _, en = text.partition(" / ") if " / " in text else (text, "", text)
     return problem(422, "workflow_error", f"Quy trình không thể tiếp tục với dữ liệu này: {vi}",

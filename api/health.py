@@ -8,7 +8,7 @@ from sqlalchemy import text
 from engine.errors import MotcuaError
 
 from .common import errors
-from .context import services
+from .context import services, read_session
 
 blp = Blueprint("health", __name__, url_prefix="/", description="Tình trạng dịch vụ / health")
 
@@ -29,7 +29,7 @@ class HealthSchema(ma.Schema):
 @errors(blp, 503)
 def healthz():
     try:
-        with services().db.read() as s:
+        with read_session() as s:
             s.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not healthy"
         raise Unavailable("Cơ sở dữ liệu không trả lời", f"the database does not answer ({type(exc).__name__})") from exc

@@ -17,7 +17,7 @@ from engine import monitor
 
 from .auth import authenticate
 from .common import DateTimeString, PagingArgs, Str, errors
-from .context import actor, services
+from .context import actor, services, read_session
 
 blp = Blueprint("monitor", __name__, url_prefix="/api/v1/monitor",
                 description="Giám sát hồ sơ quá hạn / overdue monitoring (supervisors; staff: own agency)")
@@ -122,7 +122,7 @@ class OverdueSchema(ma.Schema):
 @errors(blp, 401, 403, 422)
 def overdue(args):
     svc = services()
-    with svc.db.read() as s:
+    with read_session() as s:
         return monitor.overdue(s, actor(), svc.dossiers.calendar(s), agency=args.get("agency"),
                                procedure_code=args.get("procedure_code"), page=args["page"],
                                per_page=args["per_page"])

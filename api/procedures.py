@@ -20,7 +20,7 @@ from engine.queries import MAX_PER_PAGE_CATALOGUE
 
 from .auth import authenticate
 from .common import DateTimeString, PageSchema, Str, errors
-from .context import actor, services
+from .context import actor, services, read_session
 from .errors import ProblemItemSchema
 from .schemas import FormSchema
 
@@ -95,7 +95,7 @@ class ProcedureListArgs(ma.Schema):
 @blp.response(200, ProcedurePageSchema)
 @errors(blp, 401, 422)
 def catalogue(args):
-    with services().db.read() as s:
+    with read_session() as s:
         return queries.list_procedures(s, actor(), args.get("q"), args.get("agency"), args["page"],
                                        args["per_page"]).to_dict()
 
@@ -157,7 +157,7 @@ def upload():
 @blp.response(200, ProcedureDetailSchema)
 @errors(blp, 401, 404)
 def details(code):
-    with services().db.read() as s:
+    with read_session() as s:
         return queries.procedure_details(s, actor(), code)
 
 
@@ -167,7 +167,7 @@ def details(code):
                             "content": {"application/xml": {"schema": {"type": "string"}}}}})
 @errors(blp, 401, 404)
 def diagram(code):
-    with services().db.read() as s:
+    with read_session() as s:
         filename, xml = queries.procedure_diagram(s, actor(), code)
     resp = Response(xml, mimetype="application/xml")
     resp.headers["Content-Disposition"] = f'inline; filename="{_ascii(filename)}"'

@@ -12,7 +12,7 @@ from marshmallow import validate
 from engine import queries
 
 from .common import DateTimeString, errors
-from .context import services
+from .context import services, read_session
 from .ratelimit import TooManyRequests
 from .schemas import STATUSES, ApplicantSchema
 
@@ -63,5 +63,5 @@ def lookup(args, code):
     wait = svc.lookup_limiter.hit(request.remote_addr or "-")
     if wait:
         raise TooManyRequests(wait)
-    with svc.db.read() as s:
+    with read_session() as s:
         return queries.public_lookup(s, code, args.get("id_number"))

@@ -19,7 +19,7 @@ from engine.errors import PermissionDenied
 
 from .auth import authenticate
 from .common import DateTimeString, Str, errors
-from .context import actor, services
+from .context import actor, services, read_session
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
                 description="Báo cáo định kỳ / periodic report (supervisors)")
@@ -112,7 +112,7 @@ def summary(args):
     if not a.is_supervisor:
         raise PermissionDenied("Chỉ lãnh đạo giám sát mới xem được báo cáo", "only supervisors may read the report")
     svc = services()
-    with svc.db.read() as s:
+    with read_session() as s:
         report = reports.summary(s, args["date_from"], args["date_to"], agency=args.get("agency"),
                                  procedure_code=args.get("procedure_code"), calendar=svc.dossiers.calendar(s))
     fmt = args["format"]

@@ -14,7 +14,7 @@ from engine.errors import InvalidInput
 from . import idempotency
 from .auth import authenticate
 from .common import PagingArgs, errors
-from .context import actor, services
+from .context import actor, services, read_session
 from .schemas import CompleteHeaders, CompleteSchema, DossierSchema, TaskDetailSchema, TaskListArgs, TaskPageSchema, TaskSchema
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks",
@@ -35,7 +35,7 @@ class TaskListQuery(TaskListArgs, PagingArgs):
 @blp.response(200, TaskPageSchema)
 @errors(blp, 401, 403, 422)
 def inbox(args):
-    with services().db.read() as s:
+    with read_session() as s:
         return queries.list_tasks(s, actor(), mine=args["mine"], role=args.get("role"), overdue=args.get("overdue"),
                                   page=args["page"], per_page=args["per_page"],
                                   procedure_code=args.get("procedure_code")).to_dict()
@@ -47,7 +47,7 @@ def inbox(args):
 @errors(blp, 401, 404)
 def get(task_id):
     svc = services()
-    with svc.db.read() as s:
+    with read_session() as s:
         return queries.task_detail(s, actor(), task_id, svc.dossiers.runtimes)
 
 

@@ -2,12 +2,32 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 def _default_var_dir() -> Path:
     return Path(os.environ.get("MOTCUA_VAR", Path.cwd() / "var")).resolve()
+
+
+def installation_secret(var_dir: Path) -> str:
+    """A random signing key made once per installation and kept in var/secret_key (mode 0600), used when
+    MOTCUA_SECRET_KEY is not set: every process of one installation signs and checks tokens alike."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path = var_dir / "secret_key"
+    if not path.exists():
+        tmp = var_dir / f".secret_key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)  # atomic: the first process to get here wins, the others read its key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
 
 
 @dataclass
@@ -35,8 +55,7 @@ class Settings:
             kw["database_url"] = env["DATABASE_URL"]
         if env.get("REDIS_URL"):
             kw["redis_url"] = env["REDIS_URL"]
-        if env.get("MOTCUA_SECRET_KEY"):
-            kw["secret_key"] = env["MOTCUA_SECRET_KEY"]
+        kw["secret_key"] = env.get("MOTCUA_SECRET_KEY") or installation_secret(_default_var_dir())
         if env.get("MOTCUA_TOKEN_TTL"):
             kw["token_ttl_seconds"] = int(env["MOTCUA_TOKEN_TTL"])
         if env.get("MOTCUA_MAX_UPLOAD_BYTES"):

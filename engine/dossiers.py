@@ -11,6 +11,7 @@ import re
 import threading
 from collections import OrderedDict
 import time as _time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from functools import lru_cache
@@ -20,14 +21,15 @@ from uuid import UUID
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from .auth import Actor
 from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
 from .config import Settings
 from .db import Database
-from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from .expressions import make_script_engine
+from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
+from .expressions import expression_error_of, make_script_engine
 from .models import CodeCounter, Dossier, Event, Notification, Task, TaskRole, WorkflowState, utcnow
 from .procedures import Runtime, RuntimeCache, current_version_id
 from .statuses import FINAL, Channel, Status
@@ -57,6 +59,24 @@ def _check_json(data, what="data") -> dict:
     if len(text) > MAX_DATA_BYTES:
         raise InvalidInput(f"'{what}' quá lớn (tối đa {MAX_DATA_BYTES} byte)", f"'{what}' too large (at most {MAX_DATA_BYTES} bytes)")
     return json.loads(text)
+
+
+@contextmanager
+def _workflow_errors(where: str):
+    """SpiffWorkflow stopping inside a step (a condition reading a field the data lacks, a script failing)
+    is the data's fault, not the server's: InvalidInput (422). The caller's transaction rolls back."""
+    try:
+        yield
+    except SpiffWorkflowException as exc:
+        cause = expression_error_of(exc)
+        element = getattr(getattr(exc, "task_spec", None), "name", None) or getattr(exc, "id", None)
+        if cause is not None:
+            vi, en = cause.message_vi, cause.message_en
+        else:
+            vi = en = str(exc).strip() or type(exc).__name__
+        raise WorkflowDataError(f"Quy trình không thể tiếp tục sau '{where}' với dữ liệu này: {vi}",
+                           f"the process cannot continue after '{where}' with this data: {en}",
+                           {"element": element}) from exc
 
 
 class WorkflowCache:
@@ -199,7 +219,8 @@ class DossierService:
             start_data = dict(data)
             start_data.update({"channel": int(channel)})
             workflow.task_tree.data.update(start_data)
-            self._run(workflow, rt)
+            with _workflow_errors(rt.code):
+                self._run(workflow, rt)
             values = dict(
                 code=code, procedure_version_id=version_id, procedure_code=rt.code, agency=agency,
                 status=initial.value, status_code=initial.code, channel=int(channel),
@@ -301,8 +322,9 @@ class DossierService:
             before = _ready_ids(workflow)
             now = utcnow()
             spiff_task.data.update(data)
-            spiff_task.run()
-            self._run(workflow, rt)
+            with _workflow_errors(task.title):
+                spiff_task.run()
+                self._run(workflow, rt)
             dossier.data = {**(dossier.data or {}), **data}
             loaded = Loaded(dossier, None, rt, cal, workflow, before)
             open_tasks = self.finish_step(s, loaded, actor, now, completed_task=task, task_data=data)
@@ -473,19 +495,6 @@ class DossierService:
             vid = s.scalar(select(Dossier.procedure_version_id).where(Dossier.id == task.dossier_id))
             form = self.runtimes.get(s, vid).form_for(task.spec_name)
             return form.to_dict() if form is not None else None
-
-    def task_detail(self, actor: Actor, task_id: str) -> dict:
-        """A task with its form, the form's current values (pre-filled from the dossier) and the dossier summary."""
-        with self.db.read() as s:
-            task = self._visible_task(s, actor, task_id)
-            dossier = s.get(Dossier, task.dossier_id)
-            form = self.runtimes.get(s, dossier.procedure_version_id).form_for(task.spec_name)
-            return {
-                "task": task_view(task),
-                "form": form.to_dict() if form is not None else None,
-                "values": form.prefill(dossier.data or {}) if form is not None else {},
-                "dossier": dossier_view(dossier, []),
-            }
 
     def _visible_dossier(self, s, actor: Actor, code: str) -> Dossier:
         d = s.scalars(select(Dossier).where(Dossier.code == code)).first()

@@ -55,3 +55,9 @@ class ProcedureInvalid(InvalidInput):
 class TooLarge(MotcuaError):
     status = 413
     code = "too_large"
+
+
+class WorkflowDataError(InvalidInput):
+    """The process cannot continue with the data given (e.g. a condition reads a missing field): HTTP 422."""
+
+    code = "workflow_error"

@@ -223,3 +223,19 @@ def test_running_dossiers_stay_on_their_version(service, db, tmp_path):
     assert versions[d["code"]] != versions[fresh["code"]]
     d, _ = drive(service, service.get_dossier(receiver, d["code"]), PATHS["accepted"][0])
     assert d["status"] == "returned"
+
+
+def test_condition_reading_missing_data_is_a_clear_422_and_changes_nothing(db, settings):
+    from engine.procedures import deploy_bytes
+
+    bpmn = (Path(__file__).parent.parent / "bench" / "four_steps.bpmn").read_bytes()
+    deploy_bytes(db, bpmn, "four_steps.bpmn")
+    svc = DossierService(db, settings)
+    actor = staff({"receiver", "specialist"})
+    d = svc.start_dossier(actor, "9.000001", APPLICANT)
+    with pytest.raises(InvalidInput) as exc:
+        svc.complete_task(actor, d["tasks"][0]["id"], {})  # the gateway reads `decision`, which is missing
+    assert exc.value.status == 422 and "decision" in exc.value.message_en
+    again = svc.get_dossier(actor, d["code"])
+    assert again["version"] == d["version"] and again["tasks"][0]["id"] == d["tasks"][0]["id"]
+    assert svc.complete_task(actor, d["tasks"][0]["id"], {"decision": "accept"})["status"] == "in_process"

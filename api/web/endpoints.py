@@ -16,7 +16,7 @@ from engine.errors import InvalidInput, TooLarge
 
 from ..auth import authenticate
 from ..common import Str, errors
-from ..context import actor, services
+from ..context import actor, services, read_session
 from . import queries
 
 blp = Blueprint("web_api", __name__, url_prefix="/api/v1",
@@ -117,7 +117,7 @@ class WebValidateFormSchema(ma.Schema):
 @blp.response(200, WebCountsSchema)
 @errors(blp, 401, 404)
 def counts(code):
-    with services().db.read() as s:
+    with read_session() as s:
         return queries.step_counts(s, actor(), code)
 
 
@@ -126,7 +126,7 @@ def counts(code):
 @blp.response(200, WebStepsSchema)
 @errors(blp, 401, 404)
 def steps(code):
-    with services().db.read() as s:
+    with read_session() as s:
         return queries.dossier_steps(s, actor(), code)
 
 
