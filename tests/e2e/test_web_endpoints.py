@@ -115,7 +115,7 @@ def test_steps_of_a_dossier_for_the_slips(client, app):
     r = client.get(f"/api/v1/dossiers/{d['code']}/steps", headers=token(client, "tiepnhan"))
     assert r.status_code == 200
     body = r.get_json()
-    assert body["procedure"]["code"] == "1.001193" and body["procedure"]["deadline"] == "8 working hours"
+    assert body["procedure"]["code"] == "1.001193" and body["procedure"]["deadline"] == "0 days"
     assert body["received_by"] == {"username": "tiepnhan", "full_name": "Cán bộ một cửa"}
     first, second = body["steps"]
     assert first["spec_name"] == "Task_Intake" and first["state"] == "completed"
@@ -148,12 +148,14 @@ def test_validate_without_deploying(client):
     assert r.get_json() | {"warnings": []} == {"valid": True, "code": "1.001193", "name": "Đăng ký khai sinh",
                                                "process_id": "birth_registration", "problems": [], "warnings": []}
     # A broken step deadline and a missing form: each problem names its element; nothing is deployed.
-    bad = BIRTH.read_bytes().replace(b'name="deadline" value="2 working hours"', b'name="deadline" value="ba ngay"', 1)
+    bad = BIRTH.read_bytes().replace(b'name="deadline" value="1 working hours"', b'name="deadline" value="ba ngay"', 1)
+    assert bad != BIRTH.read_bytes()
     r = client.post("/api/v1/procedures/validate", headers=analyst, data=_upload(bad), content_type="multipart/form-data")
     body = r.get_json()
     assert r.status_code == 200 and body["valid"] is False
     elements = {p["element"] for p in body["problems"]}
     assert "Task_Intake" in elements and all(p["message_vi"] for p in body["problems"])
+    assert any("ba ngay" in p["message_en"] for p in body["problems"])
     catalogue = client.get("/api/v1/procedures", headers=analyst).get_json()
     assert [p["version"] for p in catalogue["items"]] == [1]
     # Only analysts (and admins) validate.
