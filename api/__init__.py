@@ -48,6 +48,7 @@ BLUEPRINTS = [
     "api.tasks",
     "api.public",
     "api.calendar", "api.actions",  # issue 4: working calendar; legal actions on dossiers (+ worker wake-ups)
+    "api.attachments",  # issue 5: dossier attachments and the documents checklist
     "api.monitor", "api.reports",  # issue 6: overdue monitor and periodic report (supervisors)
     "api.web",
 ]

@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from .attachments import check_required_documents
 from .auth import Actor
 from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
 from .config import Settings
@@ -314,6 +315,7 @@ class DossierService:
             form = rt.form_for(task.spec_name)
             if form is not None:
                 data = form.validate(data)
+                check_required_documents(s, dossier, form, data)
             cal = self.calendar(s)
             workflow = self._restore(s, dossier, rt, cal)
             spiff_task = workflow.get_task_from_id(UUID(task.id))

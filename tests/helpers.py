@@ -28,7 +28,11 @@ def sample_value(prop: dict, name: str):
     if typ == "array":
         items = prop.get("items") or {}
         n = max(1, prop.get("minItems", 1))
-        if items.get("enum") or items.get("oneOf"):
+        if items.get("enum"):
+            return list(items["enum"])  # every allowed value: e.g. every document ticked as received
+        if items.get("oneOf") and all("const" in o for o in items["oneOf"]):
+            return [o["const"] for o in items["oneOf"]]
+        if items.get("oneOf"):
             return [sample_value(items, name)]
         return [sample_value(items, name) for _ in range(n)] if items else []
     if typ == "object":

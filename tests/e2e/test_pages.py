@@ -282,6 +282,9 @@ def test_officers_work_a_dossier_to_the_end(live_server, new_page, expect_consol
         assert p.locator("[data-field='decision'] .req").count() == 1  # required marker
         p.select_option("[data-field='requester_relationship'] select", label="Mẹ")
         radio(p, "decision", "Tiếp nhận hồ sơ")
+        # the required documents, received on paper at the desk
+        for name in ("Tờ khai đăng ký khai sinh", "Giấy chứng sinh", "Giấy tờ tùy thân"):
+            p.locator("[data-field='documents_received'] label.radio", has_text=name).locator("input").check()
     done = complete_step(page, live_server, "tiepnhan", "Kiểm tra, tiếp nhận hồ sơ", intake, "14-intake")
     assert "Thẩm định" in done
 

@@ -111,7 +111,8 @@ def test_steps_of_a_dossier_for_the_slips(client, app):
     d = svc.dossiers.start_dossier(receiver, "1.001193", {"name": "Nguyễn Văn A", "id_number": "001190012345"})
     task_id = d["tasks"][0]["id"]
     svc.dossiers.claim(receiver, task_id)
-    svc.dossiers.complete_task(receiver, task_id, {"requester_relationship": "father", "decision": "accept"})
+    svc.dossiers.complete_task(receiver, task_id, {"requester_relationship": "father", "decision": "accept",
+                                                    "documents_received": ["to_khai", "giay_chung_sinh", "giay_to_tuy_than"]})
     r = client.get(f"/api/v1/dossiers/{d['code']}/steps", headers=token(client, "tiepnhan"))
     assert r.status_code == 200
     body = r.get_json()

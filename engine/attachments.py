@@ -1,0 +1,236 @@
+"""Attachments of a dossier (thành phần hồ sơ) and the documents checklist of intake.
+
+Files are stored once by content: `var/attachments/<sha[:2]>/<sha256>`, written to a temporary file in
+`var/attachments/tmp/` and renamed into place atomically; the same bytes uploaded twice are one file on disk
+and two `Attachment` rows. The name people gave a file is kept only in the database (after
+`forms.safe_filename`), never used as a path.
+
+Who may do what:
+- upload: staff of the dossier's agency with the role `receiver` (or an admin), while the dossier is not
+  finished (else 409);
+- list and download: any staff of the dossier's agency, supervisors and admins; another agency's dossier is
+  404 (it is not shown to exist), a user of the agency without a staff role (e.g. `citizen`) gets 403.
+
+Limits: a document of the procedure's checklist (`x-documents` of its intake form) has that entry's
+`max_bytes` and `accept`; a file under any other key (or none) has `settings.max_upload_bytes` and the
+default types (PDF, JPEG, PNG). Too large → TooLarge (413); a type the bytes do not prove, or a declared
+type the bytes contradict → InvalidInput (422); an unsafe file name (folders, `..`, NUL…) → 422.
+
+This module does not import Flask.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+
+import forms as forms_lib
+from forms.documents import DEFAULT_ACCEPT
+
+from .auth import Actor
+from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
+from .models import Attachment, Dossier, Event, utcnow
+
+DOCUMENTS_FIELD = "documents_received"
+#: Roles that are not staff: such users see no dossier documents.
+NON_STAFF_ROLES = frozenset({"citizen", "applicant"})
+HEAD_BYTES = 8192
+CHUNK = 64 * 1024
+_SHA = re.compile(r"[0-9a-f]{64}")
+_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def storage_root(settings) -> Path:
+    return Path(settings.var_dir) / "attachments"
+
+
+def blob_path(settings, sha256: str) -> Path:
+    if not _SHA.fullmatch(sha256 or ""):
+        raise NotFound("Không tìm thấy tệp", "file not found")
+    return storage_root(settings) / sha256[:2] / sha256
+
+
+def attachment_view(a: Attachment) -> dict:
+    from .dossiers import iso
+    return {"id": a.id, "document_key": a.document_key, "filename": a.filename, "content_type": a.content_type,
+            "size": a.size, "sha256": a.sha256, "uploaded_at": iso(a.uploaded_at), "uploaded_by": a.uploaded_by}
+
+
+# -- the documents checklist ------------------------------------------------------------------------------
+def checklist(runtime) -> list[dict]:
+    """The documents checklist of a procedure version: the `x-documents` of its (first) form declaring one."""
+    for form in (runtime.forms or {}).values():
+        docs = form.documents()
+        if docs:
+            return docs
+    return []
+
+
+def provided_documents(s, dossier_id: int) -> set[str]:
+    """Document keys with at least one uploaded attachment on the dossier."""
+    return {k for k in s.scalars(select(Attachment.document_key).where(
+        Attachment.dossier_id == dossier_id, Attachment.document_key.is_not(None)).distinct())}
+
+
+def check_required_documents(s, dossier, form, data: dict) -> None:
+    """Every required document of `form`'s checklist is uploaded or ticked in `documents_received`.
+
+    A refused intake (`decision: refuse`) needs no documents: missing documents are a reason to refuse.
+    """
+    if form is None or not isinstance(data, dict) or data.get("decision") == "refuse":
+        return
+    docs = form.documents()
+    if not any(d["required"] for d in docs):
+        return
+    ticked = data.get(DOCUMENTS_FIELD) or []
+    provided = {k for k in ticked if isinstance(k, str)} if isinstance(ticked, list) else set()
+    provided |= provided_documents(s, dossier.id)
+    missing = forms_lib.check_documents(docs, provided)
+    if missing:
+        names = ", ".join(d["key"] for d in docs if d["required"] and d["key"] not in provided)
+        raise InvalidInput(f"Hồ sơ thiếu giấy tờ bắt buộc: {names}", f"required documents are missing: {names}",
+                           {"fields": {DOCUMENTS_FIELD: "; ".join(missing)}})
+
+
+# -- authorization --------------------------------------------------------------------------------------------
+def _dossier(s, actor: Actor, code: str, lock: bool = False) -> Dossier:
+    stmt = select(Dossier).where(Dossier.code == code)
+    d = s.scalars(stmt.with_for_update() if lock else stmt).first() if isinstance(code, str) and len(code) <= 64 else None
+    if d is None or not actor.sees_agency(d.agency):
+        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
+    return d
+
+
+def _require_reader(actor: Actor) -> None:
+    if actor.is_supervisor:
+        return
+    if not (set(actor.roles) - NON_STAFF_ROLES):
+        raise PermissionDenied("Chỉ cán bộ của cơ quan được xem giấy tờ của hồ sơ",
+                               "only staff of the agency may read the dossier's documents")
+
+
+# -- storing --------------------------------------------------------------------------------------------------
+def _spool(root: Path, source, limit: int):
+    """Copy `source` (bytes or a binary stream) to a temporary file; (tmp path, sha256, size, head).
+
+    Stops reading at `limit + 1` bytes: the caller refuses a file larger than `limit`.
+    """
+    tmp_dir = root / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="up-")
+    digest, size, head = hashlib.sha256(), 0, b""
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                chunks = iter([bytes(source)])
+            else:
+                chunks = iter(lambda: source.read(CHUNK), b"")
+            for chunk in chunks:
+                if not chunk:
+                    break
+                take = chunk[: limit + 1 - size]
+                if len(head) < HEAD_BYTES:
+                    head += take[: HEAD_BYTES - len(head)]
+                digest.update(take)
+                out.write(take)
+                size += len(take)
+                if size > limit:
+                    break
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp), digest.hexdigest(), size, head
+
+
+def _put_blob(settings, tmp: Path, sha: str) -> Path:
+    path = blob_path(settings, sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        tmp.unlink()
+    else:
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, path)  # atomic; a concurrent upload of the same bytes writes the same content
+    return path
+
+
+def store(service, actor: Actor, code: str, document_key: str | None, filename: str, content_type: str | None,
+          source) -> dict:
+    """Attach one file to a dossier; the new attachment's view. See the module docstring for the rules."""
+    settings = service.settings
+    if document_key is not None:
+        document_key = str(document_key).strip() or None
+    if document_key is not None and not _KEY.fullmatch(document_key):
+        raise InvalidInput("Mã giấy tờ không hợp lệ (chữ, số, _ - ., tối đa 100 ký tự)",
+                           "invalid document key (letters, digits, _ - ., at most 100 characters)",
+                           {"fields": {"document_key": "invalid"}})
+    # Who and which dossier first (nothing is written for a refused caller).
+    with service.db.read() as s:
+        d = _dossier(s, actor, code)
+        actor.require("receiver")
+        if not actor.is_admin and d.agency != actor.agency:
+            raise PermissionDenied("Chỉ cán bộ tiếp nhận của cơ quan giải quyết được thêm giấy tờ",
+                                   "only a receiver of the dossier's agency may add documents")
+        if d.finished:
+            raise Conflict("Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added")
+        docs = {doc["key"]: doc for doc in checklist(service.runtimes.get(s, d.procedure_version_id))}
+    document = docs.get(document_key) if document_key else None
+    if document is None:
+        document = {"key": document_key or "", "name": document_key or "tệp đính kèm", "accept": list(DEFAULT_ACCEPT),
+                    "max_bytes": settings.max_upload_bytes}
+    safe = forms_lib.safe_filename(filename if filename is not None else "")
+    limit = int(document["max_bytes"])
+    root = storage_root(settings)
+    tmp, sha, size, head = _spool(root, source, limit)
+    try:
+        if size > limit:
+            raise TooLarge(f"Tệp '{safe}' quá lớn (tối đa {limit:,} byte)",
+                           f"the file '{safe}' is too large (at most {limit:,} bytes)",
+                           {"fields": {"file": f"> {limit} bytes"}, "max_bytes": limit})
+        safe, verified = forms_lib.check_attachment(document, safe, content_type, head, size)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _put_blob(settings, tmp, sha)
+    now = utcnow()
+    with service.db.uow() as s:
+        d = _dossier(s, actor, code, lock=True)
+        if d.finished:
+            raise Conflict("Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added")
+        a = Attachment(dossier_id=d.id, document_key=document_key, sha256=sha, filename=safe, content_type=verified,
+                       size=size, uploaded_by=actor.username, uploaded_at=now)
+        s.add(a)
+        s.flush()
+        s.add(Event(dossier_id=d.id, actor=actor.username, action="attachment.added", at=now,
+                    from_status=d.status, to_status=d.status,
+                    details={"attachment_id": a.id, "document_key": document_key, "filename": safe,
+                             "content_type": verified, "size": size, "sha256": sha}))
+        return attachment_view(a)
+
+
+def list_attachments(service, actor: Actor, code: str) -> list[dict]:
+    with service.db.read() as s:
+        d = _dossier(s, actor, code)
+        _require_reader(actor)
+        rows = s.scalars(select(Attachment).where(Attachment.dossier_id == d.id).order_by(Attachment.id)).all()
+        return [attachment_view(a) for a in rows]
+
+
+def open_attachment(service, actor: Actor, code: str, attachment_id: int) -> tuple[dict, Path]:
+    """(attachment view, path of its bytes) for a download."""
+    with service.db.read() as s:
+        d = _dossier(s, actor, code)
+        _require_reader(actor)
+        a = s.get(Attachment, attachment_id) if isinstance(attachment_id, int) and 0 < attachment_id < 2**63 else None
+        if a is None or a.dossier_id != d.id:
+            raise NotFound("Không tìm thấy tệp đính kèm", "attachment not found")
+        view = attachment_view(a)
+    path = blob_path(service.settings, view["sha256"])
+    if not path.is_file():
+        raise NotFound("Tệp đính kèm không còn trên đĩa", "the attachment's file is missing from storage")
+    return view, path
