@@ -79,9 +79,13 @@ def provided_documents(s, dossier_id: int) -> set[str]:
 def check_required_documents(s, dossier, form, data: dict) -> None:
     """Every required document of `form`'s checklist is uploaded or ticked in `documents_received`.
 
-    A refused intake (`decision: refuse`) needs no documents: missing documents are a reason to refuse.
+    The form may waive the check for some answers with `"x-documents-waived-when": {"decision": "refuse"}`
+    (a refused intake needs no documents: missing documents are the reason to refuse).
     """
-    if form is None or not isinstance(data, dict) or data.get("decision") == "refuse":
+    if form is None or not isinstance(data, dict):
+        return
+    waived = (form.schema or {}).get("x-documents-waived-when")
+    if isinstance(waived, dict) and waived and all(data.get(k) == v for k, v in waived.items()):
         return
     docs = form.documents()
     if not any(d["required"] for d in docs):
