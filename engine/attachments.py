@@ -230,7 +230,7 @@ def open_attachment(service, actor: Actor, code: str, attachment_id: int) -> tup
     with service.db.read() as s:
         d = _dossier(s, actor, code)
         _require_reader(actor)
-        a = s.get(Attachment, attachment_id) if isinstance(attachment_id, int) and 0 < attachment_id < 2**63 else None
+        a = s.get(Attachment, attachment_id) if isinstance(attachment_id, int) and 0 < attachment_id < 2**31 else None  # INTEGER column
         if a is None or a.dossier_id != d.id:
             raise NotFound("Không tìm thấy tệp đính kèm", "attachment not found")
         view = attachment_view(a)

@@ -111,3 +111,8 @@ def test_openapi_documents_the_endpoints(client):
     assert {"201", "413", "422"} <= set(post["responses"])
     get = spec["paths"]["/api/v1/dossiers/{code}/attachments/{attachment_id}"]["get"]
     assert "application/pdf" in get["responses"]["200"]["content"]
+
+
+def test_attachment_id_beyond_the_column_range_is_404(client, code):
+    r = client.get(f"/api/v1/dossiers/{code}/attachments/{2**40}", "tiepnhan")
+    assert r.status_code == 404
