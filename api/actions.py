@@ -76,7 +76,7 @@ def _actions() -> LegalActions:
 @blp.doc(summary="Yêu cầu bổ sung hồ sơ / ask for missing documents (receiver)",
          description="Status 5, the deadline clock pauses. A second request is accepted but counts as late "
                      "(national indicators).")
-@blp.arguments(SupplementRequestSchema)
+@blp.arguments(SupplementRequestSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def supplement_request(body, code):
@@ -86,7 +86,7 @@ def supplement_request(body, code):
 @blp.route("/<code>/supplement-received", methods=["POST"])
 @blp.doc(summary="Nhận hồ sơ bổ sung / the documents came back (receiver)",
          description="Back to the status before the request; the due time moves on by the working time paused.")
-@blp.arguments(SupplementReceivedSchema)
+@blp.arguments(SupplementReceivedSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def supplement_received(body, code):
@@ -95,7 +95,7 @@ def supplement_received(body, code):
 
 @blp.route("/<code>/refuse", methods=["POST"])
 @blp.doc(summary="Từ chối tiếp nhận / refuse at intake (receiver; before processing)")
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def refuse(body, code):
@@ -104,7 +104,7 @@ def refuse(body, code):
 
 @blp.route("/<code>/withdraw", methods=["POST"])
 @blp.doc(summary="Rút hồ sơ theo yêu cầu người nộp / withdraw at the applicant's request (receiver)")
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def withdraw(body, code):
@@ -113,7 +113,7 @@ def withdraw(body, code):
 
 @blp.route("/<code>/stop", methods=["POST"])
 @blp.doc(summary="Dừng xử lý / stop processing (receiver or agency leader)")
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def stop(body, code):
@@ -124,7 +124,7 @@ def stop(body, code):
 @blp.doc(summary="Xin lỗi và hẹn lại ngày trả / apology letter with a new due time (receiver; once)",
          description="Only when the dossier is overdue or has less than one working day left; give exactly one "
                      "of `new_due_at` and `extra_working_days`. `original_due_at` keeps the legal due time.")
-@blp.arguments(ExtendSchema)
+@blp.arguments(ExtendSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def extend(body, code):

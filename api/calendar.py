@@ -79,7 +79,7 @@ class DayInSchema(ma.Schema):
          description="By the convention of the domain notes: office hours 07:00-11:30 and 13:30-17:00 (UTC+7) on "
                      "working days, 1 working day = 8 working hours, clock starts at the next office period, after "
                      "the cut-off at the next working day; calendar days end at 17:00 of a working day.")
-@blp.arguments(DueArgs, location="query")
+@blp.arguments(DueArgs(), location="query")
 @blp.response(200, DueSchema)
 @errors(blp, 401, 422)
 def due(args):
@@ -92,7 +92,7 @@ def due(args):
 @blp.doc(summary="Ngày nghỉ và ngày làm bù của năm / a year's holidays and make-up working days",
          description="Holidays (package `holidays`, VN), the government's swaps and the administrators' overrides, "
                      "each with its name and source; plain weekends are not listed.")
-@blp.arguments(YearArgs, location="query")
+@blp.arguments(YearArgs(), location="query")
 @blp.response(200, DaysSchema)
 @errors(blp, 401, 422)
 def days(args):
@@ -102,7 +102,7 @@ def days(args):
 
 @blp.route("/days/<day>", methods=["PUT"])
 @blp.doc(summary="Thêm/sửa ngày nghỉ hoặc ngày làm bù / add or change an override (admin)")
-@blp.arguments(DayInSchema)
+@blp.arguments(DayInSchema())
 @blp.response(200, DaySchema)
 @errors(blp, 401, 403, 422)
 def put_day(body, day):

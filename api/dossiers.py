@@ -29,8 +29,8 @@ class DossierListQuery(DossierListArgs, PagingArgs):
          description="201 with the new dossier, its due time and its first open tasks. An admin may give "
                      "`received_at` in the past (bringing over a dossier from a previous system) and `agency`. "
                      "Send `Idempotency-Key` to make retries safe.")
-@blp.arguments(IdempotencyHeaders, location="headers")
-@blp.arguments(NewDossierSchema)
+@blp.arguments(IdempotencyHeaders(), location="headers")
+@blp.arguments(NewDossierSchema())
 @blp.response(201, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def create(headers, body):
@@ -50,7 +50,7 @@ def create(headers, body):
          description="Filters combine with AND. `q` matches a code prefix or part of the applicant's name. "
                      "Staff see their own agency (asking for another one is a 403); supervisors see all. "
                      "Ordered by `sort` (default newest first).")
-@blp.arguments(DossierListQuery, location="query")
+@blp.arguments(DossierListQuery(), location="query")
 @blp.response(200, DossierPageSchema)
 @errors(blp, 401, 403, 422)
 def list_(args):

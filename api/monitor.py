@@ -117,7 +117,7 @@ class OverdueSchema(ma.Schema):
                      "due time passed, dossier not paused), oldest due time first, one page of each; how late "
                      "(wall-clock and working hours), who holds them; counts by agency and procedure, overdue and "
                      "due within 24 hours. Supervisors: every agency; other staff: their own agency only.")
-@blp.arguments(OverdueArgs, location="query")
+@blp.arguments(OverdueArgs(), location="query")
 @blp.response(200, OverdueSchema)
 @errors(blp, 401, 403, 422)
 def overdue(args):

@@ -91,7 +91,7 @@ class ProcedureListArgs(ma.Schema):
 
 @blp.route("", methods=["GET"])
 @blp.doc(summary="Danh mục thủ tục / procedure catalogue (staff)")
-@blp.arguments(ProcedureListArgs, location="query")
+@blp.arguments(ProcedureListArgs(), location="query")
 @blp.response(200, ProcedurePageSchema)
 @errors(blp, 401, 422)
 def catalogue(args):

@@ -55,7 +55,7 @@ class PublicDossierSchema(ma.Schema):
 
 @blp.route("/dossiers/<code>", methods=["GET"])
 @blp.doc(security=[], summary="Tra cứu hồ sơ / look up a dossier by its code")
-@blp.arguments(LookupArgs, location="query")
+@blp.arguments(LookupArgs(), location="query")
 @blp.response(200, PublicDossierSchema)
 @errors(blp, 404, 422, 429)
 def lookup(args, code):

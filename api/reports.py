@@ -104,7 +104,7 @@ class SummarySchema(ma.Schema):
              "text/csv": {"schema": {"type": "string"}},
              XLSX: {"schema": {"type": "string", "format": "binary"}},
          }}})
-@blp.arguments(SummaryArgs, location="query")
+@blp.arguments(SummaryArgs(), location="query")
 @blp.response(200, SummarySchema)
 @errors(blp, 401, 403, 422)
 def summary(args):

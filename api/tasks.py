@@ -31,7 +31,7 @@ class TaskListQuery(TaskListArgs, PagingArgs):
          description="Ready tasks of the caller's agency with one of the caller's roles, or assigned to / held by "
                      "the caller; supervisors and admins see every agency. `mine=true`: only those I hold or am "
                      "assigned. Most urgent first (due time, then age).")
-@blp.arguments(TaskListQuery, location="query")
+@blp.arguments(TaskListQuery(), location="query")
 @blp.response(200, TaskPageSchema)
 @errors(blp, 401, 403, 422)
 def inbox(args):
@@ -91,8 +91,8 @@ def _version(body: dict, headers: dict) -> int | None:
          description="200 with the dossier's new state and next open tasks. 409: already completed, held by "
                      "someone else, or the dossier changed (`version` / `If-Match`). 422: the form rejects "
                      "the data (`fields`). Send `Idempotency-Key` to make retries safe.")
-@blp.arguments(CompleteHeaders, location="headers")
-@blp.arguments(CompleteSchema, required=False)
+@blp.arguments(CompleteHeaders(), location="headers")
+@blp.arguments(CompleteSchema(), required=False)
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def complete(headers, body, task_id):

@@ -104,3 +104,14 @@ def test_changed_roles_apply_without_a_new_token(client, app):
     assert client.get("/api/v1/auth/me", "canbo").get_json()["roles"] == ["specialist"]
     assert_problem(client.post("/api/v1/dossiers", "canbo", json={"procedure_code": "9.000001",
                                                                   "applicant": {"name": "A"}}), 403)
+
+
+def test_a_token_used_before_still_expires(client, app):
+    import time_machine
+
+    body = login(client).get_json()
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200  # verified once, remembered
+    with time_machine.travel(time.time() + body["expires_in"] + 60, tick=False):
+        r = client.get("/api/v1/auth/me", headers=headers)
+    assert_problem(r, 401)
