@@ -232,6 +232,8 @@ class DossierService:
                 processed_at=None, returned_at=None, finished=False, finished_at=None, next_timer_at=None,
                 reminded_at=None, overdue_flagged_at=None, created_by=actor.username, updated_at=now, version=1,
             )
+            # Known before the row is written (timers, reminder, due), so the insert is the only write of it.
+            values["next_timer_at"] = compute_next_timer(Row(id=None, **values), workflow, cal, self.settings)
             dossier_id = s.connection().execute(INSERT_DOSSIER, values).scalar_one()
             dossier = Row(id=dossier_id, **values)
             s.connection().execute(INSERT_EVENT, dict(
@@ -243,7 +245,9 @@ class DossierService:
             s.connection().execute(INSERT_STATE, {"dossier_id": dossier_id, "state": dump_state(rt.dialect, workflow)})
             _write_dossier(s, dossier, now, values)
             self._notify_applicant(s, dossier, "received")
-            return dossier_view(dossier, open_tasks)
+            view = dossier_view(dossier, open_tasks)
+        self.workflows.put(dossier.id, dossier.version, workflow)  # committed: the first step needs no restore
+        return view
 
     # -- tasks -------------------------------------------------------------------------------------
     def _visible_task(self, s, actor: Actor, task_id: str) -> Task:
@@ -443,7 +447,6 @@ class DossierService:
         self._set_status(dossier, new_status, now)
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
-        from .scheduler import compute_next_timer  # BPMN timers, reminder and due instants (engine/scheduler.py)
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings)
         if completed_task is not None:
             conn.execute(INSERT_EVENT, dict(
@@ -584,6 +587,14 @@ def _counter_stmt(dialect: str):
     return ins.values(agency=bindparam("agency"), day=bindparam("day"), value=1).on_conflict_do_update(
         index_elements=["agency", "day"], set_={"value": CodeCounter.__table__.c.value + 1}
     ).returning(CodeCounter.__table__.c.value)
+
+
+def compute_next_timer(dossier, workflow, cal, settings):
+    """BPMN timers, reminder and due instants: the rule lives in engine/scheduler.py (imported late: it
+    imports this module)."""
+    from .scheduler import compute_next_timer as rule
+
+    return rule(dossier, workflow, cal, settings)
 
 
 def _ready_ids(workflow) -> dict:
