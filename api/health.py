@@ -8,7 +8,7 @@ from sqlalchemy import text
 from engine.errors import MotcuaError
 
 from .common import errors
-from .context import services, read_session
+from .context import read_session
 
 blp = Blueprint("health", __name__, url_prefix="/", description="Tình trạng dịch vụ / health")
 

@@ -33,7 +33,8 @@ from forms.documents import DEFAULT_ACCEPT
 
 from .auth import Actor
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
-from .models import Attachment, Dossier, Event, utcnow
+from .dossiers import iso, visible_dossier
+from .models import Attachment, Event, utcnow
 
 DOCUMENTS_FIELD = "documents_received"
 #: Roles that are not staff: such users see no dossier documents.
@@ -55,7 +56,6 @@ def blob_path(settings, sha256: str) -> Path:
 
 
 def attachment_view(a: Attachment) -> dict:
-    from .dossiers import iso
     return {"id": a.id, "document_key": a.document_key, "filename": a.filename, "content_type": a.content_type,
             "size": a.size, "sha256": a.sha256, "uploaded_at": iso(a.uploaded_at), "uploaded_by": a.uploaded_by}
 
@@ -101,14 +101,6 @@ def check_required_documents(s, dossier, form, data: dict) -> None:
 
 
 # -- authorization --------------------------------------------------------------------------------------------
-def _dossier(s, actor: Actor, code: str, lock: bool = False) -> Dossier:
-    stmt = select(Dossier).where(Dossier.code == code)
-    d = s.scalars(stmt.with_for_update() if lock else stmt).first() if isinstance(code, str) and len(code) <= 64 else None
-    if d is None or not actor.sees_agency(d.agency):
-        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
-    return d
-
-
 def _require_reader(actor: Actor) -> None:
     if actor.is_supervisor:
         return
@@ -175,7 +167,7 @@ def store(service, actor: Actor, code: str, document_key: str | None, filename: 
                            {"fields": {"document_key": "invalid"}})
     # Who and which dossier first (nothing is written for a refused caller).
     with service.db.read() as s:
-        d = _dossier(s, actor, code)
+        d = visible_dossier(s, actor, code)
         actor.require("receiver")
         if not actor.is_admin and d.agency != actor.agency:
             raise PermissionDenied("Chỉ cán bộ tiếp nhận của cơ quan giải quyết được thêm giấy tờ",
@@ -203,7 +195,7 @@ def store(service, actor: Actor, code: str, document_key: str | None, filename: 
     _put_blob(settings, tmp, sha)
     now = utcnow()
     with service.db.uow() as s:
-        d = _dossier(s, actor, code, lock=True)
+        d = visible_dossier(s, actor, code, lock=True)
         if d.finished:
             raise Conflict("Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added")
         a = Attachment(dossier_id=d.id, document_key=document_key, sha256=sha, filename=safe, content_type=verified,
@@ -219,7 +211,7 @@ def store(service, actor: Actor, code: str, document_key: str | None, filename: 
 
 def list_attachments(service, actor: Actor, code: str) -> list[dict]:
     with service.db.read() as s:
-        d = _dossier(s, actor, code)
+        d = visible_dossier(s, actor, code)
         _require_reader(actor)
         rows = s.scalars(select(Attachment).where(Attachment.dossier_id == d.id).order_by(Attachment.id)).all()
         return [attachment_view(a) for a in rows]
@@ -228,7 +220,7 @@ def list_attachments(service, actor: Actor, code: str) -> list[dict]:
 def open_attachment(service, actor: Actor, code: str, attachment_id: int) -> tuple[dict, Path]:
     """(attachment view, path of its bytes) for a download."""
     with service.db.read() as s:
-        d = _dossier(s, actor, code)
+        d = visible_dossier(s, actor, code)
         _require_reader(actor)
         a = s.get(Attachment, attachment_id) if isinstance(attachment_id, int) and 0 < attachment_id < 2**31 else None  # INTEGER column
         if a is None or a.dossier_id != d.id:

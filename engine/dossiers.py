@@ -6,7 +6,6 @@ its workflow state (without the spec), the ready task rows the inbox reads, and 
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 from collections import OrderedDict
@@ -15,16 +14,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from functools import lru_cache
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, func, insert, select, update
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from .attachments import check_required_documents
 from .auth import Actor
 from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
 from .config import Settings
@@ -34,10 +32,30 @@ from .expressions import expression_error_of, make_script_engine
 from .models import CodeCounter, Dossier, Event, Notification, Task, TaskRole, WorkflowState, utcnow
 from .procedures import Runtime, RuntimeCache, current_version_id
 from .statuses import FINAL, Channel, Status
-from .timers import pending_timers, timer_functions
+from .timers import timer_functions
 from .workflow_state import dump_state, load_state
 
 MAX_DATA_BYTES = 256 * 1024
+
+
+def visible_dossier(session, actor: Actor, code: str, lock: bool = False) -> Dossier:
+    """The dossier with this code if the actor may see it (their agency, or every agency for supervisors);
+    an unknown code and another agency's dossier are the same 404. The one place of that rule."""
+    d = None
+    if isinstance(code, str) and 0 < len(code) <= 64:
+        stmt = select(Dossier).where(Dossier.code == code)
+        d = session.scalars(stmt.with_for_update() if lock else stmt).first()
+    if d is None or not actor.sees_agency(d.agency):
+        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
+    return d
+
+
+def visible_task(session, actor: Actor, task_id: str) -> Task:
+    """The task with this id if the actor may see it; else 404, as for `visible_dossier`."""
+    task = session.get(Task, task_id) if isinstance(task_id, str) and 0 < len(task_id) <= 36 else None
+    if task is None or not actor.sees_agency(task.agency):
+        raise NotFound("Không tìm thấy công việc", "task not found")
+    return task
 
 
 def agency_code(agency: str) -> str:
@@ -114,7 +132,6 @@ class Loaded:
     """A dossier locked for update with its restored workflow (see DossierService.open_for_update)."""
 
     dossier: Dossier
-    state: None  # kept for compatibility; the state is read and written with Core statements
     rt: Runtime
     cal: WorkCalendar
     workflow: object
@@ -251,10 +268,7 @@ class DossierService:
 
     # -- tasks -------------------------------------------------------------------------------------
     def _visible_task(self, s, actor: Actor, task_id: str) -> Task:
-        task = s.get(Task, task_id) if task_id and len(task_id) <= 36 else None
-        if task is None or not actor.sees_agency(task.agency):
-            raise NotFound("Không tìm thấy công việc", "task not found")
-        return task
+        return visible_task(s, actor, task_id)
 
     def claim(self, actor: Actor, task_id: str) -> dict:
         with self.db.uow() as s:
@@ -300,12 +314,10 @@ class DossierService:
             # One round trip: the task and its dossier, both locked (PostgreSQL) so that a concurrent
             # completion of the same task waits here, then sees it completed.
             row = s.connection().execute(SELECT_TASK_DOSSIER, {"_id": task_id}).first()
-            if row is None:
+            if row is None or not actor.sees_agency(row._mapping["tasks_agency"]):
                 raise NotFound("Không tìm thấy công việc", "task not found")
             task, dossier = _split_task_dossier(row)  # plain objects, written back with Core below
             _snapshot(dossier)
-            if not actor.sees_agency(task.agency):
-                raise NotFound("Không tìm thấy công việc", "task not found")
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
                 raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
@@ -319,6 +331,7 @@ class DossierService:
             form = rt.form_for(task.spec_name)
             if form is not None:
                 data = form.validate(data)
+                from .attachments import check_required_documents  # it imports this module
                 check_required_documents(s, dossier, form, data)
             cal = self.calendar(s)
             workflow = self._restore(s, dossier, rt, cal)
@@ -332,7 +345,7 @@ class DossierService:
                 spiff_task.run()
                 self._run(workflow, rt)
             dossier.data = {**(dossier.data or {}), **data}
-            loaded = Loaded(dossier, None, rt, cal, workflow, before)
+            loaded = Loaded(dossier, rt, cal, workflow, before)
             open_tasks = self.finish_step(s, loaded, actor, now, completed_task=task, task_data=data)
             view = dossier_view(dossier, open_tasks)
         # Committed: keep the live workflow for this dossier's next step (valid while the version matches).
@@ -361,7 +374,7 @@ class DossierService:
         rt = self.runtimes.get(s, dossier.procedure_version_id)
         cal = self.calendar(s)
         workflow = self._restore(s, dossier, rt, cal)
-        return Loaded(dossier, None, rt, cal, workflow, _ready_ids(workflow))
+        return Loaded(dossier, rt, cal, workflow, _ready_ids(workflow))
 
     def finish_step(self, s, loaded: "Loaded", actor: Actor, now: datetime, completed_task: Task | None = None,
                     task_data: dict | None = None) -> list:
@@ -487,7 +500,7 @@ class DossierService:
 
     def get_dossier(self, actor: Actor, code: str) -> dict:
         with self.db.read() as s:
-            d = self._visible_dossier(s, actor, code)
+            d = visible_dossier(s, actor, code)
             view = self._view(s, d)
             view["timeline"] = [event_view(e) for e in s.scalars(
                 select(Event).where(Event.dossier_id == d.id).order_by(Event.id).limit(200))]
@@ -500,12 +513,6 @@ class DossierService:
             vid = s.scalar(select(Dossier.procedure_version_id).where(Dossier.id == task.dossier_id))
             form = self.runtimes.get(s, vid).form_for(task.spec_name)
             return form.to_dict() if form is not None else None
-
-    def _visible_dossier(self, s, actor: Actor, code: str) -> Dossier:
-        d = s.scalars(select(Dossier).where(Dossier.code == code)).first()
-        if d is None or not actor.sees_agency(d.agency):
-            raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
-        return d
 
 
 DOSSIERS = Dossier.__table__

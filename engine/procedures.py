@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field

@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 
 from .auth import Actor
-from .dossiers import dossier_view, event_view, iso, task_view
+from .dossiers import dossier_view, event_view, iso, task_view, visible_dossier, visible_task
 from .errors import InvalidInput, NotFound, PermissionDenied
 from .models import Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, utcnow
 from .statuses import BY_CODE, Status
@@ -169,13 +169,6 @@ def list_dossiers(session, actor: Actor, filters=None, page=1, per_page=20) -> P
     return _page(session, stmt, SORTS[f.sort], page, per_page, lambda r: dossier_summary(r[0], now))
 
 
-def visible_dossier(session, actor: Actor, code: str) -> Dossier:
-    d = session.scalars(select(Dossier).where(Dossier.code == code)).first() if code and len(code) <= 64 else None
-    if d is None or not actor.sees_agency(d.agency):
-        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
-    return d
-
-
 def dossier_history(session, actor: Actor, code: str) -> dict:
     """The audit trail of one dossier, oldest first: who did what, when, from which status to which."""
     d = visible_dossier(session, actor, code)
@@ -222,9 +215,7 @@ def list_tasks(session, actor: Actor, mine: bool = False, role: str | None = Non
 def task_detail(session, actor: Actor, task_id: str, runtimes) -> dict:
     """One task with its form (schema, ui_schema), the current values taken from the dossier's data, the due
     date and a summary of its dossier. `runtimes` is the engine's RuntimeCache (forms are parsed once)."""
-    task = session.get(Task, task_id) if task_id and len(task_id) <= 36 else None
-    if task is None or not actor.sees_agency(task.agency):
-        raise NotFound("Không tìm thấy công việc", "task not found")
+    task = visible_task(session, actor, task_id)
     d = session.get(Dossier, task.dossier_id)
     form = values = None
     if task.form_key:

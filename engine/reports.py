@@ -88,7 +88,7 @@ import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import Date, Float, and_, case, false, func, literal, literal_column, or_, select, true, union_all
+from sqlalchemy import Date, Float, and_, case, false, func, literal_column, or_, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 

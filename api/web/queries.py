@@ -12,8 +12,9 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 
 from engine.auth import Actor
+from engine.dossiers import visible_dossier
 from engine.errors import InvalidInput, NotFound, ProcedureInvalid
-from engine.models import Attachment, Dossier, Procedure, ProcedureVersion, Task, User, utcnow
+from engine.models import Attachment, Procedure, ProcedureVersion, Task, User, utcnow
 from engine.procedures import load_procedure
 
 
@@ -70,9 +71,7 @@ def _documents(version: ProcedureVersion, attached: set[str]) -> list[dict]:
 
 def dossier_steps(session, actor: Actor, code: str, now: datetime | None = None) -> dict:
     """Every step of a dossier, oldest first, for the process control slip and the receipt."""
-    d = session.scalars(select(Dossier).where(Dossier.code == code)).first()
-    if d is None or not actor.sees_agency(d.agency):
-        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
+    d = visible_dossier(session, actor, code)
     now = now or utcnow()
     version = session.get(ProcedureVersion, d.procedure_version_id)
     proc = session.get(Procedure, version.procedure_id)
