@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 REDIS  ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-sqlite test-postgres install bench clean web browser
+.PHONY: run test test-sqlite test-postgres install bench clean web browser lint
 
 # The web pages' JavaScript bundle (api/web/static/dist/, git-ignored), built by esbuild from npm packages.
 WEB_STAMP := api/web/static/dist/.built
@@ -48,6 +48,7 @@ run: $(STAMP) web
 	$(BIN)/motcua serve
 
 test: $(STAMP) web browser
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
@@ -63,6 +64,12 @@ test-postgres: $(STAMP)
 	  echo "NOTICE: PostgreSQL (127.0.0.1:5432, database test) or Redis (127.0.0.1:6379) is not reachable:"; \
 	  echo "NOTICE: the PostgreSQL + Redis run of the test suite is SKIPPED on this machine."; \
 	fi
+
+# Static checks: ruff (lint + format).
+lint: $(STAMP)
+	@echo "== Static checks (ruff) =="
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py

@@ -14,6 +14,7 @@ database, the settings and the dossier service, `api.auth.authenticate` as `blp.
 bearer-token users (`api.context.actor()`), `api.common.errors(blp, 401, 403, ...)` to document error
 responses, and raise `engine.errors.MotcuaError` subclasses: they become application/problem+json.
 """
+
 from __future__ import annotations
 
 import http
@@ -32,8 +33,8 @@ from engine.dossiers import DossierService
 from engine.errors import MotcuaError
 
 from .context import Services, init_db
-from .hygiene import check_request
 from .errors import PROBLEM, ProblemSchema, from_http_exception, from_motcua, from_workflow_error, internal_error
+from .hygiene import check_request
 from .ratelimit import SlidingWindowLimiter
 
 log = logging.getLogger("motcua.api")
@@ -47,9 +48,11 @@ BLUEPRINTS = [
     "api.dossiers",
     "api.tasks",
     "api.public",
-    "api.calendar", "api.actions",  # issue 4: working calendar; legal actions on dossiers (+ worker wake-ups)
+    "api.calendar",
+    "api.actions",  # issue 4: working calendar; legal actions on dossiers (+ worker wake-ups)
     "api.attachments",  # issue 5: dossier attachments and the documents checklist
-    "api.monitor", "api.reports",  # issue 6: overdue monitor and periodic report (supervisors)
+    "api.monitor",
+    "api.reports",  # issue 6: overdue monitor and periodic report (supervisors)
     "api.web",
 ]
 
@@ -98,8 +101,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         API_SPEC_OPTIONS={
             "info": {"description": API_DESCRIPTION},
-            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                                              "bearerFormat": "JWT"}}},
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
             "security": [{"bearerAuth": []}],
         },
     )
@@ -108,7 +112,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if settings.secret_key == "dev-secret-change-me" or len(settings.secret_key.encode()) < 32:
         log.warning("MOTCUA_SECRET_KEY is unset or shorter than 32 bytes: set a long random secret in production")
     app.extensions["motcua"] = Services(
-        settings=settings, db=db, dossiers=DossierService(db, settings),
+        settings=settings,
+        db=db,
+        dossiers=DossierService(db, settings),
         login_limiter=SlidingWindowLimiter(limit=10, window=300),
         lookup_limiter=SlidingWindowLimiter(limit=30, window=60),
     )

@@ -14,6 +14,7 @@ after processing started, an extension far from the due time); 422: a missing re
 the field. The module also installs, at application start, the wake-ups that schedule the background worker
 at each new `next_timer_at` (engine/worker.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,23 +32,32 @@ from .schemas import DossierSchema
 
 log = logging.getLogger("motcua.api")
 
-blp = Blueprint("legal_actions", __name__, url_prefix="/api/v1/dossiers",
-                description="Thao tác pháp lý trên hồ sơ / legal actions: bổ sung, từ chối, rút, dừng, gia hạn")
+blp = Blueprint(
+    "legal_actions",
+    __name__,
+    url_prefix="/api/v1/dossiers",
+    description="Thao tác pháp lý trên hồ sơ / legal actions: bổ sung, từ chối, rút, dừng, gia hạn",
+)
 blp.before_request(authenticate)
 
 
 def Reason(required=True):
-    return ma.fields.String(required=required, allow_none=not required,
-                            validate=validate.Length(min=1, max=MAX_REASON),
-                            metadata={"description": "lý do, ghi vào nhật ký và gửi người nộp / reason"})
+    return ma.fields.String(
+        required=required,
+        allow_none=not required,
+        validate=validate.Length(min=1, max=MAX_REASON),
+        metadata={"description": "lý do, ghi vào nhật ký và gửi người nộp / reason"},
+    )
 
 
 class SupplementRequestSchema(ma.Schema):
     reason = Reason()
-    documents = ma.fields.List(ma.fields.String(validate=validate.Length(min=1, max=500)),
-                               validate=validate.Length(max=MAX_DOCUMENTS), load_default=list,
-                               metadata={"description": "giấy tờ cần bổ sung / documents to supply",
-                                         "example": ["Bản sao giấy chứng sinh"]})
+    documents = ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=500)),
+        validate=validate.Length(max=MAX_DOCUMENTS),
+        load_default=list,
+        metadata={"description": "giấy tờ cần bổ sung / documents to supply", "example": ["Bản sao giấy chứng sinh"]},
+    )
 
 
 class SupplementReceivedSchema(ma.Schema):
@@ -61,10 +71,11 @@ class ReasonSchema(ma.Schema):
 class ExtendSchema(ma.Schema):
     reason = Reason()
     new_due_at = ma.fields.AwareDateTime(allow_none=True, metadata={"example": "2026-03-12T17:00:00+07:00"})
-    extra_working_days = ma.fields.Float(allow_none=True, validate=validate.Range(min=0, min_inclusive=False,
-                                                                                  max=MAX_EXTRA_DAYS),
-                                         metadata={"description": "counted from the current due time, or from now "
-                                                                  "if that is past"})
+    extra_working_days = ma.fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=0, min_inclusive=False, max=MAX_EXTRA_DAYS),
+        metadata={"description": "counted from the current due time, or from now if that is past"},
+    )
 
 
 def _actions() -> LegalActions:
@@ -73,9 +84,11 @@ def _actions() -> LegalActions:
 
 
 @blp.route("/<code>/supplement-request", methods=["POST"])
-@blp.doc(summary="Yêu cầu bổ sung hồ sơ / ask for missing documents (receiver)",
-         description="Status 5, the deadline clock pauses. A second request is accepted but counts as late "
-                     "(national indicators).")
+@blp.doc(
+    summary="Yêu cầu bổ sung hồ sơ / ask for missing documents (receiver)",
+    description="Status 5, the deadline clock pauses. A second request is accepted but counts as late "
+    "(national indicators).",
+)
 @blp.arguments(SupplementRequestSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
@@ -84,8 +97,10 @@ def supplement_request(body, code):
 
 
 @blp.route("/<code>/supplement-received", methods=["POST"])
-@blp.doc(summary="Nhận hồ sơ bổ sung / the documents came back (receiver)",
-         description="Back to the status before the request; the due time moves on by the working time paused.")
+@blp.doc(
+    summary="Nhận hồ sơ bổ sung / the documents came back (receiver)",
+    description="Back to the status before the request; the due time moves on by the working time paused.",
+)
 @blp.arguments(SupplementReceivedSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
@@ -121,15 +136,22 @@ def stop(body, code):
 
 
 @blp.route("/<code>/extend", methods=["POST"])
-@blp.doc(summary="Xin lỗi và hẹn lại ngày trả / apology letter with a new due time (receiver; once)",
-         description="Only when the dossier is overdue or has less than one working day left; give exactly one "
-                     "of `new_due_at` and `extra_working_days`. `original_due_at` keeps the legal due time.")
+@blp.doc(
+    summary="Xin lỗi và hẹn lại ngày trả / apology letter with a new due time (receiver; once)",
+    description="Only when the dossier is overdue or has less than one working day left; give exactly one "
+    "of `new_due_at` and `extra_working_days`. `original_due_at` keeps the legal due time.",
+)
 @blp.arguments(ExtendSchema())
 @blp.response(200, DossierSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 def extend(body, code):
-    return _actions().extend(actor(), code, body["reason"], new_due_at=body.get("new_due_at"),
-                             extra_working_days=body.get("extra_working_days"))
+    return _actions().extend(
+        actor(),
+        code,
+        body["reason"],
+        new_due_at=body.get("new_due_at"),
+        extra_working_days=body.get("extra_working_days"),
+    )
 
 
 def init_app(app) -> None:

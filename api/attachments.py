@@ -6,6 +6,7 @@ documents checklist, `x-documents` of its intake form; that entry's size limit a
 Downloads are always served as attachments with `X-Content-Type-Options: nosniff`, with the content type the
 bytes proved at upload.
 """
+
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -21,8 +22,12 @@ from .auth import authenticate
 from .common import DateTimeString, Str, errors
 from .context import actor, services
 
-blp = Blueprint("attachments", __name__, url_prefix="/api/v1/dossiers",
-                description="Giấy tờ đính kèm của hồ sơ / dossier attachments: tải lên, danh sách, tải về")
+blp = Blueprint(
+    "attachments",
+    __name__,
+    url_prefix="/api/v1/dossiers",
+    description="Giấy tờ đính kèm của hồ sơ / dossier attachments: tải lên, danh sách, tải về",
+)
 blp.before_request(authenticate)
 
 
@@ -43,46 +48,64 @@ class AttachmentListSchema(ma.Schema):
 
 UPLOAD_DOC = {
     "required": True,
-    "content": {"multipart/form-data": {"schema": {
-        "type": "object",
-        "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary",
-                     "description": "tệp PDF, JPEG hoặc PNG / a PDF, JPEG or PNG file"},
-            "document_key": {"type": "string", "maxLength": 100,
-                             "description": "mã giấy tờ trong danh mục của thủ tục / key in the procedure's "
-                                            "documents checklist"},
-        },
-    }}},
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "tệp PDF, JPEG hoặc PNG / a PDF, JPEG or PNG file",
+                    },
+                    "document_key": {
+                        "type": "string",
+                        "maxLength": 100,
+                        "description": "mã giấy tờ trong danh mục của thủ tục / key in the procedure's "
+                        "documents checklist",
+                    },
+                },
+            }
+        }
+    },
 }
 
 DOWNLOAD_TYPES = ("application/pdf", "image/jpeg", "image/png", "application/octet-stream")
-DOWNLOAD_DOC = {"200": {
-    "description": "Nội dung tệp / the file's bytes",
-    "headers": {
-        "Content-Disposition": {"description": "attachment; filename*=UTF-8''…", "schema": {"type": "string"}},
-        "X-Content-Type-Options": {"description": "nosniff", "schema": {"type": "string"}},
-    },
-    "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in DOWNLOAD_TYPES},
-}}
+DOWNLOAD_DOC = {
+    "200": {
+        "description": "Nội dung tệp / the file's bytes",
+        "headers": {
+            "Content-Disposition": {"description": "attachment; filename*=UTF-8''…", "schema": {"type": "string"}},
+            "X-Content-Type-Options": {"description": "nosniff", "schema": {"type": "string"}},
+        },
+        "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in DOWNLOAD_TYPES},
+    }
+}
 
 
 @blp.route("/<code>/attachments", methods=["POST"])
-@blp.doc(summary="Tải lên giấy tờ / upload a document (receiver of the dossier's agency)", requestBody=UPLOAD_DOC,
-         description="413 when larger than the checklist entry's `max_bytes` (or the server's upload limit); 422 "
-                     "for an unsafe file name, an empty file, or a type the bytes do not prove (PDF, JPEG, PNG); "
-                     "409 when the dossier is finished.")
+@blp.doc(
+    summary="Tải lên giấy tờ / upload a document (receiver of the dossier's agency)",
+    requestBody=UPLOAD_DOC,
+    description="413 when larger than the checklist entry's `max_bytes` (or the server's upload limit); 422 "
+    "for an unsafe file name, an empty file, or a type the bytes do not prove (PDF, JPEG, PNG); "
+    "409 when the dossier is finished.",
+)
 @blp.response(201, AttachmentSchema)
 @errors(blp, 401, 403, 404, 409, 413, 422)
 def upload(code):
     storage = request.files.get("file")
     if storage is None:
-        raise InvalidInput("Cần tệp trong trường 'file' (multipart/form-data)",
-                           "a file is required in the 'file' field (multipart/form-data)",
-                           {"fields": {"file": "Thiếu tệp / Missing file"}})
+        raise InvalidInput(
+            "Cần tệp trong trường 'file' (multipart/form-data)",
+            "a file is required in the 'file' field (multipart/form-data)",
+            {"fields": {"file": "Thiếu tệp / Missing file"}},
+        )
     key = request.form.get("document_key") or None
-    return engine_attachments.store(services().dossiers, actor(), code, key, storage.filename or "tep_dinh_kem",
-                                    storage.mimetype, storage.stream)
+    return engine_attachments.store(
+        services().dossiers, actor(), code, key, storage.filename or "tep_dinh_kem", storage.mimetype, storage.stream
+    )
 
 
 @blp.route("/<code>/attachments", methods=["GET"])

@@ -10,6 +10,7 @@ themselves live in `engine.auth.Actor`.
 Failed logins are rate-limited per username + client IP (10 per 5 minutes by default, in process, see
 api/ratelimit.py): the 11th attempt answers 429 with Retry-After, even with the right password.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,15 +21,20 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from engine.auth import Actor, authenticate as engine_authenticate, load_actor
+from engine.auth import Actor, load_actor
+from engine.auth import authenticate as engine_authenticate
 from engine.errors import MotcuaError, NotFound, PermissionDenied
 
 from .common import errors
-from .context import services, read_session
+from .context import read_session, services
 from .ratelimit import TooManyRequests
 
-blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth",
-                description="Đăng nhập / authentication: short-lived bearer tokens (JWT)")
+blp = Blueprint(
+    "auth",
+    __name__,
+    url_prefix="/api/v1/auth",
+    description="Đăng nhập / authentication: short-lived bearer tokens (JWT)",
+)
 
 ALGORITHM = "HS256"
 ACTOR_CACHE_SECONDS = 5.0
@@ -41,8 +47,14 @@ class Unauthenticated(MotcuaError):
 
 def issue_token(actor: Actor, secret: str, ttl: int) -> str:
     now = int(time.time())
-    claims = {"sub": actor.username, "roles": sorted(actor.roles), "agency": actor.agency,
-              "name": actor.full_name, "iat": now, "exp": now + int(ttl)}
+    claims = {
+        "sub": actor.username,
+        "roles": sorted(actor.roles),
+        "agency": actor.agency,
+        "name": actor.full_name,
+        "iat": now,
+        "exp": now + int(ttl),
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -53,8 +65,9 @@ def authenticate() -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Cần đăng nhập (Authorization: Bearer <token>)",
-                              "authentication required (Authorization: Bearer <token>)")
+        raise Unauthenticated(
+            "Cần đăng nhập (Authorization: Bearer <token>)", "authentication required (Authorization: Bearer <token>)"
+        )
     svc = services()
     token = token.strip()
     verified = current_app.extensions.setdefault("motcua_tokens", {})
@@ -63,11 +76,13 @@ def authenticate() -> None:
         g.actor = _actor(svc, hit["sub"])  # this exact token's signature was checked before
         return
     try:
-        claims = jwt.decode(token, svc.settings.secret_key, algorithms=[ALGORITHM],
-                            options={"require": ["exp", "sub", "iat"]}, leeway=5)
+        claims = jwt.decode(
+            token, svc.settings.secret_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "iat"]}, leeway=5
+        )
     except jwt.ExpiredSignatureError:
-        raise Unauthenticated("Phiên đăng nhập đã hết hạn; vui lòng đăng nhập lại",
-                              "the token has expired; log in again") from None
+        raise Unauthenticated(
+            "Phiên đăng nhập đã hết hạn; vui lòng đăng nhập lại", "the token has expired; log in again"
+        ) from None
     except jwt.PyJWTError:
         raise Unauthenticated("Token không hợp lệ", "invalid token") from None
     if not isinstance(claims.get("sub"), str):
@@ -101,8 +116,9 @@ def _actor(svc, username: str) -> Actor:
 
 class TokenRequestSchema(ma.Schema):
     username = ma.fields.String(required=True, validate=validate.Length(min=1, max=80))
-    password = ma.fields.String(required=True, validate=validate.Length(min=1, max=1024),
-                                metadata={"format": "password"})
+    password = ma.fields.String(
+        required=True, validate=validate.Length(min=1, max=1024), metadata={"format": "password"}
+    )
 
 
 class TokenSchema(ma.Schema):
@@ -125,8 +141,14 @@ class MeSchema(ma.Schema):
 
 
 def _me(a: Actor) -> dict:
-    return {"username": a.username, "roles": sorted(a.roles), "agency": a.agency, "full_name": a.full_name,
-            "is_supervisor": a.is_supervisor, "is_admin": a.is_admin}
+    return {
+        "username": a.username,
+        "roles": sorted(a.roles),
+        "agency": a.agency,
+        "full_name": a.full_name,
+        "is_supervisor": a.is_supervisor,
+        "is_admin": a.is_admin,
+    }
 
 
 @blp.route("/token", methods=["POST"])
@@ -139,8 +161,9 @@ def token(body):
     key = f"{body['username'].lower()}|{request.remote_addr or '-'}"
     wait = svc.login_limiter.retry_after(key)
     if wait:
-        raise TooManyRequests(wait, f"Đăng nhập sai quá nhiều lần; thử lại sau {wait} giây",
-                              f"too many failed logins; retry in {wait} s")
+        raise TooManyRequests(
+            wait, f"Đăng nhập sai quá nhiều lần; thử lại sau {wait} giây", f"too many failed logins; retry in {wait} s"
+        )
     try:
         with read_session() as s:
             a = engine_authenticate(s, body["username"], body["password"])
@@ -148,8 +171,12 @@ def token(body):
         svc.login_limiter.hit(key)
         raise
     ttl = svc.settings.token_ttl_seconds
-    return {"access_token": issue_token(a, svc.settings.secret_key, ttl), "token_type": "Bearer", "expires_in": ttl,
-            **{k: v for k, v in _me(a).items() if k in ("username", "roles", "agency", "full_name")}}
+    return {
+        "access_token": issue_token(a, svc.settings.secret_key, ttl),
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        **{k: v for k, v in _me(a).items() if k in ("username", "roles", "agency", "full_name")},
+    }
 
 
 me_blp = Blueprint("me", __name__, url_prefix="/api/v1/auth", description="Người dùng hiện tại / current user")

@@ -10,6 +10,7 @@ A bad date, year, deadline or cut-off is a 422 whose `fields` names it. A change
 process (the dossier service's calendar cache is invalidated) and within 30 s in other processes; due times
 already set are not moved.
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -20,21 +21,34 @@ from engine import calendar_admin
 
 from .auth import authenticate
 from .common import Str, errors
-from .context import actor, services, read_session
+from .context import actor, read_session, services
 
-blp = Blueprint("calendar", __name__, url_prefix="/api/v1/calendar",
-                description="Lịch làm việc / working calendar: hạn xử lý, ngày nghỉ, ngày làm bù")
+blp = Blueprint(
+    "calendar",
+    __name__,
+    url_prefix="/api/v1/calendar",
+    description="Lịch làm việc / working calendar: hạn xử lý, ngày nghỉ, ngày làm bù",
+)
 blp.before_request(authenticate)
 
 
 class DueArgs(ma.Schema):
-    start = Str(metadata={"description": "thời điểm tiếp nhận, ISO 8601 (mặc định: bây giờ; không có múi giờ = "
-                                         "UTC+7) / receipt time (default now; no offset = UTC+7)",
-                          "example": "2026-02-13T10:00:00+07:00"})
-    deadline = ma.fields.String(required=True, validate=validate.Length(min=1, max=100),
-                                metadata={"example": "3 working days",
-                                          "description": "'N working days' | 'N working hours' | 'N days' "
-                                                         "(or Vietnamese: 'N ngày làm việc', 'N giờ làm việc', 'N ngày')"})
+    start = Str(
+        metadata={
+            "description": "thời điểm tiếp nhận, ISO 8601 (mặc định: bây giờ; không có múi giờ = "
+            "UTC+7) / receipt time (default now; no offset = UTC+7)",
+            "example": "2026-02-13T10:00:00+07:00",
+        }
+    )
+    deadline = ma.fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={
+            "example": "3 working days",
+            "description": "'N working days' | 'N working hours' | 'N days' "
+            "(or Vietnamese: 'N ngày làm việc', 'N giờ làm việc', 'N ngày')",
+        },
+    )
     cutoff = Str(validate=validate.Length(max=20), metadata={"example": "15:00"})
     agency = Str(validate=validate.Length(max=64), metadata={"description": "mã cơ quan / agency id (echoed)"})
 
@@ -42,7 +56,9 @@ class DueArgs(ma.Schema):
 class DueSchema(ma.Schema):
     due_at = ma.fields.String(required=True, metadata={"format": "date-time", "example": "2026-02-25T10:00:00+07:00"})
     start = ma.fields.String(required=True, metadata={"format": "date-time"})
-    clock_start = Str(metadata={"format": "date-time", "description": "when the clock started (working-time deadlines)"})
+    clock_start = Str(
+        metadata={"format": "date-time", "description": "when the clock started (working-time deadlines)"}
+    )
     deadline = ma.fields.String(required=True)
     deadline_hours = ma.fields.Float(allow_none=True, metadata={"description": "working hours; null for calendar days"})
     cutoff = Str()
@@ -50,8 +66,9 @@ class DueSchema(ma.Schema):
 
 
 class YearArgs(ma.Schema):
-    year = ma.fields.Integer(required=True, validate=validate.Range(min=calendar_admin.MIN_YEAR,
-                                                                      max=calendar_admin.MAX_YEAR))
+    year = ma.fields.Integer(
+        required=True, validate=validate.Range(min=calendar_admin.MIN_YEAR, max=calendar_admin.MAX_YEAR)
+    )
 
 
 class DaySchema(ma.Schema):
@@ -70,28 +87,34 @@ class DaysSchema(ma.Schema):
 
 class DayInSchema(ma.Schema):
     working = ma.fields.Boolean(required=True, metadata={"description": "true: make-up working day; false: day off"})
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200),
-                            metadata={"example": "Nghỉ bù Quốc khánh"})
+    name = ma.fields.String(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Nghỉ bù Quốc khánh"}
+    )
 
 
 @blp.route("/due", methods=["GET"])
-@blp.doc(summary="Tính hạn xử lý / compute a due time by the working calendar",
-         description="By the convention of the domain notes: office hours 07:00-11:30 and 13:30-17:00 (UTC+7) on "
-                     "working days, 1 working day = 8 working hours, clock starts at the next office period, after "
-                     "the cut-off at the next working day; calendar days end at 17:00 of a working day.")
+@blp.doc(
+    summary="Tính hạn xử lý / compute a due time by the working calendar",
+    description="By the convention of the domain notes: office hours 07:00-11:30 and 13:30-17:00 (UTC+7) on "
+    "working days, 1 working day = 8 working hours, clock starts at the next office period, after "
+    "the cut-off at the next working day; calendar days end at 17:00 of a working day.",
+)
 @blp.arguments(DueArgs(), location="query")
 @blp.response(200, DueSchema)
 @errors(blp, 401, 422)
 def due(args):
     with read_session() as s:
-        return calendar_admin.compute_due(s, args.get("start"), args["deadline"], args.get("cutoff"),
-                                          args.get("agency"))
+        return calendar_admin.compute_due(
+            s, args.get("start"), args["deadline"], args.get("cutoff"), args.get("agency")
+        )
 
 
 @blp.route("/days", methods=["GET"])
-@blp.doc(summary="Ngày nghỉ và ngày làm bù của năm / a year's holidays and make-up working days",
-         description="Holidays (package `holidays`, VN), the government's swaps and the administrators' overrides, "
-                     "each with its name and source; plain weekends are not listed.")
+@blp.doc(
+    summary="Ngày nghỉ và ngày làm bù của năm / a year's holidays and make-up working days",
+    description="Holidays (package `holidays`, VN), the government's swaps and the administrators' overrides, "
+    "each with its name and source; plain weekends are not listed.",
+)
 @blp.arguments(YearArgs(), location="query")
 @blp.response(200, DaysSchema)
 @errors(blp, 401, 422)

@@ -4,6 +4,7 @@
 `ProblemSchema`), so that the OpenAPI document lists every status an operation can answer with and nothing
 else (there is no catch-all `default` response).
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -26,27 +27,41 @@ DESCRIPTIONS = {
     503: "Cơ sở dữ liệu không trả lời / Database unavailable",
 }
 
-RETRY_AFTER = {"Retry-After": {"description": "giây cần chờ / seconds to wait", "required": True,
-                               "schema": {"type": "integer", "minimum": 1}}}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "giây cần chờ / seconds to wait",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
 
 
 def errors(blp: Blueprint, *codes: int):
     """Decorator: document the given error statuses of one operation."""
+
     def decorator(func):
         for code in sorted(codes, reverse=True):
             headers = RETRY_AFTER if code == 429 else WWW_AUTHENTICATE if code == 401 else None
-            func = blp.alt_response(code, schema=ProblemSchema, content_type=PROBLEM, description=DESCRIPTIONS[code],
-                                    headers=headers)(func)
+            func = blp.alt_response(
+                code, schema=ProblemSchema, content_type=PROBLEM, description=DESCRIPTIONS[code], headers=headers
+            )(func)
         return func
+
     return decorator
 
 
 class PagingArgs(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000),
-                             metadata={"description": "trang, từ 1 / page number, from 1"})
-    per_page = ma.fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE),
-                                 metadata={"description": f"số dòng mỗi trang, tối đa {MAX_PER_PAGE} / page size"})
+    page = ma.fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=1_000_000),
+        metadata={"description": "trang, từ 1 / page number, from 1"},
+    )
+    per_page = ma.fields.Integer(
+        load_default=20,
+        validate=validate.Range(min=1, max=MAX_PER_PAGE),
+        metadata={"description": f"số dòng mỗi trang, tối đa {MAX_PER_PAGE} / page size"},
+    )
 
 
 class PageSchema(ma.Schema):

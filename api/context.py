@@ -7,6 +7,7 @@ Colleagues' blueprints use it the same way:
     with read_session() as s: ...          # reads: the request's flask-sqlalchemy session
     services().dossiers.claim(actor(), task_id)
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

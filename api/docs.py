@@ -5,6 +5,7 @@ from a CDN (flask-smorest's Swagger UI / ReDoc / RapiDoc would load from one, so
 Every operation is listed with its parameters, request body and responses, and a "try it" form that sends
 the request with the bearer token obtained from the login box at the top.
 """
+
 from __future__ import annotations
 
 import html
@@ -45,9 +46,14 @@ def example(spec: dict, schema, depth: int = 0):
     if t == "object" or "properties" in schema:
         props = schema.get("properties") or {}
         required = set(schema.get("required") or [])
-        return {k: example(spec, v, depth + 1) for k, v in props.items()
-                if k in required or depth == 0 and not _resolve(spec, v).get("readOnly")
-                and k not in ("received_at", "agency", "version")}
+        return {
+            k: example(spec, v, depth + 1)
+            for k, v in props.items()
+            if k in required
+            or depth == 0
+            and not _resolve(spec, v).get("readOnly")
+            and k not in ("received_at", "agency", "version")
+        }
     if t == "array":
         return []
     if t == "integer":
@@ -78,7 +84,9 @@ def _operation(spec: dict, path: str, method: str, op: dict, idx: int, shared=()
     rows = "".join(
         f"<tr><td><code>{_e(p.get('name'))}</code></td><td>{_e(p.get('in'))}</td>"
         f"<td>{'✓' if p.get('required') else ''}</td><td>{_e(_type(spec, p.get('schema')))}</td>"
-        f"<td>{_e(p.get('description', ''))}</td></tr>" for p in params)
+        f"<td>{_e(p.get('description', ''))}</td></tr>"
+        for p in params
+    )
     body = op.get("requestBody")
     body_html = ""
     is_multipart = False
@@ -89,33 +97,40 @@ def _operation(spec: dict, path: str, method: str, op: dict, idx: int, shared=()
             body_html = "<p>multipart/form-data: <code>file</code> (BPMN) + <code>forms</code> (JSON)</p>"
         else:
             schema = next(iter(content.values()), {}).get("schema")
-            body_html = (f"<details><summary>Request body schema</summary><pre>"
-                         f"{_e(json.dumps(_resolve(spec, schema), ensure_ascii=False, indent=2))}</pre></details>")
+            body_html = (
+                f"<details><summary>Request body schema</summary><pre>"
+                f"{_e(json.dumps(_resolve(spec, schema), ensure_ascii=False, indent=2))}</pre></details>"
+            )
     responses = "".join(
         f"<li><code>{_e(code)}</code> {_e(_resolve(spec, r).get('description', ''))} "
         f"<small>{_e(', '.join(_resolve(spec, r).get('content', {}).keys()))}</small></li>"
-        for code, r in sorted(op.get("responses", {}).items()))
+        for code, r in sorted(op.get("responses", {}).items())
+    )
     inputs = "".join(
         f"<label>{_e(p['name'])} <small>({_e(p['in'])})</small> "
-        f"<input data-in=\"{_e(p['in'])}\" name=\"{_e(p['name'])}\" placeholder=\"{_e(_type(spec, p.get('schema')))}\">"
-        f"</label>" for p in params)
+        f'<input data-in="{_e(p["in"])}" name="{_e(p["name"])}" placeholder="{_e(_type(spec, p.get("schema")))}">'
+        f"</label>"
+        for p in params
+    )
     if body and not is_multipart:
         schema = next(iter(body.get("content", {}).values()), {}).get("schema")
         sample = json.dumps(example(spec, schema), ensure_ascii=False, indent=2)
-        inputs += f"<label>JSON body<textarea name=\"_body\" rows=\"8\">{_e(sample)}</textarea></label>"
+        inputs += f'<label>JSON body<textarea name="_body" rows="8">{_e(sample)}</textarea></label>'
     if is_multipart:
-        inputs += ("<label>file (.bpmn) <input type=\"file\" name=\"file\" data-in=\"file\"></label>"
-                   "<label>forms (.json) <input type=\"file\" name=\"forms\" data-in=\"file\" multiple></label>")
+        inputs += (
+            '<label>file (.bpmn) <input type="file" name="file" data-in="file"></label>'
+            '<label>forms (.json) <input type="file" name="forms" data-in="file" multiple></label>'
+        )
     public = op.get("security") == []
     return f"""
 <section class="op" id="{opid}">
-  <h3><span class="m m-{method}">{method.upper()}</span> <code>{_e(path)}</code> {'' if not public else '<small class="pub">public</small>'}</h3>
-  <p class="summary">{_e(op.get('summary', ''))}</p>
-  {f'<p>{_e(op.get("description"))}</p>' if op.get("description") else ''}
-  {f'<table><tr><th>name</th><th>in</th><th>req.</th><th>type</th><th></th></tr>{rows}</table>' if rows else ''}
+  <h3><span class="m m-{method}">{method.upper()}</span> <code>{_e(path)}</code> {"" if not public else '<small class="pub">public</small>'}</h3>
+  <p class="summary">{_e(op.get("summary", ""))}</p>
+  {f"<p>{_e(op.get('description'))}</p>" if op.get("description") else ""}
+  {f"<table><tr><th>name</th><th>in</th><th>req.</th><th>type</th><th></th></tr>{rows}</table>" if rows else ""}
   {body_html}
   <ul class="responses">{responses}</ul>
-  <form class="try" data-method="{method.upper()}" data-path="{_e(path)}" data-multipart="{'1' if is_multipart else ''}">
+  <form class="try" data-method="{method.upper()}" data-path="{_e(path)}" data-multipart="{"1" if is_multipart else ""}">
     {inputs}
     <button type="submit">Gửi / Try it</button>
     <pre class="out" aria-live="polite"></pre>
@@ -145,20 +160,20 @@ def render(spec: dict) -> str:
                 tag = (op.get("tags") or ["other"])[0]
                 by_tag.setdefault(tag, []).append((path, method, op, item.get("parameters", [])))
     for tag, entries in by_tag.items():
-        ops.append(f"<h2 id=\"tag-{_e(tag)}\">{_e(tag)}</h2>")
-        toc.append(f"<li><a href=\"#tag-{_e(tag)}\">{_e(tag)}</a><ul>")
+        ops.append(f'<h2 id="tag-{_e(tag)}">{_e(tag)}</h2>')
+        toc.append(f'<li><a href="#tag-{_e(tag)}">{_e(tag)}</a><ul>')
         for path, method, op, shared in entries:
             idx += 1
             ops.append(_operation(spec, path, method, op, idx, shared))
-            toc.append(f"<li><a href=\"#op{idx}\"><span class=\"m m-{method}\">{method.upper()}</span> {_e(path)}</a></li>")
+            toc.append(f'<li><a href="#op{idx}"><span class="m m-{method}">{method.upper()}</span> {_e(path)}</a></li>')
         toc.append("</ul></li>")
     info = spec.get("info", {})
     return f"""<!doctype html>
 <html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(info.get('title'))} API {_e(info.get('version'))} — tài liệu / docs</title>
+<title>{_e(info.get("title"))} API {_e(info.get("version"))} — tài liệu / docs</title>
 <link rel="stylesheet" href="/api/v1/docs/docs.css"></head>
 <body>
-<header><h1>{_e(info.get('title'))} API v{_e(info.get('version'))}</h1>
+<header><h1>{_e(info.get("title"))} API v{_e(info.get("version"))}</h1>
 <p>Tài liệu tương tác / interactive documentation. Máy đọc / machine-readable: <a href="/api/v1/openapi.json">openapi.json</a></p>
 <form id="login"><strong>Đăng nhập / log in:</strong>
 <input name="username" placeholder="username" autocomplete="username">
@@ -166,8 +181,8 @@ def render(spec: dict) -> str:
 <button type="submit">Lấy token / get token</button> <span id="who"></span>
 <button type="button" id="logout">Đăng xuất / log out</button></form>
 </header>
-<div class="layout"><nav><ul>{''.join(toc)}</ul></nav>
-<main><div class="intro">{_e(info.get('description', '')).replace(chr(10), '<br>')}</div>{''.join(ops)}</main></div>
+<div class="layout"><nav><ul>{"".join(toc)}</ul></nav>
+<main><div class="intro">{_e(info.get("description", "")).replace(chr(10), "<br>")}</div>{"".join(ops)}</main></div>
 <script src="/api/v1/docs/docs.js"></script>
 </body></html>"""
 

@@ -2,6 +2,7 @@
 
 Who: staff of the dossier's agency; supervisors and admins see every agency (engine.auth.Actor).
 """
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint
@@ -11,12 +12,22 @@ from engine import queries
 from . import idempotency
 from .auth import authenticate
 from .common import PagingArgs, errors
-from .context import actor, services, read_session
-from .schemas import (DossierListArgs, DossierPageSchema, DossierSchema, HistorySchema, IdempotencyHeaders,
-                      NewDossierSchema)
+from .context import actor, read_session, services
+from .schemas import (
+    DossierListArgs,
+    DossierPageSchema,
+    DossierSchema,
+    HistorySchema,
+    IdempotencyHeaders,
+    NewDossierSchema,
+)
 
-blp = Blueprint("dossiers", __name__, url_prefix="/api/v1/dossiers",
-                description="Hồ sơ / dossiers: tiếp nhận, tra cứu, lịch sử xử lý")
+blp = Blueprint(
+    "dossiers",
+    __name__,
+    url_prefix="/api/v1/dossiers",
+    description="Hồ sơ / dossiers: tiếp nhận, tra cứu, lịch sử xử lý",
+)
 blp.before_request(authenticate)
 
 
@@ -25,10 +36,12 @@ class DossierListQuery(DossierListArgs, PagingArgs):
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(summary="Tiếp nhận hồ sơ / receive a dossier (receiver)",
-         description="201 with the new dossier, its due time and its first open tasks. An admin may give "
-                     "`received_at` in the past (bringing over a dossier from a previous system) and `agency`. "
-                     "Send `Idempotency-Key` to make retries safe.")
+@blp.doc(
+    summary="Tiếp nhận hồ sơ / receive a dossier (receiver)",
+    description="201 with the new dossier, its due time and its first open tasks. An admin may give "
+    "`received_at` in the past (bringing over a dossier from a previous system) and `agency`. "
+    "Send `Idempotency-Key` to make retries safe.",
+)
 @blp.arguments(IdempotencyHeaders(), location="headers")
 @blp.arguments(NewDossierSchema())
 @blp.response(201, DossierSchema)
@@ -37,19 +50,27 @@ def create(headers, body):
     a, svc = actor(), services()
 
     def call():
-        return svc.dossiers.start_dossier(a, body["procedure_code"], body["applicant"], body.get("channel", 1),
-                                          body.get("data") or {}, received_at=body.get("received_at"),
-                                          agency=body.get("agency"))
+        return svc.dossiers.start_dossier(
+            a,
+            body["procedure_code"],
+            body["applicant"],
+            body.get("channel", 1),
+            body.get("data") or {},
+            received_at=body.get("received_at"),
+            agency=body.get("agency"),
+        )
 
     payload = {**body, "received_at": body.get("received_at").isoformat() if body.get("received_at") else None}
     return idempotency.run(headers.get("idempotency_key"), "POST /api/v1/dossiers", payload, 201, call)
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(summary="Danh sách hồ sơ / list dossiers",
-         description="Filters combine with AND. `q` matches a code prefix or part of the applicant's name. "
-                     "Staff see their own agency (asking for another one is a 403); supervisors see all. "
-                     "Ordered by `sort` (default newest first).")
+@blp.doc(
+    summary="Danh sách hồ sơ / list dossiers",
+    description="Filters combine with AND. `q` matches a code prefix or part of the applicant's name. "
+    "Staff see their own agency (asking for another one is a 403); supervisors see all. "
+    "Ordered by `sort` (default newest first).",
+)
 @blp.arguments(DossierListQuery(), location="query")
 @blp.response(200, DossierPageSchema)
 @errors(blp, 401, 403, 422)

@@ -12,6 +12,7 @@ or the form file) on a refused deployment. Domain errors (`engine.errors.MotcuaE
 request-parsing errors of webargs/marshmallow become 422 with `fields`; anything unexpected is a 500 whose
 body says nothing about the internals (the traceback goes to the log).
 """
+
 from __future__ import annotations
 
 import http
@@ -30,10 +31,19 @@ log = logging.getLogger("motcua.api")
 
 # Vietnamese for the HTTP statuses this API answers with.
 STATUS_VI = {
-    400: "Yêu cầu không hợp lệ", 401: "Chưa xác thực", 403: "Không có quyền", 404: "Không tìm thấy",
-    405: "Phương thức không được hỗ trợ", 406: "Không chấp nhận được định dạng", 409: "Xung đột",
-    413: "Dữ liệu quá lớn", 415: "Kiểu nội dung không được hỗ trợ", 422: "Dữ liệu không hợp lệ",
-    429: "Quá nhiều yêu cầu", 500: "Lỗi máy chủ", 503: "Dịch vụ tạm thời không sẵn sàng",
+    400: "Yêu cầu không hợp lệ",
+    401: "Chưa xác thực",
+    403: "Không có quyền",
+    404: "Không tìm thấy",
+    405: "Phương thức không được hỗ trợ",
+    406: "Không chấp nhận được định dạng",
+    409: "Xung đột",
+    413: "Dữ liệu quá lớn",
+    415: "Kiểu nội dung không được hỗ trợ",
+    422: "Dữ liệu không hợp lệ",
+    429: "Quá nhiều yêu cầu",
+    500: "Lỗi máy chủ",
+    503: "Dịch vụ tạm thời không sẵn sàng",
 }
 
 
@@ -57,21 +67,43 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String(required=True, metadata={"description": "message_vi / message_en"})
     message_vi = ma.fields.String(required=True)
     message_en = ma.fields.String(required=True)
-    field_errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), data_key="fields",
-                                  metadata={"description": "per-field messages: path → 'Tiếng Việt / English'"})
-    problems = ma.fields.List(ma.fields.Nested(ProblemItemSchema),
-                              metadata={"description": "every problem of a refused procedure or form file"})
+    field_errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        data_key="fields",
+        metadata={"description": "per-field messages: path → 'Tiếng Việt / English'"},
+    )
+    problems = ma.fields.List(
+        ma.fields.Nested(ProblemItemSchema),
+        metadata={"description": "every problem of a refused procedure or form file"},
+    )
     retry_after = ma.fields.Integer(metadata={"description": "seconds to wait (429)"})
 
 
-def problem(status: int, code: str, message_vi: str, message_en: str, *, fields: dict | None = None,
-            problems: list | None = None, headers: dict | None = None, **extra) -> Response:
+def problem(
+    status: int,
+    code: str,
+    message_vi: str,
+    message_en: str,
+    *,
+    fields: dict | None = None,
+    problems: list | None = None,
+    headers: dict | None = None,
+    **extra,
+) -> Response:
     try:
         title = http.HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
-    body = {"type": f"urn:motcua:problem:{code}", "title": title, "status": status, "code": code,
-            "detail": f"{message_vi} / {message_en}", "message_vi": message_vi, "message_en": message_en}
+    body = {
+        "type": f"urn:motcua:problem:{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": f"{message_vi} / {message_en}",
+        "message_vi": message_vi,
+        "message_en": message_en,
+    }
     if fields:
         body["fields"] = {str(k): str(v) for k, v in fields.items()}
     if problems:
@@ -110,8 +142,9 @@ def from_motcua(exc: MotcuaError) -> Response:
         extra["retry_after"] = int(retry)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="motcua"'
-    return problem(exc.status, exc.code, exc.message_vi, exc.message_en, fields=fields, problems=problems,
-                   headers=headers, **extra)
+    return problem(
+        exc.status, exc.code, exc.message_vi, exc.message_en, fields=fields, problems=problems, headers=headers, **extra
+    )
 
 
 # -- marshmallow / webargs messages in Vietnamese ---------------------------------------------------------
@@ -177,10 +210,16 @@ def from_http_exception(error: HTTPException) -> Response:
     if messages is not None and error.code in (400, 422):
         # Request data refused by the schemas (webargs puts them under their location: json, query, ...).
         fields = {}
-        for location, msgs in (messages.items() if isinstance(messages, dict) else [("", messages)]):
+        for _location, msgs in messages.items() if isinstance(messages, dict) else [("", messages)]:
             fields.update(flatten_messages(msgs))
-        return problem(422, "invalid", "Dữ liệu gửi lên không hợp lệ", "the request data is invalid",
-                       fields=fields, headers=data.get("headers"))
+        return problem(
+            422,
+            "invalid",
+            "Dữ liệu gửi lên không hợp lệ",
+            "the request data is invalid",
+            fields=fields,
+            headers=data.get("headers"),
+        )
     code = error.code or 500
     vi = STATUS_VI.get(code, "Lỗi")
     en = (error.description or error.name or "error").strip()
@@ -203,8 +242,12 @@ def from_workflow_error(exc: Exception) -> Response:
     the step errors it knows into WorkflowDataError; this is the fallback for any other path.)"""
     text = str(exc).strip() or type(exc).__name__
     vi, _, en = text.partition(" / ") if " / " in text else (text, "", text)
-    return problem(422, "workflow_error", f"Quy trình không thể tiếp tục với dữ liệu này: {vi}",
-                   f"the process cannot continue with this data: {en or vi}")
+    return problem(
+        422,
+        "workflow_error",
+        f"Quy trình không thể tiếp tục với dữ liệu này: {vi}",
+        f"the process cannot continue with this data: {en or vi}",
+    )
 
 
 def internal_error(exc: Exception) -> Response:

@@ -1,4 +1,5 @@
 """GET /healthz (outside /api/v1): 200 when the database answers, 503 otherwise."""
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -32,5 +33,7 @@ def healthz():
         with read_session() as s:
             s.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not healthy"
-        raise Unavailable("Cơ sở dữ liệu không trả lời", f"the database does not answer ({type(exc).__name__})") from exc
+        raise Unavailable(
+            "Cơ sở dữ liệu không trả lời", f"the database does not answer ({type(exc).__name__})"
+        ) from exc
     return {"status": "ok", "database": "ok"}

@@ -5,6 +5,7 @@ PostgreSQL text and JSON cannot store the NUL character, and no driver can encod
 500 on one backend and not on the other. Checked: the path (such a path names nothing: 404), the query string,
 form fields and file names, and every key and string of a JSON body (422 with `fields`).
 """
+
 from __future__ import annotations
 
 from flask import request
@@ -66,6 +67,8 @@ def check_request() -> None:
         if doc is not None:
             fields.update(_json_problems(doc))
     if fields:
-        raise InvalidInput("Dữ liệu chứa ký tự không lưu được (NUL hoặc Unicode lỗi)",
-                           "the request holds characters that cannot be stored (NUL or broken Unicode)",
-                           {"fields": fields})
+        raise InvalidInput(
+            "Dữ liệu chứa ký tự không lưu được (NUL hoặc Unicode lỗi)",
+            "the request holds characters that cannot be stored (NUL or broken Unicode)",
+            {"fields": fields},
+        )

@@ -15,6 +15,7 @@ How one request goes:
 If the process dies between 2 and 3 the record stays pending; after 5 minutes it answers 409 saying the
 outcome is unknown (look at the dossier, then use a new key).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,25 +43,32 @@ def _fingerprint(endpoint: str, payload) -> str:
 def _check_key(key: str) -> str:
     key = key.strip()
     if not key or len(key) > 200 or any(ord(c) < 32 or ord(c) > 126 for c in key):
-        raise InvalidInput("Idempotency-Key phải là 1–200 ký tự ASCII in được",
-                           "Idempotency-Key must be 1–200 printable ASCII characters",
-                           {"fields": {"Idempotency-Key": "1–200 printable ASCII / 1–200 ký tự ASCII"}})
+        raise InvalidInput(
+            "Idempotency-Key phải là 1–200 ký tự ASCII in được",
+            "Idempotency-Key must be 1–200 printable ASCII characters",
+            {"fields": {"Idempotency-Key": "1–200 printable ASCII / 1–200 ký tự ASCII"}},
+        )
     return key
 
 
 def _answer(rec: IdempotencyRecord, endpoint: str, fp: str):
     body = rec.body or {}
     if rec.endpoint != endpoint or body.get("request_sha256") != fp:
-        raise InvalidInput("Idempotency-Key này đã được dùng cho một yêu cầu khác; hãy dùng khóa mới",
-                           "this Idempotency-Key was already used for a different request; use a new key",
-                           {"fields": {"Idempotency-Key": "đã dùng cho yêu cầu khác / used for another request"}})
+        raise InvalidInput(
+            "Idempotency-Key này đã được dùng cho một yêu cầu khác; hãy dùng khóa mới",
+            "this Idempotency-Key was already used for a different request; use a new key",
+            {"fields": {"Idempotency-Key": "đã dùng cho yêu cầu khác / used for another request"}},
+        )
     if rec.status == PENDING:
         if utcnow() - rec.created_at > STUCK:
-            raise Conflict("Không rõ kết quả của yêu cầu trước với khóa này; hãy xem lại hồ sơ rồi dùng khóa mới",
-                           "the outcome of the earlier request with this key is unknown; check the dossier, "
-                           "then use a new key")
-        exc = Conflict("Yêu cầu trước với khóa này đang được xử lý; vui lòng thử lại sau giây lát",
-                       "a request with this key is still being processed; retry in a moment")
+            raise Conflict(
+                "Không rõ kết quả của yêu cầu trước với khóa này; hãy xem lại hồ sơ rồi dùng khóa mới",
+                "the outcome of the earlier request with this key is unknown; check the dossier, then use a new key",
+            )
+        exc = Conflict(
+            "Yêu cầu trước với khóa này đang được xử lý; vui lòng thử lại sau giây lát",
+            "a request with this key is still being processed; retry in a moment",
+        )
         raise exc
     return body.get("response"), rec.status, {"Idempotent-Replayed": "true"}
 
@@ -83,8 +91,16 @@ def run(key: str | None, endpoint: str, payload, status: int, call):
                     rec = None
                 if rec is not None:
                     return _answer(rec, endpoint, fp)
-                s.add(IdempotencyRecord(key=key, username=who, endpoint=endpoint, status=PENDING,
-                                        body={"request_sha256": fp}, created_at=utcnow()))
+                s.add(
+                    IdempotencyRecord(
+                        key=key,
+                        username=who,
+                        endpoint=endpoint,
+                        status=PENDING,
+                        body={"request_sha256": fp},
+                        created_at=utcnow(),
+                    )
+                )
             break
         except IntegrityError:
             continue  # a twin request reserved the key meanwhile: read it on the next turn
@@ -94,10 +110,16 @@ def run(key: str | None, endpoint: str, payload, status: int, call):
         body = call()
     except BaseException:
         with db.uow() as s:
-            s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.key == key, IdempotencyRecord.username == who,
-                                                      IdempotencyRecord.status == PENDING))
+            s.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.key == key, IdempotencyRecord.username == who, IdempotencyRecord.status == PENDING
+                )
+            )
         raise
     with db.uow() as s:
-        s.execute(update(IdempotencyRecord).where(IdempotencyRecord.key == key, IdempotencyRecord.username == who)
-                  .values(status=status, body={"request_sha256": fp, "response": body}))
+        s.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == key, IdempotencyRecord.username == who)
+            .values(status=status, body={"request_sha256": fp, "response": body})
+        )
     return body, status, {}

@@ -7,6 +7,7 @@ Supervisors and admins see every agency (and may filter by one); other staff see
 how late it is (wall-clock and working hours) and who holds it, plus counts by agency and by procedure
 (overdue, and due within the next 24 hours). The rules are in engine/monitor.py and docs/reports.md.
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -17,16 +18,22 @@ from engine import monitor
 
 from .auth import authenticate
 from .common import DateTimeString, PagingArgs, Str, errors
-from .context import actor, services, read_session
+from .context import actor, read_session, services
 
-blp = Blueprint("monitor", __name__, url_prefix="/api/v1/monitor",
-                description="Giám sát hồ sơ quá hạn / overdue monitoring (supervisors; staff: own agency)")
+blp = Blueprint(
+    "monitor",
+    __name__,
+    url_prefix="/api/v1/monitor",
+    description="Giám sát hồ sơ quá hạn / overdue monitoring (supervisors; staff: own agency)",
+)
 blp.before_request(authenticate)
 
 
 class OverdueArgs(PagingArgs):
-    agency = ma.fields.String(validate=validate.Length(min=1, max=64),
-                              metadata={"description": "mã cơ quan / agency id (staff: only their own)"})
+    agency = ma.fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "mã cơ quan / agency id (staff: only their own)"},
+    )
     procedure_code = ma.fields.String(validate=validate.Length(min=1, max=64))
 
 
@@ -41,8 +48,10 @@ class HolderSchema(ma.Schema):
 
 class Lateness(ma.Schema):
     hours_late = ma.fields.Float(required=True, metadata={"description": "giờ trễ (đồng hồ) / wall-clock hours"})
-    working_hours_late = ma.fields.Float(required=True, metadata={
-        "description": "giờ làm việc trễ / working hours late (office hours of the working calendar)"})
+    working_hours_late = ma.fields.Float(
+        required=True,
+        metadata={"description": "giờ làm việc trễ / working hours late (office hours of the working calendar)"},
+    )
 
 
 class OverdueDossierSchema(Lateness):
@@ -58,8 +67,11 @@ class OverdueDossierSchema(Lateness):
     original_due_at = DateTimeString(required=True)
     extended = ma.fields.Boolean(required=True, metadata={"description": "đã hẹn lại / has a new appointment date"})
     supplement_count = ma.fields.Integer(required=True)
-    held_by = ma.fields.List(ma.fields.Nested(HolderSchema), required=True,
-                             metadata={"description": "các bước đang mở / its ready steps and who holds them"})
+    held_by = ma.fields.List(
+        ma.fields.Nested(HolderSchema),
+        required=True,
+        metadata={"description": "các bước đang mở / its ready steps and who holds them"},
+    )
 
 
 class OverdueTaskSchema(Lateness):
@@ -112,17 +124,25 @@ class OverdueSchema(ma.Schema):
 
 
 @blp.route("/overdue", methods=["GET"])
-@blp.doc(summary="Hồ sơ và bước quá hạn / overdue dossiers and steps, the most overdue first",
-         description="Overdue dossiers (open, no result yet, not paused, due time passed) and overdue steps (ready, "
-                     "due time passed, dossier not paused), oldest due time first, one page of each; how late "
-                     "(wall-clock and working hours), who holds them; counts by agency and procedure, overdue and "
-                     "due within 24 hours. Supervisors: every agency; other staff: their own agency only.")
+@blp.doc(
+    summary="Hồ sơ và bước quá hạn / overdue dossiers and steps, the most overdue first",
+    description="Overdue dossiers (open, no result yet, not paused, due time passed) and overdue steps (ready, "
+    "due time passed, dossier not paused), oldest due time first, one page of each; how late "
+    "(wall-clock and working hours), who holds them; counts by agency and procedure, overdue and "
+    "due within 24 hours. Supervisors: every agency; other staff: their own agency only.",
+)
 @blp.arguments(OverdueArgs(), location="query")
 @blp.response(200, OverdueSchema)
 @errors(blp, 401, 403, 422)
 def overdue(args):
     svc = services()
     with read_session() as s:
-        return monitor.overdue(s, actor(), svc.dossiers.calendar(s), agency=args.get("agency"),
-                               procedure_code=args.get("procedure_code"), page=args["page"],
-                               per_page=args["per_page"])
+        return monitor.overdue(
+            s,
+            actor(),
+            svc.dossiers.calendar(s),
+            agency=args.get("agency"),
+            procedure_code=args.get("procedure_code"),
+            page=args["page"],
+            per_page=args["per_page"],
+        )

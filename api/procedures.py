@@ -6,6 +6,7 @@ repeated) is a form file deployed with it, named by its file name. 201 when a ne
 its BPMN element), 413 when the BPMN is larger than `settings.max_bpmn_bytes` (or the whole request larger
 than `settings.max_upload_bytes`).
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -20,12 +21,16 @@ from engine.queries import MAX_PER_PAGE_CATALOGUE
 
 from .auth import authenticate
 from .common import DateTimeString, PageSchema, Str, errors
-from .context import actor, services, read_session
+from .context import actor, read_session, services
 from .errors import ProblemItemSchema
 from .schemas import FormSchema
 
-blp = Blueprint("procedures", __name__, url_prefix="/api/v1/procedures",
-                description="Thủ tục hành chính / procedures: danh mục, chi tiết, sơ đồ BPMN, triển khai")
+blp = Blueprint(
+    "procedures",
+    __name__,
+    url_prefix="/api/v1/procedures",
+    description="Thủ tục hành chính / procedures: danh mục, chi tiết, sơ đồ BPMN, triển khai",
+)
 blp.before_request(authenticate)
 
 
@@ -81,12 +86,17 @@ class DeployResultSchema(ma.Schema):
 
 
 class ProcedureListArgs(ma.Schema):
-    q = ma.fields.String(validate=validate.Length(min=1, max=100),
-                         metadata={"description": "đầu mã hoặc một phần tên / code prefix or part of the name"})
+    q = ma.fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "đầu mã hoặc một phần tên / code prefix or part of the name"},
+    )
     agency = ma.fields.String(validate=validate.Length(min=1, max=64))
     page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PER_PAGE_CATALOGUE),
-                                 metadata={"description": f"tối đa / at most {MAX_PER_PAGE_CATALOGUE}"})
+    per_page = ma.fields.Integer(
+        load_default=100,
+        validate=validate.Range(min=1, max=MAX_PER_PAGE_CATALOGUE),
+        metadata={"description": f"tối đa / at most {MAX_PER_PAGE_CATALOGUE}"},
+    )
 
 
 @blp.route("", methods=["GET"])
@@ -96,21 +106,29 @@ class ProcedureListArgs(ma.Schema):
 @errors(blp, 401, 422)
 def catalogue(args):
     with read_session() as s:
-        return queries.list_procedures(s, actor(), args.get("q"), args.get("agency"), args["page"],
-                                       args["per_page"]).to_dict()
+        return queries.list_procedures(
+            s, actor(), args.get("q"), args.get("agency"), args["page"], args["per_page"]
+        ).to_dict()
 
 
 UPLOAD_DOC = {
     "required": True,
-    "content": {"multipart/form-data": {"schema": {
-        "type": "object",
-        "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary", "description": "tệp .bpmn / the BPMN file"},
-            "forms": {"type": "array", "items": {"type": "string", "format": "binary"},
-                      "description": "tệp biểu mẫu đi kèm (.json) / form files deployed with it"},
-        },
-    }}},
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "tệp .bpmn / the BPMN file"},
+                    "forms": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "tệp biểu mẫu đi kèm (.json) / form files deployed with it",
+                    },
+                },
+            }
+        }
+    },
 }
 
 
@@ -120,8 +138,12 @@ def _read(storage) -> bytes:
 
 @blp.route("", methods=["POST"])
 @blp.doc(summary="Triển khai thủ tục / deploy a procedure (analyst, admin)", requestBody=UPLOAD_DOC)
-@blp.alt_response(200, schema=DeployResultSchema, success=True,
-                  description="Nội dung này đã được triển khai / identical content already deployed")
+@blp.alt_response(
+    200,
+    schema=DeployResultSchema,
+    success=True,
+    description="Nội dung này đã được triển khai / identical content already deployed",
+)
 @blp.response(201, DeployResultSchema, description="Phiên bản mới / a new version was deployed")
 @errors(blp, 401, 403, 413, 422)
 def upload():
@@ -130,9 +152,11 @@ def upload():
     files = request.files
     main = files.get("file")
     if main is None or not main.filename:
-        raise InvalidInput("Cần tệp BPMN trong trường 'file' (multipart/form-data)",
-                           "a BPMN file is required in the 'file' field (multipart/form-data)",
-                           {"fields": {"file": "Thiếu tệp / Missing file"}})
+        raise InvalidInput(
+            "Cần tệp BPMN trong trường 'file' (multipart/form-data)",
+            "a BPMN file is required in the 'file' field (multipart/form-data)",
+            {"fields": {"file": "Thiếu tệp / Missing file"}},
+        )
     limit = svc.settings.max_bpmn_bytes
     content = main.stream.read(limit + 1)
     if len(content) > limit:
@@ -147,8 +171,13 @@ def upload():
     loaded = load_procedure(content, filename, forms, max_bytes=limit)
     with svc.db.uow() as s:
         result = deploy(s, loaded, a.username)
-    body = {"code": result.code, "version": result.version, "created": result.created, "name": loaded.name,
-            "warnings": result.warnings or []}
+    body = {
+        "code": result.code,
+        "version": result.version,
+        "created": result.created,
+        "name": loaded.name,
+        "warnings": result.warnings or [],
+    }
     return body, 201 if result.created else 200
 
 
@@ -162,9 +191,10 @@ def details(code):
 
 
 @blp.route("/<code>/diagram", methods=["GET"])
-@blp.doc(summary="Sơ đồ BPMN / the BPMN XML of the current version",
-         responses={"200": {"description": "BPMN 2.0 XML",
-                            "content": {"application/xml": {"schema": {"type": "string"}}}}})
+@blp.doc(
+    summary="Sơ đồ BPMN / the BPMN XML of the current version",
+    responses={"200": {"description": "BPMN 2.0 XML", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+)
 @errors(blp, 401, 404)
 def diagram(code):
     with read_session() as s:

@@ -2,6 +2,7 @@
 when `id_number` matches theirs. One 404 for every unknown code. Rate-limited per client IP (30 lookups a
 minute by default, in process) against enumeration of codes and guessing of identity numbers.
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -12,17 +13,20 @@ from marshmallow import validate
 from engine import queries
 
 from .common import DateTimeString, errors
-from .context import services, read_session
+from .context import read_session, services
 from .ratelimit import TooManyRequests
 from .schemas import STATUSES, ApplicantSchema
 
-blp = Blueprint("public", __name__, url_prefix="/api/v1/public",
-                description="Tra cứu công khai / public lookup (no login)")
+blp = Blueprint(
+    "public", __name__, url_prefix="/api/v1/public", description="Tra cứu công khai / public lookup (no login)"
+)
 
 
 class LookupArgs(ma.Schema):
-    id_number = ma.fields.String(validate=validate.Length(min=1, max=32),
-                                 metadata={"description": "số giấy tờ của người nộp / the applicant's id number"})
+    id_number = ma.fields.String(
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "số giấy tờ của người nộp / the applicant's id number"},
+    )
 
 
 class StepSchema(ma.Schema):
@@ -48,8 +52,9 @@ class PublicDossierSchema(ma.Schema):
     finished = ma.fields.Boolean(required=True)
     steps = ma.fields.List(ma.fields.Nested(StepSchema), required=True)
     identity_verified = ma.fields.Boolean(required=True, metadata={"description": "id_number matched"})
-    applicant = ma.fields.Nested(ApplicantSchema, allow_none=True, required=True,
-                                 metadata={"description": "only when id_number matches"})
+    applicant = ma.fields.Nested(
+        ApplicantSchema, allow_none=True, required=True, metadata={"description": "only when id_number matches"}
+    )
     data = ma.fields.Dict(keys=ma.fields.String(), metadata={"description": "only when id_number matches"})
 
 

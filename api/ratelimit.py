@@ -6,6 +6,7 @@ Used by POST /auth/token (failed attempts per username + client IP) and GET /pub
 one counts on its own, so the effective limit is multiplied by their number. Memory is bounded: at most
 `max_keys` keys are tracked, the stalest dropped first.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,10 @@ class TooManyRequests(MotcuaError):
     code = "too_many_requests"
 
     def __init__(self, retry_after: int, message_vi: str | None = None, message_en: str | None = None):
-        super().__init__(message_vi or f"Quá nhiều yêu cầu; vui lòng thử lại sau {retry_after} giây",
-                         message_en or f"too many requests; retry in {retry_after} s")
+        super().__init__(
+            message_vi or f"Quá nhiều yêu cầu; vui lòng thử lại sau {retry_after} giây",
+            message_en or f"too many requests; retry in {retry_after} s",
+        )
         self.retry_after = retry_after
 
 

@@ -7,6 +7,7 @@ longer period is a 422 whose `fields` names `from` or `to`. `format=csv` (UTF-8 
 `format=xlsx` answer a file with Vietnamese headers. Every figure is defined in engine/reports.py and
 docs/reports.md.
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -19,22 +20,29 @@ from engine.errors import PermissionDenied
 
 from .auth import authenticate
 from .common import DateTimeString, Str, errors
-from .context import actor, services, read_session
+from .context import actor, read_session, services
 
-blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
-                description="Báo cáo định kỳ / periodic report (supervisors)")
+blp = Blueprint(
+    "reports", __name__, url_prefix="/api/v1/reports", description="Báo cáo định kỳ / periodic report (supervisors)"
+)
 blp.before_request(authenticate)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class SummaryArgs(ma.Schema):
-    date_from = ma.fields.String(required=True, data_key="from", validate=validate.Length(max=40),
-                                 metadata={"description": "ngày đầu kỳ / first day, YYYY-MM-DD (UTC+7)",
-                                           "example": "2026-03-01"})
-    date_to = ma.fields.String(required=True, data_key="to", validate=validate.Length(max=40),
-                               metadata={"description": "ngày cuối kỳ / last day, YYYY-MM-DD (UTC+7), included",
-                                         "example": "2026-03-31"})
+    date_from = ma.fields.String(
+        required=True,
+        data_key="from",
+        validate=validate.Length(max=40),
+        metadata={"description": "ngày đầu kỳ / first day, YYYY-MM-DD (UTC+7)", "example": "2026-03-01"},
+    )
+    date_to = ma.fields.String(
+        required=True,
+        data_key="to",
+        validate=validate.Length(max=40),
+        metadata={"description": "ngày cuối kỳ / last day, YYYY-MM-DD (UTC+7), included", "example": "2026-03-31"},
+    )
     agency = ma.fields.String(validate=validate.Length(min=1, max=64))
     procedure_code = ma.fields.String(validate=validate.Length(min=1, max=64))
     format = ma.fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "xlsx"]))
@@ -70,10 +78,16 @@ class FiguresSchema(ma.Schema):
     stopped = ma.fields.Integer(required=True)
     withdrawn = ma.fields.Integer(required=True)
     returned = ma.fields.Integer(required=True)
-    on_time_rate = ma.fields.Float(required=True, allow_none=True, metadata={
-        "description": "% (early + on time + in process within) / (completed + in process); null if none"})
-    avg_processing_hours = ma.fields.Float(required=True, allow_none=True, metadata={
-        "description": "giờ làm việc trung bình / mean working hours to the result, paused time excluded"})
+    on_time_rate = ma.fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "% (early + on time + in process within) / (completed + in process); null if none"},
+    )
+    avg_processing_hours = ma.fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "giờ làm việc trung bình / mean working hours to the result, paused time excluded"},
+    )
 
 
 class RowSchema(FiguresSchema):
@@ -94,16 +108,23 @@ class SummarySchema(ma.Schema):
 
 
 @blp.route("/summary", methods=["GET"])
-@blp.doc(summary="Báo cáo tình hình giải quyết hồ sơ / the period report (supervisor)",
-         description="Per agency and procedure: received (online / in person / postal), carried over, completed "
-                     "early / on time / late, in process within / past the deadline at the period's end, supplement "
-                     "requested, refused, stopped, withdrawn, returned, on-time rate (Decision 766) and mean "
-                     "processing time in working hours; with totals. `format=csv|xlsx` for a file.",
-         responses={"200": {"description": "the report (JSON), or a CSV / XLSX file with `format`", "content": {
-             "application/json": {"schema": SummarySchema},
-             "text/csv": {"schema": {"type": "string"}},
-             XLSX: {"schema": {"type": "string", "format": "binary"}},
-         }}})
+@blp.doc(
+    summary="Báo cáo tình hình giải quyết hồ sơ / the period report (supervisor)",
+    description="Per agency and procedure: received (online / in person / postal), carried over, completed "
+    "early / on time / late, in process within / past the deadline at the period's end, supplement "
+    "requested, refused, stopped, withdrawn, returned, on-time rate (Decision 766) and mean "
+    "processing time in working hours; with totals. `format=csv|xlsx` for a file.",
+    responses={
+        "200": {
+            "description": "the report (JSON), or a CSV / XLSX file with `format`",
+            "content": {
+                "application/json": {"schema": SummarySchema},
+                "text/csv": {"schema": {"type": "string"}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 @blp.arguments(SummaryArgs(), location="query")
 @blp.response(200, SummarySchema)
 @errors(blp, 401, 403, 422)
@@ -113,8 +134,14 @@ def summary(args):
         raise PermissionDenied("Chỉ lãnh đạo giám sát mới xem được báo cáo", "only supervisors may read the report")
     svc = services()
     with read_session() as s:
-        report = reports.summary(s, args["date_from"], args["date_to"], agency=args.get("agency"),
-                                 procedure_code=args.get("procedure_code"), calendar=svc.dossiers.calendar(s))
+        report = reports.summary(
+            s,
+            args["date_from"],
+            args["date_to"],
+            agency=args.get("agency"),
+            procedure_code=args.get("procedure_code"),
+            calendar=svc.dossiers.calendar(s),
+        )
     fmt = args["format"]
     if fmt == "json":
         report["date_from"], report["date_to"] = report.pop("from"), report.pop("to")

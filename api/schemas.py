@@ -3,6 +3,7 @@
 Response schemas mirror the views of engine/dossiers.py and engine/queries.py; times are strings already in
 ISO 8601 at UTC+7 (format date-time). Request bodies refuse unknown fields (additionalProperties: false).
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -17,6 +18,7 @@ CHANNEL_NAMES = {"in_person": 1, "online": 2, "postal": 3}
 
 
 # -- tasks ---------------------------------------------------------------------------------------------------
+
 
 class TaskSchema(ma.Schema):
     id = ma.fields.String(required=True)
@@ -42,6 +44,7 @@ class TaskPageSchema(PageSchema):
 
 
 # -- dossiers ------------------------------------------------------------------------------------------------
+
 
 class ApplicantSchema(ma.Schema):
     name = ma.fields.String(required=True)
@@ -88,8 +91,9 @@ class DossierSchema(_StatusFields):
     supplement_count = ma.fields.Integer()
     paused = ma.fields.Boolean()
     extended = ma.fields.Boolean()
-    tasks = ma.fields.List(ma.fields.Nested(TaskSchema), required=True,
-                           metadata={"description": "các bước đang mở / open tasks"})
+    tasks = ma.fields.List(
+        ma.fields.Nested(TaskSchema), required=True, metadata={"description": "các bước đang mở / open tasks"}
+    )
     version = ma.fields.Integer(required=True, metadata={"description": "for If-Match / `version` on completion"})
     timeline = ma.fields.List(ma.fields.Nested(EventSchema))
 
@@ -119,8 +123,9 @@ class HistorySchema(ma.Schema):
 class ChannelField(ma.fields.Field):
     """1 in person, 2 online, 3 postal (or the names in_person, online, postal)."""
 
-    default_error_messages = {"invalid": "Kênh nộp: 1, 2, 3, in_person, online, postal / channel: 1, 2, 3, "
-                                         "in_person, online, postal"}
+    default_error_messages = {
+        "invalid": "Kênh nộp: 1, 2, 3, in_person, online, postal / channel: 1, 2, 3, in_person, online, postal"
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
@@ -134,41 +139,61 @@ class ChannelField(ma.fields.Field):
 
 class ApplicantInSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
-    id_number = ma.fields.String(allow_none=True, validate=validate.Length(max=32),
-                                 metadata={"description": "số CCCD/CMND/hộ chiếu; dùng để tra cứu công khai"})
+    id_number = ma.fields.String(
+        allow_none=True,
+        validate=validate.Length(max=32),
+        metadata={"description": "số CCCD/CMND/hộ chiếu; dùng để tra cứu công khai"},
+    )
     phone = ma.fields.String(allow_none=True, validate=validate.Length(max=32))
     email = ma.fields.String(allow_none=True, validate=validate.Length(max=200))
 
 
 class NewDossierSchema(ma.Schema):
-    procedure_code = ma.fields.String(required=True, validate=validate.Length(min=1, max=64),
-                                      metadata={"example": "1.001193"})
+    procedure_code = ma.fields.String(
+        required=True, validate=validate.Length(min=1, max=64), metadata={"example": "1.001193"}
+    )
     applicant = ma.fields.Nested(ApplicantInSchema, required=True)
-    channel = ChannelField(load_default=1, metadata={
-        "oneOf": [{"type": "integer", "enum": [1, 2, 3]}, {"type": "string", "enum": list(CHANNEL_NAMES)}],
-        "description": "1 trực tiếp / in person, 2 trực tuyến / online, 3 bưu chính / postal"})
-    data = ma.fields.Dict(keys=ma.fields.String(), load_default=dict,
-                          metadata={"description": "dữ liệu biểu mẫu tiếp nhận / intake data"})
-    received_at = ma.fields.AwareDateTime(allow_none=True, metadata={
-        "description": "chỉ quản trị viên: ngày tiếp nhận thực tế khi chuyển từ hệ thống cũ / admin only"})
-    agency = ma.fields.String(allow_none=True, validate=validate.Length(min=1, max=64),
-                              metadata={"description": "chỉ quản trị viên / admin only"})
+    channel = ChannelField(
+        load_default=1,
+        metadata={
+            "oneOf": [{"type": "integer", "enum": [1, 2, 3]}, {"type": "string", "enum": list(CHANNEL_NAMES)}],
+            "description": "1 trực tiếp / in person, 2 trực tuyến / online, 3 bưu chính / postal",
+        },
+    )
+    data = ma.fields.Dict(
+        keys=ma.fields.String(), load_default=dict, metadata={"description": "dữ liệu biểu mẫu tiếp nhận / intake data"}
+    )
+    received_at = ma.fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "chỉ quản trị viên: ngày tiếp nhận thực tế khi chuyển từ hệ thống cũ / admin only"},
+    )
+    agency = ma.fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "chỉ quản trị viên / admin only"},
+    )
 
 
 class DossierListArgs(ma.Schema):
-    status = ma.fields.List(ma.fields.String(validate=validate.OneOf(STATUSES)),
-                            metadata={"description": "lặp lại để chọn nhiều / repeat for several"})
+    status = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(STATUSES)),
+        metadata={"description": "lặp lại để chọn nhiều / repeat for several"},
+    )
     overdue = ma.fields.Boolean()
     due_before = ma.fields.AwareDateTime(metadata={"description": "hạn trước thời điểm này / due before"})
     procedure_code = ma.fields.String(validate=validate.Length(min=1, max=64))
     agency = ma.fields.String(validate=validate.Length(min=1, max=64))
-    q = ma.fields.String(validate=validate.Length(min=1, max=100),
-                         metadata={"description": "đầu mã hồ sơ hoặc tên người nộp / code prefix or applicant name"})
-    sort = ma.fields.String(load_default="-received_at",
-                            validate=validate.OneOf(["-received_at", "received_at", "due_at", "-due_at"]))
+    q = ma.fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "đầu mã hồ sơ hoặc tên người nộp / code prefix or applicant name"},
+    )
+    sort = ma.fields.String(
+        load_default="-received_at", validate=validate.OneOf(["-received_at", "received_at", "due_at", "-due_at"])
+    )
 
 
 # -- task detail -----------------------------------------------------------------------------------------------
+
 
 class FormSchema(ma.Schema):
     key = ma.fields.String(required=True)
@@ -179,10 +204,17 @@ class FormSchema(ma.Schema):
 
 class TaskDetailSchema(ma.Schema):
     task = ma.fields.Nested(TaskSchema, required=True)
-    form = ma.fields.Nested(FormSchema, allow_none=True, required=True,
-                            metadata={"description": "null: the task completes with free JSON data"})
-    values = ma.fields.Dict(keys=ma.fields.String(), required=True,
-                            metadata={"description": "giá trị hiện có, lấy từ dữ liệu hồ sơ / current values"})
+    form = ma.fields.Nested(
+        FormSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "null: the task completes with free JSON data"},
+    )
+    values = ma.fields.Dict(
+        keys=ma.fields.String(),
+        required=True,
+        metadata={"description": "giá trị hiện có, lấy từ dữ liệu hồ sơ / current values"},
+    )
     can_work = ma.fields.Boolean(required=True, metadata={"description": "the caller may claim/complete it"})
     dossier = ma.fields.Nested(DossierSummarySchema, required=True)
 
@@ -196,17 +228,27 @@ class TaskListArgs(ma.Schema):
 
 class CompleteSchema(ma.Schema):
     data = ma.fields.Dict(keys=ma.fields.String(), load_default=dict)
-    version = ma.fields.Integer(allow_none=True, validate=validate.Range(min=1),
-                                metadata={"description": "phiên bản hồ sơ đã đọc; 409 nếu đã thay đổi / "
-                                                         "the dossier version read; 409 if it changed"})
+    version = ma.fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "phiên bản hồ sơ đã đọc; 409 nếu đã thay đổi / the dossier version read; 409 if it changed"
+        },
+    )
 
 
 class CompleteHeaders(ma.Schema):
-    if_match = ma.fields.String(data_key="If-Match", validate=validate.Length(min=1, max=40), metadata={
-        "description": "phiên bản hồ sơ, ví dụ \"3\" / the dossier version, e.g. \"3\""})
+    if_match = ma.fields.String(
+        data_key="If-Match",
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": 'phiên bản hồ sơ, ví dụ "3" / the dossier version, e.g. "3"'},
+    )
     idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=200))
 
 
 class IdempotencyHeaders(ma.Schema):
-    idempotency_key = ma.fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=200),
-                                       metadata={"description": "retry-safe key: a retry returns the first result"})
+    idempotency_key = ma.fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "retry-safe key: a retry returns the first result"},
+    )

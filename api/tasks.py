@@ -4,6 +4,7 @@ Completion answers with the dossier's new state, its next open tasks included. C
 is already completed, someone else holds it, or the dossier changed since the caller read it (`version` in
 the body or `If-Match: "<version>"`). Form errors are 422 with one message per field.
 """
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint
@@ -14,11 +15,23 @@ from engine.errors import InvalidInput
 from . import idempotency
 from .auth import authenticate
 from .common import PagingArgs, errors
-from .context import actor, services, read_session
-from .schemas import CompleteHeaders, CompleteSchema, DossierSchema, TaskDetailSchema, TaskListArgs, TaskPageSchema, TaskSchema
+from .context import actor, read_session, services
+from .schemas import (
+    CompleteHeaders,
+    CompleteSchema,
+    DossierSchema,
+    TaskDetailSchema,
+    TaskListArgs,
+    TaskPageSchema,
+    TaskSchema,
+)
 
-blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks",
-                description="Hộp việc / task inbox: nhận, trả lại, hoàn thành bước xử lý")
+blp = Blueprint(
+    "tasks",
+    __name__,
+    url_prefix="/api/v1/tasks",
+    description="Hộp việc / task inbox: nhận, trả lại, hoàn thành bước xử lý",
+)
 blp.before_request(authenticate)
 
 
@@ -27,18 +40,27 @@ class TaskListQuery(TaskListArgs, PagingArgs):
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(summary="Hộp việc / inbox: ready tasks I may work on",
-         description="Ready tasks of the caller's agency with one of the caller's roles, or assigned to / held by "
-                     "the caller; supervisors and admins see every agency. `mine=true`: only those I hold or am "
-                     "assigned. Most urgent first (due time, then age).")
+@blp.doc(
+    summary="Hộp việc / inbox: ready tasks I may work on",
+    description="Ready tasks of the caller's agency with one of the caller's roles, or assigned to / held by "
+    "the caller; supervisors and admins see every agency. `mine=true`: only those I hold or am "
+    "assigned. Most urgent first (due time, then age).",
+)
 @blp.arguments(TaskListQuery(), location="query")
 @blp.response(200, TaskPageSchema)
 @errors(blp, 401, 403, 422)
 def inbox(args):
     with read_session() as s:
-        return queries.list_tasks(s, actor(), mine=args["mine"], role=args.get("role"), overdue=args.get("overdue"),
-                                  page=args["page"], per_page=args["per_page"],
-                                  procedure_code=args.get("procedure_code")).to_dict()
+        return queries.list_tasks(
+            s,
+            actor(),
+            mine=args["mine"],
+            role=args.get("role"),
+            overdue=args.get("overdue"),
+            page=args["page"],
+            per_page=args["per_page"],
+            procedure_code=args.get("procedure_code"),
+        ).to_dict()
 
 
 @blp.route("/<task_id>", methods=["GET"])
@@ -76,21 +98,26 @@ def _version(body: dict, headers: dict) -> int | None:
             text = text[2:]
         text = text.strip('"')
         if not text.isdigit() or len(text) > 12:
-            raise InvalidInput("If-Match phải là số phiên bản của hồ sơ, ví dụ \"3\"",
-                               "If-Match must be the dossier's version number, e.g. \"3\"",
-                               {"fields": {"If-Match": "\"<version>\""}})
+            raise InvalidInput(
+                'If-Match phải là số phiên bản của hồ sơ, ví dụ "3"',
+                'If-Match must be the dossier\'s version number, e.g. "3"',
+                {"fields": {"If-Match": '"<version>"'}},
+            )
         if version is not None and int(text) != version:
-            raise InvalidInput("If-Match và version khác nhau", "If-Match and version disagree",
-                               {"fields": {"version": "≠ If-Match"}})
+            raise InvalidInput(
+                "If-Match và version khác nhau", "If-Match and version disagree", {"fields": {"version": "≠ If-Match"}}
+            )
         version = int(text)
     return version
 
 
 @blp.route("/<task_id>/complete", methods=["POST"])
-@blp.doc(summary="Hoàn thành bước / complete a task with its data",
-         description="200 with the dossier's new state and next open tasks. 409: already completed, held by "
-                     "someone else, or the dossier changed (`version` / `If-Match`). 422: the form rejects "
-                     "the data (`fields`). Send `Idempotency-Key` to make retries safe.")
+@blp.doc(
+    summary="Hoàn thành bước / complete a task with its data",
+    description="200 with the dossier's new state and next open tasks. 409: already completed, held by "
+    "someone else, or the dossier changed (`version` / `If-Match`). 422: the form rejects "
+    "the data (`fields`). Send `Idempotency-Key` to make retries safe.",
+)
 @blp.arguments(CompleteHeaders(), location="headers")
 @blp.arguments(CompleteSchema(), required=False)
 @blp.response(200, DossierSchema)
@@ -102,5 +129,10 @@ def complete(headers, body, task_id):
     def call():
         return svc.dossiers.complete_task(a, task_id, body.get("data") or {}, expected_version=version)
 
-    return idempotency.run(headers.get("idempotency_key"), f"POST /api/v1/tasks/{task_id}/complete",
-                           {"data": body.get("data") or {}, "version": version}, 200, call)
+    return idempotency.run(
+        headers.get("idempotency_key"),
+        f"POST /api/v1/tasks/{task_id}/complete",
+        {"data": body.get("data") or {}, "version": version},
+        200,
+        call,
+    )

@@ -10,6 +10,7 @@ of one completion (request sent to answer read, as the client sees it), and the 
 
     .venv/bin/python bench/bench_api.py [N=200] [ROUNDS=3]
 """
+
 from __future__ import annotations
 
 import http.client
@@ -62,8 +63,13 @@ def prepare(tmp: Path) -> dict:
         add_user(s, USER, PASSWORD, ["receiver", "specialist"], AGENCY, "Bench")
     db.dispose()
     Settings(var_dir=tmp / "var", database_url=url)  # creates var/
-    return {**os.environ, "DATABASE_URL": url, "MOTCUA_VAR": str(tmp / "var"),
-            "MOTCUA_SECRET_KEY": secrets.token_hex(32), "REDIS_URL": ""}
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MOTCUA_VAR": str(tmp / "var"),
+        "MOTCUA_SECRET_KEY": secrets.token_hex(32),
+        "REDIS_URL": "",
+    }
 
 
 class Client:
@@ -92,8 +98,9 @@ def drive(client: Client, n: int, starts: list[float] | None = None) -> tuple[fl
     t0 = time.perf_counter()
     for _ in range(n):
         t1 = time.perf_counter()
-        status, d = client.post("/api/v1/dossiers", {"procedure_code": "9.000001",
-                                                     "applicant": {"name": "Nguyễn Văn A"}, "channel": 1})
+        status, d = client.post(
+            "/api/v1/dossiers", {"procedure_code": "9.000001", "applicant": {"name": "Nguyễn Văn A"}, "channel": 1}
+        )
         starts.append(time.perf_counter() - t1)
         assert status == 201, d
         while d["tasks"]:
@@ -114,8 +121,13 @@ def main() -> None:
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-api-"))
     env = prepare(tmp)
-    server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve"], env=env, cwd=str(ROOT),
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve"],
+        env=env,
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = int(server.stdout.readline())
         client = Client(port)
@@ -133,18 +145,28 @@ def main() -> None:
         server.wait(10)
     med = statistics.median
     raw_ms = 1000 / med(raw_rates)
-    print(f"dossiers: {n} per round, {rounds} rounds, 4 user-task completions each; one HTTP/1.1 keep-alive client; "
-          f"server: waitress (4 threads) + SQLite (file, WAL) in {tmp}")
-    print(f"raw SpiffWorkflow (in process, default serializer, no database): {med(raw_rates):8.0f} completions/s "
-          f"= {raw_ms:.2f} ms per completion")
-    print(f"motcua over HTTP (auth, validation, one transaction + audit event, JSON answer with the next tasks): "
-          f"{med(api_rates):8.0f} completions/s (median of rounds, dossier creation included)")
-    print(f"completion latency over HTTP: median {med(lat) * 1000:.2f} ms, p99 {p99(lat) * 1000:.2f} ms "
-          f"({len(lat)} completions); dossier creation: median {med(starts) * 1000:.2f} ms, "
-          f"p99 {p99(starts) * 1000:.2f} ms")
-    print(f"ratio API / raw engine: throughput {med(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}); "
-          f"median latency {med(lat) * 1000 / raw_ms:.2f}x, p99 latency {p99(lat) * 1000 / raw_ms:.2f}x "
-          f"the raw engine's time per completion")
+    print(
+        f"dossiers: {n} per round, {rounds} rounds, 4 user-task completions each; one HTTP/1.1 keep-alive client; "
+        f"server: waitress (4 threads) + SQLite (file, WAL) in {tmp}"
+    )
+    print(
+        f"raw SpiffWorkflow (in process, default serializer, no database): {med(raw_rates):8.0f} completions/s "
+        f"= {raw_ms:.2f} ms per completion"
+    )
+    print(
+        f"motcua over HTTP (auth, validation, one transaction + audit event, JSON answer with the next tasks): "
+        f"{med(api_rates):8.0f} completions/s (median of rounds, dossier creation included)"
+    )
+    print(
+        f"completion latency over HTTP: median {med(lat) * 1000:.2f} ms, p99 {p99(lat) * 1000:.2f} ms "
+        f"({len(lat)} completions); dossier creation: median {med(starts) * 1000:.2f} ms, "
+        f"p99 {p99(starts) * 1000:.2f} ms"
+    )
+    print(
+        f"ratio API / raw engine: throughput {med(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}); "
+        f"median latency {med(lat) * 1000 / raw_ms:.2f}x, p99 latency {p99(lat) * 1000 / raw_ms:.2f}x "
+        f"the raw engine's time per completion"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Receipt times are random instants (office hours, nights, weekends, holidays), de
 working days, working hours and calendar days, half of them with a 15:00 cut-off. The calendar is
 warmed once (holidays.VN for the years used) before timing, as it is in a running server.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,8 +18,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.calendar import VN_TZ, WorkCalendar, parse_deadline  # noqa: E402
 
-DEADLINES = ["1 working day", "3 working days", "7 working days", "15 ngày làm việc", "8 giờ làm việc",
-             "4 working hours", "0.5 working days", "30 days", "10 ngày", "0 days", "45 working days"]
+DEADLINES = [
+    "1 working day",
+    "3 working days",
+    "7 working days",
+    "15 ngày làm việc",
+    "8 giờ làm việc",
+    "4 working hours",
+    "0.5 working days",
+    "30 days",
+    "10 ngày",
+    "0 days",
+    "45 working days",
+]
 
 
 def main(count: int = 100_000) -> None:
@@ -26,8 +38,7 @@ def main(count: int = 100_000) -> None:
     first = datetime(2025, 1, 1, tzinfo=VN_TZ)
     span_minutes = 3 * 365 * 24 * 60
     cases = [
-        (first + timedelta(minutes=rng.randrange(span_minutes)), rng.choice(DEADLINES),
-         rng.choice((None, "15:00")))
+        (first + timedelta(minutes=rng.randrange(span_minutes)), rng.choice(DEADLINES), rng.choice((None, "15:00")))
         for _ in range(count)
     ]
     cal = WorkCalendar()

@@ -4,6 +4,7 @@ measured in the same run. Prints both rates, their ratio, and the stored state p
 
     .venv/bin/python bench/bench_engine.py [N]
 """
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select  # noqa: E402
 from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser  # noqa: E402
 from SpiffWorkflow.util.task import TaskState  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from engine.auth import Actor  # noqa: E402
 from engine.config import Settings  # noqa: E402
@@ -85,7 +86,9 @@ def service_layer(n: int, url: str | None, warm_cache: bool = True) -> tuple[flo
     rate = completions / (time.perf_counter() - t0)
     with db.read() as s:
         state_bytes = s.scalar(select(func.avg(func.length(WorkflowState.state))))
-        counts = {m.__tablename__: s.scalar(select(func.count()).select_from(m)) for m in (Dossier, Task, TaskRole, Event)}
+        counts = {
+            m.__tablename__: s.scalar(select(func.count()).select_from(m)) for m in (Dossier, Task, TaskRole, Event)
+        }
     db.dispose()
     return rate, statistics.median(latencies) * 1000, {"state_bytes": float(state_bytes), **counts}
 
@@ -104,17 +107,26 @@ def main() -> None:
         raws.append(raw_rate), ours.append(rate), ratios.append(rate / raw_rate), medians.append(median_ms)
         cold_ratios.append(cold_rate / raw_rate)
     med = statistics.median
-    print(f"dossiers: {n} per round, {rounds} rounds, 4 user-task completions each; "
-          f"store: {url or 'SQLite (file, WAL)'}")
-    print(f"raw SpiffWorkflow (default serializer, spec in every state, no database): {med(raws):8.0f} completions/s "
-          f"(median), {raw_size / 1024:.1f} KB state per finished dossier")
-    print(f"motcua service layer (persisted, one transaction + audit event per step):  {med(ours):8.0f} completions/s "
-          f"(median, start included), median completion {med(medians):.2f} ms")
+    print(
+        f"dossiers: {n} per round, {rounds} rounds, 4 user-task completions each; store: {url or 'SQLite (file, WAL)'}"
+    )
+    print(
+        f"raw SpiffWorkflow (default serializer, spec in every state, no database): {med(raws):8.0f} completions/s "
+        f"(median), {raw_size / 1024:.1f} KB state per finished dossier"
+    )
+    print(
+        f"motcua service layer (persisted, one transaction + audit event per step):  {med(ours):8.0f} completions/s "
+        f"(median, start included), median completion {med(medians):.2f} ms"
+    )
     print(f"ratio motcua / raw: median {med(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})")
-    print(f"ratio without the live-workflow cache (every step restores from the database): median "
-          f"{med(cold_ratios):.2f}x (min {min(cold_ratios):.2f}, max {max(cold_ratios):.2f})")
-    print(f"stored workflow state per finished dossier: {info['state_bytes'] / 1024:.2f} KB "
-          f"(zlib JSON, spec stored once per procedure version)")
+    print(
+        f"ratio without the live-workflow cache (every step restores from the database): median "
+        f"{med(cold_ratios):.2f}x (min {min(cold_ratios):.2f}, max {max(cold_ratios):.2f})"
+    )
+    print(
+        f"stored workflow state per finished dossier: {info['state_bytes'] / 1024:.2f} KB "
+        f"(zlib JSON, spec stored once per procedure version)"
+    )
     print(f"rows: {info}")
 
 

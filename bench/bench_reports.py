@@ -12,6 +12,7 @@ receipt, and an older month is measured too (more dossiers closed after it, so a
 Each line gives wall-clock p50/p95/max and, in brackets, the CPU time of this process (on SQLite that is
 the query's own cost, whatever else the machine is doing; on PostgreSQL the server's share is not in it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,10 @@ def line(name, ms, target=None):
     verdict = ""
     if target is not None:
         verdict = f"  target < {target:,.0f} ms: {'OK' if p95(ms) < target else 'MISSED'}"
-    print(f"  {name:<52} p50 {statistics.median(ms):8.1f} ms  p95 {p95(ms):8.1f} ms  max {max(ms):8.1f} ms"
-          f"  (cpu here p50 {statistics.median(ms.cpu):7.1f} ms){verdict}")
+    print(
+        f"  {name:<52} p50 {statistics.median(ms):8.1f} ms  p95 {p95(ms):8.1f} ms  max {max(ms):8.1f} ms"
+        f"  (cpu here p50 {statistics.median(ms.cpu):7.1f} ms){verdict}"
+    )
     return p95(ms) < target if target is not None else True
 
 
@@ -76,7 +79,9 @@ def month_before(d: date) -> tuple[date, date]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", default=os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bench' / 'reports.db'}")
+    ap.add_argument(
+        "--url", default=os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bench' / 'reports.db'}"
+    )
     ap.add_argument("--runs", type=int, default=100)
     args = ap.parse_args(argv)
     db = Database(args.url)
@@ -91,9 +96,11 @@ def main(argv=None):
     if not n:
         sys.exit("no dossiers: run bench/generate.py first")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{db.engine.url.render_as_string(hide_password=True)}: {n:,} dossiers, {ready:,} ready steps, "
-          f"{c['totals']['overdue_dossiers']:,} overdue dossiers, {c['totals']['overdue_tasks']:,} overdue steps, "
-          f"{len(agencies)} agencies; {os.cpu_count()} CPUs, load average {load:.1f}")
+    print(
+        f"{db.engine.url.render_as_string(hide_password=True)}: {n:,} dossiers, {ready:,} ready steps, "
+        f"{c['totals']['overdue_dossiers']:,} overdue dossiers, {c['totals']['overdue_tasks']:,} overdue steps, "
+        f"{len(agencies)} agencies; {os.cpu_count()} CPUs, load average {load:.1f}"
+    )
     ok = True
 
     def run(fn):
@@ -102,19 +109,33 @@ def main(argv=None):
 
     print("Monitor")
     run(lambda s: overdue_page(s, SUPERVISOR, cal))  # warm
-    ok &= line("overdue page 1 (20 rows, all agencies)",
-               timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, per_page=20)), args.runs), 100)
-    ok &= line("overdue random page 1-10 (100 rows, all agencies)",
-               timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, page=rng.randint(1, 10), per_page=100)),
-                     args.runs), 100)
-    ok &= line("overdue page 1 (20 rows, one random agency)",
-               timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, agency=rng.choice(agencies))),
-                     args.runs), 100)
+    ok &= line(
+        "overdue page 1 (20 rows, all agencies)",
+        timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, per_page=20)), args.runs),
+        100,
+    )
+    ok &= line(
+        "overdue random page 1-10 (100 rows, all agencies)",
+        timed(
+            lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, page=rng.randint(1, 10), per_page=100)), args.runs
+        ),
+        100,
+    )
+    ok &= line(
+        "overdue page 1 (20 rows, one random agency)",
+        timed(lambda: run(lambda s: overdue_page(s, SUPERVISOR, cal, agency=rng.choice(agencies))), args.runs),
+        100,
+    )
     ok &= line("counts (all agencies)", timed(lambda: run(lambda s: overdue_counts(s, SUPERVISOR)), args.runs), 200)
-    ok &= line("counts (one random agency)",
-               timed(lambda: run(lambda s: overdue_counts(s, SUPERVISOR, agency=rng.choice(agencies))), args.runs), 200)
-    line("page + counts (GET /monitor/overdue, all agencies)",
-         timed(lambda: run(lambda s: overdue(s, SUPERVISOR, cal)), args.runs))
+    ok &= line(
+        "counts (one random agency)",
+        timed(lambda: run(lambda s: overdue_counts(s, SUPERVISOR, agency=rng.choice(agencies))), args.runs),
+        200,
+    )
+    line(
+        "page + counts (GET /monitor/overdue, all agencies)",
+        timed(lambda: run(lambda s: overdue(s, SUPERVISOR, cal)), args.runs),
+    )
 
     print("Report")
     last_day = newest.astimezone(VN_TZ).date()
@@ -123,16 +144,23 @@ def main(argv=None):
     reps = max(3, min(10, args.runs // 10))
     for first, last in months:
         rows = run(lambda s: summary(s, first, last, calendar=cal))
-        ok &= line(f"summary {first:%m/%Y}, all agencies ({len(rows['rows'])} rows)",
-                   timed(lambda: run(lambda s: summary(s, first, last, calendar=cal)), reps), 2000)
+        ok &= line(
+            f"summary {first:%m/%Y}, all agencies ({len(rows['rows'])} rows)",
+            timed(lambda: run(lambda s: summary(s, first, last, calendar=cal)), reps),
+            2000,
+        )
         t = rows["totals"]
-        print(f"    received {t['received']['total']:,}, carried over {t['carried_over']:,}, completed "
-              f"{t['completed']['total']:,}, in process {t['in_process']['total']:,}, on-time rate {t['on_time_rate']} %")
+        print(
+            f"    received {t['received']['total']:,}, carried over {t['carried_over']:,}, completed "
+            f"{t['completed']['total']:,}, in process {t['in_process']['total']:,}, on-time rate {t['on_time_rate']} %"
+        )
     first, last = months[0]
-    line(f"summary {first:%m/%Y}, one random agency",
-         timed(lambda: run(lambda s: summary(s, first, last, agency=rng.choice(agencies), calendar=cal)), reps))
+    line(
+        f"summary {first:%m/%Y}, one random agency",
+        timed(lambda: run(lambda s: summary(s, first, last, agency=rng.choice(agencies), calendar=cal)), reps),
+    )
     year = (last_day - timedelta(days=365), last_day)
-    line(f"summary 12 months, all agencies", timed(lambda: run(lambda s: summary(s, *year, calendar=cal)), 3))
+    line("summary 12 months, all agencies", timed(lambda: run(lambda s: summary(s, *year, calendar=cal)), 3))
     rep = run(lambda s: summary(s, first, last, calendar=cal))
     line("CSV export of the monthly summary", timed(lambda: to_csv(rep), reps))
     line("XLSX export of the monthly summary", timed(lambda: to_xlsx(rep), reps))

@@ -16,6 +16,7 @@ What is measured, on each database:
    rounds of 500, as the worker's periodic task runs it) fires all of them. Target: all within 10 s.
    With --threads 2 the same is done again by two threads at once (a second batch of 1,000).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,9 +72,18 @@ def setup(url: str, var: Path, n: int) -> tuple[Database, DossierService]:
         rows, srows = [], []
         for i in range(start, min(n, start + BATCH)):
             wait = timedelta(seconds=rng.randrange(3600, 30 * 86400))
-            rows.append({**base, "id": first_id + i, "code": f"BENCH-{i:07d}", "next_timer_at": now + wait,
-                         "due_at": now + wait + timedelta(hours=4), "received_at": now - timedelta(days=1),
-                         "reminded_at": None, "overdue_flagged_at": None})
+            rows.append(
+                {
+                    **base,
+                    "id": first_id + i,
+                    "code": f"BENCH-{i:07d}",
+                    "next_timer_at": now + wait,
+                    "due_at": now + wait + timedelta(hours=4),
+                    "received_at": now - timedelta(days=1),
+                    "reminded_at": None,
+                    "overdue_flagged_at": None,
+                }
+            )
             srows.append({"dossier_id": first_id + i, "state": blob})
         with db.write_engine.begin() as conn:
             conn.execute(dossiers.insert(), rows)
@@ -98,18 +108,32 @@ def nothing_due(db: Database, svc: DossierService, rounds: int = 50) -> list[flo
 def make_due(db: Database, count: int, seed: int) -> list[int]:
     now = utcnow()
     with db.read() as s:
-        ids = list(s.scalars(select(Dossier.id).where(Dossier.code.like("BENCH-%"), Dossier.reminded_at.is_(None),
-                                                      Dossier.overdue_flagged_at.is_(None))))
+        ids = list(
+            s.scalars(
+                select(Dossier.id).where(
+                    Dossier.code.like("BENCH-%"), Dossier.reminded_at.is_(None), Dossier.overdue_flagged_at.is_(None)
+                )
+            )
+        )
     chosen = random.Random(seed).sample(ids, count)
     half = len(chosen) // 2
     with db.write_engine.begin() as conn:
         # overdue: due a minute ago
-        conn.execute(update(Dossier).where(Dossier.id.in_(chosen[:half]))
-                     .values(next_timer_at=now - timedelta(minutes=1), due_at=now - timedelta(minutes=1)))
+        conn.execute(
+            update(Dossier)
+            .where(Dossier.id.in_(chosen[:half]))
+            .values(next_timer_at=now - timedelta(minutes=1), due_at=now - timedelta(minutes=1))
+        )
         # reminder: the reminder instant passed, the due time is days ahead in wall-clock terms is not needed
-        conn.execute(update(Dossier).where(Dossier.id.in_(chosen[half:]))
-                     .values(next_timer_at=now - timedelta(minutes=1), due_at=now + timedelta(hours=2),
-                             received_at=now - timedelta(days=10)))
+        conn.execute(
+            update(Dossier)
+            .where(Dossier.id.in_(chosen[half:]))
+            .values(
+                next_timer_at=now - timedelta(minutes=1),
+                due_at=now + timedelta(hours=2),
+                received_at=now - timedelta(days=10),
+            )
+        )
     return chosen
 
 
@@ -127,18 +151,25 @@ def run(label: str, url: str, n: int, due: int, threads: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db, svc = setup(url, Path(tmp) / "var", n)
         times = nothing_due(db, svc)
-        print(f"  sweep, nothing due among {n:,}: median {statistics.median(times):.2f} ms, "
-              f"max {max(times):.2f} ms  (target < 20 ms)")
+        print(
+            f"  sweep, nothing due among {n:,}: median {statistics.median(times):.2f} ms, "
+            f"max {max(times):.2f} ms  (target < 20 ms)"
+        )
         make_due(db, due, 1)
         t0 = time.perf_counter()
         r = sweep_all(db, svc)
         elapsed = time.perf_counter() - t0
         with db.read() as s:
-            events = s.scalar(select(func.count()).select_from(Event).where(
-                Event.action.in_(("deadline.reminder", "deadline.overdue"))))
-        print(f"  sweep, {due:,} due: {r.dossiers:,} fired ({r.reminders} reminders, {r.overdue} overdue) in "
-              f"{elapsed:.2f} s, {elapsed / max(1, r.dossiers) * 1000:.2f} ms each  (target < 10 s); "
-              f"events written: {events}")
+            events = s.scalar(
+                select(func.count())
+                .select_from(Event)
+                .where(Event.action.in_(("deadline.reminder", "deadline.overdue")))
+            )
+        print(
+            f"  sweep, {due:,} due: {r.dossiers:,} fired ({r.reminders} reminders, {r.overdue} overdue) in "
+            f"{elapsed:.2f} s, {elapsed / max(1, r.dossiers) * 1000:.2f} ms each  (target < 10 s); "
+            f"events written: {events}"
+        )
         assert r.dossiers == due and events == due, (r, events)
         if threads > 1:
             make_due(db, due, 2)
@@ -152,10 +183,15 @@ def run(label: str, url: str, n: int, due: int, threads: int) -> None:
             elapsed = time.perf_counter() - t0
             fired = sum(x.dossiers for x in results)
             with db.read() as s:
-                events = s.scalar(select(func.count()).select_from(Event).where(
-                    Event.action.in_(("deadline.reminder", "deadline.overdue"))))
-            print(f"  sweep, {due:,} due, {threads} threads: {fired:,} fired in {elapsed:.2f} s "
-                  f"(split {[x.dossiers for x in results]}); events written in all: {events}")
+                events = s.scalar(
+                    select(func.count())
+                    .select_from(Event)
+                    .where(Event.action.in_(("deadline.reminder", "deadline.overdue")))
+                )
+            print(
+                f"  sweep, {due:,} due, {threads} threads: {fired:,} fired in {elapsed:.2f} s "
+                f"(split {[x.dossiers for x in results]}); events written in all: {events}"
+            )
             assert fired == due and events == 2 * due
         times = nothing_due(db, svc, 20)
         print(f"  sweep afterwards, nothing due: median {statistics.median(times):.2f} ms")

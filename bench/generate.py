@@ -26,6 +26,7 @@ Rows are written in batches of --batch (10,000): SQLAlchemy Core executemany on 
 PostgreSQL (psycopg); secondary indexes are dropped during the load and built afterwards; then ANALYZE on
 PostgreSQL (as autovacuum would), and on SQLite only with --analyze (the server never analyzes SQLite).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,41 +37,111 @@ import random
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import click  # noqa: E402
-from sqlalchemy import create_engine, event, func, insert, inspect, select, text  # noqa: E402
+from sqlalchemy import create_engine, event, func, insert, select, text  # noqa: E402
 
 from engine.calendar import VN_TZ, WorkCalendar, parse_cutoff, parse_deadline  # noqa: E402
 from engine.models import Base, Dossier, Procedure, ProcedureVersion, Task, TaskRole  # noqa: E402
 from engine.statuses import Status  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-UTC = timezone.utc
-DEADLINES = [("0 days", "15:00", 6), ("1 working day", None, 6), ("3 working days", None, 10),
-             ("5 working days", None, 14), ("7 working days", None, 14), ("10 working days", None, 14),
-             ("15 working days", None, 14), ("20 working days", None, 8), ("30 working days", None, 6),
-             ("10 days", None, 5), ("30 days", None, 3)]
+UTC = UTC
+DEADLINES = [
+    ("0 days", "15:00", 6),
+    ("1 working day", None, 6),
+    ("3 working days", None, 10),
+    ("5 working days", None, 14),
+    ("7 working days", None, 14),
+    ("10 working days", None, 14),
+    ("15 working days", None, 14),
+    ("20 working days", None, 8),
+    ("30 working days", None, 6),
+    ("10 days", None, 5),
+    ("30 days", None, 3),
+]
 ROLES = ["chuyen_vien", "lanh_dao", "tiep_nhan", "tra_ket_qua", "ke_toan"]
-STEP_TITLES = {"chuyen_vien": "Thẩm định hồ sơ", "lanh_dao": "Phê duyệt", "tiep_nhan": "Tiếp nhận",
-               "tra_ket_qua": "Trả kết quả", "ke_toan": "Thu phí"}
-DOSSIER_COLS = ["id", "code", "procedure_version_id", "procedure_code", "agency", "status", "status_code",
-                "channel", "applicant_name", "applicant_id_number", "applicant_phone", "applicant_email", "data",
-                "received_at", "due_at", "original_due_at", "deadline_hours", "paused_at", "paused_hours",
-                "supplement_count", "extended_at", "extension_reason", "processed_at", "returned_at", "finished",
-                "finished_at", "next_timer_at", "reminded_at", "overdue_flagged_at", "created_by", "updated_at",
-                "version"]
-TASK_COLS = ["id", "dossier_id", "dossier_code", "procedure_code", "agency", "spec_name", "title", "roles",
-             "assignee", "form_key", "state", "claimed_by", "claimed_at", "created_at", "due_at", "completed_at",
-             "completed_by"]
+STEP_TITLES = {
+    "chuyen_vien": "Thẩm định hồ sơ",
+    "lanh_dao": "Phê duyệt",
+    "tiep_nhan": "Tiếp nhận",
+    "tra_ket_qua": "Trả kết quả",
+    "ke_toan": "Thu phí",
+}
+DOSSIER_COLS = [
+    "id",
+    "code",
+    "procedure_version_id",
+    "procedure_code",
+    "agency",
+    "status",
+    "status_code",
+    "channel",
+    "applicant_name",
+    "applicant_id_number",
+    "applicant_phone",
+    "applicant_email",
+    "data",
+    "received_at",
+    "due_at",
+    "original_due_at",
+    "deadline_hours",
+    "paused_at",
+    "paused_hours",
+    "supplement_count",
+    "extended_at",
+    "extension_reason",
+    "processed_at",
+    "returned_at",
+    "finished",
+    "finished_at",
+    "next_timer_at",
+    "reminded_at",
+    "overdue_flagged_at",
+    "created_by",
+    "updated_at",
+    "version",
+]
+TASK_COLS = [
+    "id",
+    "dossier_id",
+    "dossier_code",
+    "procedure_code",
+    "agency",
+    "spec_name",
+    "title",
+    "roles",
+    "assignee",
+    "form_key",
+    "state",
+    "claimed_by",
+    "claimed_at",
+    "created_at",
+    "due_at",
+    "completed_at",
+    "completed_by",
+]
 ROLE_COLS = ["task_id", "role", "agency"]
 SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ"]
-GIVEN = ["Văn An", "Thị Bình", "Minh Châu", "Quốc Dũng", "Thu Hà", "Đức Huy", "Ngọc Lan", "Văn Nam",
-         "Thị Oanh", "Hữu Phúc", "Thanh Tâm", "Gia Bảo"]
+GIVEN = [
+    "Văn An",
+    "Thị Bình",
+    "Minh Châu",
+    "Quốc Dũng",
+    "Thu Hà",
+    "Đức Huy",
+    "Ngọc Lan",
+    "Văn Nam",
+    "Thị Oanh",
+    "Hữu Phúc",
+    "Thanh Tâm",
+    "Gia Bảo",
+]
 
 
 def default_url() -> str:
@@ -94,6 +165,7 @@ def make_engine(url: str):
             cur.execute("PRAGMA cache_size=-262144")
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
+
         return eng
     return create_engine(url)
 
@@ -110,7 +182,7 @@ class World:
         codes = rng.sample(range(1000, 9999), n_procedures)
         dl_w = [w for _, _, w in DEADLINES]
         self.procedures = []  # (code, name, deadline, cutoff, owner agency)
-        offerings = []        # (agency index, procedure index, weight)
+        offerings = []  # (agency index, procedure index, weight)
         for j, c in enumerate(codes):
             dl, cut, _ = rng.choices(DEADLINES, weights=dl_w)[0]
             owner = rng.choices(range(n_agencies), weights=agency_w)[0]
@@ -166,9 +238,20 @@ def life(rng: random.Random, world: World, cal: WorkCalendar, now: datetime, rec
     start = cal.clock_start(received, cutoff)
     due = cal.due_at(received, deadline, cutoff)
     dl_hours = max(1.0, cal.working_hours_between(start, due))
-    f = dict(due_at=due, original_due_at=due, deadline_hours=deadline.hours, paused_at=None, paused_hours=0.0,
-             supplement_count=0, extended_at=None, processed_at=None, returned_at=None, finished=False,
-             finished_at=None, status=Status.IN_PROCESS)
+    f = dict(
+        due_at=due,
+        original_due_at=due,
+        deadline_hours=deadline.hours,
+        paused_at=None,
+        paused_hours=0.0,
+        supplement_count=0,
+        extended_at=None,
+        processed_at=None,
+        returned_at=None,
+        finished=False,
+        finished_at=None,
+        status=Status.IN_PROCESS,
+    )
     u = rng.random()
     if u < 0.052:  # closed without a result
         if u < 0.03:
@@ -195,7 +278,7 @@ def life(rng: random.Random, world: World, cal: WorkCalendar, now: datetime, rec
     s = rng.random()
     n_supp = 2 if s < 0.005 else (1 if s < 0.085 else 0)
     t, done_work, paused = start, 0.0, 0.0
-    for k in range(n_supp):
+    for _k in range(n_supp):
         share = rng.uniform(0.1, 0.5) * (work - done_work)
         t_pause = cal.add_working_hours(t, share)
         done_work += share
@@ -252,8 +335,9 @@ class Writer:
                 with conn.cursor() as cur:
                     with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
                         for r in rows:
-                            cp.write_row([json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
-                                          for v in r])
+                            cp.write_row(
+                                [json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for v in r]
+                            )
                 conn.commit()
             finally:
                 raw.close()
@@ -283,9 +367,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--now", default=None, help="ISO instant the data is generated up to (default: now)")
     ap.add_argument("--reset", action="store_true", help="drop and create every motcua table first")
-    ap.add_argument("--analyze", action="store_true",
-                    help="also ANALYZE on SQLite (the server never does; PostgreSQL is always analyzed, as its "
-                         "autovacuum would)")
+    ap.add_argument(
+        "--analyze",
+        action="store_true",
+        help="also ANALYZE on SQLite (the server never does; PostgreSQL is always analyzed, as its autovacuum would)",
+    )
     args = ap.parse_args(argv)
     url = args.url or default_url()
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
@@ -308,15 +394,28 @@ def main(argv=None):
     with engine.begin() as conn:
         pv_ids = []
         for code, name, dl, cut, agency in world.procedures:
-            pid = conn.execute(insert(Procedure).values(code=code, name=name, agency=agency, current_version=1,
-                                                        created_at=now)).inserted_primary_key[0]
+            pid = conn.execute(
+                insert(Procedure).values(code=code, name=name, agency=agency, current_version=1, created_at=now)
+            ).inserted_primary_key[0]
             meta = {"procedure_code": code, "procedure_name": name, "agency": agency, "deadline": dl}
             if cut:
                 meta["cutoff"] = cut
-            vid = conn.execute(insert(ProcedureVersion).values(
-                procedure_id=pid, version=1, content_hash=code, process_id=f"p_{code.replace('.', '_')}",
-                filename=f"{code}.bpmn", bpmn_xml="<definitions/>", spec_json="{}", meta=meta, user_tasks=[],
-                forms={}, deployed_at=now, deployed_by="bench")).inserted_primary_key[0]
+            vid = conn.execute(
+                insert(ProcedureVersion).values(
+                    procedure_id=pid,
+                    version=1,
+                    content_hash=code,
+                    process_id=f"p_{code.replace('.', '_')}",
+                    filename=f"{code}.bpmn",
+                    bpmn_xml="<definitions/>",
+                    spec_json="{}",
+                    meta=meta,
+                    user_tasks=[],
+                    forms={},
+                    deployed_at=now,
+                    deployed_by="bench",
+                )
+            ).inserted_primary_key[0]
             pv_ids.append(vid)
     heavy = [Dossier.__table__, Task.__table__, TaskRole.__table__]
     build_indexes(engine, heavy, drop=True)
@@ -325,8 +424,9 @@ def main(argv=None):
     counters: dict[tuple, int] = {}
     d_rows, t_rows, r_rows = [], [], []
     stats = {"open": 0, "overdue": 0, "tasks": 0}
-    with click.progressbar(length=len(times), label=f"dossiers -> {shown}", file=sys.stderr,
-                           show_pos=True, show_eta=True) as bar:
+    with click.progressbar(
+        length=len(times), label=f"dossiers -> {shown}", file=sys.stderr, show_pos=True, show_eta=True
+    ) as bar:
         for i, (received, channel) in enumerate(times, start=1):
             a, j = world.pick()
             agency = world.agencies[a]
@@ -338,14 +438,42 @@ def main(argv=None):
             dcode = f"H56.{agency[4:6]}.{agency[7:9]}-{local:%y%m%d}-{counters[key]:04d}"
             st = f["status"]
             last = f["finished_at"] or f["processed_at"] or f["paused_at"] or received
-            d_rows.append((
-                i, dcode, pv_ids[j], code, agency, st.value, st.code, channel,
-                f"{rng.choice(SURNAMES)} {rng.choice(GIVEN)}", f"{rng.randrange(10**11, 10**12):012d}",
-                f"09{rng.randrange(10**7, 10**8)}", None, {},
-                received, f["due_at"], f["original_due_at"], f["deadline_hours"], f["paused_at"], f["paused_hours"],
-                f["supplement_count"], f["extended_at"], "Xin lỗi vì trễ hạn" if f["extended_at"] else None,
-                f["processed_at"], f["returned_at"], f["finished"], f["finished_at"], None, None, None,
-                "bench", last, 1))
+            d_rows.append(
+                (
+                    i,
+                    dcode,
+                    pv_ids[j],
+                    code,
+                    agency,
+                    st.value,
+                    st.code,
+                    channel,
+                    f"{rng.choice(SURNAMES)} {rng.choice(GIVEN)}",
+                    f"{rng.randrange(10**11, 10**12):012d}",
+                    f"09{rng.randrange(10**7, 10**8)}",
+                    None,
+                    {},
+                    received,
+                    f["due_at"],
+                    f["original_due_at"],
+                    f["deadline_hours"],
+                    f["paused_at"],
+                    f["paused_hours"],
+                    f["supplement_count"],
+                    f["extended_at"],
+                    "Xin lỗi vì trễ hạn" if f["extended_at"] else None,
+                    f["processed_at"],
+                    f["returned_at"],
+                    f["finished"],
+                    f["finished_at"],
+                    None,
+                    None,
+                    None,
+                    "bench",
+                    last,
+                    1,
+                )
+            )
             open_ = not f["finished"] and f["processed_at"] is None
             if open_:
                 stats["open"] += 1
@@ -354,12 +482,32 @@ def main(argv=None):
                 if st != Status.SUPPLEMENT_REQUESTED:
                     role = rng.choice(ROLES)
                     since = received + (now - received) * rng.uniform(0.3, 0.95)
-                    step_due = cal.add_working_hours(since, max(1.0, (f["deadline_hours"] or 8) * rng.uniform(0.2, 0.5)))
+                    step_due = cal.add_working_hours(
+                        since, max(1.0, (f["deadline_hours"] or 8) * rng.uniform(0.2, 0.5))
+                    )
                     claimed = rng.random() < 0.6
                     tid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                    t_rows.append((tid, i, dcode, code, agency, f"task_{role}", STEP_TITLES[role], [role],
-                                   None, None, "ready", f"cb_{a}_{rng.randint(1, 8)}" if claimed else None,
-                                   since if claimed else None, since, step_due, None, None))
+                    t_rows.append(
+                        (
+                            tid,
+                            i,
+                            dcode,
+                            code,
+                            agency,
+                            f"task_{role}",
+                            STEP_TITLES[role],
+                            [role],
+                            None,
+                            None,
+                            "ready",
+                            f"cb_{a}_{rng.randint(1, 8)}" if claimed else None,
+                            since if claimed else None,
+                            since,
+                            step_due,
+                            None,
+                            None,
+                        )
+                    )
                     r_rows.append((tid, role, agency))
                     stats["tasks"] += 1
             else:
@@ -367,17 +515,38 @@ def main(argv=None):
                     role = ROLES[k % len(ROLES)]
                     done = f["processed_at"] or f["finished_at"]
                     tid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                    t_rows.append((tid, i, dcode, code, agency, f"task_{role}", STEP_TITLES[role], [role],
-                                   None, None, "completed", f"cb_{a}_1", received, received, f["due_at"], done,
-                                   f"cb_{a}_1"))
+                    t_rows.append(
+                        (
+                            tid,
+                            i,
+                            dcode,
+                            code,
+                            agency,
+                            f"task_{role}",
+                            STEP_TITLES[role],
+                            [role],
+                            None,
+                            None,
+                            "completed",
+                            f"cb_{a}_1",
+                            received,
+                            received,
+                            f["due_at"],
+                            done,
+                            f"cb_{a}_1",
+                        )
+                    )
             if len(d_rows) >= args.batch:
                 writer.write(Dossier.__table__, DOSSIER_COLS, d_rows)
                 writer.write(Task.__table__, TASK_COLS, t_rows)
                 writer.write(TaskRole.__table__, ROLE_COLS, r_rows)
                 bar.update(len(d_rows))
                 if not sys.stderr.isatty() and i % 100_000 < args.batch:
-                    print(f"  {i:,} / {len(times):,} dossiers, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
-                          flush=True)
+                    print(
+                        f"  {i:,} / {len(times):,} dossiers, {time.perf_counter() - t0:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 d_rows, t_rows, r_rows = [], [], []
         writer.write(Dossier.__table__, DOSSIER_COLS, d_rows)
         writer.write(Task.__table__, TASK_COLS, t_rows)
@@ -388,14 +557,18 @@ def main(argv=None):
     build_indexes(engine, heavy, drop=False)
     if writer.pg:
         with engine.begin() as conn:
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('dossiers', 'id'), (SELECT max(id) FROM dossiers))"))
+            conn.execute(
+                text("SELECT setval(pg_get_serial_sequence('dossiers', 'id'), (SELECT max(id) FROM dossiers))")
+            )
     if writer.pg or args.analyze:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
     total = time.perf_counter() - t0
-    print(f"{len(times):,} dossiers ({stats['open']:,} open, {stats['overdue']:,} overdue at {now.isoformat()}), "
-          f"{stats['tasks']:,} ready steps, {len(world.offerings)} (agency, procedure) offerings; "
-          f"rows {t_load:.0f} s, total with indexes {total:.0f} s -> {shown}")
+    print(
+        f"{len(times):,} dossiers ({stats['open']:,} open, {stats['overdue']:,} overdue at {now.isoformat()}), "
+        f"{stats['tasks']:,} ready steps, {len(world.offerings)} (agency, procedure) offerings; "
+        f"rows {t_load:.0f} s, total with indexes {total:.0f} s -> {shown}"
+    )
 
 
 if __name__ == "__main__":

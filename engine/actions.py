@@ -56,6 +56,7 @@ Extension (apology letter, phiếu xin lỗi và hẹn lại ngày trả kết q
         Thu 17:00 + 16 h = Mon 09/03/2026 17:00 (Fri 8 h, Mon 8 h).
     Overdue: due Thu 05/03 17:00, apology Mon 09/03 10:00, 1 working day → Tue 10/03/2026 10:00.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -94,23 +95,33 @@ MAX_DOCUMENTS = 50
 MAX_EXTRA_DAYS = 365
 
 _LABEL_VI = {
-    "request_supplement": "yêu cầu bổ sung hồ sơ", "supplement_received": "nhận hồ sơ bổ sung",
-    "refuse": "từ chối hồ sơ", "withdraw": "rút hồ sơ", "stop": "dừng xử lý", "extend": "gia hạn (xin lỗi, hẹn lại)",
+    "request_supplement": "yêu cầu bổ sung hồ sơ",
+    "supplement_received": "nhận hồ sơ bổ sung",
+    "refuse": "từ chối hồ sơ",
+    "withdraw": "rút hồ sơ",
+    "stop": "dừng xử lý",
+    "extend": "gia hạn (xin lỗi, hẹn lại)",
 }
 
 
 def _text(value, field: str, required: bool = True, limit: int = MAX_REASON) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidInput(f"Thiếu '{field}' (bắt buộc)", f"'{field}' is required",
-                               {"fields": {field: "Trường bắt buộc / Required"}})
+            raise InvalidInput(
+                f"Thiếu '{field}' (bắt buộc)",
+                f"'{field}' is required",
+                {"fields": {field: "Trường bắt buộc / Required"}},
+            )
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"'{field}' phải là chuỗi", f"'{field}' must be a string", {"fields": {field: "string"}})
     value = value.strip()
     if len(value) > limit:
-        raise InvalidInput(f"'{field}' quá dài (tối đa {limit} ký tự)", f"'{field}' too long (at most {limit})",
-                           {"fields": {field: f"max {limit}"}})
+        raise InvalidInput(
+            f"'{field}' quá dài (tối đa {limit} ký tự)",
+            f"'{field}' too long (at most {limit})",
+            {"fields": {field: f"max {limit}"}},
+        )
     return value
 
 
@@ -120,14 +131,19 @@ def _documents(value) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or len(value) > MAX_DOCUMENTS:
-        raise InvalidInput(f"'documents' phải là danh sách (tối đa {MAX_DOCUMENTS})",
-                           f"'documents' must be a list (at most {MAX_DOCUMENTS})", {"fields": {"documents": "list"}})
+        raise InvalidInput(
+            f"'documents' phải là danh sách (tối đa {MAX_DOCUMENTS})",
+            f"'documents' must be a list (at most {MAX_DOCUMENTS})",
+            {"fields": {"documents": "list"}},
+        )
     out = []
     for i, doc in enumerate(value):
         if not isinstance(doc, str) or not doc.strip() or len(doc) > 500:
-            raise InvalidInput(f"Giấy tờ thứ {i + 1} không hợp lệ (chuỗi 1-500 ký tự)",
-                               f"document {i + 1} is invalid (a string of 1-500 characters)",
-                               {"fields": {f"documents[{i}]": "string 1-500"}})
+            raise InvalidInput(
+                f"Giấy tờ thứ {i + 1} không hợp lệ (chuỗi 1-500 ký tự)",
+                f"document {i + 1} is invalid (a string of 1-500 characters)",
+                {"fields": {f"documents[{i}]": "string 1-500"}},
+            )
         out.append(doc.strip())
     return out
 
@@ -158,22 +174,32 @@ class LegalActions:
         d = loaded.dossier
         if not (actor.is_admin or actor.agency == d.agency):
             if actor.sees_agency(d.agency):
-                raise PermissionDenied("Chỉ cán bộ của cơ quan tiếp nhận hồ sơ được thực hiện thao tác này",
-                                       "only staff of the dossier's agency may do this")
+                raise PermissionDenied(
+                    "Chỉ cán bộ của cơ quan tiếp nhận hồ sơ được thực hiện thao tác này",
+                    "only staff of the dossier's agency may do this",
+                )
             raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
         status = Status(d.status)
         if d.finished or status in FINAL:
-            raise Conflict(f"Hồ sơ đã kết thúc ({status.label_vi}); không thể {_LABEL_VI[action]}",
-                           f"the dossier is closed ({status.value}); no further action is possible")
+            raise Conflict(
+                f"Hồ sơ đã kết thúc ({status.label_vi}); không thể {_LABEL_VI[action]}",
+                f"the dossier is closed ({status.value}); no further action is possible",
+            )
         if status not in allowed:
-            raise Conflict(f"Không thể {_LABEL_VI[action]} khi hồ sơ ở trạng thái '{status.label_vi}'",
-                           f"cannot {action.replace('_', ' ')} a dossier in status '{status.value}'")
+            raise Conflict(
+                f"Không thể {_LABEL_VI[action]} khi hồ sơ ở trạng thái '{status.label_vi}'",
+                f"cannot {action.replace('_', ' ')} a dossier in status '{status.value}'",
+            )
         return loaded
 
     @staticmethod
     def _status_before_pause(s, d) -> Status:
-        ev = s.scalars(select(Event).where(Event.dossier_id == d.id, Event.action == "supplement.requested")
-                       .order_by(Event.id.desc()).limit(1)).first()
+        ev = s.scalars(
+            select(Event)
+            .where(Event.dossier_id == d.id, Event.action == "supplement.requested")
+            .order_by(Event.id.desc())
+            .limit(1)
+        ).first()
         try:
             prev = Status(ev.from_status) if ev is not None and ev.from_status else None
         except ValueError:
@@ -181,20 +207,31 @@ class LegalActions:
         return prev if prev in (Status.NEW, Status.RECEIVED, Status.IN_PROCESS) else Status.IN_PROCESS
 
     def _event(self, s, d, actor: Actor, action: str, from_status: str, now: datetime, details: dict) -> None:
-        s.add(Event(dossier_id=d.id, actor=actor.username, action=action, at=now, from_status=from_status,
-                    to_status=d.status, details=details))
+        s.add(
+            Event(
+                dossier_id=d.id,
+                actor=actor.username,
+                action=action,
+                at=now,
+                from_status=from_status,
+                to_status=d.status,
+                details=details,
+            )
+        )
 
     @staticmethod
     def _notify(s, d, kind: str, text_vi: str) -> None:
         """The applicant's notifications: SMS (unaccented), e-mail; `portal` when neither is known."""
         sent = False
         if d.applicant_phone:
-            s.add(Notification(dossier_id=d.id, kind=kind, channel="sms", recipient=d.applicant_phone,
-                               body=unaccent(text_vi)))
+            s.add(
+                Notification(
+                    dossier_id=d.id, kind=kind, channel="sms", recipient=d.applicant_phone, body=unaccent(text_vi)
+                )
+            )
             sent = True
         if d.applicant_email:
-            s.add(Notification(dossier_id=d.id, kind=kind, channel="email", recipient=d.applicant_email,
-                               body=text_vi))
+            s.add(Notification(dossier_id=d.id, kind=kind, channel="email", recipient=d.applicant_email, body=text_vi))
             sent = True
         if not sent:
             s.add(Notification(dossier_id=d.id, kind=kind, channel="portal", recipient=d.code, body=text_vi))
@@ -223,14 +260,27 @@ class LegalActions:
                 start = loaded.cal.clock_start(d.received_at)
                 used = round(max(0.0, loaded.cal.working_hours_between(start, now)) - (d.paused_hours or 0), 4)
             second = d.supplement_count >= 2
-            self._event(s, d, actor, "supplement.requested", from_status, now, {
-                "reason": reason, "documents": docs, "request_number": d.supplement_count,
-                "second_request": second, "counts_as_late": second,
-                "due_at": _iso(d.due_at), "working_hours_used": used,
-            })
+            self._event(
+                s,
+                d,
+                actor,
+                "supplement.requested",
+                from_status,
+                now,
+                {
+                    "reason": reason,
+                    "documents": docs,
+                    "request_number": d.supplement_count,
+                    "second_request": second,
+                    "counts_as_late": second,
+                    "due_at": _iso(d.due_at),
+                    "working_hours_used": used,
+                },
+            )
             listing = "; ".join(docs) if docs else reason
-            self._notify(s, d, "supplement_requested",
-                         f"Hồ sơ {d.code} cần bổ sung giấy tờ: {listing}. Lý do: {reason}")
+            self._notify(
+                s, d, "supplement_requested", f"Hồ sơ {d.code} cần bổ sung giấy tờ: {listing}. Lý do: {reason}"
+            )
             return self._view(d, open_tasks)
 
     def supplement_received(self, actor: Actor, code: str, note: str | None = None) -> dict:
@@ -252,20 +302,36 @@ class LegalActions:
             moved_steps = self._shift_steps(s, d, cal, paused) if paused > 0 else 0
             moved_timers = shift_timers(loaded.workflow, cal, paused)
             open_tasks = self.service.finish_step(s, loaded, actor, now)
-            self._event(s, d, actor, "supplement.received", from_status, now, {
-                "note": note, "paused_at": _iso(paused_at), "paused_working_hours": round(paused, 4),
-                "due_at_before": _iso(old_due),
-                "due_at": _iso(d.due_at),
-                "steps_moved": moved_steps, "timers_moved": moved_timers,
-            })
-            self._notify(s, d, "supplement_received",
-                         f"Hồ sơ {d.code} đã nhận đủ giấy tờ bổ sung. Ngày hẹn trả: {_local(d.due_at)}")
+            self._event(
+                s,
+                d,
+                actor,
+                "supplement.received",
+                from_status,
+                now,
+                {
+                    "note": note,
+                    "paused_at": _iso(paused_at),
+                    "paused_working_hours": round(paused, 4),
+                    "due_at_before": _iso(old_due),
+                    "due_at": _iso(d.due_at),
+                    "steps_moved": moved_steps,
+                    "timers_moved": moved_timers,
+                },
+            )
+            self._notify(
+                s,
+                d,
+                "supplement_received",
+                f"Hồ sơ {d.code} đã nhận đủ giấy tờ bổ sung. Ngày hẹn trả: {_local(d.due_at)}",
+            )
             return self._view(d, open_tasks)
 
     @staticmethod
     def _shift_steps(s, d, cal, hours: float) -> int:
-        rows = s.execute(select(Task.id, Task.due_at).where(Task.dossier_id == d.id, Task.state == "ready",
-                                                            Task.due_at.is_not(None))).all()
+        rows = s.execute(
+            select(Task.id, Task.due_at).where(Task.dossier_id == d.id, Task.state == "ready", Task.due_at.is_not(None))
+        ).all()
         for tid, due in rows:
             s.execute(update(Task).where(Task.id == tid).values(due_at=cal.add_working_hours(due, hours)))
         return len(rows)
@@ -273,18 +339,39 @@ class LegalActions:
     # -- closing actions ---------------------------------------------------------------------------
     def refuse(self, actor: Actor, code: str, reason: str) -> dict:
         """Status 3 (refused at intake): only before processing starts."""
-        return self._close(actor, code, "refuse", Status.REFUSED, "dossier.refused", reason,
-                           "Hồ sơ {code} không được tiếp nhận. Lý do: {reason}")
+        return self._close(
+            actor,
+            code,
+            "refuse",
+            Status.REFUSED,
+            "dossier.refused",
+            reason,
+            "Hồ sơ {code} không được tiếp nhận. Lý do: {reason}",
+        )
 
     def withdraw(self, actor: Actor, code: str, reason: str) -> dict:
         """Status 7: withdrawn at the applicant's request."""
-        return self._close(actor, code, "withdraw", Status.WITHDRAWN, "dossier.withdrawn", reason,
-                           "Hồ sơ {code} đã được rút theo yêu cầu của người nộp. Lý do: {reason}")
+        return self._close(
+            actor,
+            code,
+            "withdraw",
+            Status.WITHDRAWN,
+            "dossier.withdrawn",
+            reason,
+            "Hồ sơ {code} đã được rút theo yêu cầu của người nộp. Lý do: {reason}",
+        )
 
     def stop(self, actor: Actor, code: str, reason: str) -> dict:
         """Status 8: processing stopped."""
-        return self._close(actor, code, "stop", Status.STOPPED, "dossier.stopped", reason,
-                           "Hồ sơ {code} đã dừng xử lý. Lý do: {reason}")
+        return self._close(
+            actor,
+            code,
+            "stop",
+            Status.STOPPED,
+            "dossier.stopped",
+            reason,
+            "Hồ sơ {code} đã dừng xử lý. Lý do: {reason}",
+        )
 
     def _close(self, actor: Actor, code: str, action: str, target: Status, event: str, reason, template: str) -> dict:
         reason = _text(reason, "reason")
@@ -293,10 +380,15 @@ class LegalActions:
             loaded = self._open(s, actor, code, action)
             d, cal = loaded.dossier, loaded.cal
             from_status = d.status
-            if action == "refuse" and Status(d.status) == Status.SUPPLEMENT_REQUESTED \
-                    and self._status_before_pause(s, d) not in INTAKE:
-                raise Conflict("Hồ sơ đã vào giai đoạn xử lý; không thể từ chối tiếp nhận (hãy dùng 'dừng xử lý')",
-                               "processing has started; a refusal at intake is no longer possible (use stop)")
+            if (
+                action == "refuse"
+                and Status(d.status) == Status.SUPPLEMENT_REQUESTED
+                and self._status_before_pause(s, d) not in INTAKE
+            ):
+                raise Conflict(
+                    "Hồ sơ đã vào giai đoạn xử lý; không thể từ chối tiếp nhận (hãy dùng 'dừng xử lý')",
+                    "processing has started; a refusal at intake is no longer possible (use stop)",
+                )
             paused = 0.0
             if d.paused_at is not None:  # the clock stops for good: the pause so far is not the agency's time
                 paused = max(0.0, cal.working_hours_between(d.paused_at, now))
@@ -307,74 +399,123 @@ class LegalActions:
             self.service._set_status(d, target, now)
             loaded.workflow.cancel()
             self.service.finish_step(s, loaded, actor, now)
-            self._event(s, d, actor, event, from_status, now, {
-                "reason": reason, "paused_working_hours": round(paused, 4) if paused else 0,
-                "due_at": _iso(d.due_at),
-                "overdue": bool(d.due_at and d.due_at < now),
-            })
+            self._event(
+                s,
+                d,
+                actor,
+                event,
+                from_status,
+                now,
+                {
+                    "reason": reason,
+                    "paused_working_hours": round(paused, 4) if paused else 0,
+                    "due_at": _iso(d.due_at),
+                    "overdue": bool(d.due_at and d.due_at < now),
+                },
+            )
             self._notify(s, d, target.value, template.format(code=d.code, reason=reason))
             return self._view(d, [])
 
     # -- extension ---------------------------------------------------------------------------------
-    def extend(self, actor: Actor, code: str, reason: str, new_due_at: datetime | None = None,
-               extra_working_days: float | None = None) -> dict:
+    def extend(
+        self,
+        actor: Actor,
+        code: str,
+        reason: str,
+        new_due_at: datetime | None = None,
+        extra_working_days: float | None = None,
+    ) -> dict:
         """The apology letter and a new due time: once, with a reason, when overdue or about to be."""
         reason = _text(reason, "reason")
         if (new_due_at is None) == (extra_working_days is None):
-            raise InvalidInput("Cần đúng một trong hai: 'new_due_at' hoặc 'extra_working_days'",
-                               "give exactly one of 'new_due_at' and 'extra_working_days'",
-                               {"fields": {"new_due_at": "one of", "extra_working_days": "one of"}})
+            raise InvalidInput(
+                "Cần đúng một trong hai: 'new_due_at' hoặc 'extra_working_days'",
+                "give exactly one of 'new_due_at' and 'extra_working_days'",
+                {"fields": {"new_due_at": "one of", "extra_working_days": "one of"}},
+            )
         if extra_working_days is not None:
-            if isinstance(extra_working_days, bool) or not isinstance(extra_working_days, (int, float)) \
-                    or not (0 < extra_working_days <= MAX_EXTRA_DAYS):
-                raise InvalidInput(f"'extra_working_days' phải là số lớn hơn 0, tối đa {MAX_EXTRA_DAYS}",
-                                   f"'extra_working_days' must be a number above 0, at most {MAX_EXTRA_DAYS}",
-                                   {"fields": {"extra_working_days": f"0 < n <= {MAX_EXTRA_DAYS}"}})
+            if (
+                isinstance(extra_working_days, bool)
+                or not isinstance(extra_working_days, (int, float))
+                or not (0 < extra_working_days <= MAX_EXTRA_DAYS)
+            ):
+                raise InvalidInput(
+                    f"'extra_working_days' phải là số lớn hơn 0, tối đa {MAX_EXTRA_DAYS}",
+                    f"'extra_working_days' must be a number above 0, at most {MAX_EXTRA_DAYS}",
+                    {"fields": {"extra_working_days": f"0 < n <= {MAX_EXTRA_DAYS}"}},
+                )
         if new_due_at is not None and (not isinstance(new_due_at, datetime) or new_due_at.tzinfo is None):
-            raise InvalidInput("'new_due_at' phải là ngày giờ có múi giờ", "'new_due_at' needs a UTC offset",
-                               {"fields": {"new_due_at": "ISO 8601 date-time with offset"}})
+            raise InvalidInput(
+                "'new_due_at' phải là ngày giờ có múi giờ",
+                "'new_due_at' needs a UTC offset",
+                {"fields": {"new_due_at": "ISO 8601 date-time with offset"}},
+            )
         now = utcnow()
         with self.db.uow() as s:
             loaded = self._open(s, actor, code, "extend")
             d, cal = loaded.dossier, loaded.cal
             if d.extended_at is not None:
-                raise Conflict(f"Hồ sơ đã được hẹn lại một lần ({_local(d.extended_at)}); chỉ được hẹn lại một lần",
-                               "the dossier already had its one new due time")
+                raise Conflict(
+                    f"Hồ sơ đã được hẹn lại một lần ({_local(d.extended_at)}); chỉ được hẹn lại một lần",
+                    "the dossier already had its one new due time",
+                )
             if d.due_at is None:
                 raise Conflict("Hồ sơ không có thời hạn giải quyết để gia hạn", "the dossier has no due time to extend")
             left = cal.working_hours_between(now, d.due_at)
             window = max(EXTEND_WINDOW_HOURS, self.settings.reminder_hours_before_due or 0)
             if left >= window:
-                raise Conflict(f"Chỉ được hẹn lại khi hồ sơ đã quá hạn hoặc còn dưới {window:g} giờ làm việc "
-                               f"(còn {left:g} giờ)",
-                               f"a new due time may only be set when overdue or with less than {window:g} "
-                               f"working hours left ({left:g} left)")
+                raise Conflict(
+                    f"Chỉ được hẹn lại khi hồ sơ đã quá hạn hoặc còn dưới {window:g} giờ làm việc (còn {left:g} giờ)",
+                    f"a new due time may only be set when overdue or with less than {window:g} "
+                    f"working hours left ({left:g} left)",
+                )
             old_due = d.due_at
             if extra_working_days is not None:
                 new_due = cal.add_working_hours(max(old_due, now), HOURS_PER_WORKING_DAY * float(extra_working_days))
                 if new_due <= max(old_due, now):  # e.g. a few seconds' worth of a working day
-                    raise InvalidInput("Số ngày gia hạn quá nhỏ", "too few extra working days",
-                                       {"fields": {"extra_working_days": "too small"}})
+                    raise InvalidInput(
+                        "Số ngày gia hạn quá nhỏ",
+                        "too few extra working days",
+                        {"fields": {"extra_working_days": "too small"}},
+                    )
             else:
                 new_due = new_due_at
                 if new_due <= now or new_due <= old_due:
-                    raise InvalidInput("Ngày hẹn mới phải sau hiện tại và sau hạn hiện tại",
-                                       "the new due time must be after now and after the current due time",
-                                       {"fields": {"new_due_at": f"after {max(now, old_due).isoformat()}"}})
+                    raise InvalidInput(
+                        "Ngày hẹn mới phải sau hiện tại và sau hạn hiện tại",
+                        "the new due time must be after now and after the current due time",
+                        {"fields": {"new_due_at": f"after {max(now, old_due).isoformat()}"}},
+                    )
                 if new_due > max(now, old_due) + timedelta(days=MAX_EXTRA_DAYS * 2):
-                    raise InvalidInput("Ngày hẹn mới quá xa", "the new due time is too far away",
-                                       {"fields": {"new_due_at": "too far"}})
+                    raise InvalidInput(
+                        "Ngày hẹn mới quá xa", "the new due time is too far away", {"fields": {"new_due_at": "too far"}}
+                    )
             d.due_at = new_due
             d.extended_at, d.extension_reason = now, reason
             d.reminded_at = d.overdue_flagged_at = None  # re-armed for the new date
             open_tasks = self.service.finish_step(s, loaded, actor, now)
-            self._event(s, d, actor, "deadline.extended", d.status, now, {
-                "reason": reason, "due_at_before": _iso(old_due), "due_at": _iso(new_due),
-                "original_due_at": _iso(d.original_due_at),
-                "extra_working_days": extra_working_days, "was_overdue": old_due <= now,
-                "working_hours_left": round(left, 4),
-            })
-            self._notify(s, d, "apology",
-                         f"Xin lỗi ông/bà: hồ sơ {d.code} chưa giải quyết kịp hạn. Ngày hẹn trả mới: "
-                         f"{_local(new_due)}. Lý do: {reason}")
+            self._event(
+                s,
+                d,
+                actor,
+                "deadline.extended",
+                d.status,
+                now,
+                {
+                    "reason": reason,
+                    "due_at_before": _iso(old_due),
+                    "due_at": _iso(new_due),
+                    "original_due_at": _iso(d.original_due_at),
+                    "extra_working_days": extra_working_days,
+                    "was_overdue": old_due <= now,
+                    "working_hours_left": round(left, 4),
+                },
+            )
+            self._notify(
+                s,
+                d,
+                "apology",
+                f"Xin lỗi ông/bà: hồ sơ {d.code} chưa giải quyết kịp hạn. Ngày hẹn trả mới: "
+                f"{_local(new_due)}. Lý do: {reason}",
+            )
             return self._view(d, open_tasks)

@@ -18,6 +18,7 @@ type the bytes contradict → InvalidInput (422); an unsafe file name (folders, 
 
 This module does not import Flask.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,8 @@ import forms as forms_lib
 from forms.documents import DEFAULT_ACCEPT
 
 from .auth import Actor
-from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
 from .dossiers import iso, visible_dossier
+from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
 from .models import Attachment, Event, utcnow
 
 DOCUMENTS_FIELD = "documents_received"
@@ -56,8 +57,16 @@ def blob_path(settings, sha256: str) -> Path:
 
 
 def attachment_view(a: Attachment) -> dict:
-    return {"id": a.id, "document_key": a.document_key, "filename": a.filename, "content_type": a.content_type,
-            "size": a.size, "sha256": a.sha256, "uploaded_at": iso(a.uploaded_at), "uploaded_by": a.uploaded_by}
+    return {
+        "id": a.id,
+        "document_key": a.document_key,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "sha256": a.sha256,
+        "uploaded_at": iso(a.uploaded_at),
+        "uploaded_by": a.uploaded_by,
+    }
 
 
 # -- the documents checklist ------------------------------------------------------------------------------
@@ -72,8 +81,14 @@ def checklist(runtime) -> list[dict]:
 
 def provided_documents(s, dossier_id: int) -> set[str]:
     """Document keys with at least one uploaded attachment on the dossier."""
-    return {k for k in s.scalars(select(Attachment.document_key).where(
-        Attachment.dossier_id == dossier_id, Attachment.document_key.is_not(None)).distinct())}
+    return {
+        k
+        for k in s.scalars(
+            select(Attachment.document_key)
+            .where(Attachment.dossier_id == dossier_id, Attachment.document_key.is_not(None))
+            .distinct()
+        )
+    }
 
 
 def check_required_documents(s, dossier, form, data: dict) -> None:
@@ -96,8 +111,11 @@ def check_required_documents(s, dossier, form, data: dict) -> None:
     missing = forms_lib.check_documents(docs, provided)
     if missing:
         names = ", ".join(d["key"] for d in docs if d["required"] and d["key"] not in provided)
-        raise InvalidInput(f"Hồ sơ thiếu giấy tờ bắt buộc: {names}", f"required documents are missing: {names}",
-                           {"fields": {DOCUMENTS_FIELD: "; ".join(missing)}})
+        raise InvalidInput(
+            f"Hồ sơ thiếu giấy tờ bắt buộc: {names}",
+            f"required documents are missing: {names}",
+            {"fields": {DOCUMENTS_FIELD: "; ".join(missing)}},
+        )
 
 
 # -- authorization --------------------------------------------------------------------------------------------
@@ -105,8 +123,10 @@ def _require_reader(actor: Actor) -> None:
     if actor.is_supervisor:
         return
     if not (set(actor.roles) - NON_STAFF_ROLES):
-        raise PermissionDenied("Chỉ cán bộ của cơ quan được xem giấy tờ của hồ sơ",
-                               "only staff of the agency may read the dossier's documents")
+        raise PermissionDenied(
+            "Chỉ cán bộ của cơ quan được xem giấy tờ của hồ sơ",
+            "only staff of the agency may read the dossier's documents",
+        )
 
 
 # -- storing --------------------------------------------------------------------------------------------------
@@ -155,39 +175,52 @@ def _put_blob(settings, tmp: Path, sha: str) -> Path:
     return path
 
 
-def store(service, actor: Actor, code: str, document_key: str | None, filename: str, content_type: str | None,
-          source) -> dict:
+def store(
+    service, actor: Actor, code: str, document_key: str | None, filename: str, content_type: str | None, source
+) -> dict:
     """Attach one file to a dossier; the new attachment's view. See the module docstring for the rules."""
     settings = service.settings
     if document_key is not None:
         document_key = str(document_key).strip() or None
     if document_key is not None and not _KEY.fullmatch(document_key):
-        raise InvalidInput("Mã giấy tờ không hợp lệ (chữ, số, _ - ., tối đa 100 ký tự)",
-                           "invalid document key (letters, digits, _ - ., at most 100 characters)",
-                           {"fields": {"document_key": "invalid"}})
+        raise InvalidInput(
+            "Mã giấy tờ không hợp lệ (chữ, số, _ - ., tối đa 100 ký tự)",
+            "invalid document key (letters, digits, _ - ., at most 100 characters)",
+            {"fields": {"document_key": "invalid"}},
+        )
     # Who and which dossier first (nothing is written for a refused caller).
     with service.db.read() as s:
         d = visible_dossier(s, actor, code)
         actor.require("receiver")
         if not actor.is_admin and d.agency != actor.agency:
-            raise PermissionDenied("Chỉ cán bộ tiếp nhận của cơ quan giải quyết được thêm giấy tờ",
-                                   "only a receiver of the dossier's agency may add documents")
+            raise PermissionDenied(
+                "Chỉ cán bộ tiếp nhận của cơ quan giải quyết được thêm giấy tờ",
+                "only a receiver of the dossier's agency may add documents",
+            )
         if d.finished:
-            raise Conflict("Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added")
+            raise Conflict(
+                "Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added"
+            )
         docs = {doc["key"]: doc for doc in checklist(service.runtimes.get(s, d.procedure_version_id))}
     document = docs.get(document_key) if document_key else None
     if document is None:
-        document = {"key": document_key or "", "name": document_key or "tệp đính kèm", "accept": list(DEFAULT_ACCEPT),
-                    "max_bytes": settings.max_upload_bytes}
+        document = {
+            "key": document_key or "",
+            "name": document_key or "tệp đính kèm",
+            "accept": list(DEFAULT_ACCEPT),
+            "max_bytes": settings.max_upload_bytes,
+        }
     safe = forms_lib.safe_filename(filename if filename is not None else "")
     limit = int(document["max_bytes"])
     root = storage_root(settings)
     tmp, sha, size, head = _spool(root, source, limit)
     try:
         if size > limit:
-            raise TooLarge(f"Tệp '{safe}' quá lớn (tối đa {limit:,} byte)",
-                           f"the file '{safe}' is too large (at most {limit:,} bytes)",
-                           {"fields": {"file": f"> {limit} bytes"}, "max_bytes": limit})
+            raise TooLarge(
+                f"Tệp '{safe}' quá lớn (tối đa {limit:,} byte)",
+                f"the file '{safe}' is too large (at most {limit:,} bytes)",
+                {"fields": {"file": f"> {limit} bytes"}, "max_bytes": limit},
+            )
         safe, verified = forms_lib.check_attachment(document, safe, content_type, head, size)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -197,15 +230,39 @@ def store(service, actor: Actor, code: str, document_key: str | None, filename: 
     with service.db.uow() as s:
         d = visible_dossier(s, actor, code, lock=True)
         if d.finished:
-            raise Conflict("Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added")
-        a = Attachment(dossier_id=d.id, document_key=document_key, sha256=sha, filename=safe, content_type=verified,
-                       size=size, uploaded_by=actor.username, uploaded_at=now)
+            raise Conflict(
+                "Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added"
+            )
+        a = Attachment(
+            dossier_id=d.id,
+            document_key=document_key,
+            sha256=sha,
+            filename=safe,
+            content_type=verified,
+            size=size,
+            uploaded_by=actor.username,
+            uploaded_at=now,
+        )
         s.add(a)
         s.flush()
-        s.add(Event(dossier_id=d.id, actor=actor.username, action="attachment.added", at=now,
-                    from_status=d.status, to_status=d.status,
-                    details={"attachment_id": a.id, "document_key": document_key, "filename": safe,
-                             "content_type": verified, "size": size, "sha256": sha}))
+        s.add(
+            Event(
+                dossier_id=d.id,
+                actor=actor.username,
+                action="attachment.added",
+                at=now,
+                from_status=d.status,
+                to_status=d.status,
+                details={
+                    "attachment_id": a.id,
+                    "document_key": document_key,
+                    "filename": safe,
+                    "content_type": verified,
+                    "size": size,
+                    "sha256": sha,
+                },
+            )
+        )
         return attachment_view(a)
 
 
@@ -222,7 +279,9 @@ def open_attachment(service, actor: Actor, code: str, attachment_id: int) -> tup
     with service.db.read() as s:
         d = visible_dossier(s, actor, code)
         _require_reader(actor)
-        a = s.get(Attachment, attachment_id) if isinstance(attachment_id, int) and 0 < attachment_id < 2**31 else None  # INTEGER column
+        a = (
+            s.get(Attachment, attachment_id) if isinstance(attachment_id, int) and 0 < attachment_id < 2**31 else None
+        )  # INTEGER column
         if a is None or a.dossier_id != d.id:
             raise NotFound("Không tìm thấy tệp đính kèm", "attachment not found")
         view = attachment_view(a)

@@ -2,6 +2,7 @@
 
 These rules live here, once; the API and the CLI only authenticate and pass an `Actor` in.
 """
+
 from __future__ import annotations
 
 import re
@@ -64,8 +65,9 @@ def hash_password(password: str) -> str:
 
 def add_user(session, username: str, password: str, roles, agency: str, full_name: str | None = None) -> User:
     if not _USERNAME.match(username or ""):
-        raise InvalidInput("Tên đăng nhập chỉ gồm chữ, số, . _ - (2–80 ký tự)",
-                           "username: letters, digits, . _ - (2–80 characters)")
+        raise InvalidInput(
+            "Tên đăng nhập chỉ gồm chữ, số, . _ - (2–80 ký tự)", "username: letters, digits, . _ - (2–80 characters)"
+        )
     if not password or len(password) < 8:
         raise InvalidInput("Mật khẩu phải có ít nhất 8 ký tự", "password must have at least 8 characters")
     roles = sorted({r.strip() for r in roles if r and r.strip()})
@@ -75,8 +77,9 @@ def add_user(session, username: str, password: str, roles, agency: str, full_nam
         raise InvalidInput("Cần mã cơ quan", "an agency is required")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"Người dùng '{username}' đã tồn tại", f"user '{username}' already exists")
-    user = User(username=username, password_hash=hash_password(password), roles=roles, agency=agency,
-                full_name=full_name)
+    user = User(
+        username=username, password_hash=hash_password(password), roles=roles, agency=agency, full_name=full_name
+    )
     session.add(user)
     session.flush()
     return user

@@ -5,6 +5,7 @@ that could act on it sees the bytes. What we read from a process (metadata, role
 step deadlines, statuses, conditions, scripts, timers) is extracted here once, at deploy time, and
 stored with the procedure version; at run time nothing re-reads the XML.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,22 +27,52 @@ DEFAULT_ROLE = "receiver"
 
 # Flow nodes SpiffWorkflow can execute for us. Anything else inside a process is named and refused.
 SUPPORTED_NODES = {
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-    "task", "userTask", "manualTask", "scriptTask", "subProcess", "callActivity", "transaction",
-    "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
-    "sequenceFlow", "laneSet", "lane", "flowNodeRef", "childLaneSet",
-    "dataObject", "dataObjectReference", "dataStoreReference", "dataInputAssociation",
-    "dataOutputAssociation", "association", "textAnnotation", "group", "property", "ioSpecification",
-    "standardLoopCharacteristics", "multiInstanceLoopCharacteristics",
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "task",
+    "userTask",
+    "manualTask",
+    "scriptTask",
+    "subProcess",
+    "callActivity",
+    "transaction",
+    "exclusiveGateway",
+    "parallelGateway",
+    "inclusiveGateway",
+    "eventBasedGateway",
+    "sequenceFlow",
+    "laneSet",
+    "lane",
+    "flowNodeRef",
+    "childLaneSet",
+    "dataObject",
+    "dataObjectReference",
+    "dataStoreReference",
+    "dataInputAssociation",
+    "dataOutputAssociation",
+    "association",
+    "textAnnotation",
+    "group",
+    "property",
+    "ioSpecification",
+    "standardLoopCharacteristics",
+    "multiInstanceLoopCharacteristics",
 }
 # Elements we refuse with a reason: they need integrations this product does not run.
 UNSUPPORTED_REASONS = {
-    "serviceTask": ("bước dịch vụ (serviceTask) cần kết nối hệ thống ngoài, chưa được hỗ trợ",
-                    "service tasks need an external connector, which is not supported"),
+    "serviceTask": (
+        "bước dịch vụ (serviceTask) cần kết nối hệ thống ngoài, chưa được hỗ trợ",
+        "service tasks need an external connector, which is not supported",
+    ),
     "sendTask": ("bước gửi tin (sendTask) chưa được hỗ trợ", "send tasks are not supported"),
     "receiveTask": ("bước nhận tin (receiveTask) chưa được hỗ trợ", "receive tasks are not supported"),
-    "businessRuleTask": ("bảng quyết định (DMN) chưa được hỗ trợ khi triển khai",
-                         "business rule (DMN) tasks are not supported"),
+    "businessRuleTask": (
+        "bảng quyết định (DMN) chưa được hỗ trợ khi triển khai",
+        "business rule (DMN) tasks are not supported",
+    ),
     "complexGateway": ("cổng phức hợp (complexGateway) chưa được hỗ trợ", "complex gateways are not supported"),
     "adHocSubProcess": ("quy trình con ad-hoc chưa được hỗ trợ", "ad-hoc subprocesses are not supported"),
 }
@@ -57,24 +88,30 @@ class XmlRefused(Exception):
 def parse_xml(content: bytes, max_bytes: int) -> etree._Element:
     """Parse untrusted BPMN bytes: no DTD, no entities, no network, bounded size."""
     if len(content) > max_bytes:
-        raise XmlRefused(f"Tệp quá lớn ({len(content)} byte, tối đa {max_bytes})",
-                         f"file too large ({len(content)} bytes, at most {max_bytes})")
+        raise XmlRefused(
+            f"Tệp quá lớn ({len(content)} byte, tối đa {max_bytes})",
+            f"file too large ({len(content)} bytes, at most {max_bytes})",
+        )
     try:
         DET.fromstring(content, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise XmlRefused("Tệp XML chứa DTD hoặc thực thể (entity) bị cấm: " + type(exc).__name__,
-                         "XML with a DTD or entities is refused: " + type(exc).__name__) from exc
+        raise XmlRefused(
+            "Tệp XML chứa DTD hoặc thực thể (entity) bị cấm: " + type(exc).__name__,
+            "XML with a DTD or entities is refused: " + type(exc).__name__,
+        ) from exc
     except DET.ParseError as exc:
         raise XmlRefused(f"XML không hợp lệ: {exc}", f"malformed XML: {exc}") from exc
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_comments=False)
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=False
+    )
     try:
         root = etree.fromstring(content, parser=parser)
     except etree.XMLSyntaxError as exc:
         raise XmlRefused(f"XML không hợp lệ: {exc}", f"malformed XML: {exc}") from exc
     if etree.QName(root).namespace != BPMN_NS or etree.QName(root).localname != "definitions":
-        raise XmlRefused("Không phải tệp BPMN 2.0 (thiếu bpmn:definitions)",
-                         "not a BPMN 2.0 file (no bpmn:definitions root)")
+        raise XmlRefused(
+            "Không phải tệp BPMN 2.0 (thiếu bpmn:definitions)", "not a BPMN 2.0 file (no bpmn:definitions root)"
+        )
     count = sum(1 for _ in root.iter())
     if count > MAX_ELEMENTS:
         raise XmlRefused(f"Quá nhiều phần tử XML ({count})", f"too many XML elements ({count})")
@@ -92,9 +129,11 @@ def dialect(root) -> str:
 def properties(el) -> dict[str, str]:
     """Extension properties of an element (camunda:properties or spiffworkflow:properties)."""
     out = {}
-    for prop in el.xpath("./bpmn:extensionElements/camunda:properties/camunda:property"
-                         " | ./bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property",
-                         namespaces=NS):
+    for prop in el.xpath(
+        "./bpmn:extensionElements/camunda:properties/camunda:property"
+        " | ./bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property",
+        namespaces=NS,
+    ):
         name = prop.get("name")
         if name:
             out[name] = prop.get("value") if prop.get("value") is not None else (prop.text or "")
@@ -116,8 +155,13 @@ def lane_roles(lane) -> list[str]:
     return list(dict.fromkeys(roles))
 
 
-_CAMUNDA_TYPES = {"string": {"type": "string"}, "long": {"type": "integer"}, "boolean": {"type": "boolean"},
-                  "date": {"type": "string", "format": "date"}, "enum": {"type": "string"}}
+_CAMUNDA_TYPES = {
+    "string": {"type": "string"},
+    "long": {"type": "integer"},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+    "enum": {"type": "string"},
+}
 
 
 def inline_form(task) -> dict | None:
@@ -134,15 +178,21 @@ def inline_form(task) -> dict | None:
         prop["title"] = f.get("label") or fid
         values = f.xpath("./camunda:value", namespaces=NS)
         if values:
-            prop["oneOf"] = [{"const": v.get("id"), "title": v.get("name") or v.get("id")} for v in values if v.get("id")]
+            prop["oneOf"] = [
+                {"const": v.get("id"), "title": v.get("name") or v.get("id")} for v in values if v.get("id")
+            ]
         default = f.get("defaultValue")
         if default is not None and prop["type"] == "string" and "format" not in prop and not values:
             prop["default"] = default
         if f.xpath("./camunda:validation/camunda:constraint[@name='required']", namespaces=NS):
             required.append(fid)
         props[fid] = prop
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-              "title": task.get("name") or task.get("id"), "properties": props}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "title": task.get("name") or task.get("id"),
+        "properties": props,
+    }
     if required:
         schema["required"] = required
     return schema
@@ -218,15 +268,27 @@ def describe_process(process) -> ProcessInfo:
             ui_key = props.get("formUiSchemaFilename")
             if not roles and not assignee:
                 roles = [DEFAULT_ROLE]
-                info.warnings.append(_problem(
-                    eid, f"{_where(el)}: bước chưa có vai trò (lane hoặc camunda:candidateGroups); giao cho '{DEFAULT_ROLE}'",
-                    f"{_where(el)}: user task has no role (lane or camunda:candidateGroups); given to '{DEFAULT_ROLE}'"))
+                info.warnings.append(
+                    _problem(
+                        eid,
+                        f"{_where(el)}: bước chưa có vai trò (lane hoặc camunda:candidateGroups); giao cho '{DEFAULT_ROLE}'",
+                        f"{_where(el)}: user task has no role (lane or camunda:candidateGroups); given to '{DEFAULT_ROLE}'",
+                    )
+                )
             inline = inline_form(el)
-            info.user_tasks.append({
-                "id": eid, "name": el.get("name") or eid, "roles": roles, "assignee": assignee,
-                "form_key": form_key, "ui_form_key": ui_key, "deadline": props.get("deadline"),
-                "status": props.get("status"), "inline_form": inline,
-            })
+            info.user_tasks.append(
+                {
+                    "id": eid,
+                    "name": el.get("name") or eid,
+                    "roles": roles,
+                    "assignee": assignee,
+                    "form_key": form_key,
+                    "ui_form_key": ui_key,
+                    "deadline": props.get("deadline"),
+                    "status": props.get("status"),
+                    "inline_form": inline,
+                }
+            )
             if props.get("status"):
                 info.task_status[eid] = props["status"]
         elif tag == "endEvent":
@@ -244,9 +306,13 @@ def describe_process(process) -> ProcessInfo:
         elif tag == "timerEventDefinition":
             if not any(_local(c) in ("timeDate", "timeDuration", "timeCycle") for c in el if isinstance(c.tag, str)):
                 owner = el.getparent()
-                info.problems.append(_problem(
-                    owner.get("id") or "?", f"{_where(owner)}: sự kiện hẹn giờ chưa có thời điểm/thời lượng",
-                    f"{_where(owner)}: timer event has no date, duration or cycle"))
+                info.problems.append(
+                    _problem(
+                        owner.get("id") or "?",
+                        f"{_where(owner)}: sự kiện hẹn giờ chưa có thời điểm/thời lượng",
+                        f"{_where(owner)}: timer event has no date, duration or cycle",
+                    )
+                )
         elif tag == "callActivity":
             info.call_activities.append((eid, el.get("calledElement") or ""))
     return info

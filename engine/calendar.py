@@ -31,17 +31,18 @@ Everything is computed on integers (microseconds of office time) over a precompu
 per-day working flags, the running count of working days and the list of working days, so that whole
 days are skipped in O(1) and `due_at` costs a few microseconds.
 """
+
 from __future__ import annotations
 
 import re
 import threading
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
-from types import MappingProxyType
+from functools import cache, lru_cache
 from itertools import accumulate
-from typing import Iterable, Mapping
+from types import MappingProxyType
 
 import holidays as _holidays
 
@@ -252,14 +253,14 @@ def parse_cutoff(text: str | time | None) -> time | None:
 # Seed: weekends and holidays.VN, cached per year for the whole process
 
 
-@lru_cache(maxsize=None)
+@cache
 def _vn_holidays(year: int) -> dict[date, str]:
     """holidays.VN for one year, names in Vietnamese; only dates inside that year."""
     hs = _holidays.country_holidays("VN", years=year, language="vi")
     return {d: name for d, name in sorted(hs.items()) if d.year == year}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _seed_flags(year: int) -> bytes:
     """One byte per day of `year`: 1 for a working day by weekends and holidays.VN alone."""
     first = date(year, 1, 1).toordinal()
@@ -329,7 +330,7 @@ class WorkCalendar:
         self._day_end = us[-1][1]
         self._cap = sum(e - s for s, e in us)  # office microseconds in a working day
         # _after[i] = office time in the periods after period i
-        self._after = [sum(e - s for s, e in us[i + 1:]) for i in range(len(us))]
+        self._after = [sum(e - s for s, e in us[i + 1 :]) for i in range(len(us))]
         # per-year corrections (swaps then overrides), applied on the seed flags
         self._fix: dict[int, dict[date, bool]] = {}
         for table in (self.swaps, self.overrides):
@@ -571,8 +572,9 @@ def set_override(session, day: date, working: bool, name: str, actor: str | None
 
     day = _as_day(day)
     if not isinstance(working, bool):
-        raise InvalidInput("Trường 'working' phải là true/false.", "'working' must be true or false.",
-                           details={"field": "working"})
+        raise InvalidInput(
+            "Trường 'working' phải là true/false.", "'working' must be true or false.", details={"field": "working"}
+        )
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput(

@@ -7,9 +7,10 @@ computed after it is saved: in the process that saved it at once (`DossierServic
 in other processes (the worker, other API servers) within 30 s. Due times already set are not moved
 (domain.md: deadlines already set are not moved silently).
 """
+
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 import click
 
@@ -32,8 +33,9 @@ def parse_day(value, field: str = "date") -> date:
         try:
             day = date.fromisoformat(str(value).strip())
         except (TypeError, ValueError):
-            raise _field_error(field, f"Ngày không hợp lệ: '{value}' (dạng YYYY-MM-DD)",
-                               f"invalid date '{value}' (format YYYY-MM-DD)") from None
+            raise _field_error(
+                field, f"Ngày không hợp lệ: '{value}' (dạng YYYY-MM-DD)", f"invalid date '{value}' (format YYYY-MM-DD)"
+            ) from None
     if not MIN_YEAR <= day.year <= MAX_YEAR:
         raise _field_error(field, f"Năm phải từ {MIN_YEAR} đến {MAX_YEAR}", f"the year must be {MIN_YEAR}-{MAX_YEAR}")
     return day
@@ -61,8 +63,11 @@ def parse_instant(value, field: str = "start") -> datetime:
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=VN_TZ)
     except (TypeError, ValueError):
-        raise _field_error(field, f"Thời điểm không hợp lệ: '{value}' (ISO 8601, ví dụ 2026-02-13T10:00:00+07:00)",
-                           f"invalid date-time '{value}' (ISO 8601, e.g. 2026-02-13T10:00:00+07:00)") from None
+        raise _field_error(
+            field,
+            f"Thời điểm không hợp lệ: '{value}' (ISO 8601, ví dụ 2026-02-13T10:00:00+07:00)",
+            f"invalid date-time '{value}' (ISO 8601, e.g. 2026-02-13T10:00:00+07:00)",
+        ) from None
     if not MIN_YEAR <= dt.year <= MAX_YEAR:
         raise _field_error(field, f"Năm phải từ {MIN_YEAR} đến {MAX_YEAR}", f"the year must be {MIN_YEAR}-{MAX_YEAR}")
     return dt
@@ -70,8 +75,13 @@ def parse_instant(value, field: str = "start") -> datetime:
 
 def day_view(d: dict) -> dict:
     day = d["date"]
-    return {"date": day.isoformat(), "weekday": WEEKDAYS_VI[day.weekday()], "working": bool(d["working"]),
-            "name": d["name"], "source": d["source"]}
+    return {
+        "date": day.isoformat(),
+        "weekday": WEEKDAYS_VI[day.weekday()],
+        "working": bool(d["working"]),
+        "name": d["name"],
+        "source": d["source"],
+    }
 
 
 def list_days(session, year: int) -> list[dict]:
@@ -86,15 +96,23 @@ def set_day(session, day, working, name, actor: str | None) -> dict:
     except InvalidInput as exc:  # name the field for the API's 422
         field = (exc.details or {}).get("field") if isinstance(exc.details, dict) else None
         raise _field_error(field or "body", exc.message_vi, exc.message_en) from None
-    return {"date": row.day.isoformat(), "weekday": WEEKDAYS_VI[row.day.weekday()], "working": row.working,
-            "name": row.name, "source": "override", "updated_by": row.updated_by}
+    return {
+        "date": row.day.isoformat(),
+        "weekday": WEEKDAYS_VI[row.day.weekday()],
+        "working": row.working,
+        "name": row.name,
+        "source": "override",
+        "updated_by": row.updated_by,
+    }
 
 
 def delete_day(session, day) -> dict:
     day = parse_day(day)
     if not delete_override(session, day):
-        raise NotFound(f"Ngày {day.isoformat()} không có điều chỉnh của quản trị viên",
-                       f"no administrator's override on {day.isoformat()}")
+        raise NotFound(
+            f"Ngày {day.isoformat()} không có điều chỉnh của quản trị viên",
+            f"no administrator's override on {day.isoformat()}",
+        )
     return {"date": day.isoformat(), "deleted": True}
 
 
@@ -103,10 +121,13 @@ def compute_due(session, start, deadline, cutoff=None, agency: str | None = None
 
     All agencies share the national calendar and office hours for now; `agency` is accepted and echoed.
     """
-    start_dt = parse_instant(start, "start") if start not in (None, "") else datetime.now(timezone.utc)
+    start_dt = parse_instant(start, "start") if start not in (None, "") else datetime.now(UTC)
     if not deadline or not str(deadline).strip():
-        raise _field_error("deadline", "Thiếu thời hạn (ví dụ '3 working days', '15 ngày làm việc')",
-                           "deadline is required (e.g. '3 working days')")
+        raise _field_error(
+            "deadline",
+            "Thiếu thời hạn (ví dụ '3 working days', '15 ngày làm việc')",
+            "deadline is required (e.g. '3 working days')",
+        )
     try:
         dl = parse_deadline(str(deadline))
     except InvalidInput as exc:
@@ -121,8 +142,10 @@ def compute_due(session, start, deadline, cutoff=None, agency: str | None = None
         "due_at": due.astimezone(VN_TZ).isoformat(),
         "start": start_dt.astimezone(VN_TZ).isoformat(),
         "clock_start": cal.clock_start(start_dt, cut).astimezone(VN_TZ).isoformat() if dl.unit != "days" else None,
-        "deadline": str(dl), "deadline_hours": dl.hours,
-        "cutoff": cut.strftime("%H:%M") if cut else None, "agency": agency,
+        "deadline": str(dl),
+        "deadline_hours": dl.hours,
+        "cutoff": cut.strftime("%H:%M") if cut else None,
+        "agency": agency,
     }
 
 
@@ -131,8 +154,10 @@ def compute_due(session, start, deadline, cutoff=None, agency: str | None = None
 
 
 def _invalidate_note() -> str:
-    return ("Áp dụng cho các thời hạn tính từ nay (tiến trình khác: trong 30 giây) / applies to deadlines "
-            "computed from now on (other processes: within 30 s)")
+    return (
+        "Áp dụng cho các thời hạn tính từ nay (tiến trình khác: trong 30 giây) / applies to deadlines "
+        "computed from now on (other processes: within 30 s)"
+    )
 
 
 @click.group("calendar")
@@ -160,8 +185,12 @@ def calendar_list(year):
 
 @calendar_cli.command("set")
 @click.argument("day")
-@click.option("--working/--holiday", "working", required=True,
-              help="--working: ngày làm bù / make-up working day; --holiday: ngày nghỉ thêm / extra day off")
+@click.option(
+    "--working/--holiday",
+    "working",
+    required=True,
+    help="--working: ngày làm bù / make-up working day; --holiday: ngày nghỉ thêm / extra day off",
+)
 @click.option("--name", required=True, help="Tên / name, e.g. 'Nghỉ bù Quốc khánh'")
 @click.option("--actor", default="cli", help="Ghi nhận người sửa / recorded as the editor")
 def calendar_set(day, working, name, actor):

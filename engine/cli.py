@@ -2,6 +2,7 @@
 
 Messages are Vietnamese first, English second; long jobs show a progress bar.
 """
+
 from __future__ import annotations
 
 import os
@@ -111,13 +112,19 @@ def validate(paths):
 @click.option("--actor", default="cli", help="Ghi nhận người triển khai / recorded as the deployer")
 def deploy(paths, actor):
     """Triển khai thủ tục / deploy procedures (idempotent: unchanged files are skipped)."""
-    from .procedures import deploy as deploy_one, load_path
+    from .procedures import deploy as deploy_one
+    from .procedures import load_path
 
     files = _bpmn_files(paths)
     database = _migrated_db()
     results, bad = [], 0
-    with click.progressbar(files, label="Triển khai / deploying", show_pos=True,
-                           item_show_func=lambda p: p.name if p else "", file=sys.stderr) as bar:
+    with click.progressbar(
+        files,
+        label="Triển khai / deploying",
+        show_pos=True,
+        item_show_func=lambda p: p.name if p else "",
+        file=sys.stderr,
+    ) as bar:
         for f in bar:
             try:
                 loaded = load_path(f)

@@ -1,4 +1,5 @@
 """Settings, read from the environment once. Defaults are embedded: SQLite and huey's SQLite storage under var/."""
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,7 @@ class Settings:
             self.database_url = f"sqlite:///{self.var_dir / 'motcua.db'}"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         env = os.environ
         kw = {}
         if env.get("DATABASE_URL"):

@@ -4,10 +4,11 @@ Every state change runs inside `Database.uow()`: one transaction, committed at t
 error. On SQLite a writing transaction starts with BEGIN IMMEDIATE so two writers queue instead of
 failing half-way; readers use plain BEGIN and never block writers (WAL journal).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -57,7 +58,7 @@ class Database:
         self.WriteSession = sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Database":
+    def from_settings(cls, settings: Settings) -> Database:
         return cls(settings.database_url)
 
     @contextmanager

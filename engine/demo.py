@@ -1,4 +1,5 @@
 """The demo accounts the README lists, so a new user can try every role at once after `make run`."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

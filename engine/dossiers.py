@@ -3,25 +3,26 @@
 Every change is one transaction (`Database.uow`) that writes the dossier row (optimistic version column),
 its workflow state (without the spec), the ready task rows the inbox reads, and an audit event.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import threading
-from collections import OrderedDict
 import time as _time
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import SimpleNamespace
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import cache, lru_cache
+from types import SimpleNamespace
 from uuid import UUID
 
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .auth import Actor
 from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
@@ -74,9 +75,13 @@ def _check_json(data, what="data") -> dict:
     try:
         text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"'{what}' chứa giá trị không phải JSON: {exc}", f"'{what}' holds a non-JSON value: {exc}")
+        raise InvalidInput(
+            f"'{what}' chứa giá trị không phải JSON: {exc}", f"'{what}' holds a non-JSON value: {exc}"
+        ) from None
     if len(text) > MAX_DATA_BYTES:
-        raise InvalidInput(f"'{what}' quá lớn (tối đa {MAX_DATA_BYTES} byte)", f"'{what}' too large (at most {MAX_DATA_BYTES} bytes)")
+        raise InvalidInput(
+            f"'{what}' quá lớn (tối đa {MAX_DATA_BYTES} byte)", f"'{what}' too large (at most {MAX_DATA_BYTES} bytes)"
+        )
     return json.loads(text)
 
 
@@ -93,9 +98,11 @@ def _workflow_errors(where: str):
             vi, en = cause.message_vi, cause.message_en
         else:
             vi = en = str(exc).strip() or type(exc).__name__
-        raise WorkflowDataError(f"Quy trình không thể tiếp tục sau '{where}' với dữ liệu này: {vi}",
-                           f"the process cannot continue after '{where}' with this data: {en}",
-                           {"element": element}) from exc
+        raise WorkflowDataError(
+            f"Quy trình không thể tiếp tục sau '{where}' với dữ liệu này: {vi}",
+            f"the process cannot continue after '{where}' with this data: {en}",
+            {"element": element},
+        ) from exc
 
 
 class WorkflowCache:
@@ -187,37 +194,61 @@ class DossierService:
     def next_code(self, session, agency: str, when: datetime) -> str:
         """`{agency}-{yyMMdd}-{NNNN}`: a daily counter per agency, atomic on SQLite and PostgreSQL."""
         day = when.astimezone(VN_TZ).strftime("%y%m%d")
-        n = session.connection().execute(_counter_stmt(session.bind.dialect.name),
-                                         {"agency": agency, "day": day}).scalar_one()
+        n = (
+            session.connection()
+            .execute(_counter_stmt(session.bind.dialect.name), {"agency": agency, "day": day})
+            .scalar_one()
+        )
         return f"{agency_code(agency)}-{day}-{n:04d}"
 
     # -- starting ----------------------------------------------------------------------------------
-    def start_dossier(self, actor: Actor, procedure_code: str, applicant: Applicant | dict, channel=1,
-                      data: dict | None = None, received_at: datetime | None = None, agency: str | None = None) -> dict:
+    def start_dossier(
+        self,
+        actor: Actor,
+        procedure_code: str,
+        applicant: Applicant | dict,
+        channel=1,
+        data: dict | None = None,
+        received_at: datetime | None = None,
+        agency: str | None = None,
+    ) -> dict:
         actor.require("receiver")
         data = _check_json(data)
         if isinstance(applicant, dict):
             applicant = Applicant(**{k: applicant.get(k) for k in ("name", "id_number", "phone", "email")})
         if not applicant.name or not str(applicant.name).strip():
-            raise InvalidInput("Thiếu tên người nộp hồ sơ", "the applicant's name is required",
-                               {"fields": {"applicant.name": "Trường bắt buộc / Required"}})
+            raise InvalidInput(
+                "Thiếu tên người nộp hồ sơ",
+                "the applicant's name is required",
+                {"fields": {"applicant.name": "Trường bắt buộc / Required"}},
+            )
         try:
             channel = Channel.parse(channel)
         except (ValueError, KeyError):
-            raise InvalidInput("Kênh nộp không hợp lệ (1 trực tiếp, 2 trực tuyến, 3 bưu chính)",
-                               "invalid channel (1 in person, 2 online, 3 postal)",
-                               {"fields": {"channel": "1, 2, 3"}}) from None
+            raise InvalidInput(
+                "Kênh nộp không hợp lệ (1 trực tiếp, 2 trực tuyến, 3 bưu chính)",
+                "invalid channel (1 in person, 2 online, 3 postal)",
+                {"fields": {"channel": "1, 2, 3"}},
+            ) from None
         now = utcnow()
         if received_at is not None:
             if not actor.is_admin:
-                raise PermissionDenied("Chỉ quản trị viên được nhập ngày tiếp nhận trong quá khứ",
-                                       "only an admin may give a past received_at")
+                raise PermissionDenied(
+                    "Chỉ quản trị viên được nhập ngày tiếp nhận trong quá khứ",
+                    "only an admin may give a past received_at",
+                )
             if received_at.tzinfo is None:
-                raise InvalidInput("received_at phải có múi giờ", "received_at needs a UTC offset",
-                                   {"fields": {"received_at": "timezone required"}})
+                raise InvalidInput(
+                    "received_at phải có múi giờ",
+                    "received_at needs a UTC offset",
+                    {"fields": {"received_at": "timezone required"}},
+                )
             if received_at > now + timedelta(minutes=1):
-                raise InvalidInput("Ngày tiếp nhận không được ở tương lai", "received_at cannot be in the future",
-                                   {"fields": {"received_at": "future"}})
+                raise InvalidInput(
+                    "Ngày tiếp nhận không được ở tương lai",
+                    "received_at cannot be in the future",
+                    {"fields": {"received_at": "future"}},
+                )
         received = received_at or now
         with self.db.uow() as s:
             version_id = current_version_id(s, procedure_code)
@@ -240,24 +271,60 @@ class DossierService:
             with _workflow_errors(rt.code):
                 self._run(workflow, rt)
             values = dict(
-                code=code, procedure_version_id=version_id, procedure_code=rt.code, agency=agency,
-                status=initial.value, status_code=initial.code, channel=int(channel),
-                applicant_name=str(applicant.name).strip()[:200], applicant_id_number=applicant.id_number,
-                applicant_phone=applicant.phone, applicant_email=applicant.email, data=data,
-                received_at=received, due_at=due, original_due_at=due, deadline_hours=deadline_hours,
-                paused_at=None, paused_hours=0.0, supplement_count=0, extended_at=None, extension_reason=None,
-                processed_at=None, returned_at=None, finished=False, finished_at=None, next_timer_at=None,
-                reminded_at=None, overdue_flagged_at=None, created_by=actor.username, updated_at=now, version=1,
+                code=code,
+                procedure_version_id=version_id,
+                procedure_code=rt.code,
+                agency=agency,
+                status=initial.value,
+                status_code=initial.code,
+                channel=int(channel),
+                applicant_name=str(applicant.name).strip()[:200],
+                applicant_id_number=applicant.id_number,
+                applicant_phone=applicant.phone,
+                applicant_email=applicant.email,
+                data=data,
+                received_at=received,
+                due_at=due,
+                original_due_at=due,
+                deadline_hours=deadline_hours,
+                paused_at=None,
+                paused_hours=0.0,
+                supplement_count=0,
+                extended_at=None,
+                extension_reason=None,
+                processed_at=None,
+                returned_at=None,
+                finished=False,
+                finished_at=None,
+                next_timer_at=None,
+                reminded_at=None,
+                overdue_flagged_at=None,
+                created_by=actor.username,
+                updated_at=now,
+                version=1,
             )
             # Known before the row is written (timers, reminder, due), so the insert is the only write of it.
             values["next_timer_at"] = compute_next_timer(Row(id=None, **values), workflow, cal, self.settings)
             dossier_id = s.connection().execute(INSERT_DOSSIER, values).scalar_one()
             dossier = Row(id=dossier_id, **values)
-            s.connection().execute(INSERT_EVENT, dict(
-                dossier_id=dossier_id, actor=actor.username, action="dossier.received", at=now,
-                from_status=None, to_status=initial.value, task_id=None,
-                details={"procedure_code": rt.code, "version": rt.version, "channel": int(channel),
-                         "received_at": received.isoformat()}))
+            s.connection().execute(
+                INSERT_EVENT,
+                dict(
+                    dossier_id=dossier_id,
+                    actor=actor.username,
+                    action="dossier.received",
+                    at=now,
+                    from_status=None,
+                    to_status=initial.value,
+                    task_id=None,
+                    details={
+                        "procedure_code": rt.code,
+                        "version": rt.version,
+                        "channel": int(channel),
+                        "received_at": received.isoformat(),
+                    },
+                ),
+            )
             open_tasks = self._after_step(s, dossier, workflow, rt, cal, actor, now, {}, completed_task=None)
             s.connection().execute(INSERT_STATE, {"dossier_id": dossier_id, "state": dump_state(rt.dialect, workflow)})
             _write_dossier(s, dossier, now, values)
@@ -276,13 +343,26 @@ class DossierService:
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
                 raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
-            n = s.execute(update(Task).where(Task.id == task.id, Task.state == "ready",
-                                             (Task.claimed_by.is_(None)) | (Task.claimed_by == actor.username))
-                          .values(claimed_by=actor.username, claimed_at=utcnow())).rowcount
+            n = s.execute(
+                update(Task)
+                .where(
+                    Task.id == task.id,
+                    Task.state == "ready",
+                    (Task.claimed_by.is_(None)) | (Task.claimed_by == actor.username),
+                )
+                .values(claimed_by=actor.username, claimed_at=utcnow())
+            ).rowcount
             if n != 1:
                 raise Conflict("Công việc vừa được người khác nhận", "the task was just claimed by someone else")
-            s.add(Event(dossier_id=task.dossier_id, actor=actor.username, action="task.claimed", task_id=task.id,
-                        details={"task": task.spec_name}))
+            s.add(
+                Event(
+                    dossier_id=task.dossier_id,
+                    actor=actor.username,
+                    action="task.claimed",
+                    task_id=task.id,
+                    details={"task": task.spec_name},
+                )
+            )
             s.refresh(task)
             return task_view(task)
 
@@ -293,20 +373,31 @@ class DossierService:
             if task.claimed_by and task.claimed_by != actor.username and not actor.is_admin:
                 raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
             task.claimed_by, task.claimed_at = None, None
-            s.add(Event(dossier_id=task.dossier_id, actor=actor.username, action="task.unclaimed", task_id=task.id,
-                        details={"task": task.spec_name}))
+            s.add(
+                Event(
+                    dossier_id=task.dossier_id,
+                    actor=actor.username,
+                    action="task.unclaimed",
+                    task_id=task.id,
+                    details={"task": task.spec_name},
+                )
+            )
             return task_view(task)
 
     def _check_workable(self, actor: Actor, task: Task) -> None:
         if task.state != "ready":
-            raise Conflict("Công việc đã được hoàn thành hoặc không còn hiệu lực",
-                           "the task is already completed or no longer open")
+            raise Conflict(
+                "Công việc đã được hoàn thành hoặc không còn hiệu lực",
+                "the task is already completed or no longer open",
+            )
         if not actor.may_work(task.roles, task.agency, task.assignee):
-            raise PermissionDenied("Bạn không có vai trò thực hiện bước này",
-                                   f"this step needs one of the roles {task.roles}")
+            raise PermissionDenied(
+                "Bạn không có vai trò thực hiện bước này", f"this step needs one of the roles {task.roles}"
+            )
 
-    def complete_task(self, actor: Actor, task_id: str, data: dict | None = None,
-                      expected_version: int | None = None) -> dict:
+    def complete_task(
+        self, actor: Actor, task_id: str, data: dict | None = None, expected_version: int | None = None
+    ) -> dict:
         data = _check_json(data)
         if not task_id or len(task_id) > 36:
             raise NotFound("Không tìm thấy công việc", "task not found")
@@ -322,16 +413,21 @@ class DossierService:
             if task.claimed_by and task.claimed_by != actor.username:
                 raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
             if expected_version is not None and expected_version != dossier.version:
-                raise Conflict("Hồ sơ đã thay đổi từ khi bạn mở; vui lòng tải lại",
-                               "the dossier changed since you opened it; reload")
+                raise Conflict(
+                    "Hồ sơ đã thay đổi từ khi bạn mở; vui lòng tải lại",
+                    "the dossier changed since you opened it; reload",
+                )
             if Status(dossier.status) in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED) or dossier.finished:
-                raise Conflict(f"Hồ sơ đang ở trạng thái '{Status(dossier.status).label_vi}', chưa thể xử lý tiếp",
-                               f"the dossier is '{dossier.status}'; it cannot be processed now")
+                raise Conflict(
+                    f"Hồ sơ đang ở trạng thái '{Status(dossier.status).label_vi}', chưa thể xử lý tiếp",
+                    f"the dossier is '{dossier.status}'; it cannot be processed now",
+                )
             rt = self.runtimes.get(s, dossier.procedure_version_id)
             form = rt.form_for(task.spec_name)
             if form is not None:
                 data = form.validate(data)
                 from .attachments import check_required_documents  # it imports this module
+
                 check_required_documents(s, dossier, form, data)
             cal = self.calendar(s)
             workflow = self._restore(s, dossier, rt, cal)
@@ -362,7 +458,7 @@ class DossierService:
         return load_state(rt.dialect, blob, rt.spec, rt.subprocess_specs, self.script_engine(cal))
 
     # -- building blocks for other use cases (legal actions, timers) -----------------------------------
-    def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> "Loaded":
+    def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> Loaded:
         """Lock a dossier (and its state) inside the caller's transaction and restore its workflow."""
         q = select(Dossier)
         q = q.where(Dossier.code == code) if code is not None else q.where(Dossier.id == dossier_id)
@@ -376,11 +472,28 @@ class DossierService:
         workflow = self._restore(s, dossier, rt, cal)
         return Loaded(dossier, rt, cal, workflow, _ready_ids(workflow))
 
-    def finish_step(self, s, loaded: "Loaded", actor: Actor, now: datetime, completed_task: Task | None = None,
-                    task_data: dict | None = None) -> list:
+    def finish_step(
+        self,
+        s,
+        loaded: Loaded,
+        actor: Actor,
+        now: datetime,
+        completed_task: Task | None = None,
+        task_data: dict | None = None,
+    ) -> list:
         """After the workflow moved: sync task rows, status, timers, audit; store the state. Returns open tasks."""
-        open_tasks = self._after_step(s, loaded.dossier, loaded.workflow, loaded.rt, loaded.cal, actor, now,
-                                      loaded.before, completed_task=completed_task, task_data=task_data)
+        open_tasks = self._after_step(
+            s,
+            loaded.dossier,
+            loaded.workflow,
+            loaded.rt,
+            loaded.cal,
+            actor,
+            now,
+            loaded.before,
+            completed_task=completed_task,
+            task_data=task_data,
+        )
         blob = dump_state(loaded.rt.dialect, loaded.workflow)
         s.connection().execute(UPDATE_STATE, {"_id": loaded.dossier.id, "state": blob})
         _write_dossier(s, loaded.dossier, now)
@@ -392,8 +505,19 @@ class DossierService:
         # Waiting timers are refreshed by the scheduler when they are due (engine/scheduler.py), not here.
         workflow.do_engine_steps()
 
-    def _after_step(self, s, dossier: Dossier, workflow, rt: Runtime, cal: WorkCalendar, actor: Actor,
-                    now: datetime, before: dict, completed_task: Task | None, task_data: dict | None = None) -> list:
+    def _after_step(
+        self,
+        s,
+        dossier: Dossier,
+        workflow,
+        rt: Runtime,
+        cal: WorkCalendar,
+        actor: Actor,
+        now: datetime,
+        before: dict,
+        completed_task: Task | None,
+        task_data: dict | None = None,
+    ) -> list:
         """Bring the rows the inbox, the monitor and the reports read in line with the workflow.
 
         `before` is the set of ready user tasks before the step; only the difference touches the database.
@@ -408,8 +532,15 @@ class DossierService:
             if completed_task is not None and completed_task.id in before:
                 completed_task.state, completed_task.completed_at = "completed", now
                 completed_task.completed_by = actor.username
-                conn.execute(UPDATE_TASK, {"_id": completed_task.id, "state": "completed",
-                                           "completed_at": now, "completed_by": actor.username})
+                conn.execute(
+                    UPDATE_TASK,
+                    {
+                        "_id": completed_task.id,
+                        "state": "completed",
+                        "completed_at": now,
+                        "completed_by": actor.username,
+                    },
+                )
             if others:
                 s.execute(update(Task).where(Task.id.in_(others)).values(state="cancelled", completed_at=now))
             conn.execute(DELETE_ROLES, {"ids": gone})
@@ -424,12 +555,27 @@ class DossierService:
             if ut.get("deadline"):
                 step_due = cal.due_at(now, _deadline(ut["deadline"]))
             roles = list(ut.get("roles") or [])
-            new_rows.append(dict(
-                id=tid, dossier_id=dossier.id, dossier_code=dossier.code, procedure_code=dossier.procedure_code,
-                agency=dossier.agency, spec_name=t.task_spec.name,
-                title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name, roles=roles,
-                assignee=ut.get("assignee"), form_key=ut.get("form_key"), state="ready", created_at=now,
-                due_at=step_due, claimed_by=None, claimed_at=None, completed_at=None, completed_by=None))
+            new_rows.append(
+                dict(
+                    id=tid,
+                    dossier_id=dossier.id,
+                    dossier_code=dossier.code,
+                    procedure_code=dossier.procedure_code,
+                    agency=dossier.agency,
+                    spec_name=t.task_spec.name,
+                    title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name,
+                    roles=roles,
+                    assignee=ut.get("assignee"),
+                    form_key=ut.get("form_key"),
+                    state="ready",
+                    created_at=now,
+                    due_at=step_due,
+                    claimed_by=None,
+                    claimed_at=None,
+                    completed_at=None,
+                    completed_by=None,
+                )
+            )
             role_rows.extend({"task_id": tid, "role": role, "agency": dossier.agency} for role in roles)
         if new_rows:
             # Core inserts: these rows are written once here and never need the ORM's bookkeeping.
@@ -446,8 +592,10 @@ class DossierService:
             # The end event reached last that declares a status decides the outcome (task-tree order is
             # not completion order, so sort by when each end event completed).
             end_status = rt.meta.get("end_status", {})
-            ends = sorted((t for t in workflow.get_tasks(state=TaskState.COMPLETED) if end_status.get(t.task_spec.name)),
-                          key=lambda t: t.last_state_change)
+            ends = sorted(
+                (t for t in workflow.get_tasks(state=TaskState.COMPLETED) if end_status.get(t.task_spec.name)),
+                key=lambda t: t.last_state_change,
+            )
             declared = end_status[ends[-1].task_spec.name] if ends else None
             new_status = Status(declared) if declared else Status.RETURNED
         elif new_status not in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED):
@@ -462,10 +610,19 @@ class DossierService:
             dossier.finished, dossier.finished_at = True, now
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings)
         if completed_task is not None:
-            conn.execute(INSERT_EVENT, dict(
-                dossier_id=dossier.id, actor=actor.username, action="task.completed", at=now,
-                from_status=old_status, to_status=dossier.status, task_id=completed_task.id,
-                details={"task": completed_task.spec_name, "title": completed_task.title, "data": task_data or {}}))
+            conn.execute(
+                INSERT_EVENT,
+                dict(
+                    dossier_id=dossier.id,
+                    actor=actor.username,
+                    action="task.completed",
+                    at=now,
+                    from_status=old_status,
+                    to_status=dossier.status,
+                    task_id=completed_task.id,
+                    details={"task": completed_task.spec_name, "title": completed_task.title, "data": task_data or {}},
+                ),
+            )
         if old_status != dossier.status and completed_task is not None:
             self._notify_applicant(s, dossier, "status")
         return open_tasks
@@ -490,20 +647,25 @@ class DossierService:
             body = f"Ho so {dossier.code} da duoc tiep nhan. Ngay hen tra: {due}"
         else:
             body = f"Ho so {dossier.code}: {_unaccent(Status(dossier.status).label_vi)}"
-        s.add(Notification(dossier_id=dossier.id, kind=kind, channel="sms", recipient=dossier.applicant_phone, body=body))
+        s.add(
+            Notification(dossier_id=dossier.id, kind=kind, channel="sms", recipient=dossier.applicant_phone, body=body)
+        )
 
     # -- reading -----------------------------------------------------------------------------------
     def _view(self, s, dossier: Dossier) -> dict:
-        tasks = s.scalars(select(Task).where(Task.dossier_id == dossier.id, Task.state == "ready")
-                          .order_by(Task.created_at)).all()
+        tasks = s.scalars(
+            select(Task).where(Task.dossier_id == dossier.id, Task.state == "ready").order_by(Task.created_at)
+        ).all()
         return dossier_view(dossier, tasks)
 
     def get_dossier(self, actor: Actor, code: str) -> dict:
         with self.db.read() as s:
             d = visible_dossier(s, actor, code)
             view = self._view(s, d)
-            view["timeline"] = [event_view(e) for e in s.scalars(
-                select(Event).where(Event.dossier_id == d.id).order_by(Event.id).limit(200))]
+            view["timeline"] = [
+                event_view(e)
+                for e in s.scalars(select(Event).where(Event.dossier_id == d.id).order_by(Event.id).limit(200))
+            ]
             return view
 
     def task_form(self, actor: Actor, task_id: str) -> dict | None:
@@ -530,17 +692,20 @@ INSERT_ROLE = TaskRole.__table__.insert()
 DELETE_ROLES = TaskRole.__table__.delete().where(TaskRole.__table__.c.task_id.in_(bindparam("ids", expanding=True)))
 INSERT_EVENT = Event.__table__.insert()
 INSERT_DOSSIER = DOSSIERS.insert().returning(DOSSIERS.c.id)
-SELECT_TASK_DOSSIER = (select(TASKS, DOSSIERS).join(DOSSIERS, DOSSIERS.c.id == TASKS.c.dossier_id)
-                       .where(TASKS.c.id == bindparam("_id")).with_for_update()
-                       .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
+SELECT_TASK_DOSSIER = (
+    select(TASKS, DOSSIERS)
+    .join(DOSSIERS, DOSSIERS.c.id == TASKS.c.dossier_id)
+    .where(TASKS.c.id == bindparam("_id"))
+    .with_for_update()
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+)
 _TASK_COLS = [(f"tasks_{c.key}", c.key) for c in TASKS.columns]
 _DOSSIER_COLS = [(f"dossiers_{c.key}", c.key) for c in DOSSIERS.columns]
 
 
 def _split_task_dossier(row):
     m = row._mapping
-    return (Row(**{k: m[label] for label, k in _TASK_COLS}),
-            Row(**{k: m[label] for label, k in _DOSSIER_COLS}))
+    return (Row(**{k: m[label] for label, k in _TASK_COLS}), Row(**{k: m[label] for label, k in _DOSSIER_COLS}))
 
 
 # Outcomes decided by a legal action rather than by the diagram; a cancelled workflow keeps them.
@@ -578,8 +743,10 @@ def _write_dossier(s, dossier: Dossier, now: datetime, inserted: dict | None = N
     values.update(_id=dossier.id, _version=dossier.version, version=dossier.version + 1)
     n = s.connection().execute(UPDATE_DOSSIER, values).rowcount
     if n != 1:
-        raise Conflict("Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
-                       "The dossier was changed by someone else meanwhile; reload and try again.")
+        raise Conflict(
+            "Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
+            "The dossier was changed by someone else meanwhile; reload and try again.",
+        )
     dossier.version += 1
     dossier._loaded_values = {**original, **{k: v for k, v in values.items() if not k.startswith("_")}}
 
@@ -587,13 +754,15 @@ def _write_dossier(s, dossier: Dossier, now: datetime, inserted: dict | None = N
 _deadline = lru_cache(maxsize=4096)(parse_deadline)  # step deadlines are a handful of strings per procedure
 
 
-@lru_cache(maxsize=None)
+@cache
 def _counter_stmt(dialect: str):
     """INSERT … ON CONFLICT DO UPDATE … RETURNING: one atomic statement for the daily counter."""
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CodeCounter.__table__)
-    return ins.values(agency=bindparam("agency"), day=bindparam("day"), value=1).on_conflict_do_update(
-        index_elements=["agency", "day"], set_={"value": CodeCounter.__table__.c.value + 1}
-    ).returning(CodeCounter.__table__.c.value)
+    return (
+        ins.values(agency=bindparam("agency"), day=bindparam("day"), value=1)
+        .on_conflict_do_update(index_elements=["agency", "day"], set_={"value": CodeCounter.__table__.c.value + 1})
+        .returning(CodeCounter.__table__.c.value)
+    )
 
 
 def compute_next_timer(dossier, workflow, cal, settings):
@@ -608,10 +777,12 @@ def _ready_ids(workflow) -> dict:
     return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
 
-_ACCENTS = str.maketrans("àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
-                         "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ",
-                         "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
-                         "AAAAAAAAAAAAAAAAAEEEEEEEEEEEIIIIIOOOOOOOOOOOOOOOOOUUUUUUUUUUUYYYYYD")
+_ACCENTS = str.maketrans(
+    "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
+    "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ",
+    "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
+    "AAAAAAAAAAAAAAAAAEEEEEEEEEEEIIIIIOOOOOOOOOOOOOOOOOUUUUUUUUUUUYYYYYD",
+)
 
 
 def _unaccent(text: str) -> str:
@@ -626,11 +797,21 @@ def iso(dt: datetime | None) -> str | None:
 def task_view(t: Task) -> dict:
     now = utcnow()
     return {
-        "id": t.id, "name": t.title, "spec_name": t.spec_name, "roles": t.roles, "assignee": t.assignee,
-        "state": t.state, "claimed_by": t.claimed_by, "due_at": iso(t.due_at),
+        "id": t.id,
+        "name": t.title,
+        "spec_name": t.spec_name,
+        "roles": t.roles,
+        "assignee": t.assignee,
+        "state": t.state,
+        "claimed_by": t.claimed_by,
+        "due_at": iso(t.due_at),
         "overdue": bool(t.due_at and t.state == "ready" and t.due_at < now),
-        "created_at": iso(t.created_at), "completed_at": iso(t.completed_at), "completed_by": t.completed_by,
-        "dossier_code": t.dossier_code, "procedure_code": t.procedure_code, "agency": t.agency,
+        "created_at": iso(t.created_at),
+        "completed_at": iso(t.completed_at),
+        "completed_by": t.completed_by,
+        "dossier_code": t.dossier_code,
+        "procedure_code": t.procedure_code,
+        "agency": t.agency,
         "form_key": t.form_key,
     }
 
@@ -639,21 +820,45 @@ def dossier_view(d: Dossier, open_tasks) -> dict:
     now = utcnow()
     st = Status(d.status)
     return {
-        "code": d.code, "status": st.value, "status_code": st.code, "status_label": st.label_vi,
-        "status_label_en": st.label_en, "procedure_code": d.procedure_code, "agency": d.agency,
+        "code": d.code,
+        "status": st.value,
+        "status_code": st.code,
+        "status_label": st.label_vi,
+        "status_label_en": st.label_en,
+        "procedure_code": d.procedure_code,
+        "agency": d.agency,
         "channel": d.channel,
-        "applicant": {"name": d.applicant_name, "id_number": d.applicant_id_number, "phone": d.applicant_phone,
-                      "email": d.applicant_email},
-        "data": d.data or {}, "received_at": iso(d.received_at), "due_at": iso(d.due_at),
+        "applicant": {
+            "name": d.applicant_name,
+            "id_number": d.applicant_id_number,
+            "phone": d.applicant_phone,
+            "email": d.applicant_email,
+        },
+        "data": d.data or {},
+        "received_at": iso(d.received_at),
+        "due_at": iso(d.due_at),
         "original_due_at": iso(d.original_due_at),
         "overdue": bool(d.due_at and not d.finished and d.paused_at is None and d.due_at < now),
-        "finished": d.finished, "finished_at": iso(d.finished_at), "processed_at": iso(d.processed_at),
-        "returned_at": iso(d.returned_at), "supplement_count": d.supplement_count,
-        "paused": d.paused_at is not None, "extended": d.extended_at is not None,
-        "tasks": [task_view(t) for t in open_tasks], "version": d.version,
+        "finished": d.finished,
+        "finished_at": iso(d.finished_at),
+        "processed_at": iso(d.processed_at),
+        "returned_at": iso(d.returned_at),
+        "supplement_count": d.supplement_count,
+        "paused": d.paused_at is not None,
+        "extended": d.extended_at is not None,
+        "tasks": [task_view(t) for t in open_tasks],
+        "version": d.version,
     }
 
 
 def event_view(e: Event) -> dict:
-    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action, "from_status": e.from_status,
-            "to_status": e.to_status, "task_id": e.task_id, "details": e.details or {}}
+    return {
+        "id": e.id,
+        "at": iso(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "from_status": e.from_status,
+        "to_status": e.to_status,
+        "task_id": e.task_id,
+        "details": e.details or {},
+    }

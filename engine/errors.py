@@ -2,6 +2,7 @@
 
 The HTTP shell maps them onto status codes (see api/errors.py); the CLI prints them.
 """
+
 from __future__ import annotations
 
 

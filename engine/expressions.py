@@ -34,6 +34,7 @@ counted each time), integers up to `MAX_INT_BITS` bits, `MAX_COMPREHENSION` comp
 expression, `round()` to at most 100 digits. Scripts also: `MAX_SCRIPT_STATEMENTS` written,
 `MAX_SCRIPT_STEPS` executed; they run on a copy of the data, which is replaced only on success.
 """
+
 from __future__ import annotations
 
 import ast
@@ -42,15 +43,17 @@ import re
 import time
 import warnings
 from collections import ChainMap
-from datetime import date as _date, datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from datetime import date as _date
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from uuid import UUID
 
 import simpleeval
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
-from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -170,12 +173,12 @@ def _to_vn_datetime(value) -> datetime:
 
 def _now() -> str:
     """The current time in Vietnam (UTC+7), ISO 8601 with offset, to the second."""
-    return datetime.now(timezone.utc).astimezone(VN_TZ).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).astimezone(VN_TZ).replace(microsecond=0).isoformat()
 
 
 def _today() -> str:
     """Today's date in Vietnam (UTC+7), `YYYY-MM-DD`."""
-    return datetime.now(timezone.utc).astimezone(VN_TZ).date().isoformat()
+    return datetime.now(UTC).astimezone(VN_TZ).date().isoformat()
 
 
 def _date_of(value) -> str:
@@ -265,12 +268,37 @@ def _dict_update(d: dict, other=(), **kw):
 
 READ_METHODS: dict[type, dict[str, Callable]] = {
     str: {
-        **{name: getattr(str, name) for name in (
-            "lower", "upper", "strip", "lstrip", "rstrip", "startswith", "endswith", "title",
-            "capitalize", "casefold", "isdigit", "isalpha", "isalnum", "isspace", "isnumeric",
-            "isdecimal", "islower", "isupper", "split", "rsplit", "splitlines", "count", "find",
-            "rfind", "removeprefix", "removesuffix",
-        )},
+        **{
+            name: getattr(str, name)
+            for name in (
+                "lower",
+                "upper",
+                "strip",
+                "lstrip",
+                "rstrip",
+                "startswith",
+                "endswith",
+                "title",
+                "capitalize",
+                "casefold",
+                "isdigit",
+                "isalpha",
+                "isalnum",
+                "isspace",
+                "isnumeric",
+                "isdecimal",
+                "islower",
+                "isupper",
+                "split",
+                "rsplit",
+                "splitlines",
+                "count",
+                "find",
+                "rfind",
+                "removeprefix",
+                "removesuffix",
+            )
+        },
         "replace": _str_replace,
         "join": _str_join,
     },
@@ -313,13 +341,24 @@ def _method_for(obj, name: str, allow_mutation: bool):
             if fn is None:
                 if name in SCRIPT_METHODS.get(typ, {}):
                     raise _Refused(
-                        _msg(f"Phương thức .{name}() chỉ dùng được trong script, không dùng trong điều kiện",
-                             f".{name}() may only be used in scripts, not in conditions"))
-                raise _Refused(_msg(f"Không cho phép gọi .{name}() trên giá trị kiểu {typ.__name__}",
-                                    f".{name}() is not allowed on a {typ.__name__}"))
+                        _msg(
+                            f"Phương thức .{name}() chỉ dùng được trong script, không dùng trong điều kiện",
+                            f".{name}() may only be used in scripts, not in conditions",
+                        )
+                    )
+                raise _Refused(
+                    _msg(
+                        f"Không cho phép gọi .{name}() trên giá trị kiểu {typ.__name__}",
+                        f".{name}() is not allowed on a {typ.__name__}",
+                    )
+                )
             return fn
-    raise _Refused(_msg(f"Không cho phép gọi .{name}() trên giá trị kiểu {type(obj).__name__}",
-                        f".{name}() is not allowed on a {type(obj).__name__}"))
+    raise _Refused(
+        _msg(
+            f"Không cho phép gọi .{name}() trên giá trị kiểu {type(obj).__name__}",
+            f".{name}() is not allowed on a {type(obj).__name__}",
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -379,7 +418,7 @@ def _pow(a, b):
             raise _TooLarge(f"{a} ** {b} is too large")
     elif _is_number(a) and _is_number(b) and abs(b) > MAX_INT_BITS and abs(a) > 1:
         raise _TooLarge(f"{a} ** {b} is too large")
-    return a ** b
+    return a**b
 
 
 def _mult(a, b):
@@ -407,8 +446,12 @@ def _add(a, b):
 
 def _mod(a, b):
     if isinstance(a, (str, bytes)):
-        raise _Refused(_msg("Không hỗ trợ định dạng chuỗi bằng %; hãy dùng f-string",
-                            "%-formatting of strings is not supported; use an f-string"))
+        raise _Refused(
+            _msg(
+                "Không hỗ trợ định dạng chuỗi bằng %; hãy dùng f-string",
+                "%-formatting of strings is not supported; use an f-string",
+            )
+        )
     return a % b
 
 
@@ -425,14 +468,16 @@ def _rshift(a, b):
 
 
 _OPERATORS = dict(simpleeval.DEFAULT_OPERATORS)
-_OPERATORS.update({
-    ast.Pow: _pow,
-    ast.Mult: _mult,
-    ast.Add: _add,
-    ast.Mod: _mod,
-    ast.LShift: _lshift,
-    ast.RShift: _rshift,
-})
+_OPERATORS.update(
+    {
+        ast.Pow: _pow,
+        ast.Mult: _mult,
+        ast.Add: _add,
+        ast.Mod: _mod,
+        ast.LShift: _lshift,
+        ast.RShift: _rshift,
+    }
+)
 _OPERATORS.pop(ast.MatMult, None)
 
 
@@ -481,8 +526,7 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
     Only ever fed trees that passed `check_expression`; the run-time checks below are a second wall.
     """
 
-    def __init__(self, names: Mapping, functions: Mapping[str, Callable], budget: _Budget,
-                 allow_mutation: bool):
+    def __init__(self, names: Mapping, functions: Mapping[str, Callable], budget: _Budget, allow_mutation: bool):
         super().__init__(operators=dict(_OPERATORS), functions=dict(functions), names=names)
         # EvalWithCompoundTypes adds list/tuple/dict/set itself; keep exactly the whitelist we were given.
         self.functions = dict(functions)
@@ -503,8 +547,9 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
         self.budget.tick()
         handler = self.nodes.get(type(node))  # simpleeval's dispatch table (the comprehension swaps Name)
         if handler is None:
-            raise _Refused(_msg(f"Không cho phép cú pháp '{type(node).__name__}'",
-                                f"'{type(node).__name__}' is not available"))
+            raise _Refused(
+                _msg(f"Không cho phép cú pháp '{type(node).__name__}'", f"'{type(node).__name__}' is not available")
+            )
         result = handler(node)
         if not isinstance(node, _FETCH_NODES):
             self._inspect(result)
@@ -545,8 +590,12 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
             elif callable(item) and any(item is f for f in allowed_functions):
                 continue
             else:
-                raise _Refused(_msg(f"Giá trị kiểu {kind.__name__} không được phép",
-                                    f"values of type {kind.__name__} are not allowed"))
+                raise _Refused(
+                    _msg(
+                        f"Giá trị kiểu {kind.__name__} không được phép",
+                        f"values of type {kind.__name__} are not allowed",
+                    )
+                )
         self.budget.allocate(count)
 
     def _eval_name(self, node):
@@ -564,9 +613,12 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
         raise _Missing(name)
 
     def _eval_attribute(self, node):
-        raise _Refused(_msg(
-            f"Không cho phép truy cập thuộc tính '.{node.attr}' (chỉ được gọi các phương thức cho phép)",
-            f"attribute access '.{node.attr}' is not allowed (only calls to whitelisted methods)"))
+        raise _Refused(
+            _msg(
+                f"Không cho phép truy cập thuộc tính '.{node.attr}' (chỉ được gọi các phương thức cho phép)",
+                f"attribute access '.{node.attr}' is not allowed (only calls to whitelisted methods)",
+            )
+        )
 
     def _eval_call(self, node):
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
@@ -591,8 +643,11 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
         kwargs = {k.arg: self._eval(k.value) for k in node.keywords}
         for value in list(args) + list(kwargs.values()):
             if callable(value) and value not in self.functions.values():
-                raise _Refused(_msg("Không được truyền hàm lạ làm tham số",
-                                    "only whitelisted functions may be passed as arguments"))
+                raise _Refused(
+                    _msg(
+                        "Không được truyền hàm lạ làm tham số", "only whitelisted functions may be passed as arguments"
+                    )
+                )
         return func(*args, **kwargs)
 
     def _eval_formattedvalue(self, node):
@@ -612,15 +667,47 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
 
 
 _EXPR_NODES = (
-    ast.Expression, ast.Expr, ast.Constant, ast.Name, ast.Load, ast.Store,
-    ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.keyword,
-    ast.Subscript, ast.Slice, ast.List, ast.Tuple, ast.Dict, ast.Set,
-    ast.ListComp, ast.DictComp, ast.GeneratorExp, ast.comprehension,
-    ast.JoinedStr, ast.FormattedValue, ast.Attribute,
-    ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
+    ast.Expression,
+    ast.Expr,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Call,
+    ast.keyword,
+    ast.Subscript,
+    ast.Slice,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Set,
+    ast.ListComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.Attribute,
+    ast.operator,
+    ast.unaryop,
+    ast.boolop,
+    ast.cmpop,
 )
 _SCRIPT_NODES = (
-    ast.Module, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.If, ast.Pass, ast.For, ast.Break, ast.Continue,
+    ast.Module,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.If,
+    ast.Pass,
+    ast.For,
+    ast.Break,
+    ast.Continue,
 )
 
 _FORBIDDEN = {
@@ -651,7 +738,7 @@ _FORBIDDEN = {
 }
 for _name in ("TryStar", "Match"):
     if hasattr(ast, _name):
-        _FORBIDDEN[getattr(ast, _name)] = ((_name.lower(), _name.lower()))
+        _FORBIDDEN[getattr(ast, _name)] = (_name.lower(), _name.lower())
 
 
 def _where(node) -> tuple[str, str]:
@@ -689,8 +776,11 @@ class _Checker(ast.NodeVisitor):
     # calls and attributes -----------------------------------------------------------------------
     def visit_Attribute(self, node):
         # reached only when an attribute is not the callee of a call
-        self.problem(node, f"Không cho phép truy cập thuộc tính '.{node.attr}'",
-                     f"attribute access '.{node.attr}' is not allowed")
+        self.problem(
+            node,
+            f"Không cho phép truy cập thuộc tính '.{node.attr}'",
+            f"attribute access '.{node.attr}' is not allowed",
+        )
 
     def visit_Call(self, node):
         func = node.func
@@ -698,18 +788,19 @@ class _Checker(ast.NodeVisitor):
             if func.id.startswith("__"):
                 self.problem(node, f"Không được dùng tên '{func.id}'", f"the name '{func.id}' is not allowed")
             elif func.id not in self.functions:
-                self.problem(node, f"Hàm '{func.id}' không có trong danh sách cho phép",
-                             f"unknown function '{func.id}'")
+                self.problem(
+                    node, f"Hàm '{func.id}' không có trong danh sách cho phép", f"unknown function '{func.id}'"
+                )
         elif isinstance(func, ast.Attribute):
             name = func.attr
             if name.startswith("_"):
                 self.problem(node, f"Không cho phép '.{name}'", f"'.{name}' is not allowed")
             elif name in _SCRIPT_METHOD_NAMES and self.kind != "script":
-                self.problem(node, f"Phương thức .{name}() chỉ dùng được trong script",
-                             f".{name}() may only be used in scripts")
+                self.problem(
+                    node, f"Phương thức .{name}() chỉ dùng được trong script", f".{name}() may only be used in scripts"
+                )
             elif name not in _READ_METHOD_NAMES and name not in _SCRIPT_METHOD_NAMES:
-                self.problem(node, f"Không cho phép gọi phương thức .{name}()",
-                             f"the method .{name}() is not allowed")
+                self.problem(node, f"Không cho phép gọi phương thức .{name}()", f"the method .{name}() is not allowed")
             self.visit(func.value)
         else:
             self.problem(node, "Chỉ được gọi hàm theo tên", "only named functions may be called")
@@ -747,8 +838,9 @@ class _Checker(ast.NodeVisitor):
                 self.visit(root.slice)
                 root = root.value
             if not isinstance(root, ast.Name):
-                self.problem(node, "Chỉ được gán cho biến hoặc phần tử của biến",
-                             "only variables or their items may be assigned")
+                self.problem(
+                    node, "Chỉ được gán cho biến hoặc phần tử của biến", "only variables or their items may be assigned"
+                )
             else:
                 self._check_target(root, node)
         elif isinstance(target, (ast.Tuple, ast.List)):
@@ -758,8 +850,11 @@ class _Checker(ast.NodeVisitor):
                 else:
                     self._check_target(elt, node)
         elif isinstance(target, ast.Attribute):
-            self.problem(node, f"Không được gán cho thuộc tính '.{target.attr}'",
-                         f"assigning to the attribute '.{target.attr}' is not allowed")
+            self.problem(
+                node,
+                f"Không được gán cho thuộc tính '.{target.attr}'",
+                f"assigning to the attribute '.{target.attr}' is not allowed",
+            )
         else:
             self.problem(node, "Đích gán không hợp lệ", "invalid assignment target")
 
@@ -786,8 +881,11 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Expr(self, node):
         if self.kind == "script" and not isinstance(node.value, (ast.Call, ast.Constant)):
-            self.problem(node, "Câu lệnh không có tác dụng: chỉ được gọi hàm hoặc gán giá trị",
-                         "a statement must be an assignment, an if, a for or a call")
+            self.problem(
+                node,
+                "Câu lệnh không có tác dụng: chỉ được gọi hàm hoặc gán giá trị",
+                "a statement must be an assignment, an if, a for or a call",
+            )
         self.visit(node.value)
 
     def visit_For(self, node):
@@ -806,15 +904,19 @@ def _parse_and_check(source: str, kind: str, functions: frozenset[str]) -> tuple
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     if len(source) > MAX_SOURCE_LENGTH:
-        return None, (_msg(f"Biểu thức dài quá {MAX_SOURCE_LENGTH} ký tự",
-                           f"expression longer than {MAX_SOURCE_LENGTH} characters"),)
+        return None, (
+            _msg(
+                f"Biểu thức dài quá {MAX_SOURCE_LENGTH} ký tự", f"expression longer than {MAX_SOURCE_LENGTH} characters"
+            ),
+        )
     if not source.strip():
         return None, (_msg("Biểu thức trống", "empty expression"),)
     try:
         with warnings.catch_warnings():  # e.g. "invalid decimal literal": the text is checked below anyway
             warnings.simplefilter("ignore", SyntaxWarning)
-            tree = ast.parse(source if kind == "script" else source.strip(),
-                             mode="exec" if kind == "script" else "eval")
+            tree = ast.parse(
+                source if kind == "script" else source.strip(), mode="exec" if kind == "script" else "eval"
+            )
     except SyntaxError as err:
         line = f" {err.lineno}" if err.lineno else ""
         detail = err.msg or "syntax error"
@@ -825,8 +927,12 @@ def _parse_and_check(source: str, kind: str, functions: frozenset[str]) -> tuple
     if kind == "script":
         count = sum(1 for n in ast.walk(tree) if isinstance(n, ast.stmt))
         if count > MAX_SCRIPT_STATEMENTS:
-            checker.problems.append(_msg(f"Script có quá {MAX_SCRIPT_STATEMENTS} câu lệnh",
-                                         f"script has more than {MAX_SCRIPT_STATEMENTS} statements"))
+            checker.problems.append(
+                _msg(
+                    f"Script có quá {MAX_SCRIPT_STATEMENTS} câu lệnh",
+                    f"script has more than {MAX_SCRIPT_STATEMENTS} statements",
+                )
+            )
     try:
         checker.visit(tree)
     except RecursionError:
@@ -834,8 +940,9 @@ def _parse_and_check(source: str, kind: str, functions: frozenset[str]) -> tuple
     return tree, tuple(dict.fromkeys(checker.problems))
 
 
-def check_expression(expression: str, *, kind: str = "condition",
-                     known_functions: Iterable[str] | Mapping[str, Any] | None = None) -> list[str]:
+def check_expression(
+    expression: str, *, kind: str = "condition", known_functions: Iterable[str] | Mapping[str, Any] | None = None
+) -> list[str]:
     """Deploy-time check of a condition, script or timer expression; returns the problems found.
 
     Each problem is one string, Vietnamese first then English (`"... / ..."`). An empty list means the
@@ -846,10 +953,14 @@ def check_expression(expression: str, *, kind: str = "condition",
         return [_msg("Biểu thức phải là chuỗi", "expression must be a string")]
     stripped = expression.strip()
     if kind != "script" and stripped[:2] in ("${", "#{") and stripped.endswith("}"):
-        return [_msg(f"Biểu thức viết theo kiểu JUEL ({stripped[:2]}...}}): hãy bỏ {stripped[:2]} và }}, "
-                     f"ví dụ: amount > 1000",
-                     f"JUEL-style expression ({stripped[:2]}...}}): write it without {stripped[:2]} and }}, "
-                     f"e.g. amount > 1000")]
+        return [
+            _msg(
+                f"Biểu thức viết theo kiểu JUEL ({stripped[:2]}...}}): hãy bỏ {stripped[:2]} và }}, "
+                f"ví dụ: amount > 1000",
+                f"JUEL-style expression ({stripped[:2]}...}}): write it without {stripped[:2]} and }}, "
+                f"e.g. amount > 1000",
+            )
+        ]
     names = frozenset(DEFAULT_FUNCTIONS) | frozenset(known_functions or ())
     return list(_parse_and_check(expression, kind, names)[1])
 
@@ -870,8 +981,9 @@ def _functions(extra: Mapping[str, Callable] | None) -> dict[str, Callable]:
 
 def _compile(source: str, kind: str, functions: Mapping[str, Callable]) -> ast.AST:
     if not isinstance(source, str):
-        raise ExpressionError("Biểu thức phải là chuỗi", "expression must be a string",
-                              {"reason": "invalid", "expression": repr(source)})
+        raise ExpressionError(
+            "Biểu thức phải là chuỗi", "expression must be a string", {"reason": "invalid", "expression": repr(source)}
+        )
     tree, problems = _parse_and_check(source, kind, frozenset(functions))
     if problems:
         raise ExpressionError(
@@ -889,8 +1001,11 @@ def _translate(err: BaseException, source: str) -> ExpressionError:
     d = {"expression": source}
     if isinstance(err, _Missing):
         d.update(reason="missing_variable", name=err.name)
-        return ExpressionError(f"Biến '{err.name}' chưa có giá trị (không có trong dữ liệu hồ sơ)",
-                               f"variable '{err.name}' is not defined (not in the dossier's data)", d)
+        return ExpressionError(
+            f"Biến '{err.name}' chưa có giá trị (không có trong dữ liệu hồ sơ)",
+            f"variable '{err.name}' is not defined (not in the dossier's data)",
+            d,
+        )
     if isinstance(err, simpleeval.NameNotDefined):
         name = getattr(err, "name", "?")
         d.update(reason="missing_variable", name=name)
@@ -903,15 +1018,16 @@ def _translate(err: BaseException, source: str) -> ExpressionError:
         d.update(reason="refused")
         vi, _, en = str(err).partition(" / ")
         return ExpressionError(vi, en or vi, d)
-    if isinstance(err, (_TooLarge, simpleeval.NumberTooHigh, simpleeval.IterableTooLong, OverflowError,
-                        MemoryError)):
+    if isinstance(err, (_TooLarge, simpleeval.NumberTooHigh, simpleeval.IterableTooLong, OverflowError, MemoryError)):
         d.update(reason="too_large")
-        return ExpressionError("Giá trị quá lớn, vượt giới hạn an toàn",
-                               f"value too large, over the sandbox limit ({err})", d)
+        return ExpressionError(
+            "Giá trị quá lớn, vượt giới hạn an toàn", f"value too large, over the sandbox limit ({err})", d
+        )
     if isinstance(err, (_OutOfBudget, RecursionError)):
         d.update(reason="too_long")
-        return ExpressionError("Biểu thức chạy quá lâu hoặc quá nhiều bước",
-                               "expression ran too long or took too many steps", d)
+        return ExpressionError(
+            "Biểu thức chạy quá lâu hoặc quá nhiều bước", "expression ran too long or took too many steps", d
+        )
     if isinstance(err, simpleeval.FeatureNotAvailable):
         d.update(reason="refused")
         return ExpressionError("Cú pháp hoặc hàm không được phép", f"not allowed: {err}", d)
@@ -929,8 +1045,13 @@ def _translate(err: BaseException, source: str) -> ExpressionError:
     return ExpressionError(f"Lỗi khi tính biểu thức: {err}", f"error evaluating expression: {err}", d)
 
 
-def safe_evaluate(expression: str, names: Mapping[str, Any] | None = None, *,
-                  functions: Mapping[str, Callable] | None = None, kind: str = "condition") -> Any:
+def safe_evaluate(
+    expression: str,
+    names: Mapping[str, Any] | None = None,
+    *,
+    functions: Mapping[str, Callable] | None = None,
+    kind: str = "condition",
+) -> Any:
     """Evaluate one expression over `names` (the dossier's data) in the sandbox.
 
     `functions` are extra callables made available by name (e.g. the calendar's `working_days`).
@@ -1017,12 +1138,12 @@ class _ScriptRunner:
         elif isinstance(s, ast.Continue):
             raise _Continue()
         else:  # unreachable after check_expression
-            raise _Refused(_msg(f"Không cho phép câu lệnh {type(s).__name__}",
-                                f"statement {type(s).__name__} not allowed"))
+            raise _Refused(
+                _msg(f"Không cho phép câu lệnh {type(s).__name__}", f"statement {type(s).__name__} not allowed")
+            )
 
     def load(self, target):
-        return self.value(ast.fix_missing_locations(
-            ast.copy_location(_as_load(target), target)))
+        return self.value(ast.fix_missing_locations(ast.copy_location(_as_load(target), target)))
 
     def assign(self, target, value):
         if isinstance(target, ast.Name):
@@ -1033,8 +1154,12 @@ class _ScriptRunner:
             container = self.value(_as_load(target.value))
             key = self.value(target.slice)
             if not isinstance(container, (dict, list)):
-                raise _Refused(_msg("Chỉ gán được phần tử của danh sách hoặc từ điển",
-                                    "only items of lists and dicts can be assigned"))
+                raise _Refused(
+                    _msg(
+                        "Chỉ gán được phần tử của danh sách hoặc từ điển",
+                        "only items of lists and dicts can be assigned",
+                    )
+                )
             if isinstance(container, dict):
                 _check_len(len(container) + 1, "dict")
             container[key] = value
@@ -1086,13 +1211,21 @@ def _jsonable(value, path: str, counter: list[int]):
                 raise _Refused(_msg(f"Khóa của '{path}' phải là chuỗi", f"keys of '{path}' must be strings"))
             out[k] = _jsonable(v, f"{path}[{k!r}]", counter)
         return out
-    raise _Refused(_msg(f"Không lưu được giá trị kiểu {type(value).__name__} vào '{path}' (hãy dùng list, dict, "
-                        f"chuỗi hoặc số)",
-                        f"cannot store a {type(value).__name__} in '{path}' (use a list, dict, string or number)"))
+    raise _Refused(
+        _msg(
+            f"Không lưu được giá trị kiểu {type(value).__name__} vào '{path}' (hãy dùng list, dict, chuỗi hoặc số)",
+            f"cannot store a {type(value).__name__} in '{path}' (use a list, dict, string or number)",
+        )
+    )
 
 
-def run_script(script: str, data: dict, functions: Mapping[str, Callable] | None = None, *,
-               external: Mapping[str, Any] | None = None) -> None:
+def run_script(
+    script: str,
+    data: dict,
+    functions: Mapping[str, Callable] | None = None,
+    *,
+    external: Mapping[str, Any] | None = None,
+) -> None:
     """Run a script task's text over `data` (task data), updating `data` in place.
 
     All or nothing: the script runs on a copy, and `data` changes only if it finishes; a refused or
@@ -1112,8 +1245,11 @@ def run_script(script: str, data: dict, functions: Mapping[str, Callable] | None
     except ExpressionError:
         raise
     except (_Break, _Continue):
-        raise ExpressionError("break/continue nằm ngoài vòng lặp", "break/continue outside a loop",
-                              {"reason": "refused", "expression": script})
+        raise ExpressionError(
+            "break/continue nằm ngoài vòng lặp",
+            "break/continue outside a loop",
+            {"reason": "refused", "expression": script},
+        ) from None
     except Exception as err:
         raise _translate(err, script) from err
     data.clear()
@@ -1149,8 +1285,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         return True
 
     def call_service(self, context, **kwargs):
-        raise ExpressionError("Chưa hỗ trợ service task", "service tasks are not supported",
-                              {"reason": "refused"})
+        raise ExpressionError("Chưa hỗ trợ service task", "service tasks are not supported", {"reason": "refused"})
 
 
 def _timer_kind(task, expression) -> str | None:
@@ -1196,8 +1331,11 @@ class SandboxScriptEngine(PythonScriptEngine):
     def validate(self, expression):
         problems = check_expression(expression, kind="condition", known_functions=self.environment.functions)
         if problems:
-            raise ExpressionError("Biểu thức bị từ chối: " + "; ".join(problems),
-                                  "expression refused: " + "; ".join(problems), {"problems": problems})
+            raise ExpressionError(
+                "Biểu thức bị từ chối: " + "; ".join(problems),
+                "expression refused: " + "; ".join(problems),
+                {"problems": problems},
+            )
 
     @staticmethod
     def _wrap(task, what: str, text: str, err: Exception) -> WorkflowTaskException:

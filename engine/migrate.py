@@ -1,4 +1,5 @@
 """`motcua db upgrade`: Alembic migrations shipped inside the package."""
+
 from __future__ import annotations
 
 from pathlib import Path

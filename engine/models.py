@@ -4,9 +4,10 @@ Hot paths are indexed: the inbox (ready tasks by agency and role), overdue dossi
 (status + due time), due timers (next_timer_at), reports (agency, procedure, received_at).
 The workflow state lives in its own table so that lists and reports never load it.
 """
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -28,7 +29,7 @@ from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -42,15 +43,15 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTCDateTime column")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -80,7 +81,7 @@ class Procedure(Base):
     current_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    versions: Mapped[list["ProcedureVersion"]] = relationship(
+    versions: Mapped[list[ProcedureVersion]] = relationship(
         back_populates="procedure", order_by="ProcedureVersion.version", lazy="raise_on_sql"
     )
 
@@ -122,15 +123,34 @@ class Dossier(Base):
         Index("ix_dossiers_next_timer", "next_timer_at"),
         # Monitor and reports (engine/monitor.py, engine/reports.py; docs/reports.md, "Indexes"):
         Index("ix_dossiers_received", "received_at"),
-        Index("ix_dossiers_processed", "processed_at", "received_at", "paused_hours", "agency", "procedure_code",
-              sqlite_where=text("processed_at IS NOT NULL"),
-              postgresql_where=text("processed_at IS NOT NULL")),
-        Index("ix_dossiers_running_due", "finished", "processed_at", "paused_at", "due_at", "id", "agency",
-              "procedure_code",
-              sqlite_where=text("finished = 0 AND processed_at IS NULL AND paused_at IS NULL"),
-              postgresql_where=text("finished = false AND processed_at IS NULL AND paused_at IS NULL")),
-        Index("ix_dossiers_paused", "id", sqlite_where=text("paused_at IS NOT NULL"),
-              postgresql_where=text("paused_at IS NOT NULL")),
+        Index(
+            "ix_dossiers_processed",
+            "processed_at",
+            "received_at",
+            "paused_hours",
+            "agency",
+            "procedure_code",
+            sqlite_where=text("processed_at IS NOT NULL"),
+            postgresql_where=text("processed_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_dossiers_running_due",
+            "finished",
+            "processed_at",
+            "paused_at",
+            "due_at",
+            "id",
+            "agency",
+            "procedure_code",
+            sqlite_where=text("finished = 0 AND processed_at IS NULL AND paused_at IS NULL"),
+            postgresql_where=text("finished = false AND processed_at IS NULL AND paused_at IS NULL"),
+        ),
+        Index(
+            "ix_dossiers_paused",
+            "id",
+            sqlite_where=text("paused_at IS NOT NULL"),
+            postgresql_where=text("paused_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,7 +189,7 @@ class Dossier(Base):
     __mapper_args__ = {"version_id_col": version}
 
     procedure_version: Mapped[ProcedureVersion] = relationship(lazy="raise_on_sql")
-    state: Mapped["WorkflowState"] = relationship(lazy="raise_on_sql", uselist=False)
+    state: Mapped[WorkflowState] = relationship(lazy="raise_on_sql", uselist=False)
 
 
 class WorkflowState(Base):
@@ -189,8 +209,17 @@ class Task(Base):
         Index("ix_tasks_inbox", "agency", "state", "due_at"),
         Index("ix_tasks_open_due", "state", "due_at"),
         Index("ix_tasks_claimed", "claimed_by", "state"),
-        Index("ix_tasks_ready_due", "state", "due_at", "id", "agency", "procedure_code", "dossier_id",
-              sqlite_where=text("state = 'ready'"), postgresql_where=text("state = 'ready'")),  # monitor
+        Index(
+            "ix_tasks_ready_due",
+            "state",
+            "due_at",
+            "id",
+            "agency",
+            "procedure_code",
+            "dossier_id",
+            sqlite_where=text("state = 'ready'"),
+            postgresql_where=text("state = 'ready'"),
+        ),  # monitor
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

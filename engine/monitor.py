@@ -26,9 +26,10 @@ agency is asked for, ``ix_tasks_ready_due`` (partial: ready steps) for the steps
 Who may look: supervisors (and admins) see every agency; other staff (any account with a role) see only
 their own agency (`Actor.sees_agency`); an account without any role gets `PermissionDenied`.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, case, false, func, select
 
@@ -52,7 +53,7 @@ def _iso(dt: datetime | None) -> str | None:
 
 def _now(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("naive datetime given as now")
     return now
@@ -82,13 +83,17 @@ def _paging(page, per_page) -> tuple[int, int]:
         page = int(page)
         per_page = int(per_page)
     except (TypeError, ValueError):
-        raise InvalidInput("Tham số phân trang không hợp lệ", "invalid paging parameters",
-                           details={"field": "page"}) from None
+        raise InvalidInput(
+            "Tham số phân trang không hợp lệ", "invalid paging parameters", details={"field": "page"}
+        ) from None
     if page < 1:
         raise InvalidInput("Trang phải từ 1 trở lên", "page must be 1 or more", details={"field": "page"})
     if not 1 <= per_page <= MAX_PER_PAGE:
-        raise InvalidInput(f"Số dòng mỗi trang phải từ 1 đến {MAX_PER_PAGE}",
-                           f"per_page must be between 1 and {MAX_PER_PAGE}", details={"field": "per_page"})
+        raise InvalidInput(
+            f"Số dòng mỗi trang phải từ 1 đến {MAX_PER_PAGE}",
+            f"per_page must be between 1 and {MAX_PER_PAGE}",
+            details={"field": "per_page"},
+        )
     return page, per_page
 
 
@@ -121,13 +126,26 @@ def _lateness(calendar: WorkCalendar, due: datetime, now: datetime) -> dict:
 
 
 def _holder(t) -> dict:
-    return {"task_id": t.id, "title": t.title, "claimed_by": t.claimed_by, "assignee": t.assignee,
-            "roles": list(t.roles or []), "due_at": _iso(t.due_at)}
+    return {
+        "task_id": t.id,
+        "title": t.title,
+        "claimed_by": t.claimed_by,
+        "assignee": t.assignee,
+        "roles": list(t.roles or []),
+        "due_at": _iso(t.due_at),
+    }
 
 
-def overdue_page(session, actor: Actor, calendar: WorkCalendar, agency: str | None = None,
-                 procedure_code: str | None = None, page: int = 1, per_page: int = DEFAULT_PER_PAGE,
-                 now: datetime | None = None) -> dict:
+def overdue_page(
+    session,
+    actor: Actor,
+    calendar: WorkCalendar,
+    agency: str | None = None,
+    procedure_code: str | None = None,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+    now: datetime | None = None,
+) -> dict:
     """One page of overdue dossiers and one page of overdue steps, the most overdue first.
 
     Returns ``{"now", "page", "per_page", "dossiers": [...], "tasks": [...]}`` (no totals: see
@@ -138,53 +156,98 @@ def overdue_page(session, actor: Actor, calendar: WorkCalendar, agency: str | No
     offset = (page - 1) * per_page
     D = Dossier
 
-    q = select(D.id, D.code, D.agency, D.procedure_code, D.status, D.status_code, D.channel, D.received_at,
-               D.due_at, D.original_due_at, D.extended_at, D.supplement_count).where(
-        _dossier_open(), D.due_at < now)
+    q = select(
+        D.id,
+        D.code,
+        D.agency,
+        D.procedure_code,
+        D.status,
+        D.status_code,
+        D.channel,
+        D.received_at,
+        D.due_at,
+        D.original_due_at,
+        D.extended_at,
+        D.supplement_count,
+    ).where(_dossier_open(), D.due_at < now)
     q = _filters(q, D, agency, procedure_code).order_by(D.due_at, D.id).limit(per_page).offset(offset)
     drows = session.execute(q).all()
 
     holders: dict[int, list] = {}
     if drows:
-        tq = (select(Task.id, Task.dossier_id, Task.title, Task.claimed_by, Task.assignee, Task.roles, Task.due_at)
-              .where(Task.dossier_id.in_([r.id for r in drows]), unindexed(Task.state) == "ready")
-              .order_by(Task.created_at, Task.id))
+        tq = (
+            select(Task.id, Task.dossier_id, Task.title, Task.claimed_by, Task.assignee, Task.roles, Task.due_at)
+            .where(Task.dossier_id.in_([r.id for r in drows]), unindexed(Task.state) == "ready")
+            .order_by(Task.created_at, Task.id)
+        )
         for t in session.execute(tq):
             holders.setdefault(t.dossier_id, []).append(_holder(t))
 
     dossiers = []
     for r in drows:
         st = Status(r.status)
-        dossiers.append({
-            "code": r.code, "agency": r.agency, "procedure_code": r.procedure_code,
-            "status": st.value, "status_code": r.status_code, "status_label": st.label_vi, "channel": r.channel,
-            "received_at": _iso(r.received_at), "due_at": _iso(r.due_at), "original_due_at": _iso(r.original_due_at),
-            "extended": r.extended_at is not None, "supplement_count": r.supplement_count,
-            **_lateness(calendar, r.due_at, now),
-            "held_by": holders.get(r.id, []),
-        })
+        dossiers.append(
+            {
+                "code": r.code,
+                "agency": r.agency,
+                "procedure_code": r.procedure_code,
+                "status": st.value,
+                "status_code": r.status_code,
+                "status_label": st.label_vi,
+                "channel": r.channel,
+                "received_at": _iso(r.received_at),
+                "due_at": _iso(r.due_at),
+                "original_due_at": _iso(r.original_due_at),
+                "extended": r.extended_at is not None,
+                "supplement_count": r.supplement_count,
+                **_lateness(calendar, r.due_at, now),
+                "held_by": holders.get(r.id, []),
+            }
+        )
 
-    tq = (select(Task.id, Task.title, Task.spec_name, Task.dossier_code, Task.agency, Task.procedure_code,
-                 Task.claimed_by, Task.claimed_at, Task.assignee, Task.roles, Task.created_at, Task.due_at)
-          .where(_task_open(), Task.due_at < now))
+    tq = select(
+        Task.id,
+        Task.title,
+        Task.spec_name,
+        Task.dossier_code,
+        Task.agency,
+        Task.procedure_code,
+        Task.claimed_by,
+        Task.claimed_at,
+        Task.assignee,
+        Task.roles,
+        Task.created_at,
+        Task.due_at,
+    ).where(_task_open(), Task.due_at < now)
     tq = _filters(tq, Task, agency, procedure_code).order_by(Task.due_at, Task.id).limit(per_page).offset(offset)
     tasks = []
     for t in session.execute(tq):
-        tasks.append({
-            "id": t.id, "title": t.title, "spec_name": t.spec_name, "dossier_code": t.dossier_code,
-            "agency": t.agency, "procedure_code": t.procedure_code,
-            "claimed_by": t.claimed_by, "claimed_at": _iso(t.claimed_at), "assignee": t.assignee,
-            "roles": list(t.roles or []), "created_at": _iso(t.created_at), "due_at": _iso(t.due_at),
-            **_lateness(calendar, t.due_at, now),
-        })
+        tasks.append(
+            {
+                "id": t.id,
+                "title": t.title,
+                "spec_name": t.spec_name,
+                "dossier_code": t.dossier_code,
+                "agency": t.agency,
+                "procedure_code": t.procedure_code,
+                "claimed_by": t.claimed_by,
+                "claimed_at": _iso(t.claimed_at),
+                "assignee": t.assignee,
+                "roles": list(t.roles or []),
+                "created_at": _iso(t.created_at),
+                "due_at": _iso(t.due_at),
+                **_lateness(calendar, t.due_at, now),
+            }
+        )
     return {"now": _iso(now), "page": page, "per_page": per_page, "dossiers": dossiers, "tasks": tasks}
 
 
 _COUNT_KEYS = ("overdue_dossiers", "due_soon_dossiers", "overdue_tasks", "due_soon_tasks")
 
 
-def overdue_counts(session, actor: Actor, agency: str | None = None, procedure_code: str | None = None,
-                   now: datetime | None = None) -> dict:
+def overdue_counts(
+    session, actor: Actor, agency: str | None = None, procedure_code: str | None = None, now: datetime | None = None
+) -> dict:
     """Overdue and due-within-24-hours counts of dossiers and steps, by agency and by procedure.
 
     Two GROUP BY queries (dossiers, tasks) over the index range ``due_at < now + 24 h``. Returns
@@ -204,7 +267,8 @@ def overdue_counts(session, actor: Actor, agency: str | None = None, procedure_c
     dq = select(D.agency, D.procedure_code, late(D.due_at), due_soon(D.due_at)).where(_dossier_open(), D.due_at < soon)
     dq = _filters(dq, D, agency, procedure_code).group_by(D.agency, D.procedure_code)
     tq = select(Task.agency, Task.procedure_code, late(Task.due_at), due_soon(Task.due_at)).where(
-        _task_open(), Task.due_at < soon)
+        _task_open(), Task.due_at < soon
+    )
     tq = _filters(tq, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code)
 
     by_agency: dict[str, dict] = {}
@@ -213,9 +277,11 @@ def overdue_counts(session, actor: Actor, agency: str | None = None, procedure_c
 
     def add(rows, k_late, k_soon):
         for ag, proc, n_late, n_soon in rows:
-            for bucket in (by_agency.setdefault(ag, {"agency": ag, **dict.fromkeys(_COUNT_KEYS, 0)}),
-                           by_proc.setdefault(proc, {"procedure_code": proc, **dict.fromkeys(_COUNT_KEYS, 0)}),
-                           totals):
+            for bucket in (
+                by_agency.setdefault(ag, {"agency": ag, **dict.fromkeys(_COUNT_KEYS, 0)}),
+                by_proc.setdefault(proc, {"procedure_code": proc, **dict.fromkeys(_COUNT_KEYS, 0)}),
+                totals,
+            ):
                 bucket[k_late] += int(n_late or 0)
                 bucket[k_soon] += int(n_soon or 0)
 
@@ -226,16 +292,24 @@ def overdue_counts(session, actor: Actor, agency: str | None = None, procedure_c
         return lambda e: (-e["overdue_dossiers"], -e["overdue_tasks"], -e["due_soon_dossiers"], e[key])
 
     return {
-        "now": _iso(now), "due_soon_hours": DUE_SOON_HOURS,
+        "now": _iso(now),
+        "due_soon_hours": DUE_SOON_HOURS,
         "by_agency": sorted(by_agency.values(), key=order("agency")),
         "by_procedure": sorted(by_proc.values(), key=order("procedure_code")),
         "totals": totals,
     }
 
 
-def overdue(session, actor: Actor, calendar: WorkCalendar, agency: str | None = None,
-            procedure_code: str | None = None, page: int = 1, per_page: int = DEFAULT_PER_PAGE,
-            now: datetime | None = None) -> dict:
+def overdue(
+    session,
+    actor: Actor,
+    calendar: WorkCalendar,
+    agency: str | None = None,
+    procedure_code: str | None = None,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+    now: datetime | None = None,
+) -> dict:
     """The monitor: one page of overdue dossiers and steps with how late they are and who holds them,
     plus the counts by agency and procedure; ``total_dossiers`` / ``total_tasks`` (for paging) are the
     overdue totals of the counts."""

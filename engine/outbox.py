@@ -16,6 +16,7 @@ Real SMS / Zalo OA / e-mail gateways are out of scope. A gateway is one class wi
 JSON line per message to `var/notifications.log` and logs it, which is what the demo and the tests read.
 A message whose sender raises stays unsent and is retried by the next sweep.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,18 +61,26 @@ class FileSender:
         body = notification.body or ""
         if notification.channel == "sms":
             body = unaccent(body)
-        line = json.dumps({
-            "id": notification.id, "at": utcnow().isoformat(), "channel": notification.channel,
-            "kind": notification.kind, "recipient": notification.recipient,
-            "dossier_id": notification.dossier_id, "body": body,
-        }, ensure_ascii=False)
+        line = json.dumps(
+            {
+                "id": notification.id,
+                "at": utcnow().isoformat(),
+                "channel": notification.channel,
+                "kind": notification.kind,
+                "recipient": notification.recipient,
+                "dossier_id": notification.dossier_id,
+                "body": body,
+            },
+            ensure_ascii=False,
+        )
         with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
-        log.info("notification %s via %s to %s: %s", notification.id, notification.channel,
-                 notification.recipient, body)
+        log.info(
+            "notification %s via %s to %s: %s", notification.id, notification.channel, notification.recipient, body
+        )
 
 
-def drain_outbox(db: "Database", sender: Sender, limit: int = 500, batch: int = 100) -> int:
+def drain_outbox(db: Database, sender: Sender, limit: int = 500, batch: int = 100) -> int:
     """Send up to `limit` unsent notifications, oldest first; returns how many were marked sent."""
     sent = 0
     lock = not db.is_sqlite

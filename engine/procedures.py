@@ -4,6 +4,7 @@ versioned procedure, and keep each deployed version's parsed spec in process mem
 Deploying the same content again is a no-op; changed content becomes version N+1; running dossiers stay on
 the version they started with (they reference a `ProcedureVersion` row, never "the current one").
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
-from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 
 import forms as forms_lib
 
@@ -75,8 +76,13 @@ def _choose_process(root, problems):
             roots = with_tasks
     if len(roots) > 1:
         ids = ", ".join(i.id for i in roots)
-        problems.append(_p(roots[1].id, f"Tệp có nhiều quy trình độc lập ({ids}); mỗi tệp chỉ chứa một thủ tục",
-                           f"the file holds several independent processes ({ids}); one procedure per file"))
+        problems.append(
+            _p(
+                roots[1].id,
+                f"Tệp có nhiều quy trình độc lập ({ids}); mỗi tệp chỉ chứa một thủ tục",
+                f"the file holds several independent processes ({ids}); one procedure per file",
+            )
+        )
         return None, []
     main = roots[0]
     involved = [main] + [infos[t] for t in _called_closure(main.id, infos)]
@@ -106,10 +112,15 @@ def _check_expressions(info, problems):
         if not text:
             continue
         if text.startswith("${") or text.startswith("#{") or text.startswith("="):
-            problems.append(_p(flow_id, f"Điều kiện '{text}' của '{flow_id}' viết bằng JUEL/FEEL, không được hỗ trợ; "
-                                        "hãy viết biểu thức kiểu Python, ví dụ decision == \"accept\"",
-                               f"condition '{text}' on '{flow_id}' is JUEL/FEEL, which is not supported; "
-                               "write a Python-like expression such as decision == \"accept\""))
+            problems.append(
+                _p(
+                    flow_id,
+                    f"Điều kiện '{text}' của '{flow_id}' viết bằng JUEL/FEEL, không được hỗ trợ; "
+                    'hãy viết biểu thức kiểu Python, ví dụ decision == "accept"',
+                    f"condition '{text}' on '{flow_id}' is JUEL/FEEL, which is not supported; "
+                    'write a Python-like expression such as decision == "accept"',
+                )
+            )
             continue
         for msg in check_expression(text, kind="condition"):
             problems.append(_p(flow_id, f"Điều kiện của '{flow_id}': {msg}", f"condition on '{flow_id}': {msg}"))
@@ -118,8 +129,13 @@ def _check_expressions(info, problems):
             problems.append(_p(task_id, f"Kịch bản của '{task_id}': {msg}", f"script of '{task_id}': {msg}"))
     for event_id, kind, text in info.timers:
         if not text:
-            problems.append(_p(event_id, f"Sự kiện hẹn giờ '{event_id}' chưa có giá trị",
-                               f"timer event '{event_id}' has an empty {kind}"))
+            problems.append(
+                _p(
+                    event_id,
+                    f"Sự kiện hẹn giờ '{event_id}' chưa có giá trị",
+                    f"timer event '{event_id}' has an empty {kind}",
+                )
+            )
             continue
         for msg in check_timer_expression(text, kind):
             problems.append(_p(event_id, f"Hẹn giờ của '{event_id}': {msg}", f"timer of '{event_id}': {msg}"))
@@ -134,25 +150,45 @@ def _read_meta(info, problems):
             d = parse_deadline(meta["deadline"])
             meta["deadline_unit"], meta["deadline_amount"] = d.unit, d.amount
         except MotcuaError as exc:
-            problems.append(_p(pid, f"Thời hạn '{meta['deadline']}' không hợp lệ: {exc.message_vi}",
-                               f"deadline '{meta['deadline']}' is invalid: {exc.message_en}"))
+            problems.append(
+                _p(
+                    pid,
+                    f"Thời hạn '{meta['deadline']}' không hợp lệ: {exc.message_vi}",
+                    f"deadline '{meta['deadline']}' is invalid: {exc.message_en}",
+                )
+            )
     if "cutoff" in meta:
         try:
             parse_cutoff(meta["cutoff"])
         except MotcuaError as exc:
-            problems.append(_p(pid, f"Giờ chốt '{meta['cutoff']}' không hợp lệ: {exc.message_vi}",
-                               f"cutoff '{meta['cutoff']}' is invalid: {exc.message_en}"))
+            problems.append(
+                _p(
+                    pid,
+                    f"Giờ chốt '{meta['cutoff']}' không hợp lệ: {exc.message_vi}",
+                    f"cutoff '{meta['cutoff']}' is invalid: {exc.message_en}",
+                )
+            )
     if "fee" in meta:
         try:
             meta["fee"] = int(str(meta["fee"]).replace(".", "").replace(",", "").strip())
             if meta["fee"] < 0:
                 raise ValueError
         except ValueError:
-            problems.append(_p(pid, f"Lệ phí '{raw['fee']}' phải là số tiền VND không âm",
-                               f"fee '{raw['fee']}' must be a non-negative VND amount"))
+            problems.append(
+                _p(
+                    pid,
+                    f"Lệ phí '{raw['fee']}' phải là số tiền VND không âm",
+                    f"fee '{raw['fee']}' must be a non-negative VND amount",
+                )
+            )
     if "level" in meta and str(meta["level"]) not in LEVELS:
-        problems.append(_p(pid, f"Mức độ '{meta['level']}' không hợp lệ (2, 3, 4, toan_trinh, mot_phan)",
-                           f"level '{meta['level']}' is invalid (2, 3, 4, toan_trinh, mot_phan)"))
+        problems.append(
+            _p(
+                pid,
+                f"Mức độ '{meta['level']}' không hợp lệ (2, 3, 4, toan_trinh, mot_phan)",
+                f"level '{meta['level']}' is invalid (2, 3, 4, toan_trinh, mot_phan)",
+            )
+        )
     return meta
 
 
@@ -180,12 +216,22 @@ def _load_forms(info_list, form_files: dict[str, bytes], problems, dialect):
                     form = forms_lib.Form(key=f"{ut['id']}.inline", schema=ut["inline_form"], title=ut["name"])
                     name = form.key
                 except MotcuaError as exc:
-                    problems.append(_p(ut["id"], f"Biểu mẫu nội tuyến của '{ut['id']}': {exc.message_vi}",
-                                       f"inline form of '{ut['id']}': {exc.message_en}"))
+                    problems.append(
+                        _p(
+                            ut["id"],
+                            f"Biểu mẫu nội tuyến của '{ut['id']}': {exc.message_vi}",
+                            f"inline form of '{ut['id']}': {exc.message_en}",
+                        )
+                    )
                     continue
             if form is None:
-                problems.append(_p(ut["id"], f"Bước '{ut['name']}' ({ut['id']}) dùng biểu mẫu '{key}' nhưng tệp này không được triển khai kèm",
-                                   f"user task '{ut['name']}' ({ut['id']}) uses form '{key}', which was not deployed with it"))
+                problems.append(
+                    _p(
+                        ut["id"],
+                        f"Bước '{ut['name']}' ({ut['id']}) dùng biểu mẫu '{key}' nhưng tệp này không được triển khai kèm",
+                        f"user task '{ut['name']}' ({ut['id']}) uses form '{key}', which was not deployed with it",
+                    )
+                )
                 continue
             ut["form_key"] = name
             loaded[name] = form.to_dict()
@@ -199,15 +245,30 @@ def _validate_task_props(info, problems):
             try:
                 parse_deadline(ut["deadline"])
             except MotcuaError as exc:
-                problems.append(_p(ut["id"], f"Thời hạn bước '{ut['id']}' không hợp lệ: {exc.message_vi}",
-                                   f"step deadline of '{ut['id']}' is invalid: {exc.message_en}"))
+                problems.append(
+                    _p(
+                        ut["id"],
+                        f"Thời hạn bước '{ut['id']}' không hợp lệ: {exc.message_vi}",
+                        f"step deadline of '{ut['id']}' is invalid: {exc.message_en}",
+                    )
+                )
         if ut.get("status") and ut["status"] not in valid_status:
-            problems.append(_p(ut["id"], f"Trạng thái '{ut['status']}' của '{ut['id']}' không hợp lệ",
-                               f"status '{ut['status']}' of '{ut['id']}' is not one of {sorted(valid_status)}"))
+            problems.append(
+                _p(
+                    ut["id"],
+                    f"Trạng thái '{ut['status']}' của '{ut['id']}' không hợp lệ",
+                    f"status '{ut['status']}' of '{ut['id']}' is not one of {sorted(valid_status)}",
+                )
+            )
     for eid, status in info.end_events.items():
         if status and status not in valid_status:
-            problems.append(_p(eid, f"Trạng thái '{status}' của '{eid}' không hợp lệ",
-                               f"status '{status}' of end event '{eid}' is not one of {sorted(valid_status)}"))
+            problems.append(
+                _p(
+                    eid,
+                    f"Trạng thái '{status}' của '{eid}' không hợp lệ",
+                    f"status '{status}' of end event '{eid}' is not one of {sorted(valid_status)}",
+                )
+            )
 
 
 def _normalize_timers(root):
@@ -229,8 +290,13 @@ def _parse_spec(root, dialect, main_id, filename, problems):
         where = f"{getattr(exc, 'tag', '')} '{el}'" if el else filename
         problems.append(_p(el, f"{where}: SpiffWorkflow không đọc được: {exc}", f"{where}: cannot be parsed: {exc}"))
     except Exception as exc:  # the parser raises many kinds on odd files; each becomes a named problem
-        problems.append(_p(None, f"{filename}: không đọc được quy trình ({type(exc).__name__}: {exc})",
-                           f"{filename}: the process cannot be parsed ({type(exc).__name__}: {exc})"))
+        problems.append(
+            _p(
+                None,
+                f"{filename}: không đọc được quy trình ({type(exc).__name__}: {exc})",
+                f"{filename}: the process cannot be parsed ({type(exc).__name__}: {exc})",
+            )
+        )
     return None, None
 
 
@@ -241,16 +307,21 @@ def content_hash(bpmn: bytes, forms: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def load_procedure(content: bytes, filename: str = "procedure.bpmn", form_files: dict[str, bytes] | None = None,
-                   max_bytes: int = DEFAULT_MAX_BPMN_BYTES) -> LoadedProcedure:
+def load_procedure(
+    content: bytes,
+    filename: str = "procedure.bpmn",
+    form_files: dict[str, bytes] | None = None,
+    max_bytes: int = DEFAULT_MAX_BPMN_BYTES,
+) -> LoadedProcedure:
     """Read and validate one procedure. Raises ProcedureInvalid listing every problem, each naming its element."""
     form_files = form_files or {}
     problems: list[dict] = []
     try:
         root = bpmn_xml.parse_xml(content, max_bytes)
     except bpmn_xml.XmlRefused as exc:
-        raise ProcedureInvalid(f"{filename}: {exc.message_vi}", f"{filename}: {exc.message_en}",
-                               [_p(None, exc.message_vi, exc.message_en)]) from None
+        raise ProcedureInvalid(
+            f"{filename}: {exc.message_vi}", f"{filename}: {exc.message_en}", [_p(None, exc.message_vi, exc.message_en)]
+        ) from None
     dialect = bpmn_xml.dialect(root)
     main, involved = _choose_process(root, problems)
     if main is None:
@@ -280,8 +351,13 @@ def load_procedure(content: bytes, filename: str = "procedure.bpmn", form_files:
         for flow_id, text in info.conditions:
             missing = sorted(_condition_names(text) - produced)
             if missing and forms:
-                warnings.append(_p(flow_id, f"Điều kiện của '{flow_id}' đọc trường {missing} mà không biểu mẫu nào tạo ra",
-                                   f"condition on '{flow_id}' reads {missing}, which no form produces"))
+                warnings.append(
+                    _p(
+                        flow_id,
+                        f"Điều kiện của '{flow_id}' đọc trường {missing} mà không biểu mẫu nào tạo ra",
+                        f"condition on '{flow_id}' reads {missing}, which no form produces",
+                    )
+                )
     end_status = {eid: s for info in involved for eid, s in info.end_events.items()}
     task_status = {tid: s for info in involved for tid, s in info.task_status.items()}
     meta.update({"dialect": dialect, "end_status": end_status, "task_status": task_status})
@@ -305,8 +381,9 @@ def load_procedure(content: bytes, filename: str = "procedure.bpmn", form_files:
 
 def form_files_beside(path: Path) -> dict[str, bytes]:
     """The form files deployed with a .bpmn file: the .json and .form (form-js) files in its folder."""
-    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir())
-            if p.suffix in (".json", ".form") and p.is_file()}
+    return {
+        p.name: p.read_bytes() for p in sorted(path.parent.iterdir()) if p.suffix in (".json", ".form") and p.is_file()
+    }
 
 
 def load_path(path: str | Path) -> LoadedProcedure:
@@ -330,29 +407,49 @@ def deploy(session, loaded: LoadedProcedure, actor: str | None = None) -> Deploy
         session.add(proc)
         session.flush()
     else:
-        same = session.scalars(select(ProcedureVersion).where(
-            ProcedureVersion.procedure_id == proc.id, ProcedureVersion.content_hash == loaded.content_hash)).first()
+        same = session.scalars(
+            select(ProcedureVersion).where(
+                ProcedureVersion.procedure_id == proc.id, ProcedureVersion.content_hash == loaded.content_hash
+            )
+        ).first()
         if same is not None:
             return DeployResult(loaded.code, same.version, False, loaded.warnings)
     proc.current_version += 1
     proc.name = loaded.name
     proc.agency = loaded.agency
-    session.add(ProcedureVersion(
-        procedure_id=proc.id, version=proc.current_version, content_hash=loaded.content_hash,
-        process_id=loaded.process_id, filename=loaded.filename, bpmn_xml=loaded.bpmn_xml,
-        spec_json=loaded.spec_json, meta=loaded.meta, user_tasks=loaded.user_tasks, forms=loaded.forms,
-        deployed_by=actor,
-    ))
+    session.add(
+        ProcedureVersion(
+            procedure_id=proc.id,
+            version=proc.current_version,
+            content_hash=loaded.content_hash,
+            process_id=loaded.process_id,
+            filename=loaded.filename,
+            bpmn_xml=loaded.bpmn_xml,
+            spec_json=loaded.spec_json,
+            meta=loaded.meta,
+            user_tasks=loaded.user_tasks,
+            forms=loaded.forms,
+            deployed_by=actor,
+        )
+    )
     try:
         session.flush()
     except IntegrityError as exc:
-        raise Conflict("Thủ tục đang được triển khai đồng thời; vui lòng thử lại",
-                       "the procedure is being deployed concurrently; try again") from exc
+        raise Conflict(
+            "Thủ tục đang được triển khai đồng thời; vui lòng thử lại",
+            "the procedure is being deployed concurrently; try again",
+        ) from exc
     return DeployResult(loaded.code, proc.current_version, True, loaded.warnings)
 
 
-def deploy_bytes(db, content: bytes, filename: str, form_files: dict[str, bytes] | None = None,
-                 actor: str | None = None, max_bytes: int = DEFAULT_MAX_BPMN_BYTES) -> DeployResult:
+def deploy_bytes(
+    db,
+    content: bytes,
+    filename: str,
+    form_files: dict[str, bytes] | None = None,
+    actor: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BPMN_BYTES,
+) -> DeployResult:
     loaded = load_procedure(content, filename, form_files, max_bytes)
     with db.uow() as s:
         return deploy(s, loaded, actor)
@@ -360,6 +457,7 @@ def deploy_bytes(db, content: bytes, filename: str, form_files: dict[str, bytes]
 
 # ---------------------------------------------------------------------------------------------------
 # Run-time view of a deployed version, cached per process.
+
 
 @dataclass
 class Runtime:
@@ -399,8 +497,14 @@ class RuntimeCache:
         dialect = row.meta.get("dialect", "camunda")
         spec, subs = spec_from_json(dialect, row.spec_json)
         rt = Runtime(
-            version_id=row.id, code=code, version=row.version, dialect=dialect, spec=spec, subprocess_specs=subs,
-            meta=row.meta, user_tasks={ut["id"]: ut for ut in row.user_tasks},
+            version_id=row.id,
+            code=code,
+            version=row.version,
+            dialect=dialect,
+            spec=spec,
+            subprocess_specs=subs,
+            meta=row.meta,
+            user_tasks={ut["id"]: ut for ut in row.user_tasks},
             forms={k: forms_lib.Form.from_dict(v) for k, v in (row.forms or {}).items()},
         )
         with self._lock:
@@ -413,8 +517,10 @@ class RuntimeCache:
 _CURRENT_VERSION = (
     select(ProcedureVersion.__table__.c.id)
     .join(Procedure.__table__, Procedure.__table__.c.id == ProcedureVersion.__table__.c.procedure_id)
-    .where(Procedure.__table__.c.code == bindparam("code"),
-           ProcedureVersion.__table__.c.version == Procedure.__table__.c.current_version)
+    .where(
+        Procedure.__table__.c.code == bindparam("code"),
+        ProcedureVersion.__table__.c.version == Procedure.__table__.c.current_version,
+    )
 )
 
 
@@ -438,5 +544,17 @@ def validation_report(problems_or_exc) -> list[dict]:
     return list(problems_or_exc)
 
 
-__all__ = ["LoadedProcedure", "load_procedure", "load_path", "deploy", "deploy_bytes", "DeployResult",
-           "Runtime", "RuntimeCache", "current_version", "current_version_id", "content_hash", "form_files_beside"]
+__all__ = [
+    "LoadedProcedure",
+    "load_procedure",
+    "load_path",
+    "deploy",
+    "deploy_bytes",
+    "DeployResult",
+    "Runtime",
+    "RuntimeCache",
+    "current_version",
+    "current_version_id",
+    "content_hash",
+    "form_files_beside",
+]

@@ -12,6 +12,7 @@ Indexes used (engine/models.py): dossiers by (agency, status_code), (agency, fin
 (agency, procedure_code, received_at) and the unique code; the inbox by task_roles (role, agency) and
 tasks (agency, state, due_at) / (claimed_by, state); the audit trail by events (dossier_id, id).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -46,13 +47,19 @@ def _paging(page, per_page, maximum: int = MAX_PER_PAGE) -> tuple[int, int]:
     try:
         page, per_page = int(page or 1), int(per_page or 20)
     except (TypeError, ValueError):
-        raise InvalidInput("page và per_page phải là số nguyên", "page and per_page must be integers",
-                           {"fields": {"page": "integer", "per_page": "integer"}}) from None
+        raise InvalidInput(
+            "page và per_page phải là số nguyên",
+            "page and per_page must be integers",
+            {"fields": {"page": "integer", "per_page": "integer"}},
+        ) from None
     if page < 1:
         raise InvalidInput("page phải ≥ 1", "page must be ≥ 1", {"fields": {"page": "≥ 1"}})
     if not 1 <= per_page <= maximum:
-        raise InvalidInput(f"per_page phải từ 1 đến {maximum}", f"per_page must be between 1 and {maximum}",
-                           {"fields": {"per_page": f"1–{maximum}"}})
+        raise InvalidInput(
+            f"per_page phải từ 1 đến {maximum}",
+            f"per_page must be between 1 and {maximum}",
+            {"fields": {"per_page": f"1–{maximum}"}},
+        )
     return page, per_page
 
 
@@ -68,6 +75,7 @@ def _like_escape(text: str) -> str:
 
 # -- dossiers ----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class DossierFilters:
     status: list[str] = field(default_factory=list)  # snake_case names (or national codes 1–10)
@@ -79,7 +87,7 @@ class DossierFilters:
     sort: str = "-received_at"  # received_at, -received_at, due_at, -due_at
 
     @classmethod
-    def of(cls, value) -> "DossierFilters":
+    def of(cls, value) -> DossierFilters:
         if value is None:
             return cls()
         if isinstance(value, cls):
@@ -108,8 +116,11 @@ def _status_codes(values) -> list[int]:
         try:
             codes.append(Status(v).code)
         except ValueError:
-            raise InvalidInput(f"Trạng thái '{v}' không hợp lệ", f"unknown status '{v}'",
-                               {"fields": {"status": ", ".join(s.value for s in Status)}}) from None
+            raise InvalidInput(
+                f"Trạng thái '{v}' không hợp lệ",
+                f"unknown status '{v}'",
+                {"fields": {"status": ", ".join(s.value for s in Status)}},
+            ) from None
     return codes
 
 
@@ -127,11 +138,21 @@ def dossier_summary(d: Dossier, now: datetime | None = None) -> dict:
     now = now or utcnow()
     st = Status(d.status)
     return {
-        "code": d.code, "status": st.value, "status_code": st.code, "status_label": st.label_vi,
-        "status_label_en": st.label_en, "procedure_code": d.procedure_code, "agency": d.agency,
-        "channel": d.channel, "applicant_name": d.applicant_name, "received_at": iso(d.received_at),
-        "due_at": iso(d.due_at), "overdue": bool(d.due_at and not d.finished and d.paused_at is None and d.due_at < now),
-        "finished": d.finished, "finished_at": iso(d.finished_at), "version": d.version,
+        "code": d.code,
+        "status": st.value,
+        "status_code": st.code,
+        "status_label": st.label_vi,
+        "status_label_en": st.label_en,
+        "procedure_code": d.procedure_code,
+        "agency": d.agency,
+        "channel": d.channel,
+        "applicant_name": d.applicant_name,
+        "received_at": iso(d.received_at),
+        "due_at": iso(d.due_at),
+        "overdue": bool(d.due_at and not d.finished and d.paused_at is None and d.due_at < now),
+        "finished": d.finished,
+        "finished_at": iso(d.finished_at),
+        "version": d.version,
     }
 
 
@@ -139,8 +160,9 @@ def list_dossiers(session, actor: Actor, filters=None, page=1, per_page=20) -> P
     f = DossierFilters.of(filters)
     page, per_page = _paging(page, per_page)
     if f.sort not in SORTS:
-        raise InvalidInput(f"Cách sắp xếp '{f.sort}' không hợp lệ", f"unknown sort '{f.sort}'",
-                           {"fields": {"sort": ", ".join(SORTS)}})
+        raise InvalidInput(
+            f"Cách sắp xếp '{f.sort}' không hợp lệ", f"unknown sort '{f.sort}'", {"fields": {"sort": ", ".join(SORTS)}}
+        )
     now = utcnow()
     stmt = select(Dossier)
     agency = _agency_scope(actor, f.agency)
@@ -152,20 +174,33 @@ def list_dossiers(session, actor: Actor, filters=None, page=1, per_page=20) -> P
     if f.overdue is True:
         stmt = stmt.where(Dossier.finished.is_(False), Dossier.due_at < now, Dossier.paused_at.is_(None))
     elif f.overdue is False:
-        stmt = stmt.where(or_(Dossier.finished.is_(True), Dossier.due_at.is_(None), Dossier.due_at >= now,
-                              Dossier.paused_at.is_not(None)))
+        stmt = stmt.where(
+            or_(
+                Dossier.finished.is_(True),
+                Dossier.due_at.is_(None),
+                Dossier.due_at >= now,
+                Dossier.paused_at.is_not(None),
+            )
+        )
     if f.due_before is not None:
         if f.due_before.tzinfo is None:
-            raise InvalidInput("due_before phải có múi giờ", "due_before needs a UTC offset",
-                               {"fields": {"due_before": "timezone required"}})
+            raise InvalidInput(
+                "due_before phải có múi giờ",
+                "due_before needs a UTC offset",
+                {"fields": {"due_before": "timezone required"}},
+            )
         stmt = stmt.where(Dossier.due_at < f.due_before)
     if f.procedure_code:
         stmt = stmt.where(Dossier.procedure_code == f.procedure_code)
     q = (f.q or "").strip()
     if q:
         esc = _like_escape(q)
-        stmt = stmt.where(or_(Dossier.code.like(esc.upper() + "%", escape="\\"),
-                              func.lower(Dossier.applicant_name).like("%" + esc.lower() + "%", escape="\\")))
+        stmt = stmt.where(
+            or_(
+                Dossier.code.like(esc.upper() + "%", escape="\\"),
+                func.lower(Dossier.applicant_name).like("%" + esc.lower() + "%", escape="\\"),
+            )
+        )
     return _page(session, stmt, SORTS[f.sort], page, per_page, lambda r: dossier_summary(r[0], now))
 
 
@@ -178,8 +213,17 @@ def dossier_history(session, actor: Actor, code: str) -> dict:
 
 # -- the inbox ---------------------------------------------------------------------------------------------
 
-def list_tasks(session, actor: Actor, mine: bool = False, role: str | None = None, overdue: bool | None = None,
-               page=1, per_page=20, procedure_code: str | None = None) -> Page:
+
+def list_tasks(
+    session,
+    actor: Actor,
+    mine: bool = False,
+    role: str | None = None,
+    overdue: bool | None = None,
+    page=1,
+    per_page=20,
+    procedure_code: str | None = None,
+) -> Page:
     """Ready tasks the caller may work on: same agency and one of the caller's roles (via task_roles), or
     assigned to / claimed by the caller. Supervisors and admins see every agency's ready tasks.
     `mine` keeps the tasks the caller holds (claimed) or is assigned; `role` keeps one candidate role."""
@@ -193,10 +237,10 @@ def list_tasks(session, actor: Actor, mine: bool = False, role: str | None = Non
     if mine:
         stmt = stmt.where(or_(Task.claimed_by == actor.username, Task.assignee == actor.username))
     elif not actor.is_supervisor:
-        by_role = select(TaskRole.task_id).where(TaskRole.role.in_(sorted(actor.roles)),
-                                                 TaskRole.agency == actor.agency)
-        stmt = stmt.where(or_(Task.id.in_(by_role), Task.assignee == actor.username,
-                              Task.claimed_by == actor.username))
+        by_role = select(TaskRole.task_id).where(
+            TaskRole.role.in_(sorted(actor.roles)), TaskRole.agency == actor.agency
+        )
+        stmt = stmt.where(or_(Task.id.in_(by_role), Task.assignee == actor.username, Task.claimed_by == actor.username))
     if role:
         cond = TaskRole.role == role
         if not actor.is_supervisor:
@@ -228,7 +272,8 @@ def task_detail(session, actor: Actor, task_id: str, runtimes) -> dict:
         "task": task_view(task),
         "form": form,
         "values": values if values is not None else {},
-        "can_work": task.state == "ready" and actor.may_work(task.roles, task.agency, task.assignee)
+        "can_work": task.state == "ready"
+        and actor.may_work(task.roles, task.agency, task.assignee)
         and task.claimed_by in (None, actor.username),
         "dossier": dossier_summary(d),
     }
@@ -236,12 +281,19 @@ def task_detail(session, actor: Actor, task_id: str, runtimes) -> dict:
 
 # -- the procedure catalogue -------------------------------------------------------------------------------
 
+
 def _catalogue_item(p: Procedure, v: ProcedureVersion | None) -> dict:
     meta = (v.meta if v is not None else None) or {}
     return {
-        "code": p.code, "name": p.name, "version": p.current_version, "agency": p.agency,
-        "deadline": meta.get("deadline"), "cutoff": meta.get("cutoff"), "level": _str(meta.get("level")),
-        "fee": meta.get("fee"), "deployed_at": iso(v.deployed_at) if v is not None else None,
+        "code": p.code,
+        "name": p.name,
+        "version": p.current_version,
+        "agency": p.agency,
+        "deadline": meta.get("deadline"),
+        "cutoff": meta.get("cutoff"),
+        "level": _str(meta.get("level")),
+        "fee": meta.get("fee"),
+        "deployed_at": iso(v.deployed_at) if v is not None else None,
     }
 
 
@@ -249,20 +301,26 @@ def _str(v):
     return None if v is None else str(v)
 
 
-def list_procedures(session, actor: Actor, q: str | None = None, agency: str | None = None, page=1,
-                    per_page=100) -> Page:
+def list_procedures(
+    session, actor: Actor, q: str | None = None, agency: str | None = None, page=1, per_page=100
+) -> Page:
     """The catalogue: every deployed procedure with its current version's metadata, by code."""
     page, per_page = _paging(page, per_page, MAX_PER_PAGE_CATALOGUE)
     stmt = select(Procedure, ProcedureVersion).outerjoin(
-        ProcedureVersion, and_(ProcedureVersion.procedure_id == Procedure.id,
-                               ProcedureVersion.version == Procedure.current_version))
+        ProcedureVersion,
+        and_(ProcedureVersion.procedure_id == Procedure.id, ProcedureVersion.version == Procedure.current_version),
+    )
     if agency:
         stmt = stmt.where(Procedure.agency == agency)
     q = (q or "").strip()
     if q:
         esc = _like_escape(q)
-        stmt = stmt.where(or_(Procedure.code.like(esc + "%", escape="\\"),
-                              func.lower(Procedure.name).like("%" + esc.lower() + "%", escape="\\")))
+        stmt = stmt.where(
+            or_(
+                Procedure.code.like(esc + "%", escape="\\"),
+                func.lower(Procedure.name).like("%" + esc.lower() + "%", escape="\\"),
+            )
+        )
     return _page(session, stmt, (Procedure.code.asc(),), page, per_page, lambda r: _catalogue_item(r[0], r[1]))
 
 
@@ -277,39 +335,64 @@ def procedure_details(session, actor: Actor, code: str) -> dict:
     """Details of a procedure: its metadata, every version, the current version's user tasks with roles,
     forms and step deadlines."""
     p = _procedure(session, code)
-    versions = session.scalars(select(ProcedureVersion).where(ProcedureVersion.procedure_id == p.id)
-                               .order_by(ProcedureVersion.version)).all()
+    versions = session.scalars(
+        select(ProcedureVersion).where(ProcedureVersion.procedure_id == p.id).order_by(ProcedureVersion.version)
+    ).all()
     current = next((v for v in versions if v.version == p.current_version), None)
     item = _catalogue_item(p, current)
     meta = (current.meta if current is not None else None) or {}
     task_status = meta.get("task_status") or {}
-    item.update({
-        "process_id": current.process_id if current is not None else None,
-        "dialect": meta.get("dialect"),
-        "versions": [{"version": v.version, "deployed_at": iso(v.deployed_at), "deployed_by": v.deployed_by,
-                      "filename": v.filename, "content_hash": v.content_hash, "current": v.version == p.current_version}
-                     for v in versions],
-        "user_tasks": [{"id": ut.get("id"), "name": ut.get("name"), "roles": list(ut.get("roles") or []),
-                        "assignee": ut.get("assignee"), "form_key": ut.get("form_key"),
-                        "deadline": ut.get("deadline"), "status": ut.get("status") or task_status.get(ut.get("id"))}
-                       for ut in (current.user_tasks if current is not None else [])],
-        "forms": [{"key": k, "title": f.get("title"), "schema": f.get("schema"), "ui_schema": f.get("ui_schema")}
-                  for k, f in sorted(((current.forms if current is not None else None) or {}).items())],
-    })
+    item.update(
+        {
+            "process_id": current.process_id if current is not None else None,
+            "dialect": meta.get("dialect"),
+            "versions": [
+                {
+                    "version": v.version,
+                    "deployed_at": iso(v.deployed_at),
+                    "deployed_by": v.deployed_by,
+                    "filename": v.filename,
+                    "content_hash": v.content_hash,
+                    "current": v.version == p.current_version,
+                }
+                for v in versions
+            ],
+            "user_tasks": [
+                {
+                    "id": ut.get("id"),
+                    "name": ut.get("name"),
+                    "roles": list(ut.get("roles") or []),
+                    "assignee": ut.get("assignee"),
+                    "form_key": ut.get("form_key"),
+                    "deadline": ut.get("deadline"),
+                    "status": ut.get("status") or task_status.get(ut.get("id")),
+                }
+                for ut in (current.user_tasks if current is not None else [])
+            ],
+            "forms": [
+                {"key": k, "title": f.get("title"), "schema": f.get("schema"), "ui_schema": f.get("ui_schema")}
+                for k, f in sorted(((current.forms if current is not None else None) or {}).items())
+            ],
+        }
+    )
     return item
 
 
 def procedure_diagram(session, actor: Actor, code: str) -> tuple[str, str]:
     """(filename, BPMN XML) of the current version, as deployed."""
     p = _procedure(session, code)
-    v = session.scalars(select(ProcedureVersion).where(ProcedureVersion.procedure_id == p.id,
-                                                       ProcedureVersion.version == p.current_version)).first()
+    v = session.scalars(
+        select(ProcedureVersion).where(
+            ProcedureVersion.procedure_id == p.id, ProcedureVersion.version == p.current_version
+        )
+    ).first()
     if v is None:
         raise NotFound(f"Thủ tục '{code}' chưa có phiên bản nào", f"procedure '{code}' has no version")
     return v.filename or f"{p.code}.bpmn", v.bpmn_xml
 
 
 # -- public lookup -----------------------------------------------------------------------------------------
+
 
 def public_lookup(session, code: str, id_number: str | None = None) -> dict:
     """What anyone may see of a dossier by its code: status, dates and steps; the applicant's data only when
@@ -319,27 +402,65 @@ def public_lookup(session, code: str, id_number: str | None = None) -> dict:
         raise NotFound("Không tìm thấy hồ sơ", "dossier not found")
     name = session.scalar(select(Procedure.name).where(Procedure.code == d.procedure_code))
     st = Status(d.status)
-    tasks = session.scalars(select(Task).where(Task.dossier_id == d.id, Task.state != "cancelled")
-                            .order_by(Task.created_at, Task.id)).all()
-    matched = bool(id_number and d.applicant_id_number
-                   and hmac.compare_digest(str(id_number).strip().encode(), d.applicant_id_number.strip().encode()))
+    tasks = session.scalars(
+        select(Task).where(Task.dossier_id == d.id, Task.state != "cancelled").order_by(Task.created_at, Task.id)
+    ).all()
+    matched = bool(
+        id_number
+        and d.applicant_id_number
+        and hmac.compare_digest(str(id_number).strip().encode(), d.applicant_id_number.strip().encode())
+    )
     out = {
-        "code": d.code, "status": st.value, "status_code": st.code, "status_label": st.label_vi,
-        "status_label_en": st.label_en, "procedure_code": d.procedure_code, "procedure_name": name,
-        "received_at": iso(d.received_at), "due_at": iso(d.due_at), "processed_at": iso(d.processed_at),
-        "returned_at": iso(d.returned_at), "finished": d.finished,
-        "steps": [{"name": t.title, "state": t.state, "started_at": iso(t.created_at),
-                   "completed_at": iso(t.completed_at), "due_at": iso(t.due_at)} for t in tasks],
+        "code": d.code,
+        "status": st.value,
+        "status_code": st.code,
+        "status_label": st.label_vi,
+        "status_label_en": st.label_en,
+        "procedure_code": d.procedure_code,
+        "procedure_name": name,
+        "received_at": iso(d.received_at),
+        "due_at": iso(d.due_at),
+        "processed_at": iso(d.processed_at),
+        "returned_at": iso(d.returned_at),
+        "finished": d.finished,
+        "steps": [
+            {
+                "name": t.title,
+                "state": t.state,
+                "started_at": iso(t.created_at),
+                "completed_at": iso(t.completed_at),
+                "due_at": iso(t.due_at),
+            }
+            for t in tasks
+        ],
         "identity_verified": matched,
         "applicant": None,
     }
     if matched:
-        out["applicant"] = {"name": d.applicant_name, "id_number": d.applicant_id_number,
-                            "phone": d.applicant_phone, "email": d.applicant_email}
+        out["applicant"] = {
+            "name": d.applicant_name,
+            "id_number": d.applicant_id_number,
+            "phone": d.applicant_phone,
+            "email": d.applicant_email,
+        }
         out["data"] = d.data or {}
     return out
 
 
-__all__ = ["Page", "DossierFilters", "MAX_PER_PAGE", "MAX_PER_PAGE_CATALOGUE", "list_dossiers", "dossier_summary",
-           "visible_dossier", "dossier_history", "list_tasks", "task_detail", "list_procedures",
-           "procedure_details", "procedure_diagram", "public_lookup", "dossier_view"]
+__all__ = [
+    "Page",
+    "DossierFilters",
+    "MAX_PER_PAGE",
+    "MAX_PER_PAGE_CATALOGUE",
+    "list_dossiers",
+    "dossier_summary",
+    "visible_dossier",
+    "dossier_history",
+    "list_tasks",
+    "task_detail",
+    "list_procedures",
+    "procedure_details",
+    "procedure_diagram",
+    "public_lookup",
+    "dossier_view",
+]

@@ -81,12 +81,13 @@ PostgreSQL; the dialect-specific pieces are small compiled constructs: the calen
 day in UTC+7 (`local_date`, `local_hour`), `greatest`/`least`, and `unindexed`, which keeps SQLite's
 planner from driving a branch with the wrong index.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Date, Float, and_, case, false, func, literal_column, or_, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
@@ -138,8 +139,7 @@ class local_hour(FunctionElement):
 @compiles(local_hour)
 def _local_hour_pg(element, compiler, **kw):
     arg = compiler.process(element.clauses, **kw)
-    return (f"(EXTRACT(EPOCH FROM CAST(({arg} AT TIME ZONE 'UTC') + INTERVAL '{_OFFSET_HOURS} hours' AS TIME))"
-            f" / 3600.0)")
+    return f"(EXTRACT(EPOCH FROM CAST(({arg} AT TIME ZONE 'UTC') + INTERVAL '{_OFFSET_HOURS} hours' AS TIME)) / 3600.0)"
 
 
 @compiles(local_hour, "sqlite")
@@ -147,8 +147,10 @@ def _local_hour_sqlite(element, compiler, **kw):
     # From the stored text 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), without date parsing: a few times cheaper
     # than julianday() on a million rows.
     x = compiler.process(element.clauses, **kw)
-    return (f"((CAST(substr({x}, 12, 2) AS INTEGER) + {_OFFSET_HOURS}) % 24 + CAST(substr({x}, 15, 2) AS INTEGER)"
-            f" / 60.0 + CAST(substr({x}, 18) AS REAL) / 3600.0)")
+    return (
+        f"((CAST(substr({x}, 12, 2) AS INTEGER) + {_OFFSET_HOURS}) % 24 + CAST(substr({x}, 15, 2) AS INTEGER)"
+        f" / 60.0 + CAST(substr({x}, 18) AS REAL) / 3600.0)"
+    )
 
 
 class greatest(FunctionElement):
@@ -222,12 +224,12 @@ class Period:
     @property
     def start(self) -> datetime:
         """P0: the first day's 00:00 UTC+7, as UTC."""
-        return datetime.combine(self.first, time(0), VN_TZ).astimezone(timezone.utc)
+        return datetime.combine(self.first, time(0), VN_TZ).astimezone(UTC)
 
     @property
     def end(self) -> datetime:
         """P1 (excluded): the day after the last day, 00:00 UTC+7, as UTC."""
-        return datetime.combine(self.last + timedelta(days=1), time(0), VN_TZ).astimezone(timezone.utc)
+        return datetime.combine(self.last + timedelta(days=1), time(0), VN_TZ).astimezone(UTC)
 
 
 def _bad(field: str, vi: str, en: str, value=None) -> InvalidInput:
@@ -250,8 +252,12 @@ def _as_date(value, field: str) -> date:
             raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise _bad(field, f"'{field}' không phải ngày hợp lệ (YYYY-MM-DD): {str(value)[:40]!r}",
-                   f"'{field}' is not a valid date (YYYY-MM-DD): {str(value)[:40]!r}", value) from None
+        raise _bad(
+            field,
+            f"'{field}' không phải ngày hợp lệ (YYYY-MM-DD): {str(value)[:40]!r}",
+            f"'{field}' is not a valid date (YYYY-MM-DD): {str(value)[:40]!r}",
+            value,
+        ) from None
 
 
 def parse_period(from_date, to_date) -> Period:
@@ -265,19 +271,48 @@ def parse_period(from_date, to_date) -> Period:
         raise _bad("from", "'from' phải không sau 'to'", "'from' must not be after 'to'")
     days = (last - first).days + 1
     if days > MAX_PERIOD_DAYS:
-        raise _bad("to", f"Kỳ báo cáo dài tối đa {MAX_PERIOD_DAYS} ngày (đang là {days})",
-                   f"a report period is at most {MAX_PERIOD_DAYS} days long (got {days})")
+        raise _bad(
+            "to",
+            f"Kỳ báo cáo dài tối đa {MAX_PERIOD_DAYS} ngày (đang là {days})",
+            f"a report period is at most {MAX_PERIOD_DAYS} days long (got {days})",
+        )
     return Period(first, last)
 
 
 # --------------------------------------------------------------------------------------------------
 # The figures
 
-_FLAT = ("received_total", "received_online", "received_in_person", "received_postal", "carried_over",
-         "completed_total", "completed_early", "completed_late", "in_process_total", "in_process_overdue",
-         "supplement_requested", "refused", "stopped", "withdrawn", "returned")
-_COLUMNS = ("agency", "procedure_code", "channel", "status_code", "received_at", "due_at", "paused_at",
-            "supplement_count", "extended_at", "processed_at", "returned_at", "finished_at")
+_FLAT = (
+    "received_total",
+    "received_online",
+    "received_in_person",
+    "received_postal",
+    "carried_over",
+    "completed_total",
+    "completed_early",
+    "completed_late",
+    "in_process_total",
+    "in_process_overdue",
+    "supplement_requested",
+    "refused",
+    "stopped",
+    "withdrawn",
+    "returned",
+)
+_COLUMNS = (
+    "agency",
+    "procedure_code",
+    "channel",
+    "status_code",
+    "received_at",
+    "due_at",
+    "paused_at",
+    "supplement_count",
+    "extended_at",
+    "processed_at",
+    "returned_at",
+    "finished_at",
+)
 
 
 def _candidates(p0: datetime, p1: datetime, agency, procedure_code, *extra):
@@ -305,8 +340,9 @@ def _candidates(p0: datetime, p1: datetime, agency, procedure_code, *extra):
     return union_all(
         select(*cols, fresh).where(D.received_at >= p0, D.received_at < p1, *scope(both)),
         select(*cols, old).where(D.finished == false(), unindexed(D.received_at) < p0, *scope(True)),
-        select(*cols, old).where(unindexed(D.finished) == true(), D.finished_at >= p0,
-                                 unindexed(D.received_at) < p0, *scope(both)),
+        select(*cols, old).where(
+            unindexed(D.finished) == true(), D.finished_at >= p0, unindexed(D.received_at) < p0, *scope(both)
+        ),
     ).subquery("d")
 
 
@@ -381,9 +417,18 @@ def _hours_query(p0: datetime, p1: datetime, agency, procedure_code, calendar: W
         day = local_date(col)
         paused = func.sum(D.paused_hours) if sign == 1 else literal_column("0.0")
         branches.append(
-            select(D.agency, D.procedure_code, day, literal_column(str(sign)), func.count(),
-                   func.sum(_office_hours_of_day(col, calendar)), paused)
-            .where(*scope).group_by(D.agency, D.procedure_code, day))
+            select(
+                D.agency,
+                D.procedure_code,
+                day,
+                literal_column(str(sign)),
+                func.count(),
+                func.sum(_office_hours_of_day(col, calendar)),
+                paused,
+            )
+            .where(*scope)
+            .group_by(D.agency, D.procedure_code, day)
+        )
     return union_all(*branches)
 
 
@@ -393,22 +438,37 @@ def _shape(agency: str | None, procedure_code: str | None, f: dict, hours_sum: f
     within = f["in_process_total"] - f["in_process_overdue"]
     denominator = f["completed_total"] + f["in_process_total"]
     row = {} if agency is None and procedure_code is None else {"agency": agency, "procedure_code": procedure_code}
-    row.update({
-        "received": {"total": f["received_total"], "online": f["received_online"],
-                     "in_person": f["received_in_person"], "postal": f["received_postal"]},
-        "carried_over": f["carried_over"],
-        "completed": {"total": f["completed_total"], "early": early, "on_time": on_time, "late": late},
-        "in_process": {"total": f["in_process_total"], "within": within, "overdue": f["in_process_overdue"]},
-        "supplement_requested": f["supplement_requested"],
-        "refused": f["refused"], "stopped": f["stopped"], "withdrawn": f["withdrawn"], "returned": f["returned"],
-        "on_time_rate": round(100.0 * (early + on_time + within) / denominator, 2) if denominator else None,
-        "avg_processing_hours": round(hours_sum / hours_n, 2) if hours_n else None,
-    })
+    row.update(
+        {
+            "received": {
+                "total": f["received_total"],
+                "online": f["received_online"],
+                "in_person": f["received_in_person"],
+                "postal": f["received_postal"],
+            },
+            "carried_over": f["carried_over"],
+            "completed": {"total": f["completed_total"], "early": early, "on_time": on_time, "late": late},
+            "in_process": {"total": f["in_process_total"], "within": within, "overdue": f["in_process_overdue"]},
+            "supplement_requested": f["supplement_requested"],
+            "refused": f["refused"],
+            "stopped": f["stopped"],
+            "withdrawn": f["withdrawn"],
+            "returned": f["returned"],
+            "on_time_rate": round(100.0 * (early + on_time + within) / denominator, 2) if denominator else None,
+            "avg_processing_hours": round(hours_sum / hours_n, 2) if hours_n else None,
+        }
+    )
     return row
 
 
-def summary(session, from_date, to_date, agency: str | None = None, procedure_code: str | None = None,
-            calendar: WorkCalendar | None = None) -> dict:
+def summary(
+    session,
+    from_date,
+    to_date,
+    agency: str | None = None,
+    procedure_code: str | None = None,
+    calendar: WorkCalendar | None = None,
+) -> dict:
     """The period report: ``{from, to, period_start, period_end, rows: [...], totals: {...}}``.
 
     ``rows`` holds one entry per (agency, procedure_code) with any figure, sorted by agency then
@@ -430,8 +490,7 @@ def summary(session, from_date, to_date, agency: str | None = None, procedure_co
 
     hours: dict[tuple, list] = {}  # (agency, procedure) -> [working hours, completed, [(day, sign, n, part)]]
     days: dict[date, tuple | None] = {}
-    for ag, proc, day, sign, n, part, paused in session.execute(_hours_query(p0, p1, agency, procedure_code,
-                                                                             calendar)):
+    for ag, proc, day, sign, n, part, paused in session.execute(_hours_query(p0, p1, agency, procedure_code, calendar)):
         day = day if isinstance(day, date) else date.fromisoformat(day)
         acc = hours.setdefault((ag, proc), [0.0, 0, []])
         acc[2].append((day, sign, n, part or 0.0))
@@ -454,8 +513,9 @@ def summary(session, from_date, to_date, agency: str | None = None, procedure_co
     names = {}
     codes = sorted({k[1] for k in flat})
     for i in range(0, len(codes), 500):
-        names.update(session.execute(select(Procedure.code, Procedure.name)
-                                     .where(Procedure.code.in_(codes[i:i + 500]))).all())
+        names.update(
+            session.execute(select(Procedure.code, Procedure.name).where(Procedure.code.in_(codes[i : i + 500]))).all()
+        )
 
     rows = []
     totals = dict.fromkeys(_FLAT, 0)
@@ -471,9 +531,12 @@ def summary(session, from_date, to_date, agency: str | None = None, procedure_co
         total_hours += h_sum
         total_n += h_n
     return {
-        "from": period.first.isoformat(), "to": period.last.isoformat(),
-        "period_start": p0.astimezone(VN_TZ).isoformat(), "period_end": p1.astimezone(VN_TZ).isoformat(),
-        "agency": agency, "procedure_code": procedure_code,
+        "from": period.first.isoformat(),
+        "to": period.last.isoformat(),
+        "period_start": p0.astimezone(VN_TZ).isoformat(),
+        "period_end": p1.astimezone(VN_TZ).isoformat(),
+        "agency": agency,
+        "procedure_code": procedure_code,
         "rows": rows,
         "totals": _shape(None, None, totals, total_hours, total_n),
     }

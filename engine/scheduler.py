@@ -41,15 +41,17 @@ What firing does (`fire_due`, one dossier at a time, each in its own savepoint)
     database conflict is not counted: the dossier is simply left for the next sweep.
     A crash anywhere (process killed, commit failing) rolls the whole chunk back: nothing was fired.
 """
+
 from __future__ import annotations
 
 import logging
 import time as _time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect as sa_inspect, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from .auth import SYSTEM
@@ -57,7 +59,8 @@ from .calendar import VN_TZ, WorkCalendar
 from .errors import Conflict, NotFound
 from .models import Dossier, Event, Notification, utcnow
 from .statuses import FINAL, Status
-from .timers import due_of_event_value as _due_of, pending_timers
+from .timers import due_of_event_value as _due_of
+from .timers import pending_timers
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
@@ -91,7 +94,7 @@ def reminder_at(dossier: Dossier, cal: WorkCalendar, hours_before: float) -> dat
     return cal.add_working_hours(ref, total - hours_before)
 
 
-def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: "Settings") -> datetime | None:
+def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: Settings) -> datetime | None:
     """The dossier's `next_timer_at`: min(pending BPMN timers, reminder, due), None when paused/finished."""
     if dossier.finished or dossier.paused_at is not None:
         return None
@@ -129,7 +132,7 @@ def shift_timers(workflow, cal: WorkCalendar, hours: float) -> int:
         due = _due_of(value)
         if due is None:
             continue
-        new = cal.add_working_hours(due, hours).astimezone(timezone.utc).isoformat()
+        new = cal.add_working_hours(due, hours).astimezone(UTC).isoformat()
         if isinstance(value, dict):
             task.internal_data["event_value"] = {**value, "next": new}
         else:
@@ -151,12 +154,20 @@ def persist_fields(s, dossier: Dossier, **values) -> None:
         s.flush()
         return
     table = Dossier.__table__
-    n = s.connection().execute(
-        table.update().where(table.c.id == dossier.id, table.c.version == dossier.version)
-        .values(version=dossier.version + 1, updated_at=utcnow(), **values)).rowcount
+    n = (
+        s.connection()
+        .execute(
+            table.update()
+            .where(table.c.id == dossier.id, table.c.version == dossier.version)
+            .values(version=dossier.version + 1, updated_at=utcnow(), **values)
+        )
+        .rowcount
+    )
     if n != 1:
-        raise Conflict("Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
-                       "The dossier was changed by someone else meanwhile; reload and try again.")
+        raise Conflict(
+            "Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
+            "The dossier was changed by someone else meanwhile; reload and try again.",
+        )
     dossier.version += 1
     loaded = getattr(dossier, "_loaded_values", None)  # DossierService's snapshot of what is stored
     if isinstance(loaded, dict):
@@ -182,8 +193,18 @@ class SweepResult:
     seconds: float = 0.0
     codes: list = field(default_factory=list)
 
-    def add(self, other: "SweepResult") -> None:
-        for name in ("candidates", "dossiers", "timers", "reminders", "overdue", "failures", "incidents", "skipped", "seconds"):
+    def add(self, other: SweepResult) -> None:
+        for name in (
+            "candidates",
+            "dossiers",
+            "timers",
+            "reminders",
+            "overdue",
+            "failures",
+            "incidents",
+            "skipped",
+            "seconds",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.codes.extend(other.codes)
 
@@ -198,16 +219,19 @@ def _due_ids(s, now: datetime, n: int, lock: bool, seen: set) -> list[int]:
     return list(s.scalars(q))
 
 
-def anything_due(db: "Database", now: datetime | None = None) -> bool:
+def anything_due(db: Database, now: datetime | None = None) -> bool:
     """One index probe, without a write lock: is any dossier's next_timer_at <= now?"""
     now = now or utcnow()
     with db.read() as s:
-        return s.scalar(select(Dossier.id).where(Dossier.next_timer_at <= now)
-                        .order_by(Dossier.next_timer_at).limit(1)) is not None
+        return (
+            s.scalar(select(Dossier.id).where(Dossier.next_timer_at <= now).order_by(Dossier.next_timer_at).limit(1))
+            is not None
+        )
 
 
-def fire_due(db: "Database", service: "DossierService", now: datetime | None = None, limit: int = 1000,
-             chunk: int = CHUNK) -> SweepResult:
+def fire_due(
+    db: Database, service: DossierService, now: datetime | None = None, limit: int = 1000, chunk: int = CHUNK
+) -> SweepResult:
     """Handle up to `limit` dossiers whose `next_timer_at <= now`, soonest first (see the module doc).
 
     `now` defaults to the current time and must be the current time when BPMN timers are involved
@@ -245,17 +269,34 @@ class _Rows:
         self.notifications: list[dict] = []
 
     def event(self, d: Dossier, action: str, now: datetime, details: dict, from_status=None, to_status=None) -> dict:
-        row = {"dossier_id": d.id, "at": now, "actor": SYSTEM.username, "action": action, "task_id": None,
-               "from_status": from_status or d.status, "to_status": to_status or d.status, "details": details}
+        row = {
+            "dossier_id": d.id,
+            "at": now,
+            "actor": SYSTEM.username,
+            "action": action,
+            "task_id": None,
+            "from_status": from_status or d.status,
+            "to_status": to_status or d.status,
+            "details": details,
+        }
         self.events.append(row)
         return row
 
     def notify_officers(self, d: Dossier, kind: str, body: str, open_tasks, now: datetime) -> None:
         for rcpt in officer_recipients(d, open_tasks):
-            self.notifications.append({"dossier_id": d.id, "kind": kind, "channel": "officer",
-                                       "recipient": rcpt[:200], "body": body, "created_at": now, "sent_at": None})
+            self.notifications.append(
+                {
+                    "dossier_id": d.id,
+                    "kind": kind,
+                    "channel": "officer",
+                    "recipient": rcpt[:200],
+                    "body": body,
+                    "created_at": now,
+                    "sent_at": None,
+                }
+            )
 
-    def extend(self, other: "_Rows") -> None:
+    def extend(self, other: _Rows) -> None:
         self.events.extend(other.events)
         self.notifications.extend(other.notifications)
 
@@ -305,9 +346,19 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
         for tid, _ in fired:
             t = wf.get_task_from_id(tid)
             names[tid] = (t.task_spec.bpmn_name or t.task_spec.name) if t is not None else str(tid)
-        ev = rows.event(d, "timer.fired", now, {"timers": [
-            {"timer": names[tid], "task_id": str(tid), "due_at": due.astimezone(VN_TZ).isoformat()}
-            for tid, due in fired]}, from_status=old_status, to_status=old_status)
+        ev = rows.event(
+            d,
+            "timer.fired",
+            now,
+            {
+                "timers": [
+                    {"timer": names[tid], "task_id": str(tid), "due_at": due.astimezone(VN_TZ).isoformat()}
+                    for tid, due in fired
+                ]
+            },
+            from_status=old_status,
+            to_status=old_status,
+        )
         result.timers += len(fired)
     messages = _deadline_watch(service, d, loaded.cal, now, result, rows)
     open_tasks = service.finish_step(s, loaded, SYSTEM, now)
@@ -320,8 +371,9 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
     result.codes.append(d.code)
 
 
-def _deadline_watch(service, d: Dossier, cal: WorkCalendar, now: datetime, result: SweepResult,
-                    rows: _Rows) -> list[tuple[str, str]]:
+def _deadline_watch(
+    service, d: Dossier, cal: WorkCalendar, now: datetime, result: SweepResult, rows: _Rows
+) -> list[tuple[str, str]]:
     """Raise the reminder and the overdue flag when due (once each); returns the officers' messages."""
     if d.due_at is None or d.finished or d.paused_at is not None or d.processed_at is not None:
         return []
@@ -334,15 +386,27 @@ def _deadline_watch(service, d: Dossier, cal: WorkCalendar, now: datetime, resul
             d.reminded_at = now
             if now < d.due_at:  # past due, the overdue flag below tells the officers instead
                 left = round(cal.working_hours_between(now, d.due_at), 2)
-                rows.event(d, "deadline.reminder", now,
-                           {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "working_hours_left": left})
-                messages.append(("deadline.reminder",
-                                 f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc."))
+                rows.event(
+                    d,
+                    "deadline.reminder",
+                    now,
+                    {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "working_hours_left": left},
+                )
+                messages.append(
+                    (
+                        "deadline.reminder",
+                        f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc.",
+                    )
+                )
                 result.reminders += 1
     if d.overdue_flagged_at is None and d.due_at <= now:
         d.overdue_flagged_at = now
-        rows.event(d, "deadline.overdue", now,
-                   {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "extended": d.extended_at is not None})
+        rows.event(
+            d,
+            "deadline.overdue",
+            now,
+            {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "extended": d.extended_at is not None},
+        )
         messages.append(("deadline.overdue", f"Hồ sơ {d.code} đã quá hạn trả kết quả ({due_local})."))
         result.overdue += 1
     return messages
@@ -379,10 +443,24 @@ def _record_failure(s, dossier_id: int, now: datetime, exc: Exception, result: S
     result.failures += 1
     if attempt > len(RETRY_DELAYS):
         d.next_timer_at = None
-        s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.incident", at=now,
-                    details={"error": error, "attempts": attempt}))
+        s.add(
+            Event(
+                dossier_id=d.id,
+                actor=SYSTEM.username,
+                action="timer.incident",
+                at=now,
+                details={"error": error, "attempts": attempt},
+            )
+        )
         result.incidents += 1
         return
     d.next_timer_at = now + RETRY_DELAYS[attempt - 1]
-    s.add(Event(dossier_id=d.id, actor=SYSTEM.username, action="timer.failed", at=now,
-                details={"error": error, "attempt": attempt, "retry_at": d.next_timer_at.astimezone(VN_TZ).isoformat()}))
+    s.add(
+        Event(
+            dossier_id=d.id,
+            actor=SYSTEM.username,
+            action="timer.failed",
+            at=now,
+            details={"error": error, "attempt": attempt, "retry_at": d.next_timer_at.astimezone(VN_TZ).isoformat()},
+        )
+    )

@@ -1,20 +1,21 @@
 """Dossier statuses: snake_case names mapped one to one onto the national portal's codes 1–10."""
+
 from __future__ import annotations
 
 from enum import Enum
 
 
 class Status(str, Enum):
-    NEW = "new"                                # 1 Mới đăng ký
-    RECEIVED = "received"                      # 2 Được tiếp nhận
-    REFUSED = "refused"                        # 3 Không được tiếp nhận
-    IN_PROCESS = "in_process"                  # 4 Đang xử lý
+    NEW = "new"  # 1 Mới đăng ký
+    RECEIVED = "received"  # 2 Được tiếp nhận
+    REFUSED = "refused"  # 3 Không được tiếp nhận
+    IN_PROCESS = "in_process"  # 4 Đang xử lý
     SUPPLEMENT_REQUESTED = "supplement_requested"  # 5 Yêu cầu bổ sung giấy tờ
-    PAYMENT_REQUIRED = "payment_required"      # 6 Yêu cầu thực hiện nghĩa vụ tài chính
-    WITHDRAWN = "withdrawn"                    # 7 Công dân yêu cầu rút hồ sơ
-    STOPPED = "stopped"                        # 8 Dừng xử lý
-    PROCESSED = "processed"                    # 9 Đã xử lý xong
-    RETURNED = "returned"                      # 10 Đã trả kết quả
+    PAYMENT_REQUIRED = "payment_required"  # 6 Yêu cầu thực hiện nghĩa vụ tài chính
+    WITHDRAWN = "withdrawn"  # 7 Công dân yêu cầu rút hồ sơ
+    STOPPED = "stopped"  # 8 Dừng xử lý
+    PROCESSED = "processed"  # 9 Đã xử lý xong
+    RETURNED = "returned"  # 10 Đã trả kết quả
 
     @property
     def code(self) -> int:
@@ -67,7 +68,7 @@ class Channel(int, Enum):
     POSTAL = 3
 
     @classmethod
-    def parse(cls, value) -> "Channel":
+    def parse(cls, value) -> Channel:
         if isinstance(value, Channel):
             return value
         if isinstance(value, str):

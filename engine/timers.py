@@ -31,13 +31,15 @@ How `working_days(n)` / `working_hours(n)` fit
     A duration given to a timeDate becomes `now + duration`. No change to the BPMN file is needed; the
     unquoted forms are quoted at evaluation time by `normalize_timer_expression()`.
 """
+
 from __future__ import annotations
 
 import ast
 import math
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -68,8 +70,11 @@ _DURATION_RE = re.compile(
     rf"^P(?=[\dT])(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}W)?(?:{_NUM}D)?(?:T(?=\d)(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?$",
     re.IGNORECASE,
 )
-_DATE_RE = re.compile(r"^\d{4}-?(?:\d{2}-?\d{2}|W\d{2}(?:-?\d)?)(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"
-                      r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$", re.IGNORECASE)
+_DATE_RE = re.compile(
+    r"^\d{4}-?(?:\d{2}-?\d{2}|W\d{2}(?:-?\d)?)(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"
+    r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$",
+    re.IGNORECASE,
+)
 _CYCLE_RE = re.compile(r"^R\d*/[^/\s]+(?:/[^/\s]+)?$", re.IGNORECASE)
 # Text meant as an ISO literal, valid or not (`PT30X`, `P1DT`, `R3/PTX`): it is quoted too, so that a
 # typo gives an ISO error naming the text instead of a "missing variable PT30X" at run time.
@@ -89,8 +94,9 @@ def _error(vi: str, en: str, **details) -> ExpressionError:
 
 
 def _is_iso_literal(text: str) -> bool:
-    return bool(_DURATION_RE.match(text) or _DATE_RE.match(text) or _CYCLE_RE.match(text)
-                or _ISO_ATTEMPT_RE.match(text))
+    return bool(
+        _DURATION_RE.match(text) or _DATE_RE.match(text) or _CYCLE_RE.match(text) or _ISO_ATTEMPT_RE.match(text)
+    )
 
 
 def normalize_timer_expression(text: str) -> str:
@@ -182,17 +188,24 @@ def check_timer_expression(text: str, kind: str, known_functions: Iterable[str] 
     if problems:
         return problems
     tree = ast.parse(source, mode="eval").body
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if isinstance(tree, ast.Constant):
         if not isinstance(tree.value, str):
-            return [_msg("Hẹn giờ phải là chuỗi ISO 8601 hoặc biểu thức cho ra chuỗi đó",
-                         "a timer must be an ISO 8601 text or an expression giving one")]
+            return [
+                _msg(
+                    "Hẹn giờ phải là chuỗi ISO 8601 hoặc biểu thức cho ra chuỗi đó",
+                    "a timer must be an ISO 8601 text or an expression giving one",
+                )
+            ]
         return _check_literal(tree.value, kind, now)
     used = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     if kind == "cycle" and used & TIMER_FUNCTION_NAMES:
-        return [_msg("Không dùng working_days/working_hours trong timeCycle (chu kỳ lặp theo giờ đồng hồ)",
-                     "working_days/working_hours cannot be used in a timeCycle (cycles repeat wall-clock "
-                     "intervals)")]
+        return [
+            _msg(
+                "Không dùng working_days/working_hours trong timeCycle (chu kỳ lặp theo giờ đồng hồ)",
+                "working_days/working_hours cannot be used in a timeCycle (cycles repeat wall-clock intervals)",
+            )
+        ]
     return []
 
 
@@ -209,19 +222,31 @@ def _check_literal(value: str, kind: str, now: datetime) -> list[str]:
     try:
         if kind == "date":
             if _DURATION_RE.match(value):
-                return [_msg(f"timeDate cần ngày giờ, không phải khoảng thời gian '{value}' (hãy dùng timeDuration)",
-                             f"timeDate needs a date/time, not the duration '{value}' (use timeDuration)")]
+                return [
+                    _msg(
+                        f"timeDate cần ngày giờ, không phải khoảng thời gian '{value}' (hãy dùng timeDuration)",
+                        f"timeDate needs a date/time, not the duration '{value}' (use timeDuration)",
+                    )
+                ]
             _parse_datetime(value)
         elif kind == "duration":
             if _DATE_RE.match(value):
-                return [_msg(f"timeDuration cần khoảng thời gian, không phải ngày giờ '{value}' (hãy dùng timeDate)",
-                             f"timeDuration needs a duration, not the date/time '{value}' (use timeDate)")]
+                return [
+                    _msg(
+                        f"timeDuration cần khoảng thời gian, không phải ngày giờ '{value}' (hãy dùng timeDate)",
+                        f"timeDuration needs a duration, not the date/time '{value}' (use timeDate)",
+                    )
+                ]
             _parse_duration(value, now)
         else:
             _cycle_text(value, now)
     except Exception as err:
-        return [_msg(f"'{value}' không phải giá trị ISO 8601 hợp lệ cho hẹn giờ (ví dụ: {example}): {err}",
-                     f"'{value}' is not a valid ISO 8601 value for this timer (e.g. {example}): {err}")]
+        return [
+            _msg(
+                f"'{value}' không phải giá trị ISO 8601 hợp lệ cho hẹn giờ (ví dụ: {example}): {err}",
+                f"'{value}' is not a valid ISO 8601 value for this timer (e.g. {example}): {err}",
+            )
+        ]
     return []
 
 
@@ -229,22 +254,25 @@ def _check_literal(value: str, kind: str, now: datetime) -> list[str]:
 # Run time
 
 
-def timer_functions(add_working_hours: Callable[[datetime, float], datetime],
-                    now: Callable[[], datetime] | None = None) -> dict[str, Callable]:
+def timer_functions(
+    add_working_hours: Callable[[datetime, float], datetime], now: Callable[[], datetime] | None = None
+) -> dict[str, Callable]:
     """`working_days(n)` and `working_hours(n)` for `make_script_engine(calendar_functions=...)`.
 
     `add_working_hours(start, hours)` is the office calendar (aware datetimes in and out); `now()` gives
     the aware current time (default: `datetime.now(timezone.utc)`, the clock SpiffWorkflow's timers use).
     Both functions return the due instant as an ISO 8601 string in UTC+7; one working day is 8 working hours.
     """
-    clock = now or (lambda: datetime.now(timezone.utc))
+    clock = now or (lambda: datetime.now(UTC))
 
     def working_hours(n):
         if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n):
             raise _error("working_hours() cần một số", "working_hours() needs a number")
         if n < 0 or n > MAX_WORKING_HOURS:
-            raise _error(f"Số giờ làm việc phải từ 0 đến {MAX_WORKING_HOURS}",
-                         f"working hours must be between 0 and {MAX_WORKING_HOURS}")
+            raise _error(
+                f"Số giờ làm việc phải từ 0 đến {MAX_WORKING_HOURS}",
+                f"working hours must be between 0 and {MAX_WORKING_HOURS}",
+            )
         start = clock()
         if start.tzinfo is None:
             raise ValueError("now() must return an aware datetime")
@@ -267,7 +295,7 @@ def timer_value(value: Any, kind: str, now: datetime | None = None) -> str:
     date -> an ISO date/time with offset; duration -> an ISO duration (a date/time becomes the duration
     from `now` until it); cycle -> an `R<n>/...` text with offsets filled in.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if kind not in TIMER_KINDS:
         raise ValueError(f"kind must be one of {TIMER_KINDS}")
     try:
@@ -296,10 +324,18 @@ def timer_value(value: Any, kind: str, now: datetime | None = None) -> str:
     except ExpressionError:
         raise
     except Exception as err:
-        raise _error(f"Giá trị hẹn giờ không hợp lệ: {value!r} ({err})",
-                     f"invalid timer value: {value!r} ({err})", kind=kind, value=str(value)) from err
-    raise _error(f"Giá trị hẹn giờ không hợp lệ: {value!r} (cần chuỗi ISO 8601)",
-                 f"invalid timer value: {value!r} (an ISO 8601 text is needed)", kind=kind, value=str(value))
+        raise _error(
+            f"Giá trị hẹn giờ không hợp lệ: {value!r} ({err})",
+            f"invalid timer value: {value!r} ({err})",
+            kind=kind,
+            value=str(value),
+        ) from err
+    raise _error(
+        f"Giá trị hẹn giờ không hợp lệ: {value!r} (cần chuỗi ISO 8601)",
+        f"invalid timer value: {value!r} (an ISO 8601 text is needed)",
+        kind=kind,
+        value=str(value),
+    )
 
 
 def evaluate_timer(environment, expression: str, data: dict, kind: str) -> str:
@@ -320,10 +356,10 @@ def due_of_event_value(event_value) -> datetime | None:
     if isinstance(event_value, dict):  # cycle: {'cycles', 'next', 'duration'}
         if event_value.get("cycles") == 0 or not event_value.get("next"):
             return None
-        return datetime.fromisoformat(event_value["next"]).astimezone(timezone.utc)
+        return datetime.fromisoformat(event_value["next"]).astimezone(UTC)
     if isinstance(event_value, str):
         try:
-            return _parse_datetime(event_value).astimezone(timezone.utc)
+            return _parse_datetime(event_value).astimezone(UTC)
         except ValueError:
             return TimerEventDefinition.get_datetime(event_value)
     return None

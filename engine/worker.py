@@ -23,13 +23,14 @@ rollback forgets them. Each process remembers what it already scheduled, so a th
 same due second cost one huey task. Any process that writes dossiers (the API server, the worker, the
 CLI) calls `Worker.install_wakeups()` on its `Database`.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import threading
 import time as _time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from huey import RedisHuey, SqliteHuey
@@ -54,10 +55,17 @@ _PENDING = "motcua_wakeups"
 def make_huey(settings: Settings, name: str = HUEY_NAME, immediate: bool = False):
     """RedisHuey when `settings.redis_url`, else SqliteHuey at var/huey.db. Results are not stored."""
     if settings.redis_url:
-        return RedisHuey(name, url=settings.redis_url, results=False, utc=True, immediate=immediate,
-                         immediate_use_memory=False)
-    return SqliteHuey(name, filename=str(Path(settings.var_dir) / "huey.db"), results=False, utc=True,
-                      immediate=immediate, immediate_use_memory=False)
+        return RedisHuey(
+            name, url=settings.redis_url, results=False, utc=True, immediate=immediate, immediate_use_memory=False
+        )
+    return SqliteHuey(
+        name,
+        filename=str(Path(settings.var_dir) / "huey.db"),
+        results=False,
+        utc=True,
+        immediate=immediate,
+        immediate_use_memory=False,
+    )
 
 
 def _always(_dt) -> bool:
@@ -71,8 +79,16 @@ class Worker:
     wake-ups builds none of them.
     """
 
-    def __init__(self, settings: Settings, db: Database | None = None, service=None, sender: Sender | None = None,
-                 huey=None, name: str = HUEY_NAME, budget_seconds: float | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database | None = None,
+        service=None,
+        sender: Sender | None = None,
+        huey=None,
+        name: str = HUEY_NAME,
+        budget_seconds: float | None = None,
+    ):
         self.settings = settings
         self.huey = huey if huey is not None else make_huey(settings, name)
         self._db, self._service, self._sender = db, service, sender
@@ -119,10 +135,24 @@ class Worker:
         r = self.fire_all()
         sent = drain_outbox(self.db, self.sender)
         if r.dossiers or r.failures or sent:
-            log.info("sweep: %s dossiers, %s timers, %s reminders, %s overdue, %s failures, %s sent in %.3f s",
-                     r.dossiers, r.timers, r.reminders, r.overdue, r.failures, sent, r.seconds)
-        return {"dossiers": r.dossiers, "timers": r.timers, "reminders": r.reminders, "overdue": r.overdue,
-                "failures": r.failures, "sent": sent}
+            log.info(
+                "sweep: %s dossiers, %s timers, %s reminders, %s overdue, %s failures, %s sent in %.3f s",
+                r.dossiers,
+                r.timers,
+                r.reminders,
+                r.overdue,
+                r.failures,
+                sent,
+                r.seconds,
+            )
+        return {
+            "dossiers": r.dossiers,
+            "timers": r.timers,
+            "reminders": r.reminders,
+            "overdue": r.overdue,
+            "failures": r.failures,
+            "sent": sent,
+        }
 
     def wake(self) -> dict:
         """The scheduled wake-up: the same as a sweep; the database decides what is due."""
@@ -134,7 +164,7 @@ class Worker:
         if when is None:
             return False
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         now = utcnow()
         eta = max(when, now + timedelta(seconds=1))
         key = math.ceil(eta.timestamp())
@@ -146,7 +176,7 @@ class Worker:
                 self._scheduled = {k: v for k, v in self._scheduled.items() if k > cutoff}
             self._scheduled[key] = now.timestamp()
         try:
-            self.wake_task.schedule(eta=datetime.fromtimestamp(key, timezone.utc))
+            self.wake_task.schedule(eta=datetime.fromtimestamp(key, UTC))
         except Exception:  # the queue is down: the periodic sweep will still find the timer
             log.exception("could not schedule a wake-up at %s", eta)
             with self._lock:
@@ -231,8 +261,15 @@ def consumer_class(sweep_seconds: int) -> type[Consumer]:
 
 def make_consumer(worker: Worker, workers: int = 2, **kw) -> Consumer:
     cls = consumer_class(worker.settings.sweep_seconds)
-    return cls(worker.huey, workers=workers, worker_type="thread", periodic=True, scheduler_interval=1,
-               check_worker_health=True, **kw)
+    return cls(
+        worker.huey,
+        workers=workers,
+        worker_type="thread",
+        periodic=True,
+        scheduler_interval=1,
+        check_worker_health=True,
+        **kw,
+    )
 
 
 def run_consumer(settings: Settings, workers: int = 2) -> None:

@@ -4,12 +4,14 @@ SpiffWorkflow's default serializer writes the whole process spec into every work
 12.7 KB per dossier). Here the spec is serialized once per procedure version (`spec_to_json`) and kept
 deserialized in process memory; a dossier's state holds only its tasks and data, zlib-compressed.
 """
+
 from __future__ import annotations
 
 import json
 import zlib
 from copy import deepcopy
-from functools import lru_cache
+from functools import cache
+from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
@@ -17,7 +19,6 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SERIALIZER_VERSION
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
-from uuid import UUID
 
 
 class LeanWorkflowConverter(BpmnWorkflowConverter):
@@ -41,14 +42,14 @@ class LeanWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
-@lru_cache(maxsize=None)
+@cache
 def serializer(dialect: str) -> BpmnWorkflowSerializer:
     config = deepcopy(SPIFF_CONFIG if dialect == "spiff" else CAMUNDA_CONFIG)
     config[BpmnWorkflow] = LeanWorkflowConverter
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
 
 
-@lru_cache(maxsize=None)
+@cache
 def full_serializer(dialect: str) -> BpmnWorkflowSerializer:
     """SpiffWorkflow's own serializer for the dialect, used for specs (and as the benchmark baseline)."""
     config = deepcopy(SPIFF_CONFIG if dialect == "spiff" else CAMUNDA_CONFIG)
@@ -57,10 +58,13 @@ def full_serializer(dialect: str) -> BpmnWorkflowSerializer:
 
 def spec_to_json(dialect: str, spec, subprocess_specs: dict) -> str:
     s = full_serializer(dialect)
-    return json.dumps({
-        "spec": s.to_dict(spec),
-        "subprocess_specs": {name: s.to_dict(sp) for name, sp in subprocess_specs.items()},
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "spec": s.to_dict(spec),
+            "subprocess_specs": {name: s.to_dict(sp) for name, sp in subprocess_specs.items()},
+        },
+        separators=(",", ":"),
+    )
 
 
 def spec_from_json(dialect: str, text: str):

@@ -8,6 +8,7 @@ a content type proved by their bytes.
 
 This package does not import Flask; nothing here fetches anything from the network.
 """
+
 from .documents import check_attachment, check_documents, normalize_documents
 from .errors import FORM_LEVEL, FormError, FormValidationError
 from .files import detect_content_type, safe_filename, sniff_content_type
@@ -16,9 +17,21 @@ from .jsondata import MAX_DATA_BYTES, MAX_DATA_KEYS, MAX_FORM_BYTES
 from .model import Form, Forms, load_form, load_forms
 
 __all__ = [
-    "Form", "Forms", "load_form", "load_forms",
-    "FormError", "FormValidationError", "FORM_LEVEL",
-    "check_documents", "check_attachment", "normalize_documents",
-    "safe_filename", "sniff_content_type", "detect_content_type",
-    "FORMAT_CHECKER", "MAX_FORM_BYTES", "MAX_DATA_BYTES", "MAX_DATA_KEYS",
+    "Form",
+    "Forms",
+    "load_form",
+    "load_forms",
+    "FormError",
+    "FormValidationError",
+    "FORM_LEVEL",
+    "check_documents",
+    "check_attachment",
+    "normalize_documents",
+    "safe_filename",
+    "sniff_content_type",
+    "detect_content_type",
+    "FORMAT_CHECKER",
+    "MAX_FORM_BYTES",
+    "MAX_DATA_BYTES",
+    "MAX_DATA_KEYS",
 ]

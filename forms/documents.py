@@ -11,6 +11,7 @@ PNG: the types whose content `sniff_content_type` can verify, so only those are 
 (default 10 MiB, at most 100 MiB). Keys starting with `x-` are kept for front-ends; any other key is refused,
 so a typo such as `requried` cannot silently make a document optional.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,12 +45,18 @@ def normalize_documents(raw, filename: str | None = None) -> list[dict]:
             bad(where, "mỗi giấy tờ phải là một đối tượng", "each document must be an object")
         unknown = sorted(k for k in doc if k not in _KNOWN and not str(k).startswith("x-"))
         if unknown:
-            bad(where, f"thuộc tính không được hỗ trợ: {', '.join(unknown)}",
-                f"unsupported properties: {', '.join(unknown)}")
+            bad(
+                where,
+                f"thuộc tính không được hỗ trợ: {', '.join(unknown)}",
+                f"unsupported properties: {', '.join(unknown)}",
+            )
         key = doc.get("key")
         if not isinstance(key, str) or not _KEY.fullmatch(key):
-            bad(where, "thiếu 'key' hoặc 'key' không hợp lệ (chữ, số, _ - .)",
-                "'key' is missing or invalid (letters, digits, _ - .)")
+            bad(
+                where,
+                "thiếu 'key' hoặc 'key' không hợp lệ (chữ, số, _ - .)",
+                "'key' is missing or invalid (letters, digits, _ - .)",
+            )
         if key in seen:
             bad(where, f"giấy tờ '{key}' khai báo hai lần", f"document '{key}' is declared twice")
         seen.add(key)
@@ -64,23 +71,33 @@ def normalize_documents(raw, filename: str | None = None) -> list[dict]:
             bad(where, "'required' phải là true hoặc false", "'required' must be true or false")
         accept = doc.get("accept", DEFAULT_ACCEPT)
         if not isinstance(accept, list) or not accept or not all(isinstance(a, str) for a in accept):
-            bad(where, "'accept' phải là danh sách kiểu tệp (MIME) không rỗng",
-                "'accept' must be a non-empty list of MIME types")
+            bad(
+                where,
+                "'accept' phải là danh sách kiểu tệp (MIME) không rỗng",
+                "'accept' must be a non-empty list of MIME types",
+            )
         normalized = []
         for a in accept:
             t = normalize_content_type(a)
             if t not in ACCEPTABLE_TYPES:
-                bad(where, f"kiểu tệp '{a}' không được hỗ trợ (chỉ nhận {', '.join(sorted(ACCEPTABLE_TYPES))})",
-                    f"file type '{a}' is not supported (only {', '.join(sorted(ACCEPTABLE_TYPES))})")
+                bad(
+                    where,
+                    f"kiểu tệp '{a}' không được hỗ trợ (chỉ nhận {', '.join(sorted(ACCEPTABLE_TYPES))})",
+                    f"file type '{a}' is not supported (only {', '.join(sorted(ACCEPTABLE_TYPES))})",
+                )
             if t not in normalized:
                 normalized.append(t)
         max_bytes = doc.get("max_bytes", DEFAULT_MAX_BYTES)
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 0 < max_bytes <= LIMIT_MAX_BYTES:
-            bad(where, f"'max_bytes' phải là số nguyên dương, tối đa {LIMIT_MAX_BYTES}",
-                f"'max_bytes' must be a positive integer, at most {LIMIT_MAX_BYTES}")
+            bad(
+                where,
+                f"'max_bytes' phải là số nguyên dương, tối đa {LIMIT_MAX_BYTES}",
+                f"'max_bytes' must be a positive integer, at most {LIMIT_MAX_BYTES}",
+            )
         entry = copy.deepcopy(doc)
-        entry.update({"key": key, "name": name.strip(), "required": required, "accept": normalized,
-                      "max_bytes": max_bytes})
+        entry.update(
+            {"key": key, "name": name.strip(), "required": required, "accept": normalized, "max_bytes": max_bytes}
+        )
         out.append(entry)
     return out
 
@@ -101,8 +118,10 @@ def check_documents(form, provided) -> list[str]:
     for doc in _documents_of(form):
         if doc["required"] and doc["key"] not in provided:
             en_name = doc.get("name_en") or doc["name"]
-            missing.append(f"Thiếu giấy tờ bắt buộc: {doc['name']} ({doc['key']}) / "
-                           f"Missing required document: {en_name} ({doc['key']})")
+            missing.append(
+                f"Thiếu giấy tờ bắt buộc: {doc['name']} ({doc['key']}) / "
+                f"Missing required document: {en_name} ({doc['key']})"
+            )
     return missing
 
 
@@ -117,11 +136,15 @@ def check_attachment(document: dict, filename: str, declared: str | None, head: 
         raise FormError(f"Tệp '{name}' ({label}) rỗng", f"file '{name}' ({label}) is empty")
     limit = document.get("max_bytes", DEFAULT_MAX_BYTES)
     if size > limit:
-        raise FormError(f"Tệp '{name}' ({label}) quá lớn: {size:,} byte, tối đa {limit:,}",
-                        f"file '{name}' ({label}) is too large: {size:,} bytes, at most {limit:,}")
+        raise FormError(
+            f"Tệp '{name}' ({label}) quá lớn: {size:,} byte, tối đa {limit:,}",
+            f"file '{name}' ({label}) is too large: {size:,} bytes, at most {limit:,}",
+        )
     content_type = sniff_content_type(head, declared)
     accept = document.get("accept", DEFAULT_ACCEPT)
     if content_type not in accept:
-        raise FormError(f"Tệp '{name}' ({label}) có kiểu {content_type}, không được nhận (chỉ nhận {', '.join(accept)})",
-                        f"file '{name}' ({label}) is {content_type}, which is not accepted (only {', '.join(accept)})")
+        raise FormError(
+            f"Tệp '{name}' ({label}) có kiểu {content_type}, không được nhận (chỉ nhận {', '.join(accept)})",
+            f"file '{name}' ({label}) is {content_type}, which is not accepted (only {', '.join(accept)})",
+        )
     return name, content_type

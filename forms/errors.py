@@ -5,6 +5,7 @@
 - `FormValidationError`: data submitted through a form that the form rejects. `details` is
   `{"fields": {"field.path": "Vietnamese message / English message", ...}}`.
 """
+
 from __future__ import annotations
 
 from engine.errors import InvalidInput
@@ -19,7 +20,7 @@ class FormError(InvalidInput):
     code = "form_invalid"
 
     @classmethod
-    def in_file(cls, filename: str | None, vi: str, en: str, path: str | None = None) -> "FormError":
+    def in_file(cls, filename: str | None, vi: str, en: str, path: str | None = None) -> FormError:
         """One problem in one file: the messages name the file (and the place in it, if known)."""
         where_vi = where_en = ""
         if filename:
@@ -30,17 +31,22 @@ class FormError(InvalidInput):
             where_en += f" (at {path})" if where_en else f"At {path}"
         message_vi = f"{where_vi}: {vi}" if where_vi else vi
         message_en = f"{where_en}: {en}" if where_en else en
-        return cls(message_vi, message_en,
-                   {"problems": [{"file": filename, "path": path, "message_vi": message_vi, "message_en": message_en}]})
+        return cls(
+            message_vi,
+            message_en,
+            {"problems": [{"file": filename, "path": path, "message_vi": message_vi, "message_en": message_en}]},
+        )
 
     @property
     def problems(self) -> list[dict]:
         details = self.details if isinstance(self.details, dict) else {}
-        return list(details.get("problems") or [
-            {"file": None, "path": None, "message_vi": self.message_vi, "message_en": self.message_en}])
+        return list(
+            details.get("problems")
+            or [{"file": None, "path": None, "message_vi": self.message_vi, "message_en": self.message_en}]
+        )
 
     @classmethod
-    def combine(cls, errors: list["FormError"]) -> "FormError":
+    def combine(cls, errors: list[FormError]) -> FormError:
         """Several files' problems as one error whose messages list every problem (deploy shows them all)."""
         if len(errors) == 1:
             return errors[0]

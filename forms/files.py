@@ -1,4 +1,5 @@
 """Attachments: a file name safe to store and show, and a content type the bytes themselves confirm."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,11 @@ _AWKWARD = str.maketrans({c: "_" for c in '<>"|?*'})
 def _refuse(name: str, vi: str, en: str):
     shown = name.encode("unicode_escape").decode("ascii") if any(ord(c) < 32 for c in name) else name
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    raise FormError(f"Tên tệp '{shown}' không được chấp nhận: {vi}",
-                    f"the file name '{shown}' is refused: {en}", {"filename": shown})
+    raise FormError(
+        f"Tên tệp '{shown}' không được chấp nhận: {vi}",
+        f"the file name '{shown}' is refused: {en}",
+        {"filename": shown},
+    )
 
 
 def safe_filename(name: str) -> str:
@@ -43,8 +47,11 @@ def safe_filename(name: str) -> str:
     for ch in name:
         cat = unicodedata.category(ch)
         if cat in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-            _refuse(name, f"chứa ký tự điều khiển hoặc vô hình (U+{ord(ch):04X})",
-                    f"it contains a control or invisible character (U+{ord(ch):04X})")
+            _refuse(
+                name,
+                f"chứa ký tự điều khiển hoặc vô hình (U+{ord(ch):04X})",
+                f"it contains a control or invisible character (U+{ord(ch):04X})",
+            )
     cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned:
         _refuse(name, "tên rỗng", "it is empty")
@@ -101,6 +108,9 @@ def sniff_content_type(head: bytes, declared: str | None) -> str:
         return detected
     claimed = normalize_content_type(declared)
     if claimed in ACCEPTABLE_TYPES:
-        raise FormError(f"Nội dung tệp không phải {claimed} như đã khai báo",
-                        f"the file content is not {claimed} as declared", {"declared": claimed})
+        raise FormError(
+            f"Nội dung tệp không phải {claimed} như đã khai báo",
+            f"the file content is not {claimed} as declared",
+            {"declared": claimed},
+        )
     return OCTET_STREAM

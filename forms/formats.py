@@ -14,6 +14,7 @@ The other formats jsonschema knows without extra packages (ipv4, uuid, regex, ..
 As JSON Schema says, `date`/`time`/`email`/`cccd`/`phone-vn` only constrain strings (use `"type"` for the rest);
 `vnd` is the exception: anything but a non-negative whole number fails it.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,11 @@ _OFFSET = r"(?:[Zz]|[+-]\d{2}:\d{2})"
 _DATE_TIME = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}[Tt ]{_TIME}{_OFFSET}", re.ASCII)
 _DATE_TIME_LOCAL = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}[Tt ]{_TIME}", re.ASCII)
 _TIME_OF_DAY = re.compile(rf"{_TIME}{_OFFSET}?", re.ASCII)
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}", re.ASCII)
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}",
+    re.ASCII,
+)
 _CCCD = re.compile(r"\d{12}", re.ASCII)
 # Mobile: 0 + 9 digits. Landline since the 2017 renumbering: 0 + 2x area code + 8 digits (024 3825 6789).
 _PHONE_VN = re.compile(r"(?:0|\+84)(?:\d{9}|2\d{9})", re.ASCII)
@@ -46,6 +50,7 @@ def _fraction_ok(text: str) -> str:
     # Python 3.11's fromisoformat takes 3 or 6 fraction digits only; RFC 3339 allows any number.
     def fix(m: re.Match) -> str:
         return "." + (m.group(1) + "000000")[:6]
+
     return re.sub(r"\.(\d+)", fix, text, count=1)
 
 

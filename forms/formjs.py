@@ -21,6 +21,7 @@ What cannot be checked on the server is reported in `warnings` and left out: FEE
 validation rules, options from `valuesKey`/`valuesExpression`, `disallowPassedDates`. A field hidden by a
 `conditional` may legitimately be left empty, so it is never made required here.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,17 +34,39 @@ from .formats import CUSTOM_FORMATS, MAX_SAFE_INTEGER
 _KEY = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
 _LAYOUT = {"text", "html", "image", "spacer", "separator", "button", "iframe", "table", "documentPreview"}
 _CONTAINERS = {"group", "dynamiclist", "page", "multipage"}
-_INPUTS = {"textfield", "textarea", "number", "checkbox", "checklist", "radio", "select", "taglist", "datetime",
-           "expression", "filepicker"}
-_ACCEPT = {".pdf": [PDF], "application/pdf": [PDF], ".jpg": [JPEG], ".jpeg": [JPEG], "image/jpeg": [JPEG],
-           ".png": [PNG], "image/png": [PNG], "image/*": [JPEG, PNG]}
+_INPUTS = {
+    "textfield",
+    "textarea",
+    "number",
+    "checkbox",
+    "checklist",
+    "radio",
+    "select",
+    "taglist",
+    "datetime",
+    "expression",
+    "filepicker",
+}
+_ACCEPT = {
+    ".pdf": [PDF],
+    "application/pdf": [PDF],
+    ".jpg": [JPEG],
+    ".jpeg": [JPEG],
+    "image/jpeg": [JPEG],
+    ".png": [PNG],
+    "image/png": [PNG],
+    "image/*": [JPEG, PNG],
+}
 _EXTRA_FORMATS = {"date", "date-time", "time", "email", "datetime-local"}
 
 
 def is_formjs(doc) -> bool:
     """A form-js document: a `components` list and `"type": "default"` or a `schemaVersion`."""
-    return (isinstance(doc, dict) and isinstance(doc.get("components"), list)
-            and (doc.get("type") == "default" or "schemaVersion" in doc))
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("components"), list)
+        and (doc.get("type") == "default" or "schemaVersion" in doc)
+    )
 
 
 class _Obj:
@@ -68,8 +91,11 @@ class _Obj:
             out["description"] = self.description
         out["properties"] = {name: p.schema() for name, p in self.props.items()}
         # a nested object holding required fields must itself be sent, or its fields would go unchecked
-        required = list(self.required) + [name for name, p in self.props.items()
-                                          if isinstance(p, _Obj) and p.has_required() and name not in self.required]
+        required = list(self.required) + [
+            name
+            for name, p in self.props.items()
+            if isinstance(p, _Obj) and p.has_required() and name not in self.required
+        ]
         if required:
             out["required"] = required
         return out
@@ -134,12 +160,18 @@ class _Converter:
         return f"{ident} ({where})"
 
     def fail(self, comp, where, vi, en):
-        raise FormError.in_file(self.filename, f"thành phần '{self._name(comp, where)}': {vi}",
-                                f"component '{self._name(comp, where)}': {en}", where)
+        raise FormError.in_file(
+            self.filename,
+            f"thành phần '{self._name(comp, where)}': {vi}",
+            f"component '{self._name(comp, where)}': {en}",
+            where,
+        )
 
     def warn(self, comp, where, vi, en):
-        self.warnings.append(f"{self.filename}: thành phần '{self._name(comp, where)}': {vi} / "
-                             f"component '{self._name(comp, where)}': {en}")
+        self.warnings.append(
+            f"{self.filename}: thành phần '{self._name(comp, where)}': {vi} / "
+            f"component '{self._name(comp, where)}': {en}"
+        )
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _text(self, comp, where, field):
@@ -149,8 +181,12 @@ class _Converter:
         if not isinstance(value, str):
             self.fail(comp, where, f"'{field}' phải là chuỗi ký tự", f"'{field}' must be a string")
         if value.startswith("="):
-            self.warn(comp, where, f"biểu thức FEEL ở '{field}' không được tính trên máy chủ",
-                      f"the FEEL expression in '{field}' is not evaluated on the server")
+            self.warn(
+                comp,
+                where,
+                f"biểu thức FEEL ở '{field}' không được tính trên máy chủ",
+                f"the FEEL expression in '{field}' is not evaluated on the server",
+            )
             return None
         return value
 
@@ -161,8 +197,12 @@ class _Converter:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("="):
-                self.warn(comp, where, f"biểu thức FEEL ở 'validate.{field}' không được kiểm tra trên máy chủ",
-                          f"the FEEL expression in 'validate.{field}' is not checked on the server")
+                self.warn(
+                    comp,
+                    where,
+                    f"biểu thức FEEL ở 'validate.{field}' không được kiểm tra trên máy chủ",
+                    f"the FEEL expression in 'validate.{field}' is not checked on the server",
+                )
                 return None
             try:
                 value = float(text) if any(c in text for c in ".eE") else int(text)
@@ -172,8 +212,12 @@ class _Converter:
             self.fail(comp, where, f"'validate.{field}' phải là số", f"'validate.{field}' must be a number")
         if integer:
             if value != int(value) or value < 0:
-                self.fail(comp, where, f"'validate.{field}' phải là số nguyên không âm",
-                          f"'validate.{field}' must be a non-negative integer")
+                self.fail(
+                    comp,
+                    where,
+                    f"'validate.{field}' phải là số nguyên không âm",
+                    f"'validate.{field}' must be a non-negative integer",
+                )
             value = int(value)
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -182,8 +226,12 @@ class _Converter:
     def _options(self, comp, where):
         """`oneOf: [{const, title}]` for static values; None when the options come from data."""
         if comp.get("valuesKey") or comp.get("valuesExpression"):
-            self.warn(comp, where, "danh sách lựa chọn lấy từ dữ liệu nên không được kiểm tra trên máy chủ",
-                      "the options come from data, so the server does not check the chosen value")
+            self.warn(
+                comp,
+                where,
+                "danh sách lựa chọn lấy từ dữ liệu nên không được kiểm tra trên máy chủ",
+                "the options come from data, so the server does not check the chosen value",
+            )
             return None
         values = comp.get("values")
         if values is None:
@@ -195,11 +243,17 @@ class _Converter:
             if not isinstance(v, dict) or "value" not in v:
                 self.fail(comp, where, f"lựa chọn thứ {i + 1} thiếu 'value'", f"option {i + 1} has no 'value'")
             if v["value"] in seen:
-                self.fail(comp, where, f"giá trị '{v['value']}' lặp lại trong các lựa chọn",
-                          f"the value '{v['value']}' appears twice among the options")
+                self.fail(
+                    comp,
+                    where,
+                    f"giá trị '{v['value']}' lặp lại trong các lựa chọn",
+                    f"the value '{v['value']}' appears twice among the options",
+                )
             seen.append(v["value"])
             label = v.get("label")
-            options.append({"const": v["value"], "title": label if isinstance(label, str) and label else str(v["value"])})
+            options.append(
+                {"const": v["value"], "title": label if isinstance(label, str) and label else str(v["value"])}
+            )
         return options or None
 
     @staticmethod
@@ -216,13 +270,15 @@ class _Converter:
     # -- components ------------------------------------------------------------------------------------------
     def components(self, comps, target: _Obj, where: str):
         if not isinstance(comps, list):
-            raise FormError.in_file(self.filename, "'components' phải là một mảng", "'components' must be an array",
-                                    where)
+            raise FormError.in_file(
+                self.filename, "'components' phải là một mảng", "'components' must be an array", where
+            )
         for i, comp in enumerate(comps):
             here = f"{where}/{i}"
             if not isinstance(comp, dict):
-                raise FormError.in_file(self.filename, "mỗi thành phần phải là một đối tượng",
-                                        "each component must be an object", here)
+                raise FormError.in_file(
+                    self.filename, "mỗi thành phần phải là một đối tượng", "each component must be an object", here
+                )
             self.component(comp, target, here)
 
     def _place(self, obj: _Obj, dotted: str, item, required: bool, comp, where):
@@ -232,8 +288,12 @@ class _Converter:
             if cur is None:
                 cur = obj.props[part] = _Obj()
             elif not isinstance(cur, _Obj):
-                self.fail(comp, where, f"'{dotted}' trùng với trường '{part}' đã có",
-                          f"'{dotted}' clashes with the existing field '{part}'")
+                self.fail(
+                    comp,
+                    where,
+                    f"'{dotted}' trùng với trường '{part}' đã có",
+                    f"'{dotted}' clashes with the existing field '{part}'",
+                )
             if required:
                 obj.require(part)
             obj = cur
@@ -243,8 +303,12 @@ class _Converter:
             existing.title = existing.title or item.title
             return existing
         if existing is not None:
-            self.fail(comp, where, f"khóa '{dotted}' đã được dùng bởi một thành phần khác",
-                      f"the key '{dotted}' is already used by another component")
+            self.fail(
+                comp,
+                where,
+                f"khóa '{dotted}' đã được dùng bởi một thành phần khác",
+                f"the key '{dotted}' is already used by another component",
+            )
         obj.props[last] = item
         if required:
             obj.require(last)
@@ -257,23 +321,39 @@ class _Converter:
         if kind in _CONTAINERS:
             return self.container(comp, target, where)
         if kind not in _INPUTS:
-            self.fail(comp, where, f"loại thành phần '{kind}' không được hỗ trợ",
-                      f"the component type '{kind}' is not supported")
+            self.fail(
+                comp,
+                where,
+                f"loại thành phần '{kind}' không được hỗ trợ",
+                f"the component type '{kind}' is not supported",
+            )
         key = comp.get("key")
         if not isinstance(key, str) or not _KEY.fullmatch(key):
-            self.fail(comp, where, "thiếu 'key' hoặc 'key' không hợp lệ (chữ không dấu, số, _ và dấu chấm)",
-                      "'key' is missing or invalid (ASCII letters, digits, _ and dots)")
+            self.fail(
+                comp,
+                where,
+                "thiếu 'key' hoặc 'key' không hợp lệ (chữ không dấu, số, _ và dấu chấm)",
+                "'key' is missing or invalid (ASCII letters, digits, _ and dots)",
+            )
         validate = comp.get("validate") or {}
         if not isinstance(validate, dict):
             self.fail(comp, where, "'validate' phải là một đối tượng", "'validate' must be an object")
         required = validate.get("required") is True
         if isinstance(validate.get("required"), str):
-            self.warn(comp, where, "điều kiện bắt buộc là biểu thức FEEL, không kiểm tra trên máy chủ",
-                      "'required' is a FEEL expression and is not checked on the server")
+            self.warn(
+                comp,
+                where,
+                "điều kiện bắt buộc là biểu thức FEEL, không kiểm tra trên máy chủ",
+                "'required' is a FEEL expression and is not checked on the server",
+            )
         if required and comp.get("conditional"):
             required = False
-            self.warn(comp, where, "trường có điều kiện ẩn/hiện nên không bắt buộc trên máy chủ",
-                      "the field can be hidden by a condition, so the server does not require it")
+            self.warn(
+                comp,
+                where,
+                "trường có điều kiện ẩn/hiện nên không bắt buộc trên máy chủ",
+                "the field can be hidden by a condition, so the server does not require it",
+            )
         if kind == "filepicker":
             return self.filepicker(comp, where, key, required)
 
@@ -311,8 +391,12 @@ class _Converter:
             pattern = validate.get("pattern")
             if isinstance(pattern, str) and pattern:
                 if pattern.startswith("="):
-                    self.warn(comp, where, "mẫu (pattern) là biểu thức FEEL, không kiểm tra trên máy chủ",
-                              "the pattern is a FEEL expression and is not checked on the server")
+                    self.warn(
+                        comp,
+                        where,
+                        "mẫu (pattern) là biểu thức FEEL, không kiểm tra trên máy chủ",
+                        "the pattern is a FEEL expression and is not checked on the server",
+                    )
                 else:
                     schema["pattern"] = pattern
             vtype = validate.get("validationType")
@@ -332,16 +416,24 @@ class _Converter:
             if comp.get("serializeToString"):
                 schema = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
                 if "min" in validate or "max" in validate:
-                    self.warn(comp, where, "số lưu dạng chuỗi: min/max không kiểm tra trên máy chủ",
-                              "a number kept as text: min/max are not checked on the server")
+                    self.warn(
+                        comp,
+                        where,
+                        "số lưu dạng chuỗi: min/max không kiểm tra trên máy chủ",
+                        "a number kept as text: min/max are not checked on the server",
+                    )
                 return schema, ui
             integer = comp.get("decimalDigits") == 0 or fmt == "vnd"
             schema = {"type": "integer" if integer else "number"}
             if fmt == "vnd":
                 schema.update({"format": "vnd", "minimum": 0})
             elif fmt:
-                self.fail(comp, where, f"định dạng '{fmt}' không dùng được cho ô số",
-                          f"the format '{fmt}' cannot be used on a number field")
+                self.fail(
+                    comp,
+                    where,
+                    f"định dạng '{fmt}' không dùng được cho ô số",
+                    f"the format '{fmt}' cannot be used on a number field",
+                )
             lo, hi = self._number(comp, where, "min"), self._number(comp, where, "max")
             if lo is not None:
                 schema["minimum"] = max(lo, schema.get("minimum", lo))
@@ -357,8 +449,12 @@ class _Converter:
                 if float(increment).is_integer() and increment <= MAX_SAFE_INTEGER:
                     schema["multipleOf"] = int(increment)
                 else:
-                    self.warn(comp, where, "bước nhảy thập phân không kiểm tra trên máy chủ",
-                              "a fractional increment is not checked on the server")
+                    self.warn(
+                        comp,
+                        where,
+                        "bước nhảy thập phân không kiểm tra trên máy chủ",
+                        "a fractional increment is not checked on the server",
+                    )
             ui["ui:widget"] = "updown"
             return schema, ui
 
@@ -406,17 +502,29 @@ class _Converter:
                 local = comp.get("timeSerializingFormat") == "no_timezone"
                 schema = {"type": "string", "format": "datetime-local" if local else "date-time"}
             else:
-                self.fail(comp, where, f"kiểu ngày giờ '{subtype}' không hợp lệ (date, time, datetime)",
-                          f"the datetime subtype '{subtype}' is invalid (date, time, datetime)")
+                self.fail(
+                    comp,
+                    where,
+                    f"kiểu ngày giờ '{subtype}' không hợp lệ (date, time, datetime)",
+                    f"the datetime subtype '{subtype}' is invalid (date, time, datetime)",
+                )
             if comp.get("disallowPassedDates"):
-                self.warn(comp, where, "'không cho chọn ngày đã qua' không kiểm tra trên máy chủ",
-                          "'disallowPassedDates' is not checked on the server")
+                self.warn(
+                    comp,
+                    where,
+                    "'không cho chọn ngày đã qua' không kiểm tra trên máy chủ",
+                    "'disallowPassedDates' is not checked on the server",
+                )
             ui["ui:widget"] = {"date": "date", "time": "time"}.get(subtype, "datetime")
             return schema, ui
 
         if kind == "expression":
-            self.warn(comp, where, "giá trị do trình duyệt tính (biểu thức) nên không được kiểm tra",
-                      "the value is computed in the browser and is not checked")
+            self.warn(
+                comp,
+                where,
+                "giá trị do trình duyệt tính (biểu thức) nên không được kiểm tra",
+                "the value is computed in the browser and is not checked",
+            )
             return {"readOnly": True}, {"ui:widget": "hidden"}
 
         raise AssertionError(kind)  # pragma: no cover - every input kind is handled above
@@ -429,8 +537,12 @@ class _Converter:
                 if not token:
                     continue
                 if token not in _ACCEPT:
-                    self.warn(comp, where, f"kiểu tệp '{token}' không được nhận (chỉ PDF, JPEG, PNG)",
-                              f"the file type '{token}' is not accepted (only PDF, JPEG, PNG)")
+                    self.warn(
+                        comp,
+                        where,
+                        f"kiểu tệp '{token}' không được nhận (chỉ PDF, JPEG, PNG)",
+                        f"the file type '{token}' is not accepted (only PDF, JPEG, PNG)",
+                    )
                     continue
                 accept += [t for t in _ACCEPT[token] if t not in accept]
         doc = {"key": key, "name": self._text(comp, where, "label") or key, "required": required}
@@ -447,8 +559,12 @@ class _Converter:
         kind = comp.get("type")
         path = comp.get("path")
         if path is not None and path != "" and (not isinstance(path, str) or not _KEY.fullmatch(path)):
-            self.fail(comp, where, "'path' không hợp lệ (chữ không dấu, số, _ và dấu chấm)",
-                      "'path' is invalid (ASCII letters, digits, _ and dots)")
+            self.fail(
+                comp,
+                where,
+                "'path' không hợp lệ (chữ không dấu, số, _ và dấu chấm)",
+                "'path' is invalid (ASCII letters, digits, _ and dots)",
+            )
         label = self._text(comp, where, "label")
         children = comp.get("components") or []
         if kind == "dynamiclist":
@@ -456,8 +572,12 @@ class _Converter:
                 self.fail(comp, where, "danh sách động phải có 'path'", "a dynamic list needs a 'path'")
             items = _Obj()
             self.components(children, items, f"{where}/components")
-            ui = {"ui:options": {"addable": comp.get("allowAddRemove", True) is not False,
-                                 "removable": comp.get("allowAddRemove", True) is not False}}
+            ui = {
+                "ui:options": {
+                    "addable": comp.get("allowAddRemove", True) is not False,
+                    "removable": comp.get("allowAddRemove", True) is not False,
+                }
+            }
             self._place(target, path, _Array(items, label, None, ui), False, comp, where)
             return
         if path:
@@ -476,7 +596,9 @@ def convert(doc: dict, filename: str) -> tuple[dict, dict, str | None, list[str]
     title = doc.get("title") if isinstance(doc.get("title"), str) and doc.get("title") else None
     if title:
         schema = {"title": title, **schema}
-    documents = list(doc.get("x-documents") or []) if isinstance(doc.get("x-documents"), list) else doc.get("x-documents")
+    documents = (
+        list(doc.get("x-documents") or []) if isinstance(doc.get("x-documents"), list) else doc.get("x-documents")
+    )
     if conv.documents:
         documents = (documents or []) + conv.documents
     if documents is not None:

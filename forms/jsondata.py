@@ -1,4 +1,5 @@
 """Strict JSON in and out: parsing form files, and checking that submitted data is plain, bounded JSON."""
+
 from __future__ import annotations
 
 import json
@@ -57,30 +58,45 @@ def parse_json_file(filename: str, content) -> object:
         raise FormError.in_file(filename, "nội dung tệp phải là dữ liệu nhị phân (bytes)", "the content must be bytes")
     content = bytes(content)
     if len(content) > MAX_FORM_BYTES:
-        raise FormError.in_file(filename, f"tệp quá lớn ({len(content):,} byte; tối đa {MAX_FORM_BYTES:,})",
-                                f"the file is too large ({len(content):,} bytes; at most {MAX_FORM_BYTES:,})")
+        raise FormError.in_file(
+            filename,
+            f"tệp quá lớn ({len(content):,} byte; tối đa {MAX_FORM_BYTES:,})",
+            f"the file is too large ({len(content):,} bytes; at most {MAX_FORM_BYTES:,})",
+        )
     if not content.strip():
         raise FormError.in_file(filename, "tệp rỗng", "the file is empty")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise FormError.in_file(filename, f"tệp không phải văn bản UTF-8 (byte {exc.start})",
-                                f"the file is not UTF-8 text (byte {exc.start})") from None
+        raise FormError.in_file(
+            filename,
+            f"tệp không phải văn bản UTF-8 (byte {exc.start})",
+            f"the file is not UTF-8 text (byte {exc.start})",
+        ) from None
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except _Duplicate as exc:
-        raise FormError.in_file(filename, f"khóa '{exc}' xuất hiện hai lần trong cùng một đối tượng",
-                                f"the key '{exc}' appears twice in the same object") from None
+        raise FormError.in_file(
+            filename,
+            f"khóa '{exc}' xuất hiện hai lần trong cùng một đối tượng",
+            f"the key '{exc}' appears twice in the same object",
+        ) from None
     except json.JSONDecodeError as exc:
-        raise FormError.in_file(filename, f"JSON không hợp lệ ở dòng {exc.lineno}, cột {exc.colno}: {exc.msg}",
-                                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise FormError.in_file(
+            filename,
+            f"JSON không hợp lệ ở dòng {exc.lineno}, cột {exc.colno}: {exc.msg}",
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+        ) from None
     except ValueError as exc:  # NaN / Infinity, too many digits
         raise FormError.in_file(filename, f"JSON không hợp lệ: {exc}", f"invalid JSON: {exc}") from None
     except RecursionError:
         raise FormError.in_file(filename, "cấu trúc lồng nhau quá sâu", "the structure is nested too deeply") from None
     if _depth(value) > MAX_DEPTH:
-        raise FormError.in_file(filename, f"cấu trúc lồng nhau quá sâu (tối đa {MAX_DEPTH} cấp)",
-                                f"the structure is nested too deeply (at most {MAX_DEPTH} levels)")
+        raise FormError.in_file(
+            filename,
+            f"cấu trúc lồng nhau quá sâu (tối đa {MAX_DEPTH} cấp)",
+            f"the structure is nested too deeply (at most {MAX_DEPTH} levels)",
+        )
     return value
 
 
@@ -112,8 +128,11 @@ def plain_json(data, form_key: str | None = None):
     def copy(value, parts):
         nonlocal keys
         if len(parts) > MAX_DEPTH:
-            bad(parts, f"Dữ liệu lồng nhau quá sâu (tối đa {MAX_DEPTH} cấp)",
-                f"The data is nested too deeply (at most {MAX_DEPTH} levels)")
+            bad(
+                parts,
+                f"Dữ liệu lồng nhau quá sâu (tối đa {MAX_DEPTH} cấp)",
+                f"The data is nested too deeply (at most {MAX_DEPTH} levels)",
+            )
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, str):
@@ -124,8 +143,11 @@ def plain_json(data, form_key: str | None = None):
             return int(value)
         if isinstance(value, float):
             if not math.isfinite(value):
-                bad(parts, "Phải là một số hữu hạn (không nhận NaN hay vô cực)",
-                    "Must be a finite number (NaN and infinity are not JSON)")
+                bad(
+                    parts,
+                    "Phải là một số hữu hạn (không nhận NaN hay vô cực)",
+                    "Must be a finite number (NaN and infinity are not JSON)",
+                )
             return float(value)
         if isinstance(value, dict):
             out = {}
@@ -134,14 +156,20 @@ def plain_json(data, form_key: str | None = None):
                     bad(parts, "Tên trường phải là chuỗi ký tự hợp lệ", "Field names must be valid text")
                 keys += 1
                 if keys > MAX_DATA_KEYS:
-                    bad([], f"Dữ liệu có quá nhiều trường (tối đa {MAX_DATA_KEYS})",
-                        f"The data has too many fields (at most {MAX_DATA_KEYS})")
+                    bad(
+                        [],
+                        f"Dữ liệu có quá nhiều trường (tối đa {MAX_DATA_KEYS})",
+                        f"The data has too many fields (at most {MAX_DATA_KEYS})",
+                    )
                 out[k] = copy(v, [*parts, k])
             return out
         if isinstance(value, (list, tuple)):
             return [copy(v, [*parts, i]) for i, v in enumerate(value)]
-        bad(parts, f"Giá trị kiểu {type(value).__name__} không phải dữ liệu JSON",
-            f"A {type(value).__name__} value is not JSON data")
+        bad(
+            parts,
+            f"Giá trị kiểu {type(value).__name__} không phải dữ liệu JSON",
+            f"A {type(value).__name__} value is not JSON data",
+        )
 
     result = copy(data, [])
     try:
@@ -149,6 +177,9 @@ def plain_json(data, form_key: str | None = None):
     except ValueError:  # an integer too long to write out
         bad([], "Dữ liệu chứa số quá lớn", "The data contains a number that is too large")
     if size > MAX_DATA_BYTES:
-        bad([], f"Dữ liệu quá lớn ({size:,} byte; tối đa {MAX_DATA_BYTES:,})",
-            f"The data is too large ({size:,} bytes; at most {MAX_DATA_BYTES:,})")
+        bad(
+            [],
+            f"Dữ liệu quá lớn ({size:,} byte; tối đa {MAX_DATA_BYTES:,})",
+            f"The data is too large ({size:,} bytes; at most {MAX_DATA_BYTES:,})",
+        )
     return result

@@ -3,6 +3,7 @@
 Field paths are dotted: `ho_ten`, `dia_chi.tinh`, `con.0.ho_ten` (array items by index). Problems that
 belong to no field use the key `_form`.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,23 +29,41 @@ _TYPES = {
 
 _FORMATS = {
     "date": ("Ngày không hợp lệ (định dạng YYYY-MM-DD)", "Invalid date (expected YYYY-MM-DD)"),
-    "date-time": ("Thời điểm không hợp lệ (ISO 8601 có múi giờ, ví dụ 2025-07-15T09:30:00+07:00)",
-                  "Invalid date and time (ISO 8601 with an offset, e.g. 2025-07-15T09:30:00+07:00)"),
-    "datetime-local": ("Thời điểm không hợp lệ (ví dụ 2025-07-15T09:30)",
-                       "Invalid date and time (e.g. 2025-07-15T09:30)"),
+    "date-time": (
+        "Thời điểm không hợp lệ (ISO 8601 có múi giờ, ví dụ 2025-07-15T09:30:00+07:00)",
+        "Invalid date and time (ISO 8601 with an offset, e.g. 2025-07-15T09:30:00+07:00)",
+    ),
+    "datetime-local": (
+        "Thời điểm không hợp lệ (ví dụ 2025-07-15T09:30)",
+        "Invalid date and time (e.g. 2025-07-15T09:30)",
+    ),
     "time": ("Giờ không hợp lệ (định dạng HH:MM)", "Invalid time (expected HH:MM)"),
     "email": ("Địa chỉ email không hợp lệ", "Invalid email address"),
-    "cccd": ("Số CCCD phải gồm đúng 12 chữ số, 3 số đầu là mã tỉnh từ 001 đến 096",
-             "A citizen ID (CCCD) is exactly 12 digits, the first 3 a province code from 001 to 096"),
-    "phone-vn": ("Số điện thoại không hợp lệ (0 hoặc +84, theo sau là 9 chữ số; số cố định: mã vùng 02x và 8 chữ số)",
-                 "Invalid Vietnamese phone number (0 or +84 followed by 9 digits; landlines: 02x area code and "
-                 "8 digits)"),
+    "cccd": (
+        "Số CCCD phải gồm đúng 12 chữ số, 3 số đầu là mã tỉnh từ 001 đến 096",
+        "A citizen ID (CCCD) is exactly 12 digits, the first 3 a province code from 001 to 096",
+    ),
+    "phone-vn": (
+        "Số điện thoại không hợp lệ (0 hoặc +84, theo sau là 9 chữ số; số cố định: mã vùng 02x và 8 chữ số)",
+        "Invalid Vietnamese phone number (0 or +84 followed by 9 digits; landlines: 02x area code and 8 digits)",
+    ),
     "vnd": ("Số tiền phải là số nguyên không âm (đồng)", "The amount must be a non-negative whole number of VND"),
 }
 
 # Which error wins when one field has several: the most basic problem first.
-_PRIORITY = {"required": 0, "dependentRequired": 0, "additionalProperties": 1, "unevaluatedProperties": 1,
-             "false": 1, "type": 2, "const": 3, "enum": 3, "oneOf": 4, "anyOf": 4, "format": 5}
+_PRIORITY = {
+    "required": 0,
+    "dependentRequired": 0,
+    "additionalProperties": 1,
+    "unevaluatedProperties": 1,
+    "false": 1,
+    "type": 2,
+    "const": 3,
+    "enum": 3,
+    "oneOf": 4,
+    "anyOf": 4,
+    "format": 5,
+}
 
 
 def _fmt_number(n) -> str:

@@ -5,6 +5,7 @@ Form files come in three shapes, all loaded into the same `Form`:
 2. SpiffWorkflow-style pairs `X-schema.json` + `X-uischema.json` (see `load_forms`);
 3. Camunda Forms (form-js JSON), converted by `forms.formjs`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,27 +25,62 @@ from .jsondata import parse_json_file, plain_json
 from .messages import field_messages, message
 
 DIALECT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
-_DIALECTS = {DIALECT_2020_12, DIALECT_2020_12 + "#", "http://json-schema.org/draft/2020-12/schema",
-             "http://json-schema.org/draft/2020-12/schema#"}
+_DIALECTS = {
+    DIALECT_2020_12,
+    DIALECT_2020_12 + "#",
+    "http://json-schema.org/draft/2020-12/schema",
+    "http://json-schema.org/draft/2020-12/schema#",
+}
 # No `retrieve`: a reference the schema does not resolve itself fails instead of being fetched.
 _NO_REMOTE = referencing.Registry()
 
-_SINGLE = ("additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else",
-           "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+_SINGLE = (
+    "additionalProperties",
+    "propertyNames",
+    "items",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+)
 _MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 _BRANCHES = ("allOf", "anyOf", "oneOf", "then", "else")
 _WRAPPER_KEYS = {"schema", "uiSchema", "ui_schema", "uischema", "title", "key"}
-_SCHEMA_WORDS = {"$schema", "type", "properties", "allOf", "anyOf", "oneOf", "$ref", "$defs", "required", "items",
-                 "enum", "const", "if", "not"}
+_SCHEMA_WORDS = {
+    "$schema",
+    "type",
+    "properties",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "$ref",
+    "$defs",
+    "required",
+    "items",
+    "enum",
+    "const",
+    "if",
+    "not",
+}
 _UI_SUFFIX = "-uischema.json"
 _FORM_EXTENSIONS = (".json", ".form")
-_KEY_PREFIXES = ("camunda-forms:deployment:", "camunda-forms:app:", "embedded:deployment:", "embedded:app:",
-                 "deployment:")
+_KEY_PREFIXES = (
+    "camunda-forms:deployment:",
+    "camunda-forms:app:",
+    "embedded:deployment:",
+    "embedded:app:",
+    "deployment:",
+)
 _MAX_REF_HOPS = 32
 
 
 # -- schema checks ---------------------------------------------------------------------------------------------
+
 
 def _pointer(root, fragment: str):
     """Resolve `#/a/b` against `root`; raise LookupError if it does not exist."""
@@ -112,8 +148,9 @@ def _check_refs(root: dict, filename: str):
             continue
         seen.add(id(s))
         if where != "#" and "$id" in s:
-            raise FormError.in_file(filename, "không hỗ trợ '$id' bên trong lược đồ con",
-                                    "'$id' inside a subschema is not supported", where)
+            raise FormError.in_file(
+                filename, "không hỗ trợ '$id' bên trong lược đồ con", "'$id' inside a subschema is not supported", where
+            )
         for keyword in ("$ref", "$dynamicRef"):
             ref = s.get(keyword)
             if ref is None:
@@ -124,13 +161,18 @@ def _check_refs(root: dict, filename: str):
                 target = _ref_target(root, ref, anchors)
             except ValueError:
                 raise FormError.in_file(
-                    filename, f"tham chiếu '{ref}' ra ngoài tệp không được phép (chỉ nhận '#/...')",
+                    filename,
+                    f"tham chiếu '{ref}' ra ngoài tệp không được phép (chỉ nhận '#/...')",
                     f"the reference '{ref}' points outside the file, which is not allowed (only '#/...')",
-                    where) from None
+                    where,
+                ) from None
             except LookupError:
-                raise FormError.in_file(filename, f"tham chiếu '{ref}' không trỏ tới phần nào của tệp",
-                                        f"the reference '{ref}' does not point to anything in the file",
-                                        where) from None
+                raise FormError.in_file(
+                    filename,
+                    f"tham chiếu '{ref}' không trỏ tới phần nào của tệp",
+                    f"the reference '{ref}' does not point to anything in the file",
+                    where,
+                ) from None
             if target is not None:
                 stack.append((target, ref))
         for k in _SINGLE:
@@ -146,28 +188,42 @@ def _check_refs(root: dict, filename: str):
 
 def _check_schema(schema, filename: str) -> Draft202012Validator:
     if not isinstance(schema, dict):
-        raise FormError.in_file(filename, "lược đồ biểu mẫu phải là một đối tượng JSON",
-                                "the form schema must be a JSON object")
+        raise FormError.in_file(
+            filename, "lược đồ biểu mẫu phải là một đối tượng JSON", "the form schema must be a JSON object"
+        )
     dialect = schema.get("$schema")
     if dialect is not None and dialect not in _DIALECTS:
-        raise FormError.in_file(filename, f"chỉ hỗ trợ JSON Schema 2020-12, không hỗ trợ '$schema': '{dialect}'",
-                                f"only JSON Schema 2020-12 is supported, not '$schema': '{dialect}'")
+        raise FormError.in_file(
+            filename,
+            f"chỉ hỗ trợ JSON Schema 2020-12, không hỗ trợ '$schema': '{dialect}'",
+            f"only JSON Schema 2020-12 is supported, not '$schema': '{dialect}'",
+        )
     if "type" in schema and schema["type"] not in ("object", ["object"]):
-        raise FormError.in_file(filename, "lược đồ gốc của biểu mẫu phải có \"type\": \"object\"",
-                                "the root of a form schema must have \"type\": \"object\"")
+        raise FormError.in_file(
+            filename,
+            'lược đồ gốc của biểu mẫu phải có "type": "object"',
+            'the root of a form schema must have "type": "object"',
+        )
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or None
-        raise FormError.in_file(filename, f"lược đồ JSON Schema không hợp lệ: {exc.message}",
-                                f"not a valid JSON Schema: {exc.message}", path) from None
+        raise FormError.in_file(
+            filename,
+            f"lược đồ JSON Schema không hợp lệ: {exc.message}",
+            f"not a valid JSON Schema: {exc.message}",
+            path,
+        ) from None
     _check_refs(schema, filename)
     validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE)
     try:
         list(islice(validator.iter_errors({}), 50))
     except Exception as exc:  # whatever the schema makes jsonschema trip on is a problem of the file
-        raise FormError.in_file(filename, f"lược đồ không dùng được để kiểm tra dữ liệu: {exc}",
-                                f"the schema cannot be used to check data: {exc}") from None
+        raise FormError.in_file(
+            filename,
+            f"lược đồ không dùng được để kiểm tra dữ liệu: {exc}",
+            f"the schema cannot be used to check data: {exc}",
+        ) from None
     return validator
 
 
@@ -212,6 +268,7 @@ def _basename(filename) -> str:
 
 # -- the model -------------------------------------------------------------------------------------------------
 
+
 class Form:
     """One form: `key` (its file name), `schema` (JSON Schema 2020-12), `ui_schema` (or None), `title`.
 
@@ -219,8 +276,16 @@ class Form:
     file, or declares a malformed documents checklist or an invalid top-level default).
     """
 
-    def __init__(self, key: str, schema: dict, ui_schema: dict | None = None, title: str | None = None, *,
-                 source_format: str = "json-schema", warnings: list[str] | None = None):
+    def __init__(
+        self,
+        key: str,
+        schema: dict,
+        ui_schema: dict | None = None,
+        title: str | None = None,
+        *,
+        source_format: str = "json-schema",
+        warnings: list[str] | None = None,
+    ):
         if not isinstance(key, str) or not key:
             raise FormError("Biểu mẫu phải có khóa (tên tệp)", "a form needs a key (its file name)")
         self.key = key
@@ -247,14 +312,19 @@ class Form:
         """Top-level defaults are filled in on submission, so each must pass its own field's rules."""
         for name, prop in self._properties().items():
             if isinstance(prop, dict) and "default" in prop:
-                errors = [e for e in islice(self._validator.iter_errors({name: prop["default"]}), 50)
-                          if list(e.absolute_path)[:1] == [name]]
+                errors = [
+                    e
+                    for e in islice(self._validator.iter_errors({name: prop["default"]}), 50)
+                    if list(e.absolute_path)[:1] == [name]
+                ]
                 if errors:
                     msgs = field_messages(errors)
-                    raise FormError.in_file(self.key, f"giá trị mặc định của '{name}' không hợp lệ: "
-                                            + "; ".join(msgs.values()),
-                                            f"the default of '{name}' is invalid: " + "; ".join(msgs.values()),
-                                            f"properties/{name}/default")
+                    raise FormError.in_file(
+                        self.key,
+                        f"giá trị mặc định của '{name}' không hợp lệ: " + "; ".join(msgs.values()),
+                        f"the default of '{name}' is invalid: " + "; ".join(msgs.values()),
+                        f"properties/{name}/default",
+                    )
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -268,8 +338,12 @@ class Form:
     def __eq__(self, other):
         if not isinstance(other, Form):
             return NotImplemented
-        return (self.key, self.title, self.schema, self.ui_schema) == (other.key, other.title, other.schema,
-                                                                       other.ui_schema)
+        return (self.key, self.title, self.schema, self.ui_schema) == (
+            other.key,
+            other.title,
+            other.schema,
+            other.ui_schema,
+        )
 
     __hash__ = None  # mutable-looking dicts inside: not hashable
 
@@ -279,14 +353,24 @@ class Form:
     # -- what the rest of the product asks -------------------------------------------------------------------
     def to_dict(self) -> dict:
         """For front-ends and storage: `{key, title, schema, ui_schema, source_format}`."""
-        return {"key": self.key, "title": self.title, "schema": copy.deepcopy(self.schema),
-                "ui_schema": copy.deepcopy(self.ui_schema), "source_format": self.source_format}
+        return {
+            "key": self.key,
+            "title": self.title,
+            "schema": copy.deepcopy(self.schema),
+            "ui_schema": copy.deepcopy(self.ui_schema),
+            "source_format": self.source_format,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Form":
+    def from_dict(cls, d: dict) -> Form:
         """The inverse of `to_dict` (a form read back from storage is checked again)."""
-        return cls(d["key"], d["schema"], d.get("ui_schema"), d.get("title"),
-                   source_format=d.get("source_format") or "json-schema")
+        return cls(
+            d["key"],
+            d["schema"],
+            d.get("ui_schema"),
+            d.get("title"),
+            source_format=d.get("source_format") or "json-schema",
+        )
 
     def fields(self) -> set[str]:
         """Top-level property names this form can produce, conditional branches (allOf/anyOf/oneOf/if-then-else,
@@ -363,8 +447,16 @@ class Form:
         `details["fields"]` names every faulty field with a Vietnamese / English message."""
         if not isinstance(data, dict):
             raise FormValidationError(
-                {FORM_LEVEL: message(("Dữ liệu phải là một đối tượng JSON (các cặp tên – giá trị)",
-                                      "The data must be a JSON object (name/value pairs)"))}, self.key)
+                {
+                    FORM_LEVEL: message(
+                        (
+                            "Dữ liệu phải là một đối tượng JSON (các cặp tên – giá trị)",
+                            "The data must be a JSON object (name/value pairs)",
+                        )
+                    )
+                },
+                self.key,
+            )
         cleaned = self.clean(data)
         fields = field_messages(self._validator.iter_errors(cleaned))
         if fields:
@@ -374,6 +466,7 @@ class Form:
 
 # -- loading ---------------------------------------------------------------------------------------------------
 
+
 def _is_wrapper(doc: dict) -> bool:
     return isinstance(doc.get("schema"), dict) and not (set(doc) & _SCHEMA_WORDS)
 
@@ -381,7 +474,9 @@ def _is_wrapper(doc: dict) -> bool:
 def _ui_from_wrapper(doc: dict, key: str):
     found = [k for k in ("uiSchema", "ui_schema", "uischema") if k in doc]
     if len(found) > 1:
-        raise FormError.in_file(key, f"có nhiều UI schema ({', '.join(found)})", f"several UI schemas ({', '.join(found)})")
+        raise FormError.in_file(
+            key, f"có nhiều UI schema ({', '.join(found)})", f"several UI schemas ({', '.join(found)})"
+        )
     return doc[found[0]] if found else None
 
 
@@ -397,8 +492,11 @@ def load_form(filename: str, content: bytes) -> Form:
     if _is_wrapper(doc):
         unknown = sorted(set(doc) - _WRAPPER_KEYS)
         if unknown:
-            raise FormError.in_file(key, f"khóa không được hỗ trợ bên cạnh 'schema': {', '.join(unknown)}",
-                                    f"unsupported keys beside 'schema': {', '.join(unknown)}")
+            raise FormError.in_file(
+                key,
+                f"khóa không được hỗ trợ bên cạnh 'schema': {', '.join(unknown)}",
+                f"unsupported keys beside 'schema': {', '.join(unknown)}",
+            )
         title = doc.get("title")
         return Form(key, doc["schema"], _ui_from_wrapper(doc, key), title if isinstance(title, str) else None)
     return Form(key, doc)
@@ -433,7 +531,7 @@ class Forms(dict):
             return name
         for prefix in _KEY_PREFIXES:
             if name.startswith(prefix):
-                name = name[len(prefix):]
+                name = name[len(prefix) :]
         name = name.replace("\\", "/").rsplit("/", 1)[-1]
         if dict.__contains__(self, name):
             return name
@@ -493,8 +591,13 @@ def load_forms(files: dict[str, bytes]) -> Forms:
                 break
         if partner is None:
             if not failed & {f"{base}-schema.json".lower(), f"{base}.json".lower()}:
-                errors.append(FormError.in_file(ui_key, f"không có tệp lược đồ đi kèm '{base}-schema.json'",
-                                                f"there is no matching schema file '{base}-schema.json'"))
+                errors.append(
+                    FormError.in_file(
+                        ui_key,
+                        f"không có tệp lược đồ đi kèm '{base}-schema.json'",
+                        f"there is no matching schema file '{base}-schema.json'",
+                    )
+                )
             continue
         try:
             ui = parse_json_file(ui_key, files[name])
@@ -503,11 +606,15 @@ def load_forms(files: dict[str, bytes]) -> Forms:
             continue
         form = result[partner]
         if not isinstance(ui, dict):
-            errors.append(FormError.in_file(ui_key, "UI schema phải là một đối tượng JSON",
-                                            "a UI schema must be a JSON object"))
+            errors.append(
+                FormError.in_file(ui_key, "UI schema phải là một đối tượng JSON", "a UI schema must be a JSON object")
+            )
         elif form.ui_schema is not None:
-            errors.append(FormError.in_file(ui_key, f"'{partner}' đã có UI schema riêng",
-                                            f"'{partner}' already has its own UI schema"))
+            errors.append(
+                FormError.in_file(
+                    ui_key, f"'{partner}' đã có UI schema riêng", f"'{partner}' already has its own UI schema"
+                )
+            )
         else:
             form.ui_schema = ui
     errors.extend(_ambiguous_aliases(result))
@@ -526,6 +633,11 @@ def _ambiguous_aliases(forms: Forms) -> list[FormError]:
     out = []
     for alias, keys in sorted(by_alias.items()):
         if len(keys) > 1 and not dict.__contains__(forms, alias):
-            out.append(FormError.in_file(keys[0], f"tên '{alias}' chỉ tới nhiều biểu mẫu: {', '.join(sorted(keys))}",
-                                         f"the name '{alias}' refers to several forms: {', '.join(sorted(keys))}"))
+            out.append(
+                FormError.in_file(
+                    keys[0],
+                    f"tên '{alias}' chỉ tới nhiều biểu mẫu: {', '.join(sorted(keys))}",
+                    f"the name '{alias}' refers to several forms: {', '.join(sorted(keys))}",
+                )
+            )
     return out

@@ -3,6 +3,7 @@
 On PostgreSQL each test session works in a schema of its own (search_path set on every connection), so two
 runs against the same database (CI and a developer, or two developers) never see each other's tables.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,9 @@ BPMN_DIR = ROOT / "bpmn"
 SHARED = ROOT.parent / "shared"
 EXTERNAL_BPMN = SHARED / "external-bpmn"
 
-_BASE_PG_URL = os.environ.get("DATABASE_URL") if (os.environ.get("DATABASE_URL") or "").startswith("postgresql") else None
+_BASE_PG_URL = (
+    os.environ.get("DATABASE_URL") if (os.environ.get("DATABASE_URL") or "").startswith("postgresql") else None
+)
 PG_SCHEMA = f"motcua_test_{os.getpid()}_{uuid.uuid4().hex[:6]}" if _BASE_PG_URL else None
 PG_URL = None
 if _BASE_PG_URL:
@@ -61,8 +64,9 @@ def reset_database(url: str) -> None:
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     url = PG_URL or f"sqlite:///{tmp_path / 'motcua.db'}"
-    return Settings(var_dir=tmp_path / "var", database_url=url, redis_url=os.environ.get("REDIS_URL"),
-                    secret_key="test-secret")
+    return Settings(
+        var_dir=tmp_path / "var", database_url=url, redis_url=os.environ.get("REDIS_URL"), secret_key="test-secret"
+    )
 
 
 @pytest.fixture

@@ -1,13 +1,19 @@
 """Test helpers: valid form data made from a form's own JSON Schema, and a driver that works a dossier
 through its user tasks by choosing the value of each decision field."""
+
 from __future__ import annotations
 
 from engine.auth import Actor
 
 AGENCY = "000.31.14.H56"
 SAMPLES = {
-    "date": "2026-11-20", "date-time": "2026-11-20T09:00:00+07:00", "cccd": "001203004567",
-    "phone-vn": "0912345678", "email": "nguyen.van.a@example.vn", "vnd": 20000, "time": "09:00",
+    "date": "2026-11-20",
+    "date-time": "2026-11-20T09:00:00+07:00",
+    "cccd": "001203004567",
+    "phone-vn": "0912345678",
+    "email": "nguyen.van.a@example.vn",
+    "vnd": 20000,
+    "time": "09:00",
 }
 
 
@@ -58,11 +64,14 @@ def staff(roles, agency=AGENCY, name="canbo") -> Actor:
     return Actor(name, frozenset(roles), agency)
 
 
-ALL_ROLES = staff({"receiver", "civil_status", "chairman", "police_officer", "police_chief", "specialist", "leader"},
-                  name="tester")
+ALL_ROLES = staff(
+    {"receiver", "civil_status", "chairman", "police_officer", "police_chief", "specialist", "leader"}, name="tester"
+)
 
 
-def drive(service, dossier: dict, choices_by_task: dict, actor: Actor = ALL_ROLES, max_steps: int = 30) -> tuple[dict, list]:
+def drive(
+    service, dossier: dict, choices_by_task: dict, actor: Actor = ALL_ROLES, max_steps: int = 30
+) -> tuple[dict, list]:
     """Complete open tasks until the dossier finishes. `choices_by_task` maps a task's element id to the
     decision values for that step; a list gives the values for its 1st, 2nd, … visit."""
     visits: dict[str, int] = {}

@@ -1,4 +1,5 @@
 """Exit 0 when the PostgreSQL and Redis given on the command line answer, else 1 (used by `make test`)."""
+
 import sys
 
 

@@ -1,4 +1,5 @@
 """Issue 5: attachments of a dossier (engine/attachments.py) and the documents checklist blocking intake."""
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,7 @@ from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied, To
 from engine.models import Attachment, Dossier, Event
 from engine.procedures import deploy, load_path
 from tests.conftest import BPMN_DIR
-from tests.helpers import AGENCY, ALL_ROLES, drive, fill_form, staff
+from tests.helpers import ALL_ROLES, drive, fill_form, staff
 
 PDF = b"%PDF-1.7\n" + b"0" * 500 + b"\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
@@ -52,8 +53,9 @@ def intake(service, dossier, **data):
 
 
 def test_upload_list_and_open(service, settings, dossier):
-    view = attachments.store(service, receiver, dossier["code"], "to_khai", "Tờ khai đăng ký.pdf",
-                             "application/pdf", io.BytesIO(PDF))
+    view = attachments.store(
+        service, receiver, dossier["code"], "to_khai", "Tờ khai đăng ký.pdf", "application/pdf", io.BytesIO(PDF)
+    )
     assert view["document_key"] == "to_khai" and view["filename"] == "Tờ khai đăng ký.pdf"
     assert view["content_type"] == "application/pdf" and view["size"] == len(PDF)
     assert view["uploaded_by"] == "tiepnhan" and len(view["sha256"]) == 64
@@ -88,19 +90,30 @@ def test_size_limit_is_413(service, settings, dossier):
 
 def test_a_type_that_lies_is_refused(service, settings, dossier):
     with pytest.raises(InvalidInput) as exc:
-        attachments.store(service, receiver, dossier["code"], "to_khai", "to_khai.pdf", "application/pdf",
-                          b"just some text, not a PDF")
+        attachments.store(
+            service,
+            receiver,
+            dossier["code"],
+            "to_khai",
+            "to_khai.pdf",
+            "application/pdf",
+            b"just some text, not a PDF",
+        )
     assert exc.value.status == 422
     with pytest.raises(InvalidInput):  # unverifiable content is not accepted either
         attachments.store(service, receiver, dossier["code"], None, "page.html", "text/html", b"<script>x</script>")
     # declared wrongly but the bytes are a PNG: stored as what the bytes prove
-    assert attachments.store(service, receiver, dossier["code"], None, "anh.png", "text/plain",
-                             PNG)["content_type"] == "image/png"
+    assert (
+        attachments.store(service, receiver, dossier["code"], None, "anh.png", "text/plain", PNG)["content_type"]
+        == "image/png"
+    )
     assert len(blobs(settings)) == 1
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "..\\x", "/etc/passwd", "C:\\evil.pdf", "a\x00.pdf",
-                                  "dir/a.pdf", "..", "", "\u202egpj.pdf"])
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/passwd", "..\\x", "/etc/passwd", "C:\\evil.pdf", "a\x00.pdf", "dir/a.pdf", "..", "", "\u202egpj.pdf"],
+)
 def test_path_traversal_in_file_names_is_refused(service, settings, dossier, tmp_path, name):
     before = set(tmp_path.rglob("*"))
     with pytest.raises(InvalidInput) as exc:

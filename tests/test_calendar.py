@@ -1,7 +1,8 @@
 """engine.calendar: the working calendar 2025-2027 and the deadline convention of domain.md."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +17,8 @@ from engine.calendar import (
     delete_override,
     parse_cutoff,
     parse_deadline,
+    set_override,
 )
-from engine.calendar import set_override
 from engine.db import Database
 from engine.errors import InvalidInput
 from engine.models import CalendarDay
@@ -118,7 +119,10 @@ def test_non_working_days_listing():
     assert [d["date"] for d in days] == sorted(d["date"] for d in days)
     by_day = {d["date"]: d for d in days}
     assert by_day[date(2026, 2, 17)] == {
-        "date": date(2026, 2, 17), "working": False, "name": "Tết Nguyên Đán", "source": "holidays"
+        "date": date(2026, 2, 17),
+        "working": False,
+        "name": "Tết Nguyên Đán",
+        "source": "holidays",
     }
     assert by_day[date(2026, 8, 22)]["working"] is True and by_day[date(2026, 8, 22)]["source"] == "swap"
     assert by_day[date(2026, 4, 26)]["working"] is False  # a holiday on a Sunday is listed
@@ -152,7 +156,7 @@ def test_clock_start(received, cutoff, expected):
 
 
 def test_clock_start_converts_other_time_zones():
-    got = CAL.clock_start(datetime(2026, 3, 9, 1, 0, tzinfo=timezone.utc))  # 08:00 in Hà Nội
+    got = CAL.clock_start(datetime(2026, 3, 9, 1, 0, tzinfo=UTC))  # 08:00 in Hà Nội
     assert got == vn(2026, 3, 9, 8, 0) and got.utcoffset() == timedelta(hours=7)
 
 
@@ -313,9 +317,26 @@ def test_parse_deadline_decomposed_unicode():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "soon", "15", "days", "15 weeks", "15 hours", "-3 working days", "- 3 days",
-     "3651 days", "4000 working days", "29201 working hours", "1.5 days", "1e3 days", "1/2 working day",
-     "15 working days please", None, 15],
+    [
+        "",
+        "   ",
+        "soon",
+        "15",
+        "days",
+        "15 weeks",
+        "15 hours",
+        "-3 working days",
+        "- 3 days",
+        "3651 days",
+        "4000 working days",
+        "29201 working hours",
+        "1.5 days",
+        "1e3 days",
+        "1/2 working day",
+        "15 working days please",
+        None,
+        15,
+    ],
 )
 def test_parse_deadline_refuses(text):
     with pytest.raises(InvalidInput) as exc:
@@ -335,8 +356,16 @@ def test_deadline_validates_itself():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("15:00", time(15)), ("15:30:10", time(15, 30, 10)), (" 9:05 ", time(9, 5)), ("15h", time(15)),
-     ("15h30", time(15, 30)), (None, None), ("", None), (time(16), time(16))],
+    [
+        ("15:00", time(15)),
+        ("15:30:10", time(15, 30, 10)),
+        (" 9:05 ", time(9, 5)),
+        ("15h", time(15)),
+        ("15h30", time(15, 30)),
+        (None, None),
+        ("", None),
+        (time(16), time(16)),
+    ],
 )
 def test_parse_cutoff(text, expected):
     assert parse_cutoff(text) == expected
@@ -381,8 +410,9 @@ def test_overrides_from_the_database(db):
         assert not cal.is_working_day(date(2026, 3, 10))
         assert cal.day_name(date(2026, 3, 10)) == "Nghỉ đột xuất (bão)"
         entry = [d for d in cal.non_working_days(2026) if d["date"] == date(2026, 3, 10)]
-        assert entry == [{"date": date(2026, 3, 10), "working": False, "name": "Nghỉ đột xuất (bão)",
-                          "source": "override"}]
+        assert entry == [
+            {"date": date(2026, 3, 10), "working": False, "name": "Nghỉ đột xuất (bão)", "source": "override"}
+        ]
 
     # upsert: the same day becomes a make-up working day, no duplicate row
     with db.uow() as s:
@@ -412,8 +442,13 @@ def test_overrides_from_the_database(db):
 
 @pytest.mark.parametrize(
     "day, working, name",
-    [(date(2026, 3, 10), False, ""), (date(2026, 3, 10), False, "x" * 201), ("10/03/2026", False, "n"),
-     (datetime(2026, 3, 10, tzinfo=VN_TZ), False, "n"), (date(2026, 3, 10), "yes", "n")],
+    [
+        (date(2026, 3, 10), False, ""),
+        (date(2026, 3, 10), False, "x" * 201),
+        ("10/03/2026", False, "n"),
+        (datetime(2026, 3, 10, tzinfo=VN_TZ), False, "n"),
+        (date(2026, 3, 10), "yes", "n"),
+    ],
 )
 def test_set_override_refuses_bad_input(db, day, working, name):
     with pytest.raises(InvalidInput):
@@ -431,8 +466,7 @@ def _in_office_closed(cal: WorkCalendar, dt: datetime) -> bool:
     return cal.is_working_day(loc.date()) and any(s <= t <= e for s, e in cal.periods)
 
 
-instants = st.datetimes(min_value=datetime(2024, 12, 1), max_value=datetime(2027, 12, 31),
-                        timezones=st.just(VN_TZ))
+instants = st.datetimes(min_value=datetime(2024, 12, 1), max_value=datetime(2027, 12, 31), timezones=st.just(VN_TZ))
 office_instants = st.builds(
     lambda d, minutes: vn(d.year, d.month, d.day) + timedelta(hours=7, minutes=minutes),
     st.dates(min_value=date(2025, 1, 1), max_value=date(2027, 12, 31)).filter(CAL.is_working_day),
@@ -442,8 +476,12 @@ PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthC
 
 
 @PROPS
-@given(instants, st.integers(0, 400), st.sampled_from(["working_hours", "working_days", "days"]),
-       st.sampled_from([None, "15:00"]))
+@given(
+    instants,
+    st.integers(0, 400),
+    st.sampled_from(["working_hours", "working_days", "days"]),
+    st.sampled_from([None, "15:00"]),
+)
 def test_due_time_is_office_time_on_a_working_day(start, n, unit, cutoff):
     due = CAL.due_at(start, Deadline(n, unit), cutoff)
     assert due.utcoffset() == timedelta(hours=7)
@@ -452,8 +490,12 @@ def test_due_time_is_office_time_on_a_working_day(start, n, unit, cutoff):
 
 
 @PROPS
-@given(instants, st.integers(0, 200), st.sampled_from(["working_hours", "working_days", "days"]),
-       st.sampled_from([None, "15:00"]))
+@given(
+    instants,
+    st.integers(0, 200),
+    st.sampled_from(["working_hours", "working_days", "days"]),
+    st.sampled_from([None, "15:00"]),
+)
 def test_due_time_is_non_decreasing_in_n(start, n, unit, cutoff):
     assert CAL.due_at(start, Deadline(n, unit), cutoff) <= CAL.due_at(start, Deadline(n + 1, unit), cutoff)
 

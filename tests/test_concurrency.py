@@ -1,4 +1,5 @@
 """Two people completing the same task: one success, one clear conflict; codes stay unique under load."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -59,8 +60,11 @@ def test_two_threads_complete_the_same_task(service, db, settings):
         assert kinds == ["conflict", "ok"], results
         with db.read() as s:
             dossier = s.scalars(select(Dossier).where(Dossier.code == d["code"])).one()
-            completed = s.scalar(select(func.count()).select_from(Event).where(
-                Event.dossier_id == dossier.id, Event.action == "task.completed"))
+            completed = s.scalar(
+                select(func.count())
+                .select_from(Event)
+                .where(Event.dossier_id == dossier.id, Event.action == "task.completed")
+            )
             ready = s.scalars(select(Task.spec_name).where(Task.dossier_id == dossier.id, Task.state == "ready")).all()
             status = dossier.status
         assert completed == 1 and ready == ["Task_Appraisal"] and status == "in_process"
@@ -98,8 +102,10 @@ def test_two_processes_complete_the_same_task_on_postgresql(service, settings):
     data = fill_form(service.task_form(receiver, tid), {"decision": "accept"})
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_complete_in_process, args=(settings.database_url, tid, data, n, barrier, out))
-             for n in ("p1", "p2")]
+    procs = [
+        ctx.Process(target=_complete_in_process, args=(settings.database_url, tid, data, n, barrier, out))
+        for n in ("p1", "p2")
+    ]
     for p in procs:
         p.start()
     for p in procs:

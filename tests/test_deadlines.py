@@ -3,10 +3,11 @@
 The clock is moved with time_machine (tick=False) and the worker runs in process: `fire_due` is what
 both the periodic sweep and the scheduled wake-ups call. All dates are March 2026 (no holiday), UTC+7.
 """
+
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 import time_machine
@@ -557,14 +558,20 @@ def test_refuse_at_intake_cancels_the_workflow(service, actions, db):
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(TaskRole)) == 0
     ev = events(db, d["code"], "dossier.refused")[0]
-    assert (ev.from_status, ev.to_status, ev.details["reason"]) == ("received", "refused",
-                                                                    "Hồ sơ không thuộc thẩm quyền")
+    assert (ev.from_status, ev.to_status, ev.details["reason"]) == (
+        "received",
+        "refused",
+        "Hồ sơ không thuộc thẩm quyền",
+    )
     assert notifications(db, d["code"], "sms")[-1].body.startswith(f"Ho so {d['code']} khong duoc tiep nhan")
     # Final: every further action is refused with 409, and nothing fires for it any more.
-    for call in (lambda: actions.withdraw(receiver, d["code"], "x"), lambda: actions.stop(receiver, d["code"], "x"),
-                 lambda: actions.request_supplement(receiver, d["code"], "x"),
-                 lambda: actions.extend(receiver, d["code"], "x", extra_working_days=1),
-                 lambda: actions.refuse(receiver, d["code"], "x")):
+    for call in (
+        lambda: actions.withdraw(receiver, d["code"], "x"),
+        lambda: actions.stop(receiver, d["code"], "x"),
+        lambda: actions.request_supplement(receiver, d["code"], "x"),
+        lambda: actions.extend(receiver, d["code"], "x", extra_working_days=1),
+        lambda: actions.refuse(receiver, d["code"], "x"),
+    ):
         with at(2026, 3, 2, 10, 5), pytest.raises(Conflict):
             call()
     assert fire(service, 2026, 3, 6, 10, 0).dossiers == 0

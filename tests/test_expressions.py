@@ -1,12 +1,15 @@
 """The sandboxed expression language: conditions, scripts, the deploy-time check, SpiffWorkflow wiring."""
+
 from __future__ import annotations
 
 import re
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
 from SpiffWorkflow.bpmn.script_engine.python_environment import TaskDataEnvironment
@@ -34,38 +37,48 @@ ROOT = Path(__file__).resolve().parent.parent
 # safe_evaluate
 
 
-@pytest.mark.parametrize("expression, expected", [
-    ("amount > 1000 and channel == 'online'", True),
-    ("amount * 2 + 1", 2401),
-    ("applicant.get('phone', '')", ""),
-    ("applicant['name'].lower().startswith('ng')", True),
-    ("len(items) == 3 and sum(items) >= 6", True),
-    ("max(items) if items else 0", 3),
-    ("[x * 2 for x in items if x > 1]", [4, 6]),
-    ("{k: v for k, v in applicant.items()}", {"name": "Nguyễn Văn A"}),
-    ("'a' in tags", True),
-    ("f'{amount:,.2f} VND'", "1,200.00 VND"),
-    ("sorted(items, reverse=True)[0]", 3),
-    ("round(amount / 7, 2)", 171.43),
-    ("channel.upper() if channel else 'none'", "ONLINE"),
-    ("not fee_paid", True),
-    ("'x' * 3", "xxx"),
-    ("2 ** 10", 1024),
-    ("days_between('2026-02-13', '2026-02-25')", 12),
-    ("date('2026-02-13T20:00:00+00:00')", "2026-02-14"),
-])
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ("amount > 1000 and channel == 'online'", True),
+        ("amount * 2 + 1", 2401),
+        ("applicant.get('phone', '')", ""),
+        ("applicant['name'].lower().startswith('ng')", True),
+        ("len(items) == 3 and sum(items) >= 6", True),
+        ("max(items) if items else 0", 3),
+        ("[x * 2 for x in items if x > 1]", [4, 6]),
+        ("{k: v for k, v in applicant.items()}", {"name": "Nguyễn Văn A"}),
+        ("'a' in tags", True),
+        ("f'{amount:,.2f} VND'", "1,200.00 VND"),
+        ("sorted(items, reverse=True)[0]", 3),
+        ("round(amount / 7, 2)", 171.43),
+        ("channel.upper() if channel else 'none'", "ONLINE"),
+        ("not fee_paid", True),
+        ("'x' * 3", "xxx"),
+        ("2 ** 10", 1024),
+        ("days_between('2026-02-13', '2026-02-25')", 12),
+        ("date('2026-02-13T20:00:00+00:00')", "2026-02-14"),
+    ],
+)
 def test_conditions_evaluate(expression, expected):
-    data = {"amount": 1200, "channel": "online", "applicant": {"name": "Nguyễn Văn A"},
-            "items": [1, 2, 3], "tags": ["a", "b"], "fee_paid": False}
+    data = {
+        "amount": 1200,
+        "channel": "online",
+        "applicant": {"name": "Nguyễn Văn A"},
+        "items": [1, 2, 3],
+        "tags": ["a", "b"],
+        "fee_paid": False,
+    }
     assert check_expression(expression, kind="condition") == []
     assert safe_evaluate(expression, data) == expected
 
 
 def test_today_and_now_are_vietnam_time():
-    import time_machine
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    with time_machine.travel(datetime(2026, 3, 1, 18, 30, tzinfo=timezone.utc), tick=False):
+    import time_machine
+
+    with time_machine.travel(datetime(2026, 3, 1, 18, 30, tzinfo=UTC), tick=False):
         assert safe_evaluate("today()", {}) == "2026-03-02"  # 01:30 on 2 March in UTC+7
         assert safe_evaluate("now()", {}) == "2026-03-02T01:30:00+07:00"
 
@@ -94,8 +107,8 @@ HOSTILE = [
     "().__class__.__bases__[0].__subclasses__()",
     "''.__class__.__mro__[1].__subclasses__()",
     "open('/etc/passwd').read()",
-    "ev" "al('1+1')",  # split so that the repository's grep for the evaluator finds nothing here
-    "ex" "ec('import os')",
+    "ev" + "al('1+1')",  # split so that the repository's grep for the evaluator finds nothing here
+    "ex" + "ec('import os')",
     "getattr(1, '__class__')",
     "type(1)",
     "globals()",
@@ -139,10 +152,23 @@ def test_hostile_conditions_are_refused(expression, tmp_path):
     assert not Path("/tmp/motcua-pwned").exists()
 
 
-@pytest.mark.parametrize("expression", [
-    "__import__('os')", "().__class__", "open('/etc/passwd')", "lambda: 1", "x.__dict__",
-    "(y := 1)", "{x for x in a}", "[*a]", "f(**a)", "a.b", "a.format()", "1 @ 2",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "__import__('os')",
+        "().__class__",
+        "open('/etc/passwd')",
+        "lambda: 1",
+        "x.__dict__",
+        "(y := 1)",
+        "{x for x in a}",
+        "[*a]",
+        "f(**a)",
+        "a.b",
+        "a.format()",
+        "1 @ 2",
+    ],
+)
 def test_static_check_names_each_problem(expression):
     problems = check_expression(expression, kind="condition")
     assert problems, expression
@@ -152,21 +178,23 @@ def test_static_check_names_each_problem(expression):
 
 
 def test_static_check_of_scripts_lists_every_problem():
-    script = "\n".join([
-        "import os",
-        "from os import path",
-        "def f():\n    return 1",
-        "class C:\n    pass",
-        "with open('x') as fh:\n    pass",
-        "try:\n    pass\nexcept Exception:\n    pass",
-        "global g",
-        "del x",
-        "while True:\n    pass",
-        "x.attr = 1",
-        "y = [i for i in a]",
-        "x = lambda: 1",
-        "raise ValueError()",
-    ])
+    script = "\n".join(
+        [
+            "import os",
+            "from os import path",
+            "def f():\n    return 1",
+            "class C:\n    pass",
+            "with open('x') as fh:\n    pass",
+            "try:\n    pass\nexcept Exception:\n    pass",
+            "global g",
+            "del x",
+            "while True:\n    pass",
+            "x.attr = 1",
+            "y = [i for i in a]",
+            "x = lambda: 1",
+            "raise ValueError()",
+        ]
+    )
     problems = check_expression(script, kind="script")
     text = " | ".join(problems)
     for word in ["import", "def", "class", "with", "try", "global", "del", "while", ".attr", "lambda", "raise"]:
@@ -181,9 +209,9 @@ def test_juel_style_conditions_get_a_hint():
 
 
 def test_values_spiffworkflow_keeps_in_task_data_pass_through():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    stamp = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    stamp = datetime(2026, 3, 2, tzinfo=UTC)
     data = {"received": stamp, "n": 1}
     assert safe_evaluate("[received, n + 1]", data) == [stamp, 2]
     run_script("n = n + 1", data)
@@ -250,22 +278,25 @@ def test_script_refuses_sets_in_data():
     assert "set" in err.value.message_en
 
 
-@pytest.mark.parametrize("script", [
-    "import os",
-    "import os\nos.system('touch /tmp/motcua-pwned')",
-    "__import__('os').system('touch /tmp/motcua-pwned')",
-    "x = open('/etc/passwd').read()",
-    "while True:\n    pass",
-    "for i in range(10000):\n    for j in range(10000):\n        x = 1",
-    "x = [1]\nfor i in range(100):\n    x.extend(x)",
-    "s = 'a' * 99999\nfor i in range(100):\n    s += s",
-    "x = 9**9**9**9",
-    "def f():\n    pass",
-    "x.__class__ = 1",
-    "del x",
-    "items.__init__()",
-    "x = 1\nbreak",
-])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "import os",
+        "import os\nos.system('touch /tmp/motcua-pwned')",
+        "__import__('os').system('touch /tmp/motcua-pwned')",
+        "x = open('/etc/passwd').read()",
+        "while True:\n    pass",
+        "for i in range(10000):\n    for j in range(10000):\n        x = 1",
+        "x = [1]\nfor i in range(100):\n    x.extend(x)",
+        "s = 'a' * 99999\nfor i in range(100):\n    s += s",
+        "x = 9**9**9**9",
+        "def f():\n    pass",
+        "x.__class__ = 1",
+        "del x",
+        "items.__init__()",
+        "x = 1\nbreak",
+    ],
+)
 def test_hostile_scripts_are_refused_and_change_nothing(script):
     data = {"x": 0, "items": [1]}
     t0 = time.monotonic()
@@ -317,8 +348,10 @@ def test_no_python_evaluator_in_our_files():
 # ---------------------------------------------------------------------------------------------------
 # SpiffWorkflow wiring
 
-NS = ('xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-      'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://motcua.test"')
+NS = (
+    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://motcua.test"'
+)
 
 
 def _xml_escape(text: str) -> str:
@@ -363,9 +396,13 @@ def workflow_for(xml: str, parser_class=BpmnParser, data=None, engine=None) -> B
 @pytest.mark.parametrize("parser_class", [BpmnParser, CamundaParser])
 @pytest.mark.parametrize("amount, outcome", [(5_000_000, "big"), (100, "small")])
 def test_gateway_conditions_and_scripts_run_through_the_sandbox(parser_class, amount, outcome):
-    wf = workflow_for(gateway_process("amount > 1000000 and applicant.get('kind') == 'citizen'",
-                                      f"amount = {amount}\napplicant = {{'kind': 'citizen'}}"),
-                      parser_class)
+    wf = workflow_for(
+        gateway_process(
+            "amount > 1000000 and applicant.get('kind') == 'citizen'",
+            f"amount = {amount}\napplicant = {{'kind': 'citizen'}}",
+        ),
+        parser_class,
+    )
     wf.do_engine_steps()
     assert wf.is_completed()
     end = wf.get_tasks(spec_name="end")[0]
@@ -402,14 +439,17 @@ def test_deserialized_workflow_must_be_given_the_engine_again():
     assert restored.is_completed()
 
 
-@pytest.mark.parametrize("condition", [
-    "__import__('os').system('touch /tmp/motcua-pwned')",
-    "().__class__.__bases__[0].__subclasses__()",
-    "open('/tmp/motcua-pwned', 'w')",
-    "9**9**9**9",
-    "'a'*10**10",
-    "len([x for x in range(10**8)]) > 0",
-])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "__import__('os').system('touch /tmp/motcua-pwned')",
+        "().__class__.__bases__[0].__subclasses__()",
+        "open('/tmp/motcua-pwned', 'w')",
+        "9**9**9**9",
+        "'a'*10**10",
+        "len([x for x in range(10**8)]) > 0",
+    ],
+)
 def test_hostile_gateway_conditions_are_refused_in_a_workflow(condition):
     wf = workflow_for(gateway_process(condition, "amount = 5"))
     with pytest.raises(WorkflowTaskException) as err:
@@ -420,13 +460,16 @@ def test_hostile_gateway_conditions_are_refused_in_a_workflow(condition):
     assert not Path("/tmp/motcua-pwned").exists()
 
 
-@pytest.mark.parametrize("script", [
-    "import os\nos.system('touch /tmp/motcua-pwned')",
-    "x = open('/etc/passwd').read()",
-    "x = ().__class__.__bases__[0].__subclasses__()",
-    "x = 9**9**9**9",
-    "x = [1 for a in range(10000) for b in range(10000)]",
-])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "import os\nos.system('touch /tmp/motcua-pwned')",
+        "x = open('/etc/passwd').read()",
+        "x = ().__class__.__bases__[0].__subclasses__()",
+        "x = 9**9**9**9",
+        "x = [1 for a in range(10000) for b in range(10000)]",
+    ],
+)
 def test_hostile_script_tasks_are_refused_in_a_workflow(script):
     wf = workflow_for(gateway_process("amount > 1", "amount = 5\n" + script))
     with pytest.raises(WorkflowTaskException) as err:

@@ -1,4 +1,5 @@
 """The forms package: loading the three form formats, server-side validation, documents, attachments."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ import pytest
 
 import forms
 from engine.errors import InvalidInput
-from forms import (FORM_LEVEL, Form, FormError, FormValidationError, check_attachment, check_documents, load_form,
-                   load_forms, safe_filename, sniff_content_type)
+from forms import (
+    FORM_LEVEL,
+    Form,
+    FormError,
+    FormValidationError,
+    check_attachment,
+    check_documents,
+    load_form,
+    load_forms,
+    safe_filename,
+    sniff_content_type,
+)
 from forms.formats import is_cccd, is_date, is_date_time, is_email, is_phone_vn, is_time, is_vnd
 
 SPIFF_FORMS = Path("/work/shared/external-bpmn/spiff-example-cli/forms")
@@ -37,8 +48,12 @@ KHAI_SINH = {
     "type": "object",
     "required": ["ho_ten_nguoi_yeu_cau", "so_cccd", "dien_thoai", "ngay_sinh", "gioi_tinh", "tre"],
     "properties": {
-        "ho_ten_nguoi_yeu_cau": {"type": "string", "title": "Họ và tên người yêu cầu", "minLength": 2,
-                                 "maxLength": 100},
+        "ho_ten_nguoi_yeu_cau": {
+            "type": "string",
+            "title": "Họ và tên người yêu cầu",
+            "minLength": 2,
+            "maxLength": 100,
+        },
         "so_cccd": {"type": "string", "format": "cccd", "title": "Số CCCD"},
         "dien_thoai": {"type": "string", "format": "phone-vn"},
         "email": {"type": "string", "format": "email"},
@@ -50,16 +65,32 @@ KHAI_SINH = {
         "tre": {"$ref": "#/$defs/nguoi"},
     },
     "$defs": {
-        "nguoi": {"type": "object", "required": ["ho_ten"],
-                  "properties": {"ho_ten": {"type": "string", "minLength": 2}, "quoc_tich": {"type": "string"}}},
+        "nguoi": {
+            "type": "object",
+            "required": ["ho_ten"],
+            "properties": {"ho_ten": {"type": "string", "minLength": 2}, "quoc_tich": {"type": "string"}},
+        },
     },
     "x-documents": [
-        {"key": "to_khai", "name": "Tờ khai đăng ký khai sinh", "required": True,
-         "accept": ["application/pdf", "image/jpeg", "image/png"], "max_bytes": 10485760},
-        {"key": "giay_chung_sinh", "name": "Giấy chứng sinh", "name_en": "Birth certificate from the hospital",
-         "required": True},
-        {"key": "ket_hon", "name": "Giấy chứng nhận kết hôn của cha mẹ", "required": False,
-         "accept": ["application/pdf"]},
+        {
+            "key": "to_khai",
+            "name": "Tờ khai đăng ký khai sinh",
+            "required": True,
+            "accept": ["application/pdf", "image/jpeg", "image/png"],
+            "max_bytes": 10485760,
+        },
+        {
+            "key": "giay_chung_sinh",
+            "name": "Giấy chứng sinh",
+            "name_en": "Birth certificate from the hospital",
+            "required": True,
+        },
+        {
+            "key": "ket_hon",
+            "name": "Giấy chứng nhận kết hôn của cha mẹ",
+            "required": False,
+            "accept": ["application/pdf"],
+        },
     ],
 }
 
@@ -146,8 +177,13 @@ def test_messages_for_bounds_and_types(khai_sinh):
 
 
 def test_data_must_be_plain_bounded_json(khai_sinh):
-    for value, field in (({1, 2}, "ghi_chu"), (float("nan"), "le_phi"), (float("inf"), "le_phi"),
-                         (b"bytes", "ho_ten_nguoi_yeu_cau"), ("a\x00b", "ho_ten_nguoi_yeu_cau")):
+    for value, field in (
+        ({1, 2}, "ghi_chu"),
+        (float("nan"), "le_phi"),
+        (float("inf"), "le_phi"),
+        (b"bytes", "ho_ten_nguoi_yeu_cau"),
+        ("a\x00b", "ho_ten_nguoi_yeu_cau"),
+    ):
         with pytest.raises(FormValidationError) as exc:
             khai_sinh.validate(dict(GOOD, **{field: value}))
         assert field in fields_of(exc)
@@ -163,18 +199,31 @@ def test_data_must_be_plain_bounded_json(khai_sinh):
 
 
 def test_additional_properties_false_names_the_extra_field():
-    form = Form("strict.json", {"type": "object", "additionalProperties": False,
-                                "properties": {"a": {"type": "string"}}})
+    form = Form(
+        "strict.json", {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}}
+    )
     with pytest.raises(FormValidationError) as exc:
         form.validate({"a": "x", "b": 1})
     assert fields_of(exc) == {"b": "Trường không được phép / This field is not allowed"}
 
 
 def test_array_item_paths():
-    form = Form("list.json", {"type": "object", "properties": {
-        "con": {"type": "array", "items": {"type": "object", "required": ["ho_ten"],
-                                           "properties": {"ho_ten": {"type": "string"},
-                                                          "cccd": {"type": "string", "format": "cccd"}}}}}})
+    form = Form(
+        "list.json",
+        {
+            "type": "object",
+            "properties": {
+                "con": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["ho_ten"],
+                        "properties": {"ho_ten": {"type": "string"}, "cccd": {"type": "string", "format": "cccd"}},
+                    },
+                }
+            },
+        },
+    )
     with pytest.raises(FormValidationError) as exc:
         form.validate({"con": [{"ho_ten": "An", "cccd": "001085012345"}, {"cccd": "999085012345"}]})
     fields = fields_of(exc)
@@ -185,26 +234,54 @@ def test_array_item_paths():
 
 # -- formats --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["001085012345", "079203001234", "096100000000", "048300123456"])
 def test_cccd_valid(value):
     assert is_cccd(value)
 
 
-@pytest.mark.parametrize("value", ["000085012345", "097085012345", "99908501234", "0010850123456", "00108501234a",
-                                   " 001085012345", "００１０８５０１２３４５", "001-08501234", ""])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "000085012345",
+        "097085012345",
+        "99908501234",
+        "0010850123456",
+        "00108501234a",
+        " 001085012345",
+        "００１０８５０１２３４５",
+        "001-08501234",
+        "",
+    ],
+)
 def test_cccd_invalid(value):
     assert not is_cccd(value)
 
 
-@pytest.mark.parametrize("value", ["0912345678", "+84912345678", "091.234.5678", "0912-345-678",
-                                   "024 3825 6789", "+842838256789"])
+@pytest.mark.parametrize(
+    "value", ["0912345678", "+84912345678", "091.234.5678", "0912-345-678", "024 3825 6789", "+842838256789"]
+)
 def test_phone_vn_valid(value):
     assert is_phone_vn(value)
 
 
-@pytest.mark.parametrize("value", ["912345678", "091234567", "09123456789", "+840912345678", "84912345678",
-                                   "+85912345678", "0912 345 67a", "", "0912  345678", "٠٩١٢٣٤٥٦٧٨",
-                                   "09123456789", "024382567890"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "912345678",
+        "091234567",
+        "09123456789",
+        "+840912345678",
+        "84912345678",
+        "+85912345678",
+        "0912 345 67a",
+        "",
+        "0912  345678",
+        "٠٩١٢٣٤٥٦٧٨",
+        "09123456789",
+        "024382567890",
+    ],
+)
 def test_phone_vn_invalid(value):
     assert not is_phone_vn(value)
 
@@ -219,33 +296,71 @@ def test_vnd_invalid(value):
     assert not is_vnd(value)
 
 
-@pytest.mark.parametrize("value,ok", [
-    ("2025-07-15", True), ("2024-02-29", True), ("2025-02-29", False), ("2025-13-01", False),
-    ("20250715", False), ("2025-W28-2", False), ("15/07/2025", False), ("2025-7-15", False),
-])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("2025-07-15", True),
+        ("2024-02-29", True),
+        ("2025-02-29", False),
+        ("2025-13-01", False),
+        ("20250715", False),
+        ("2025-W28-2", False),
+        ("15/07/2025", False),
+        ("2025-7-15", False),
+    ],
+)
 def test_date(value, ok):
     assert is_date(value) is ok
 
 
-@pytest.mark.parametrize("value,ok", [
-    ("2025-07-15T09:30:00+07:00", True), ("2025-07-15T02:30:00Z", True), ("2025-07-15t02:30:00.123456789z", True),
-    ("2025-07-15 09:30:00+07:00", True), ("2025-07-15T09:30+07:00", True),
-    ("2025-07-15T09:30:00", False), ("2025-07-15", False), ("2025-07-15T25:00:00Z", False),
-    ("2025-02-30T09:30:00Z", False), ("2025-07-15T09:30:00+0700", False), ("hôm nay", False),
-])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("2025-07-15T09:30:00+07:00", True),
+        ("2025-07-15T02:30:00Z", True),
+        ("2025-07-15t02:30:00.123456789z", True),
+        ("2025-07-15 09:30:00+07:00", True),
+        ("2025-07-15T09:30+07:00", True),
+        ("2025-07-15T09:30:00", False),
+        ("2025-07-15", False),
+        ("2025-07-15T25:00:00Z", False),
+        ("2025-02-30T09:30:00Z", False),
+        ("2025-07-15T09:30:00+0700", False),
+        ("hôm nay", False),
+    ],
+)
 def test_date_time(value, ok):
     assert is_date_time(value) is ok
 
 
-@pytest.mark.parametrize("value,ok", [("09:30", True), ("09:30:15", True), ("09:30:00+07:00", True),
-                                      ("24:00", False), ("9:30", False), ("09:60", False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("09:30", True),
+        ("09:30:15", True),
+        ("09:30:00+07:00", True),
+        ("24:00", False),
+        ("9:30", False),
+        ("09:60", False),
+    ],
+)
 def test_time(value, ok):
     assert is_time(value) is ok
 
 
-@pytest.mark.parametrize("value,ok", [("an.nguyen@example.vn", True), ("a+b@sub.gov.vn", True),
-                                      ("a@b", False), ("a b@c.vn", False), ("@c.vn", False), ("a@@c.vn", False),
-                                      (".a@c.vn", False), ("a..b@c.vn", False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("an.nguyen@example.vn", True),
+        ("a+b@sub.gov.vn", True),
+        ("a@b", False),
+        ("a b@c.vn", False),
+        ("@c.vn", False),
+        ("a@@c.vn", False),
+        (".a@c.vn", False),
+        ("a..b@c.vn", False),
+    ],
+)
 def test_email(value, ok):
     assert is_email(value) is ok
 
@@ -266,54 +381,168 @@ FORMJS_KHAI_SINH = {
     "exporter": {"name": "Camunda Modeler", "version": "5.25.0"},
     "components": [
         {"type": "text", "id": "Heading", "text": "# Tờ khai đăng ký khai sinh"},
-        {"type": "group", "id": "Group_NguoiYeuCau", "label": "Người yêu cầu", "components": [
-            {"type": "textfield", "id": "F1", "key": "ho_ten", "label": "Họ, chữ đệm, tên người yêu cầu",
-             "validate": {"required": True, "maxLength": 100}},
-            {"type": "textfield", "id": "F2", "key": "so_cccd", "label": "Số định danh cá nhân",
-             "properties": {"format": "cccd"}, "validate": {"required": True}},
-            {"type": "textfield", "id": "F3", "key": "dien_thoai", "label": "Số điện thoại",
-             "validate": {"validationType": "phone"}},
-            {"type": "textfield", "id": "F4", "key": "email", "label": "Thư điện tử",
-             "validate": {"validationType": "email"}},
-            {"type": "select", "id": "F5", "key": "quan_he", "label": "Quan hệ với người được khai sinh",
-             "values": [{"label": "Cha", "value": "cha"}, {"label": "Mẹ", "value": "me"},
-                        {"label": "Ông, bà", "value": "ong_ba"}, {"label": "Khác", "value": "khac"}],
-             "validate": {"required": True}},
-        ]},
-        {"type": "group", "id": "Group_Tre", "label": "Người được khai sinh", "path": "tre", "components": [
-            {"type": "textfield", "id": "F6", "key": "ho_ten", "label": "Họ, chữ đệm, tên",
-             "validate": {"required": True, "minLength": "2", "pattern": "^[^0-9]+$"}},
-            {"type": "datetime", "id": "F7", "key": "ngay_sinh", "subtype": "date", "dateLabel": "Ngày sinh",
-             "validate": {"required": True}},
-            {"type": "radio", "id": "F8", "key": "gioi_tinh", "label": "Giới tính",
-             "values": [{"label": "Nam", "value": "nam"}, {"label": "Nữ", "value": "nu"}],
-             "validate": {"required": True}},
-            {"type": "textfield", "id": "F9", "key": "noi_sinh.tinh", "label": "Nơi sinh: tỉnh/thành phố",
-             "validate": {"required": True}},
-        ]},
-        {"type": "number", "id": "F10", "key": "so_ban_sao", "label": "Số bản sao trích lục", "decimalDigits": 0,
-         "defaultValue": 1, "validate": {"min": 0, "max": 10}},
+        {
+            "type": "group",
+            "id": "Group_NguoiYeuCau",
+            "label": "Người yêu cầu",
+            "components": [
+                {
+                    "type": "textfield",
+                    "id": "F1",
+                    "key": "ho_ten",
+                    "label": "Họ, chữ đệm, tên người yêu cầu",
+                    "validate": {"required": True, "maxLength": 100},
+                },
+                {
+                    "type": "textfield",
+                    "id": "F2",
+                    "key": "so_cccd",
+                    "label": "Số định danh cá nhân",
+                    "properties": {"format": "cccd"},
+                    "validate": {"required": True},
+                },
+                {
+                    "type": "textfield",
+                    "id": "F3",
+                    "key": "dien_thoai",
+                    "label": "Số điện thoại",
+                    "validate": {"validationType": "phone"},
+                },
+                {
+                    "type": "textfield",
+                    "id": "F4",
+                    "key": "email",
+                    "label": "Thư điện tử",
+                    "validate": {"validationType": "email"},
+                },
+                {
+                    "type": "select",
+                    "id": "F5",
+                    "key": "quan_he",
+                    "label": "Quan hệ với người được khai sinh",
+                    "values": [
+                        {"label": "Cha", "value": "cha"},
+                        {"label": "Mẹ", "value": "me"},
+                        {"label": "Ông, bà", "value": "ong_ba"},
+                        {"label": "Khác", "value": "khac"},
+                    ],
+                    "validate": {"required": True},
+                },
+            ],
+        },
+        {
+            "type": "group",
+            "id": "Group_Tre",
+            "label": "Người được khai sinh",
+            "path": "tre",
+            "components": [
+                {
+                    "type": "textfield",
+                    "id": "F6",
+                    "key": "ho_ten",
+                    "label": "Họ, chữ đệm, tên",
+                    "validate": {"required": True, "minLength": "2", "pattern": "^[^0-9]+$"},
+                },
+                {
+                    "type": "datetime",
+                    "id": "F7",
+                    "key": "ngay_sinh",
+                    "subtype": "date",
+                    "dateLabel": "Ngày sinh",
+                    "validate": {"required": True},
+                },
+                {
+                    "type": "radio",
+                    "id": "F8",
+                    "key": "gioi_tinh",
+                    "label": "Giới tính",
+                    "values": [{"label": "Nam", "value": "nam"}, {"label": "Nữ", "value": "nu"}],
+                    "validate": {"required": True},
+                },
+                {
+                    "type": "textfield",
+                    "id": "F9",
+                    "key": "noi_sinh.tinh",
+                    "label": "Nơi sinh: tỉnh/thành phố",
+                    "validate": {"required": True},
+                },
+            ],
+        },
+        {
+            "type": "number",
+            "id": "F10",
+            "key": "so_ban_sao",
+            "label": "Số bản sao trích lục",
+            "decimalDigits": 0,
+            "defaultValue": 1,
+            "validate": {"min": 0, "max": 10},
+        },
         {"type": "number", "id": "F11", "key": "le_phi", "label": "Lệ phí (đồng)", "properties": {"format": "vnd"}},
-        {"type": "checklist", "id": "F12", "key": "giay_to_xuat_trinh", "label": "Giấy tờ xuất trình",
-         "values": [{"label": "CCCD", "value": "cccd"}, {"label": "Hộ chiếu", "value": "ho_chieu"}],
-         "validate": {"required": True}},
-        {"type": "taglist", "id": "F13", "key": "ngon_ngu", "label": "Ngôn ngữ",
-         "values": [{"label": "Tiếng Việt", "value": "vi"}, {"label": "Tiếng Anh", "value": "en"}]},
-        {"type": "datetime", "id": "F14", "key": "hen_tra", "subtype": "datetime", "label": "Hẹn trả",
-         "timeSerializingFormat": "utc_offset"},
+        {
+            "type": "checklist",
+            "id": "F12",
+            "key": "giay_to_xuat_trinh",
+            "label": "Giấy tờ xuất trình",
+            "values": [{"label": "CCCD", "value": "cccd"}, {"label": "Hộ chiếu", "value": "ho_chieu"}],
+            "validate": {"required": True},
+        },
+        {
+            "type": "taglist",
+            "id": "F13",
+            "key": "ngon_ngu",
+            "label": "Ngôn ngữ",
+            "values": [{"label": "Tiếng Việt", "value": "vi"}, {"label": "Tiếng Anh", "value": "en"}],
+        },
+        {
+            "type": "datetime",
+            "id": "F14",
+            "key": "hen_tra",
+            "subtype": "datetime",
+            "label": "Hẹn trả",
+            "timeSerializingFormat": "utc_offset",
+        },
         {"type": "datetime", "id": "F15", "key": "gio_hen", "subtype": "time", "timeLabel": "Giờ hẹn"},
-        {"type": "dynamiclist", "id": "L1", "path": "anh_chi_em", "label": "Anh chị em ruột", "components": [
-            {"type": "textfield", "id": "F16", "key": "ho_ten", "label": "Họ tên", "validate": {"required": True}},
-            {"type": "number", "id": "F17", "key": "nam_sinh", "label": "Năm sinh", "decimalDigits": 0,
-             "validate": {"min": 1900, "max": 2100}},
-        ]},
+        {
+            "type": "dynamiclist",
+            "id": "L1",
+            "path": "anh_chi_em",
+            "label": "Anh chị em ruột",
+            "components": [
+                {"type": "textfield", "id": "F16", "key": "ho_ten", "label": "Họ tên", "validate": {"required": True}},
+                {
+                    "type": "number",
+                    "id": "F17",
+                    "key": "nam_sinh",
+                    "label": "Năm sinh",
+                    "decimalDigits": 0,
+                    "validate": {"min": 1900, "max": 2100},
+                },
+            ],
+        },
         {"type": "textarea", "id": "F18", "key": "ghi_chu", "label": "Ghi chú", "validate": {"maxLength": 500}},
-        {"type": "textfield", "id": "F19", "key": "ly_do_tre_han", "label": "Lý do đăng ký quá hạn",
-         "conditional": {"hide": "=not(qua_han)"}, "validate": {"required": True}},
-        {"type": "checkbox", "id": "F20", "key": "cam_doan",
-         "label": "Tôi cam đoan nội dung khai trên đây là đúng sự thật", "validate": {"required": True}},
-        {"type": "filepicker", "id": "F21", "key": "to_khai_scan", "label": "Bản chụp tờ khai",
-         "accept": ".pdf,.jpg,.jpeg", "validate": {"required": True}},
+        {
+            "type": "textfield",
+            "id": "F19",
+            "key": "ly_do_tre_han",
+            "label": "Lý do đăng ký quá hạn",
+            "conditional": {"hide": "=not(qua_han)"},
+            "validate": {"required": True},
+        },
+        {
+            "type": "checkbox",
+            "id": "F20",
+            "key": "cam_doan",
+            "label": "Tôi cam đoan nội dung khai trên đây là đúng sự thật",
+            "validate": {"required": True},
+        },
+        {
+            "type": "filepicker",
+            "id": "F21",
+            "key": "to_khai_scan",
+            "label": "Bản chụp tờ khai",
+            "accept": ".pdf,.jpg,.jpeg",
+            "validate": {"required": True},
+        },
         {"type": "button", "id": "Submit", "action": "submit", "label": "Nộp hồ sơ"},
     ],
 }
@@ -323,8 +552,12 @@ FORMJS_GOOD = {
     "so_cccd": "079090001234",
     "dien_thoai": "+84912345678",
     "quan_he": "cha",
-    "tre": {"ho_ten": "Trần Gia Bảo", "ngay_sinh": "2025-07-01", "gioi_tinh": "nam",
-            "noi_sinh": {"tinh": "Thành phố Hồ Chí Minh"}},
+    "tre": {
+        "ho_ten": "Trần Gia Bảo",
+        "ngay_sinh": "2025-07-01",
+        "gioi_tinh": "nam",
+        "noi_sinh": {"tinh": "Thành phố Hồ Chí Minh"},
+    },
     "so_ban_sao": 2,
     "le_phi": 0,
     "giay_to_xuat_trinh": ["cccd"],
@@ -361,8 +594,13 @@ def test_formjs_conversion_schema(formjs_form):
     assert tre["properties"]["ngay_sinh"]["format"] == "date"
     assert tre["properties"]["noi_sinh"]["properties"]["tinh"]["type"] == "string"
     assert tre["properties"]["noi_sinh"]["required"] == ["tinh"]
-    assert props["so_ban_sao"] == {"title": "Số bản sao trích lục", "type": "integer", "minimum": 0, "maximum": 10,
-                                   "default": 1}
+    assert props["so_ban_sao"] == {
+        "title": "Số bản sao trích lục",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 10,
+        "default": 1,
+    }
     assert props["le_phi"]["format"] == "vnd" and props["le_phi"]["type"] == "integer"
     assert props["giay_to_xuat_trinh"]["type"] == "array" and props["giay_to_xuat_trinh"]["minItems"] == 1
     assert props["ngon_ngu"]["items"]["oneOf"][0] == {"const": "vi", "title": "Tiếng Việt"}
@@ -371,12 +609,34 @@ def test_formjs_conversion_schema(formjs_form):
     assert props["cam_doan"]["const"] is True
     assert "ly_do_tre_han" not in s["required"]  # may be hidden, so not required on the server
     assert set(s["required"]) == {"ho_ten", "so_cccd", "quan_he", "tre", "giay_to_xuat_trinh", "cam_doan"}
-    assert f.fields() == {"ho_ten", "so_cccd", "dien_thoai", "email", "quan_he", "tre", "so_ban_sao", "le_phi",
-                          "giay_to_xuat_trinh", "ngon_ngu", "hen_tra", "gio_hen", "anh_chi_em", "ghi_chu",
-                          "ly_do_tre_han", "cam_doan"}
+    assert f.fields() == {
+        "ho_ten",
+        "so_cccd",
+        "dien_thoai",
+        "email",
+        "quan_he",
+        "tre",
+        "so_ban_sao",
+        "le_phi",
+        "giay_to_xuat_trinh",
+        "ngon_ngu",
+        "hen_tra",
+        "gio_hen",
+        "anh_chi_em",
+        "ghi_chu",
+        "ly_do_tre_han",
+        "cam_doan",
+    }
     # the file picker became a checklist document, not a data field
-    assert f.documents() == [{"key": "to_khai_scan", "name": "Bản chụp tờ khai", "required": True,
-                              "accept": ["application/pdf", "image/jpeg"], "max_bytes": 10 * 1024 * 1024}]
+    assert f.documents() == [
+        {
+            "key": "to_khai_scan",
+            "name": "Bản chụp tờ khai",
+            "required": True,
+            "accept": ["application/pdf", "image/jpeg"],
+            "max_bytes": 10 * 1024 * 1024,
+        }
+    ]
     assert any("ly_do_tre_han" in w for w in f.warnings)
     ui = f.ui_schema
     assert ui["ghi_chu"]["ui:widget"] == "textarea" and ui["quan_he"]["ui:widget"] == "select"
@@ -388,8 +648,18 @@ def test_formjs_conversion_schema(formjs_form):
 def test_formjs_validation(formjs_form):
     assert formjs_form.validate(FORMJS_GOOD)["tre"]["noi_sinh"] == {"tinh": "Thành phố Hồ Chí Minh"}
     bad = json.loads(json.dumps(FORMJS_GOOD))
-    bad.update({"so_cccd": "079090", "quan_he": "hang_xom", "cam_doan": False, "giay_to_xuat_trinh": [],
-                "so_ban_sao": 2.5, "le_phi": 1500.5, "ngon_ngu": ["vi", "fr"], "hen_tra": "2025-07-02 10:00"})
+    bad.update(
+        {
+            "so_cccd": "079090",
+            "quan_he": "hang_xom",
+            "cam_doan": False,
+            "giay_to_xuat_trinh": [],
+            "so_ban_sao": 2.5,
+            "le_phi": 1500.5,
+            "ngon_ngu": ["vi", "fr"],
+            "hen_tra": "2025-07-02 10:00",
+        }
+    )
     bad["tre"] = {"ho_ten": "B0", "ngay_sinh": "2025-02-30", "gioi_tinh": "nam", "noi_sinh": {}}
     bad["anh_chi_em"] = [{"nam_sinh": 1800}]
     with pytest.raises(FormValidationError) as exc:
@@ -412,16 +682,25 @@ def test_formjs_required_fields_missing(formjs_form):
     with pytest.raises(FormValidationError) as exc:
         formjs_form.validate({})
     assert {k for k, v in fields_of(exc).items() if v == REQUIRED} == {
-        "ho_ten", "so_cccd", "quan_he", "tre", "giay_to_xuat_trinh", "cam_doan"}
+        "ho_ten",
+        "so_cccd",
+        "quan_he",
+        "tre",
+        "giay_to_xuat_trinh",
+        "cam_doan",
+    }
 
 
-@pytest.mark.parametrize("component,problem", [
-    ({"type": "textfield", "label": "Không có key"}, "'key'"),
-    ({"type": "signature", "key": "chu_ky"}, "signature"),
-    ({"type": "select", "key": "x", "values": [{"label": "A", "value": "a"}, {"label": "B", "value": "a"}]}, "'a'"),
-    ({"type": "dynamiclist", "label": "Danh sách", "components": []}, "path"),
-    ({"type": "textfield", "key": "x", "properties": {"format": "mystery"}}, "mystery"),
-])
+@pytest.mark.parametrize(
+    "component,problem",
+    [
+        ({"type": "textfield", "label": "Không có key"}, "'key'"),
+        ({"type": "signature", "key": "chu_ky"}, "signature"),
+        ({"type": "select", "key": "x", "values": [{"label": "A", "value": "a"}, {"label": "B", "value": "a"}]}, "'a'"),
+        ({"type": "dynamiclist", "label": "Danh sách", "components": []}, "path"),
+        ({"type": "textfield", "key": "x", "properties": {"format": "mystery"}}, "mystery"),
+    ],
+)
 def test_formjs_unsupported_or_broken_components_are_refused(component, problem):
     doc = {"type": "default", "schemaVersion": 16, "components": [component]}
     with pytest.raises(FormError) as exc:
@@ -431,16 +710,27 @@ def test_formjs_unsupported_or_broken_components_are_refused(component, problem)
 
 
 def test_formjs_duplicate_keys_are_refused():
-    doc = {"type": "default", "schemaVersion": 16, "components": [
-        {"type": "textfield", "key": "a"}, {"type": "group", "components": [{"type": "number", "key": "a"}]}]}
+    doc = {
+        "type": "default",
+        "schemaVersion": 16,
+        "components": [
+            {"type": "textfield", "key": "a"},
+            {"type": "group", "components": [{"type": "number", "key": "a"}]},
+        ],
+    }
     with pytest.raises(FormError, match="already used"):
         load_form("dup.form", dump(doc))
 
 
 def test_formjs_feel_expressions_are_reported_not_enforced():
-    doc = {"type": "default", "schemaVersion": 16, "components": [
-        {"type": "number", "key": "tuoi", "label": "Tuổi", "validate": {"min": "=min_age", "max": 150}},
-        {"type": "select", "key": "xa", "label": "Xã", "valuesKey": "ds_xa"}]}
+    doc = {
+        "type": "default",
+        "schemaVersion": 16,
+        "components": [
+            {"type": "number", "key": "tuoi", "label": "Tuổi", "validate": {"min": "=min_age", "max": 150}},
+            {"type": "select", "key": "xa", "label": "Xã", "valuesKey": "ds_xa"},
+        ],
+    }
     f = load_form("feel.form", dump(doc))
     assert f.schema["properties"]["tuoi"] == {"title": "Tuổi", "type": "number", "maximum": 150}
     assert f.schema["properties"]["xa"] == {"title": "Xã", "type": "string"}
@@ -450,6 +740,7 @@ def test_formjs_feel_expressions_are_reported_not_enforced():
 
 
 # -- SpiffWorkflow example forms ------------------------------------------------------------------------------
+
 
 def _spiff_files() -> dict[str, bytes]:
     if not SPIFF_FORMS.is_dir():
@@ -469,12 +760,15 @@ def test_spiff_example_forms_load_and_validate():
     assert f.title == "Select Product and Quantity"
     assert f.fields() == {"product_name", "product_quantity"}
     assert f.validate({"product_name": "product_c", "product_quantity": 2}) == {
-        "product_name": "product_c", "product_quantity": 2}
+        "product_name": "product_c",
+        "product_quantity": 2,
+    }
     with pytest.raises(FormValidationError) as exc:
         f.validate({"product_name": "product_z", "product_quantity": "2"})
     assert fields_of(exc) == {
         "product_name": "Giá trị không nằm trong danh sách cho phép / Not one of the allowed options",
-        "product_quantity": "Phải là số nguyên / Must be a whole number"}
+        "product_quantity": "Phải là số nguyên / Must be a whole number",
+    }
     # the examples' defaults ("Y"/"N") are filled in when the field is not sent
     assert loaded["review_order.json"].validate({}) == {"place_order": "N"}
 
@@ -506,34 +800,46 @@ def test_uischema_without_schema_is_refused():
 
 # -- other file shapes and refusals ---------------------------------------------------------------------------
 
+
 def test_wrapper_with_schema_and_ui_schema():
-    doc = {"schema": {"type": "object", "properties": {"y_kien": {"type": "string", "title": "Ý kiến"}}},
-           "uiSchema": {"y_kien": {"ui:widget": "textarea"}}, "title": "Thẩm định hồ sơ"}
+    doc = {
+        "schema": {"type": "object", "properties": {"y_kien": {"type": "string", "title": "Ý kiến"}}},
+        "uiSchema": {"y_kien": {"ui:widget": "textarea"}},
+        "title": "Thẩm định hồ sơ",
+    }
     f = load_form("tham_dinh.json", dump(doc))
-    assert f.to_dict() == {"key": "tham_dinh.json", "title": "Thẩm định hồ sơ", "schema": doc["schema"],
-                           "ui_schema": doc["uiSchema"], "source_format": "json-schema"}
+    assert f.to_dict() == {
+        "key": "tham_dinh.json",
+        "title": "Thẩm định hồ sơ",
+        "schema": doc["schema"],
+        "ui_schema": doc["uiSchema"],
+        "source_format": "json-schema",
+    }
 
 
-@pytest.mark.parametrize("content,problem", [
-    (b'{"type": "object", "properties": {"a": {"type": "strin"}}}', "not a valid JSON Schema"),
-    (b'{"type": "object", "properties": {"a": {"minLength": -1}}}', "not a valid JSON Schema"),
-    (b'{"type": "object", "properties": {"a": {"pattern": "(unclosed"}}}', "not a valid JSON Schema"),
-    (b'{"type": "object", "required": "a"}', "not a valid JSON Schema"),
-    (b'{"type": "array"}', '"type": "object"'),
-    (b'[1, 2]', "JSON object"),
-    (b'true', "JSON object"),
-    (b'{"type": "object", ', "invalid JSON"),
-    (b'{"type": "object", "type": "object"}', "appears twice"),
-    (b'{"type": "object", "properties": {"a": {"maximum": NaN}}}', "invalid JSON"),
-    (b'\xff\xfe{}', "UTF-8"),
-    (b'', "empty"),
-    (b'{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}', "2020-12"),
-    (b'{"type": "object", "properties": {"n": {"type": "integer", "default": "mot"}}}', "default"),
-    (b'{"type": "object", "x-documents": [{"key": "a", "name": "A", "requried": true}]}', "requried"),
-    (b'{"type": "object", "x-documents": [{"key": "a", "name": "A", "accept": ["text/html"]}]}', "text/html"),
-    (b'{"type": "object", "x-documents": [{"key": "a", "name": "A"}, {"key": "a", "name": "B"}]}', "twice"),
-    (b'{"type": "object", "x-documents": {"key": "a"}}', "array"),
-])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b'{"type": "object", "properties": {"a": {"type": "strin"}}}', "not a valid JSON Schema"),
+        (b'{"type": "object", "properties": {"a": {"minLength": -1}}}', "not a valid JSON Schema"),
+        (b'{"type": "object", "properties": {"a": {"pattern": "(unclosed"}}}', "not a valid JSON Schema"),
+        (b'{"type": "object", "required": "a"}', "not a valid JSON Schema"),
+        (b'{"type": "array"}', '"type": "object"'),
+        (b"[1, 2]", "JSON object"),
+        (b"true", "JSON object"),
+        (b'{"type": "object", ', "invalid JSON"),
+        (b'{"type": "object", "type": "object"}', "appears twice"),
+        (b'{"type": "object", "properties": {"a": {"maximum": NaN}}}', "invalid JSON"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b"", "empty"),
+        (b'{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}', "2020-12"),
+        (b'{"type": "object", "properties": {"n": {"type": "integer", "default": "mot"}}}', "default"),
+        (b'{"type": "object", "x-documents": [{"key": "a", "name": "A", "requried": true}]}', "requried"),
+        (b'{"type": "object", "x-documents": [{"key": "a", "name": "A", "accept": ["text/html"]}]}', "text/html"),
+        (b'{"type": "object", "x-documents": [{"key": "a", "name": "A"}, {"key": "a", "name": "B"}]}', "twice"),
+        (b'{"type": "object", "x-documents": {"key": "a"}}', "array"),
+    ],
+)
 def test_bad_form_files_are_refused(content, problem):
     with pytest.raises(FormError) as exc:
         load_form("forms/bad.json", content)
@@ -558,16 +864,19 @@ def test_oversized_form_file_is_refused():
     assert "too large" in exc.value.message_en and "quá lớn" in exc.value.message_vi
 
 
-@pytest.mark.parametrize("schema", [
-    {"type": "object", "properties": {"a": {"$ref": "https://example.com/schemas/address.json"}}},
-    {"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:8000/x#/defs/a"}}},
-    {"type": "object", "properties": {"a": {"$ref": "other-file.json#/properties/a"}}},
-    {"type": "object", "properties": {"a": {"$ref": "file:///etc/passwd"}}},
-    {"type": "object", "allOf": [{"$dynamicRef": "https://example.com/s#meta"}]},
-    {"type": "object", "$defs": {"a": {"$ref": "//example.com/s.json"}}},
-    # a remote reference reached through a local one, from a place jsonschema would not look at by itself
-    {"type": "object", "properties": {"a": {"$ref": "#/x-hidden"}}, "x-hidden": {"$ref": "https://evil.example/"}},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"$ref": "https://example.com/schemas/address.json"}}},
+        {"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:8000/x#/defs/a"}}},
+        {"type": "object", "properties": {"a": {"$ref": "other-file.json#/properties/a"}}},
+        {"type": "object", "properties": {"a": {"$ref": "file:///etc/passwd"}}},
+        {"type": "object", "allOf": [{"$dynamicRef": "https://example.com/s#meta"}]},
+        {"type": "object", "$defs": {"a": {"$ref": "//example.com/s.json"}}},
+        # a remote reference reached through a local one, from a place jsonschema would not look at by itself
+        {"type": "object", "properties": {"a": {"$ref": "#/x-hidden"}}, "x-hidden": {"$ref": "https://evil.example/"}},
+    ],
+)
 def test_remote_refs_are_refused_without_fetching(schema, monkeypatch):
     import urllib.request
 
@@ -581,15 +890,22 @@ def test_remote_refs_are_refused_without_fetching(schema, monkeypatch):
 
 
 def test_local_refs_are_allowed_and_checked():
-    ok = {"type": "object", "properties": {"dc": {"$ref": "#/$defs/dia_chi"}, "a": {"$ref": "#anchor_a"}},
-          "$defs": {"dia_chi": {"type": "object", "required": ["tinh"], "properties": {"tinh": {"type": "string"}}},
-                    "a": {"$anchor": "anchor_a", "type": "integer"}}}
+    ok = {
+        "type": "object",
+        "properties": {"dc": {"$ref": "#/$defs/dia_chi"}, "a": {"$ref": "#anchor_a"}},
+        "$defs": {
+            "dia_chi": {"type": "object", "required": ["tinh"], "properties": {"tinh": {"type": "string"}}},
+            "a": {"$anchor": "anchor_a", "type": "integer"},
+        },
+    }
     f = load_form("ok.json", dump(ok))
     with pytest.raises(FormValidationError) as exc:
         f.validate({"dc": {}, "a": "x"})
     assert fields_of(exc) == {"dc.tinh": REQUIRED, "a": "Phải là số nguyên / Must be a whole number"}
-    for broken in ({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},
-                   {"type": "object", "properties": {"a": {"$ref": "#no_such_anchor"}}}):
+    for broken in (
+        {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},
+        {"type": "object", "properties": {"a": {"$ref": "#no_such_anchor"}}},
+    ):
         with pytest.raises(FormError, match="does not point to anything"):
             load_form("broken.json", dump(broken))
     with pytest.raises(FormError, match=r"\$id"):
@@ -597,6 +913,7 @@ def test_local_refs_are_allowed_and_checked():
 
 
 # -- model helpers --------------------------------------------------------------------------------------------
+
 
 def test_to_dict_from_dict_round_trip_and_pickle(khai_sinh, formjs_form):
     for f in (khai_sinh, formjs_form):
@@ -614,21 +931,30 @@ def test_to_dict_from_dict_round_trip_and_pickle(khai_sinh, formjs_form):
 
 
 def test_fields_include_conditional_branches():
-    schema = {"type": "object", "properties": {"loai": {"enum": ["ca_nhan", "to_chuc"]}},
-              "allOf": [{"$ref": "#/$defs/chung"}],
-              "if": {"properties": {"loai": {"const": "to_chuc"}}},
-              "then": {"properties": {"ma_so_thue": {"type": "string"}}},
-              "else": {"properties": {"so_cccd": {"type": "string", "format": "cccd"}}},
-              "$defs": {"chung": {"properties": {"dia_chi": {"type": "string"}}}}}
+    schema = {
+        "type": "object",
+        "properties": {"loai": {"enum": ["ca_nhan", "to_chuc"]}},
+        "allOf": [{"$ref": "#/$defs/chung"}],
+        "if": {"properties": {"loai": {"const": "to_chuc"}}},
+        "then": {"properties": {"ma_so_thue": {"type": "string"}}},
+        "else": {"properties": {"so_cccd": {"type": "string", "format": "cccd"}}},
+        "$defs": {"chung": {"properties": {"dia_chi": {"type": "string"}}}},
+    }
     f = Form("dk.json", schema)
     assert f.fields() == {"loai", "dia_chi", "ma_so_thue", "so_cccd"}
     assert f.validate({"loai": "to_chuc", "ma_so_thue": "0312345678", "khac": 1}) == {
-        "loai": "to_chuc", "ma_so_thue": "0312345678"}
+        "loai": "to_chuc",
+        "ma_so_thue": "0312345678",
+    }
 
 
 def test_prefill_takes_only_declared_top_level_fields(khai_sinh):
-    dossier_data = {"ho_ten_nguoi_yeu_cau": "Nguyễn Văn An", "tre": {"ho_ten": "Bình"}, "approved": True,
-                    "so_cccd": "001085012345"}
+    dossier_data = {
+        "ho_ten_nguoi_yeu_cau": "Nguyễn Văn An",
+        "tre": {"ho_ten": "Bình"},
+        "approved": True,
+        "so_cccd": "001085012345",
+    }
     pre = khai_sinh.prefill(dossier_data)
     assert pre == {"ho_ten_nguoi_yeu_cau": "Nguyễn Văn An", "so_cccd": "001085012345", "tre": {"ho_ten": "Bình"}}
     pre["tre"]["ho_ten"] = "changed"
@@ -637,8 +963,10 @@ def test_prefill_takes_only_declared_top_level_fields(khai_sinh):
 
 
 def test_forms_lookup_names():
-    files = {"a.json": dump({"type": "object", "properties": {"x": {"type": "string"}}}),
-             "dang_ky.form": dump(FORMJS_KHAI_SINH)}
+    files = {
+        "a.json": dump({"type": "object", "properties": {"x": {"type": "string"}}}),
+        "dang_ky.form": dump(FORMJS_KHAI_SINH),
+    }
     loaded = load_forms(files)
     assert loaded.get("a") is loaded["a.json"]
     assert loaded["camunda-forms:deployment:dang_ky.form"] is loaded["dang_ky.form"]
@@ -659,12 +987,15 @@ def test_load_forms_reports_every_problem():
 
 
 def test_forms_package_does_not_import_flask():
-    code = "import sys, forms; bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')]; " \
-           "assert not bad, bad"
+    code = (
+        "import sys, forms; bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
 
 
 # -- documents checklist --------------------------------------------------------------------------------------
+
 
 def test_documents_checklist(khai_sinh):
     docs = khai_sinh.documents()
@@ -672,8 +1003,10 @@ def test_documents_checklist(khai_sinh):
     assert docs[1]["accept"] == ["application/pdf", "image/jpeg", "image/png"]  # default
     assert docs[1]["max_bytes"] == 10 * 1024 * 1024 and docs[2]["required"] is False
     missing = check_documents(khai_sinh, {"to_khai", "ket_hon"})
-    assert missing == ["Thiếu giấy tờ bắt buộc: Giấy chứng sinh (giay_chung_sinh) / "
-                       "Missing required document: Birth certificate from the hospital (giay_chung_sinh)"]
+    assert missing == [
+        "Thiếu giấy tờ bắt buộc: Giấy chứng sinh (giay_chung_sinh) / "
+        "Missing required document: Birth certificate from the hospital (giay_chung_sinh)"
+    ]
     assert len(check_documents(khai_sinh, set())) == 2
     assert check_documents(khai_sinh, {"to_khai", "giay_chung_sinh"}) == []
     assert check_documents(khai_sinh.to_dict(), set()) == check_documents(khai_sinh, set())
@@ -683,7 +1016,9 @@ def test_documents_checklist(khai_sinh):
 def test_check_attachment(khai_sinh):
     ket_hon = khai_sinh.documents()[2]  # PDF only
     assert check_attachment(ket_hon, "Giấy kết hôn.pdf", "application/pdf", b"%PDF-1.7\n", 2048) == (
-        "Giấy kết hôn.pdf", "application/pdf")
+        "Giấy kết hôn.pdf",
+        "application/pdf",
+    )
     with pytest.raises(FormError, match="not accepted"):
         check_attachment(ket_hon, "anh.png", "image/png", b"\x89PNG\r\n\x1a\n....", 2048)
     with pytest.raises(FormError, match="too large"):
@@ -694,12 +1029,38 @@ def test_check_attachment(khai_sinh):
 
 # -- attachments: names and types -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", [
-    "../../etc/passwd", "..", ".", "...", "a/../b.pdf", "/etc/passwd", "C:\\Windows\\win.ini", "..\\boot.ini",
-    "thu_muc/to_khai.pdf", "to_khai.pdf\x00.jpg", "to\nkhai.pdf", "to\x1bkhai.pdf", "", "   ",
-    "C:to_khai.pdf", "to_khai.pdf:stream", ".htaccess", "to_khai.pdf.", "CON", "nul.pdf", "COM1.txt",
-    "hoa_don\u202efdp.exe", "\u2025\uff0fetc", "\uff0e\uff0e\uff0fpasswd", "a" * 256, 42,
-])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "..",
+        ".",
+        "...",
+        "a/../b.pdf",
+        "/etc/passwd",
+        "C:\\Windows\\win.ini",
+        "..\\boot.ini",
+        "thu_muc/to_khai.pdf",
+        "to_khai.pdf\x00.jpg",
+        "to\nkhai.pdf",
+        "to\x1bkhai.pdf",
+        "",
+        "   ",
+        "C:to_khai.pdf",
+        "to_khai.pdf:stream",
+        ".htaccess",
+        "to_khai.pdf.",
+        "CON",
+        "nul.pdf",
+        "COM1.txt",
+        "hoa_don\u202efdp.exe",
+        "\u2025\uff0fetc",
+        "\uff0e\uff0e\uff0fpasswd",
+        "a" * 256,
+        42,
+    ],
+)
 def test_safe_filename_refuses_dangerous_names(name):
     with pytest.raises(FormError) as exc:
         safe_filename(name)
@@ -715,33 +1076,50 @@ def test_safe_filename_keeps_vietnamese_names():
     assert safe_filename("ĐƠN ĐỀ NGHỊ 2025_v2.pdf") == "ĐƠN ĐỀ NGHỊ 2025_v2.pdf"
 
 
-@pytest.mark.parametrize("head,declared,expected", [
-    (b"%PDF-1.7\n%\xe2\xe3", "application/pdf", "application/pdf"),
-    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpg", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", "image/png"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "image/jpeg", "image/png"),  # mislabelled: the bytes win
-    (b"%PDF-1.4", "", "application/pdf"),
-    (b"<html><script>", "text/html", "application/octet-stream"),  # never echoes an unverified type
-    (b"PK\x03\x04", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-     "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    "head,declared,expected",
+    [
+        (b"%PDF-1.7\n%\xe2\xe3", "application/pdf", "application/pdf"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpg", "image/jpeg"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", "image/png"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "image/jpeg", "image/png"),  # mislabelled: the bytes win
+        (b"%PDF-1.4", "", "application/pdf"),
+        (b"<html><script>", "text/html", "application/octet-stream"),  # never echoes an unverified type
+        (
+            b"PK\x03\x04",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/octet-stream",
+        ),
+    ],
+)
 def test_sniff_content_type(head, declared, expected):
     assert sniff_content_type(head, declared) == expected
 
 
-@pytest.mark.parametrize("head,declared", [
-    (b"<html><script>alert(1)</script>", "application/pdf"),
-    (b"MZ\x90\x00", "image/jpeg"),
-    (b"GIF89a", "Image/PNG; charset=binary"),
-    (b"", "application/pdf"),
-])
+@pytest.mark.parametrize(
+    "head,declared",
+    [
+        (b"<html><script>alert(1)</script>", "application/pdf"),
+        (b"MZ\x90\x00", "image/jpeg"),
+        (b"GIF89a", "Image/PNG; charset=binary"),
+        (b"", "application/pdf"),
+    ],
+)
 def test_sniff_content_type_catches_lies(head, declared):
     with pytest.raises(FormError):
         sniff_content_type(head, declared)
 
 
 def test_public_api_is_exported():
-    for name in ("Form", "load_form", "load_forms", "FormError", "FormValidationError", "check_documents",
-                 "safe_filename", "sniff_content_type"):
+    for name in (
+        "Form",
+        "load_form",
+        "load_forms",
+        "FormError",
+        "FormValidationError",
+        "check_documents",
+        "safe_filename",
+        "sniff_content_type",
+    ):
         assert hasattr(forms, name)
     assert issubclass(forms.FormError, InvalidInput) and issubclass(forms.FormValidationError, InvalidInput)

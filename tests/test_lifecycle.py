@@ -1,7 +1,9 @@
 """Issue 2 through the engine's service layer: every procedure in bpmn/ from deploy to its end, on every path."""
+
 from __future__ import annotations
 
 import zlib
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Dossier, Event, Task, TaskRole, WorkflowState
 from engine.procedures import deploy, load_path
 from tests.conftest import BPMN_DIR
-from tests.helpers import AGENCY, ALL_ROLES, drive, fill_form, staff
+from tests.helpers import ALL_ROLES, drive, fill_form, staff
 
 PROCEDURES = {
     "birth_registration": "1.001193",
@@ -23,21 +25,38 @@ APPLICANT = {"name": "Nguyễn Thị Lan", "id_number": "001203004567", "phone":
 
 # Paths every procedure must support: (choices per task element id, expected final status, expected task path)
 PATHS = {
-    "accepted": ({"Task_Intake": {"decision": "accept"}, "Task_Appraisal": {"proposal": "approve",
-                  "site_inspection": "not_needed"}, "Task_Approval": {"approval": "approve"}},
-                 "returned", ["Task_Intake", "Task_Appraisal", "Task_Approval", "Task_Return"]),
-    "refused_at_intake": ({"Task_Intake": {"decision": "refuse", "refusal_reason": "Thiếu giấy chứng sinh"}},
-                          "refused", ["Task_Intake"]),
-    "sent_back_then_approved": ({"Task_Intake": {"decision": "accept"},
-                                 "Task_Appraisal": {"proposal": "approve", "site_inspection": "not_needed"},
-                                 "Task_Approval": [{"approval": "send_back", "note": "Bổ sung ý kiến"},
-                                                   {"approval": "approve"}]},
-                                "returned", ["Task_Intake", "Task_Appraisal", "Task_Approval", "Task_Appraisal",
-                                             "Task_Approval", "Task_Return"]),
-    "refused_at_approval": ({"Task_Intake": {"decision": "accept"},
-                             "Task_Appraisal": {"proposal": "refuse", "site_inspection": "not_needed"},
-                             "Task_Approval": {"approval": "refuse", "note": "Không đủ điều kiện"}},
-                            "refused", ["Task_Intake", "Task_Appraisal", "Task_Approval"]),
+    "accepted": (
+        {
+            "Task_Intake": {"decision": "accept"},
+            "Task_Appraisal": {"proposal": "approve", "site_inspection": "not_needed"},
+            "Task_Approval": {"approval": "approve"},
+        },
+        "returned",
+        ["Task_Intake", "Task_Appraisal", "Task_Approval", "Task_Return"],
+    ),
+    "refused_at_intake": (
+        {"Task_Intake": {"decision": "refuse", "refusal_reason": "Thiếu giấy chứng sinh"}},
+        "refused",
+        ["Task_Intake"],
+    ),
+    "sent_back_then_approved": (
+        {
+            "Task_Intake": {"decision": "accept"},
+            "Task_Appraisal": {"proposal": "approve", "site_inspection": "not_needed"},
+            "Task_Approval": [{"approval": "send_back", "note": "Bổ sung ý kiến"}, {"approval": "approve"}],
+        },
+        "returned",
+        ["Task_Intake", "Task_Appraisal", "Task_Approval", "Task_Appraisal", "Task_Approval", "Task_Return"],
+    ),
+    "refused_at_approval": (
+        {
+            "Task_Intake": {"decision": "accept"},
+            "Task_Appraisal": {"proposal": "refuse", "site_inspection": "not_needed"},
+            "Task_Approval": {"approval": "refuse", "note": "Không đủ điều kiện"},
+        },
+        "refused",
+        ["Task_Intake", "Task_Appraisal", "Task_Approval"],
+    ),
 }
 
 
@@ -74,19 +93,25 @@ def test_every_procedure_every_path(service, db, folder, path):
         events = s.scalars(select(Event).where(Event.dossier_id == dossier.id).order_by(Event.id)).all()
         assert [e.action for e in events] == ["dossier.received"] + ["task.completed"] * len(taken)
         assert events[-1].to_status == final
-        assert s.scalar(select(func.count()).select_from(Task).where(Task.dossier_id == dossier.id,
-                                                                      Task.state == "ready")) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(Task).where(Task.dossier_id == dossier.id, Task.state == "ready"))
+            == 0
+        )
         assert s.scalar(select(func.count()).select_from(TaskRole)) == 0
 
 
 def test_building_permit_site_inspection_branch(service):
     d = service.start_dossier(receiver, "1.009994", APPLICANT, channel=2, data={})
     assert d["status"] == "new"  # online submissions start as status 1
-    d, taken = drive(service, d, {
-        "Task_Intake": {"decision": "accept"},
-        "Task_Appraisal": {"proposal": "approve", "site_inspection": "needed"},
-        "Task_Approval": {"approval": "approve"},
-    })
+    d, taken = drive(
+        service,
+        d,
+        {
+            "Task_Intake": {"decision": "accept"},
+            "Task_Appraisal": {"proposal": "approve", "site_inspection": "needed"},
+            "Task_Approval": {"approval": "approve"},
+        },
+    )
     assert d["status"] == "returned"
     assert "Task_Site_Inspection" in taken
 
@@ -97,8 +122,9 @@ def test_statuses_follow_the_steps(service):
     choices = PATHS["accepted"][0]
     while d["tasks"]:
         t = d["tasks"][0]
-        d = service.complete_task(ALL_ROLES, t["id"], fill_form(service.task_form(ALL_ROLES, t["id"]),
-                                                                 choices.get(t["spec_name"], {})))
+        d = service.complete_task(
+            ALL_ROLES, t["id"], fill_form(service.task_form(ALL_ROLES, t["id"]), choices.get(t["spec_name"], {}))
+        )
         seen.append(d["status"])
     assert seen == ["received", "in_process", "in_process", "processed", "returned"]
 
@@ -116,8 +142,11 @@ def test_state_is_small_and_holds_no_spec(service, db):
 def test_state_survives_a_new_process(service, db, settings):
     """A second service (another worker process) continues a dossier from the database alone."""
     d = service.start_dossier(receiver, "1.001193", APPLICANT)
-    d = service.complete_task(ALL_ROLES, d["tasks"][0]["id"],
-                              fill_form(service.task_form(ALL_ROLES, d["tasks"][0]["id"]), {"decision": "accept"}))
+    d = service.complete_task(
+        ALL_ROLES,
+        d["tasks"][0]["id"],
+        fill_form(service.task_form(ALL_ROLES, d["tasks"][0]["id"]), {"decision": "accept"}),
+    )
     other = DossierService(db, settings)
     d, taken = drive(other, other.get_dossier(ALL_ROLES, d["code"]), PATHS["accepted"][0])
     assert d["status"] == "returned" and taken[0] == "Task_Appraisal"
@@ -178,10 +207,10 @@ def test_stale_version_gives_conflict(service):
 
 
 def test_admin_brings_over_a_past_dossier(service):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     admin = staff({"admin"}, name="admin")
-    past = datetime(2026, 2, 13, 3, 0, tzinfo=timezone.utc)  # Fri 13 Feb 2026 10:00 (UTC+7)
+    past = datetime(2026, 2, 13, 3, 0, tzinfo=UTC)  # Fri 13 Feb 2026 10:00 (UTC+7)
     d = service.start_dossier(admin, "1.004222", APPLICANT, received_at=past)
     # 7 working days = 56 h from Fri 13 Feb 10:00: 5 h that Friday, Tết (16–20 Feb) and weekends skipped,
     # 8 h each on 23, 24, 25, 26, 27 Feb and 2 Mar (48 h, 53 in all), 3 h on Tue 3 Mar → 10:00
@@ -212,8 +241,8 @@ def test_running_dossiers_stay_on_their_version(service, db, tmp_path):
     changed.parent.mkdir()
     for f in (BPMN_DIR / "birth_registration").glob("*.json"):
         (changed.parent / f.name).write_bytes(f.read_bytes())
-    assert "Đăng ký khai sinh\"" in src
-    changed.write_text(src.replace("Đăng ký khai sinh\"", "Đăng ký khai sinh (bản sửa)\"", 1))
+    assert 'Đăng ký khai sinh"' in src
+    changed.write_text(src.replace('Đăng ký khai sinh"', 'Đăng ký khai sinh (bản sửa)"', 1))
     with db.uow() as s:
         r = deploy(s, load_path(changed), "test")
     assert r.created and r.version == 2

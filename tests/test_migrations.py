@@ -1,4 +1,5 @@
 """`motcua db upgrade` builds exactly the schema the models describe, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,9 @@ from engine.models import Base
 
 def test_db_upgrade_matches_the_models(empty_database, tmp_path):
     url = empty_database
-    r = CliRunner().invoke(cli, ["db", "upgrade"], env={**os.environ, "DATABASE_URL": url,
-                                                        "MOTCUA_VAR": str(tmp_path / "var")})
+    r = CliRunner().invoke(
+        cli, ["db", "upgrade"], env={**os.environ, "DATABASE_URL": url, "MOTCUA_VAR": str(tmp_path / "var")}
+    )
     assert r.exit_code == 0, r.output
     eng = create_engine(url)
     with eng.connect() as conn:

@@ -2,6 +2,7 @@
 
 `now` is Friday 20 March 2026, 10:00 (UTC+7). Working hours are 07:00-11:30 and 13:30-17:00.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -14,7 +15,7 @@ from engine.errors import InvalidInput, PermissionDenied
 from engine.models import Task
 from engine.monitor import overdue, overdue_counts, overdue_page
 from engine.statuses import Status
-from tests.test_reports import A, B, P1, P2, add_dossier, add_procedures, vn
+from tests.test_reports import P1, P2, A, B, add_dossier, add_procedures, vn
 
 NOW = vn(2026, 3, 20, 10)
 CAL = WorkCalendar()
@@ -24,10 +25,20 @@ NOBODY = Actor("khach", frozenset(), B)
 
 
 def add_task(session, dossier, title, due, roles=("chuyen_vien",), claimed_by=None, state="ready"):
-    t = Task(id=str(uuid.uuid4()), dossier_id=dossier.id, dossier_code=dossier.code,
-             procedure_code=dossier.procedure_code, agency=dossier.agency, spec_name=title.lower().replace(" ", "_"),
-             title=title, roles=list(roles), state=state, claimed_by=claimed_by, created_at=vn(2026, 3, 1, 8),
-             due_at=due)
+    t = Task(
+        id=str(uuid.uuid4()),
+        dossier_id=dossier.id,
+        dossier_code=dossier.code,
+        procedure_code=dossier.procedure_code,
+        agency=dossier.agency,
+        spec_name=title.lower().replace(" ", "_"),
+        title=title,
+        roles=list(roles),
+        state=state,
+        claimed_by=claimed_by,
+        created_at=vn(2026, 3, 1, 8),
+        due_at=due,
+    )
     session.add(t)
     return t
 
@@ -43,24 +54,34 @@ def data(db):
             s.flush()
             return row
 
-        m1 = d("m1", A, P1, vn(2026, 3, 10, 9))           # overdue, 65 working hours late
+        m1 = d("m1", A, P1, vn(2026, 3, 10, 9))  # overdue, 65 working hours late
         add_task(s, m1, "Thẩm định", vn(2026, 3, 9, 17), claimed_by="cv_an")  # overdue step, 67 h late
-        m2 = d("m2", A, P1, vn(2026, 3, 18, 14))          # overdue, 14 working hours late
+        m2 = d("m2", A, P1, vn(2026, 3, 18, 14))  # overdue, 14 working hours late
         add_task(s, m2, "Phê duyệt", vn(2026, 3, 20, 9), roles=("lanh_dao",))  # overdue step, 1 h late
-        add_task(s, m2, "Đã xong", vn(2026, 3, 3, 9), state="completed")       # not ready: ignored
-        d("m3", A, P2, vn(2026, 3, 20, 16))               # due later today: due soon
-        d("m4", A, P1, vn(2026, 3, 21, 9))                # due tomorrow 09:00 (< now + 24 h): due soon
-        d("m5", A, P1, vn(2026, 3, 22, 9))                # due in more than 24 h
-        m6 = d("m6", A, P1, vn(2026, 3, 1, 9), status=Status.SUPPLEMENT_REQUESTED,
-               paused_at=vn(2026, 2, 27, 9))              # paused: neither it nor its step is overdue
+        add_task(s, m2, "Đã xong", vn(2026, 3, 3, 9), state="completed")  # not ready: ignored
+        d("m3", A, P2, vn(2026, 3, 20, 16))  # due later today: due soon
+        d("m4", A, P1, vn(2026, 3, 21, 9))  # due tomorrow 09:00 (< now + 24 h): due soon
+        d("m5", A, P1, vn(2026, 3, 22, 9))  # due in more than 24 h
+        m6 = d(
+            "m6", A, P1, vn(2026, 3, 1, 9), status=Status.SUPPLEMENT_REQUESTED, paused_at=vn(2026, 2, 27, 9)
+        )  # paused: neither it nor its step is overdue
         add_task(s, m6, "Bổ sung", vn(2026, 3, 5, 9))
-        d("m7", A, P1, vn(2026, 3, 2, 9), status=Status.PROCESSED,
-          processed_at=vn(2026, 3, 2, 8))                 # result ready: not overdue
-        d("m8", A, P1, vn(2026, 3, 3, 9), status=Status.RETURNED,
-          processed_at=vn(2026, 3, 3, 8), returned_at=vn(2026, 3, 3, 8), finished_at=vn(2026, 3, 3, 8))
-        m9 = d("m9", B, P2, vn(2026, 3, 13, 16))          # overdue, 36 working hours late
+        d(
+            "m7", A, P1, vn(2026, 3, 2, 9), status=Status.PROCESSED, processed_at=vn(2026, 3, 2, 8)
+        )  # result ready: not overdue
+        d(
+            "m8",
+            A,
+            P1,
+            vn(2026, 3, 3, 9),
+            status=Status.RETURNED,
+            processed_at=vn(2026, 3, 3, 8),
+            returned_at=vn(2026, 3, 3, 8),
+            finished_at=vn(2026, 3, 3, 8),
+        )
+        m9 = d("m9", B, P2, vn(2026, 3, 13, 16))  # overdue, 36 working hours late
         add_task(s, m9, "Thẩm định", vn(2026, 3, 19, 17), claimed_by="cv_binh")  # overdue step, 3 h late
-        d("m10", B, P1, vn(2026, 3, 20, 9, 59))           # overdue by one minute
+        d("m10", B, P1, vn(2026, 3, 20, 9, 59))  # overdue by one minute
     return db
 
 
@@ -80,15 +101,26 @@ def test_overdue_dossiers_and_steps_oldest_first_with_lateness_and_holders(data)
     # m2: 18 March 14:00 -> 3 h, 8 h on the 19th, 3 h: 14.
     assert m2["working_hours_late"] == 14.0
     assert m10["working_hours_late"] == 0.02 and m10["hours_late"] == 0.02
-    assert m1["held_by"] == [{"task_id": m1["held_by"][0]["task_id"], "title": "Thẩm định", "claimed_by": "cv_an",
-                              "assignee": None, "roles": ["chuyen_vien"], "due_at": "2026-03-09T17:00:00+07:00"}]
+    assert m1["held_by"] == [
+        {
+            "task_id": m1["held_by"][0]["task_id"],
+            "title": "Thẩm định",
+            "claimed_by": "cv_an",
+            "assignee": None,
+            "roles": ["chuyen_vien"],
+            "due_at": "2026-03-09T17:00:00+07:00",
+        }
+    ]
     assert [h["roles"] for h in m2["held_by"]] == [["lanh_dao"]] and m2["held_by"][0]["claimed_by"] is None
     assert m10["held_by"] == []
     assert m1["due_at"] == "2026-03-10T09:00:00+07:00" and m1["agency"] == A and m1["procedure_code"] == P1
     assert m1["status"] == "in_process" and m1["status_label"] == "Đang xử lý"
 
     assert [(t["dossier_code"], t["title"]) for t in res["tasks"]] == [
-        ("m1", "Thẩm định"), ("m9", "Thẩm định"), ("m2", "Phê duyệt")]
+        ("m1", "Thẩm định"),
+        ("m9", "Thẩm định"),
+        ("m2", "Phê duyệt"),
+    ]
     t1, t9, t2 = res["tasks"]
     assert t1["claimed_by"] == "cv_an" and t9["claimed_by"] == "cv_binh" and t2["roles"] == ["lanh_dao"]
     # 9 March 17:00 -> 20 March 10:00: 9 working days (10-13, 16-19 = 8 days = 64 h) + 3 h.
@@ -147,8 +179,9 @@ def test_staff_see_their_own_agency_only(data):
             overdue(s, NOBODY, CAL, now=NOW)
 
 
-@pytest.mark.parametrize("page, per_page, field", [(0, 20, "page"), (1, 0, "per_page"), (1, 101, "per_page"),
-                                                   ("x", 20, "page")])
+@pytest.mark.parametrize(
+    "page, per_page, field", [(0, 20, "page"), (1, 0, "per_page"), (1, 101, "per_page"), ("x", 20, "page")]
+)
 def test_bad_paging(data, page, per_page, field):
     with data.read() as s:
         with pytest.raises(InvalidInput) as exc:
@@ -172,8 +205,11 @@ URL = "/api/v1/monitor/overdue"
 def api(settings, data):
     from tests.test_reports import make_client
 
-    return make_client(settings, data, [("giamsat", ["supervisor"], "000.00.00.H56"), ("tiepnhan_b", ["receiver"], B),
-                                        ("khach", [], B)])
+    return make_client(
+        settings,
+        data,
+        [("giamsat", ["supervisor"], "000.00.00.H56"), ("tiepnhan_b", ["receiver"], B), ("khach", [], B)],
+    )
 
 
 def test_api_overdue_for_a_supervisor(api):

@@ -1,4 +1,5 @@
 """The procedure library: deploy, versions, the external BPMN corpus, hostile files, the CLI."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main as cli
+from engine.dossiers import DossierService
 from engine.errors import ProcedureInvalid
 from engine.procedures import deploy, deploy_bytes, load_path, load_procedure
-from engine.dossiers import DossierService
 from tests.conftest import BPMN_DIR, EXTERNAL_BPMN, ROOT
 from tests.helpers import fill_form, staff
 
@@ -61,13 +62,16 @@ def test_deploy_is_idempotent_and_versions(db):
 
 
 def test_unquoted_and_working_day_timers_are_accepted(db):
-    body = SIMPLE.replace('<bpmn:endEvent id="e"/>', """<bpmn:endEvent id="e"/>
+    body = SIMPLE.replace(
+        '<bpmn:endEvent id="e"/>',
+        """<bpmn:endEvent id="e"/>
       <bpmn:boundaryEvent id="b1" attachedToRef="t1" cancelActivity="false">
         <bpmn:timerEventDefinition><bpmn:timeDuration>PT30M</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
       <bpmn:sequenceFlow id="fb1" sourceRef="b1" targetRef="e1"/><bpmn:endEvent id="e1"/>
       <bpmn:boundaryEvent id="b2" attachedToRef="t1" cancelActivity="false">
         <bpmn:timerEventDefinition><bpmn:timeDuration>working_days(2)</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
-      <bpmn:sequenceFlow id="fb2" sourceRef="b2" targetRef="e2"/><bpmn:endEvent id="e2"/>""")
+      <bpmn:sequenceFlow id="fb2" sourceRef="b2" targetRef="e2"/><bpmn:endEvent id="e2"/>""",
+    )
     assert deploy_bytes(db, _proc(body), "p.bpmn").created
 
 
@@ -90,9 +94,11 @@ def test_xml_external_entity_is_refused(tmp_path):
 
 
 def test_entity_expansion_bomb_is_refused():
-    bomb = '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">' + "".join(
-        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)) + \
-        ']><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d">&lol9;</bpmn:definitions>'
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + "".join(f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10))
+        + ']><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d">&lol9;</bpmn:definitions>'
+    )
     _refused(bomb.encode(), "DTD")
 
 
@@ -104,44 +110,61 @@ def test_oversized_and_malformed_files_are_refused():
 
 
 def test_condition_calling_import_is_refused_naming_the_flow():
-    body = SIMPLE.replace('<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/>', """
-      <bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">__import__('os').system('touch /tmp/motcua-pwned')</bpmn:conditionExpression></bpmn:sequenceFlow>""")
+    body = SIMPLE.replace(
+        '<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/>',
+        """
+      <bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">__import__('os').system('touch /tmp/motcua-pwned')</bpmn:conditionExpression></bpmn:sequenceFlow>""",
+    )
     _refused(_proc(body), "f2")
     assert not Path("/tmp/motcua-pwned").exists()
 
 
 def test_script_with_import_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "ran"
-    body = SIMPLE.replace('<bpmn:userTask id="t1" name="Tiếp nhận"/>', f"""<bpmn:userTask id="t1" name="Tiếp nhận"/>
-      """).replace('<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t1"/>', f"""
+    body = SIMPLE.replace(
+        '<bpmn:userTask id="t1" name="Tiếp nhận"/>',
+        """<bpmn:userTask id="t1" name="Tiếp nhận"/>
+      """,
+    ).replace(
+        '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t1"/>',
+        f"""
       <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="sc"/>
       <bpmn:scriptTask id="sc" scriptFormat="python"><bpmn:script>import os
 os.system("touch {marker}")</bpmn:script></bpmn:scriptTask>
-      <bpmn:sequenceFlow id="f0" sourceRef="sc" targetRef="t1"/>""")
+      <bpmn:sequenceFlow id="f0" sourceRef="sc" targetRef="t1"/>""",
+    )
     _refused(_proc(body), "sc")
     assert not marker.exists()
 
 
 def test_dunder_and_unknown_function_and_juel_are_refused():
     for cond, needle in [("x.__class__", "f2"), ("open('/etc/passwd')", "f2"), ("${approved}", "JUEL")]:
-        body = SIMPLE.replace('<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/>',
-                              f'<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"><bpmn:conditionExpression '
-                              f'xsi:type="bpmn:tFormalExpression">{cond}</bpmn:conditionExpression></bpmn:sequenceFlow>')
+        body = SIMPLE.replace(
+            '<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/>',
+            f'<bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"><bpmn:conditionExpression '
+            f'xsi:type="bpmn:tFormalExpression">{cond}</bpmn:conditionExpression></bpmn:sequenceFlow>',
+        )
         _refused(_proc(body), needle)
 
 
 def test_bad_metadata_and_missing_form_are_named():
     exc = _refused(_proc(SIMPLE, props='<camunda:property name="deadline" value="soon"/>'), "soon")
     assert exc.details[0]["element"] == "p"
-    body = SIMPLE.replace('<bpmn:userTask id="t1" name="Tiếp nhận"/>',
-                          '<bpmn:userTask id="t1" name="Tiếp nhận" camunda:formKey="intake.json"/>')
+    body = SIMPLE.replace(
+        '<bpmn:userTask id="t1" name="Tiếp nhận"/>',
+        '<bpmn:userTask id="t1" name="Tiếp nhận" camunda:formKey="intake.json"/>',
+    )
     _refused(_proc(body), "t1", "intake.json")
 
 
 def test_user_task_without_role_goes_to_the_desk_with_a_warning():
-    body = SIMPLE.replace('<bpmn:userTask id="t1" name="Tiếp nhận"/>', '<bpmn:userTask id="t1" name="Tiếp nhận"/>'
-                          '<bpmn:userTask id="t9" name="Không vai trò"/>')
-    body = body.replace('targetRef="e"/>', 'targetRef="t9"/><bpmn:sequenceFlow id="f9" sourceRef="t9" targetRef="e"/>', 1)
+    body = SIMPLE.replace(
+        '<bpmn:userTask id="t1" name="Tiếp nhận"/>',
+        '<bpmn:userTask id="t1" name="Tiếp nhận"/><bpmn:userTask id="t9" name="Không vai trò"/>',
+    )
+    body = body.replace(
+        'targetRef="e"/>', 'targetRef="t9"/><bpmn:sequenceFlow id="f9" sourceRef="t9" targetRef="e"/>', 1
+    )
     loaded = load_procedure(_proc(body), "p.bpmn")
     assert [w["element"] for w in loaded.warnings] == ["t9"]
     assert {ut["id"]: ut["roles"] for ut in loaded.user_tasks}["t9"] == ["receiver"]
@@ -151,7 +174,11 @@ def test_user_task_without_role_goes_to_the_desk_with_a_warning():
 @pytest.mark.parametrize("path", EXTERNAL, ids=lambda p: p.name)
 def test_external_bpmn_deploys_or_is_refused_with_named_problems(db, settings, path):
     content = path.read_bytes()
-    forms = {p.name: p.read_bytes() for p in (path.parent / "forms").glob("*.json")} if (path.parent / "forms").is_dir() else {}
+    forms = (
+        {p.name: p.read_bytes() for p in (path.parent / "forms").glob("*.json")}
+        if (path.parent / "forms").is_dir()
+        else {}
+    )
     try:
         loaded = load_procedure(content, path.name, forms)
     except ProcedureInvalid as exc:

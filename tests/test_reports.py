@@ -4,6 +4,7 @@ The period is March 2026 (UTC+7): P0 = 2026-03-01 00:00+07, P1 = 2026-04-01 00:0
 Sunday; there is no holiday in March 2026; Tết 2026 ends on Sunday 22 February. Working hours are office
 hours 07:00-11:30 and 13:30-17:00 (8 a day).
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,8 @@ import io
 from datetime import date, datetime
 
 import pytest
-from sqlalchemy import select
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from engine.calendar import VN_TZ
 from engine.errors import InvalidInput
@@ -37,23 +38,42 @@ def add_procedures(session, codes=(P1, P2)) -> dict:
         p = Procedure(code=code, name=f"Thủ tục {code}", agency=None, current_version=1)
         session.add(p)
         session.flush()
-        v = ProcedureVersion(procedure_id=p.id, version=1, content_hash=code, process_id=f"p_{code}",
-                             bpmn_xml="<definitions/>", spec_json="{}")
+        v = ProcedureVersion(
+            procedure_id=p.id,
+            version=1,
+            content_hash=code,
+            process_id=f"p_{code}",
+            bpmn_xml="<definitions/>",
+            spec_json="{}",
+        )
         session.add(v)
         session.flush()
         ids[code] = v.id
     return ids
 
 
-def add_dossier(session, versions: dict, code: str, agency: str, proc: str, status: Status, received,
-                channel=1, due=None, **kw) -> Dossier:
+def add_dossier(
+    session, versions: dict, code: str, agency: str, proc: str, status: Status, received, channel=1, due=None, **kw
+) -> Dossier:
     """A dossier row with explicit dates; `finished` follows the status unless given."""
     final = status in (Status.REFUSED, Status.WITHDRAWN, Status.STOPPED, Status.RETURNED)
-    d = Dossier(code=code, procedure_version_id=versions[proc], procedure_code=proc, agency=agency,
-                status=status.value, status_code=status.code, channel=channel, applicant_name="Nguyễn Văn A",
-                received_at=received, due_at=due, original_due_at=kw.pop("original_due_at", due),
-                finished=kw.pop("finished", final), paused_hours=kw.pop("paused_hours", 0.0),
-                supplement_count=kw.pop("supplement_count", 0), **kw)
+    d = Dossier(
+        code=code,
+        procedure_version_id=versions[proc],
+        procedure_code=proc,
+        agency=agency,
+        status=status.value,
+        status_code=status.code,
+        channel=channel,
+        applicant_name="Nguyễn Văn A",
+        received_at=received,
+        due_at=due,
+        original_due_at=kw.pop("original_due_at", due),
+        finished=kw.pop("finished", final),
+        paused_hours=kw.pop("paused_hours", 0.0),
+        supplement_count=kw.pop("supplement_count", 0),
+        **kw,
+    )
     session.add(d)
     return d
 
@@ -65,27 +85,66 @@ def load_march(session):
     x = lambda *a, **k: add_dossier(session, v, *a, **k)  # noqa: E731
     # ---- agency A, procedure P1 (7 working days)
     # received online; completed early (day 9 < due day 11); returned 10 March. 42 working hours.
-    x("a1", A, P1, R, vn(2026, 3, 2, 8), 2, vn(2026, 3, 11, 8), processed_at=vn(2026, 3, 9, 10),
-      returned_at=vn(2026, 3, 10, 9), finished_at=vn(2026, 3, 10, 9))
+    x(
+        "a1",
+        A,
+        P1,
+        R,
+        vn(2026, 3, 2, 8),
+        2,
+        vn(2026, 3, 11, 8),
+        processed_at=vn(2026, 3, 9, 10),
+        returned_at=vn(2026, 3, 10, 9),
+        finished_at=vn(2026, 3, 10, 9),
+    )
     # received in person; result 06:30 on the due day (the UTC day is the 11th): on time. 54 h.
     x("a2", A, P1, PR, vn(2026, 3, 3, 9), 1, vn(2026, 3, 12, 9), processed_at=vn(2026, 3, 12, 6, 30))
     # received by post; result on the due day but after due_at: late; returned 16 March. 59 h.
-    x("a3", A, P1, R, vn(2026, 3, 4, 10), 3, vn(2026, 3, 13, 10), processed_at=vn(2026, 3, 13, 15),
-      returned_at=vn(2026, 3, 16, 8), finished_at=vn(2026, 3, 16, 8))
+    x(
+        "a3",
+        A,
+        P1,
+        R,
+        vn(2026, 3, 4, 10),
+        3,
+        vn(2026, 3, 13, 10),
+        processed_at=vn(2026, 3, 13, 15),
+        returned_at=vn(2026, 3, 16, 8),
+        finished_at=vn(2026, 3, 16, 8),
+    )
     # carried over (received 26 Feb, open on 1 March); completed early; returned 3 March. 19 h.
-    x("a4", A, P1, R, vn(2026, 2, 26, 9), 1, vn(2026, 3, 9, 9), processed_at=vn(2026, 3, 2, 14),
-      returned_at=vn(2026, 3, 3, 8), finished_at=vn(2026, 3, 3, 8))
+    x(
+        "a4",
+        A,
+        P1,
+        R,
+        vn(2026, 2, 26, 9),
+        1,
+        vn(2026, 3, 9, 9),
+        processed_at=vn(2026, 3, 2, 14),
+        returned_at=vn(2026, 3, 3, 8),
+        finished_at=vn(2026, 3, 3, 8),
+    )
     # processed in February, returned 2 March: only "returned".
-    x("a5", A, P1, R, vn(2026, 2, 10, 9), 1, vn(2026, 2, 27, 9), processed_at=vn(2026, 2, 25, 10),
-      returned_at=vn(2026, 3, 2, 10), finished_at=vn(2026, 3, 2, 10))
+    x(
+        "a5",
+        A,
+        P1,
+        R,
+        vn(2026, 2, 10, 9),
+        1,
+        vn(2026, 2, 27, 9),
+        processed_at=vn(2026, 2, 25, 10),
+        returned_at=vn(2026, 3, 2, 10),
+        finished_at=vn(2026, 3, 2, 10),
+    )
     # carried over, still open, due 20 March: in process, overdue.
     x("a6", A, P1, IP, vn(2026, 2, 25, 9), 1, vn(2026, 3, 20, 17))
     # received online, open, due in April: in process within; had one supplement request.
     x("a7", A, P1, IP, vn(2026, 3, 25, 9), 2, vn(2026, 4, 3, 9), supplement_count=1)
     # received in person; paused since 17 March 10:00 with time left (due 19 March 09:00 >= paused_at):
     # in process within although due_at < P1; supplement requested.
-    x("a8", A, P1, ST, vn(2026, 3, 10, 9), 1, vn(2026, 3, 19, 9), paused_at=vn(2026, 3, 17, 10),
-      supplement_count=1)
+    x("a8", A, P1, ST, vn(2026, 3, 10, 9), 1, vn(2026, 3, 19, 9), paused_at=vn(2026, 3, 17, 10), supplement_count=1)
     # received in person, refused the same day.
     x("a9", A, P1, Status.REFUSED, vn(2026, 3, 5, 9), 1, None, finished_at=vn(2026, 3, 5, 10))
     # received online; withdrawn on 2 April, so open at P1; due 31 March 17:00 < P1: in process, overdue.
@@ -98,19 +157,49 @@ def load_march(session):
     x("a13", A, P1, Status.STOPPED, vn(2026, 1, 5, 9), 1, vn(2026, 1, 14, 9), finished_at=vn(2026, 2, 10, 9))
     # received in person; result early by date but a second supplement request makes it late.
     # 18 working hours less 4 paused = 14 h.
-    x("a14", A, P1, PR, vn(2026, 3, 6, 9), 1, vn(2026, 3, 17, 9), processed_at=vn(2026, 3, 10, 11),
-      supplement_count=2, paused_hours=4.0)
+    x(
+        "a14",
+        A,
+        P1,
+        PR,
+        vn(2026, 3, 6, 9),
+        1,
+        vn(2026, 3, 17, 9),
+        processed_at=vn(2026, 3, 10, 11),
+        supplement_count=2,
+        paused_hours=4.0,
+    )
     # ---- agency A, procedure P2 (same day, cut-off 15:00)
     # received online at 16:30 on the last day, due 1 April: in process within.
     x("b1", A, P2, Status.RECEIVED, vn(2026, 3, 31, 16, 30), 2, vn(2026, 4, 1, 17))
     # carried over; stopped on 2 March.
     x("b2", A, P2, Status.STOPPED, vn(2026, 2, 27, 16), 1, vn(2026, 3, 2, 17), finished_at=vn(2026, 3, 2, 9))
     # received in person; result the same day before 17:00: on time; returned. 2 h.
-    x("b3", A, P2, R, vn(2026, 3, 9, 8), 1, vn(2026, 3, 9, 17), processed_at=vn(2026, 3, 9, 10),
-      returned_at=vn(2026, 3, 9, 11), finished_at=vn(2026, 3, 9, 11))
+    x(
+        "b3",
+        A,
+        P2,
+        R,
+        vn(2026, 3, 9, 8),
+        1,
+        vn(2026, 3, 9, 17),
+        processed_at=vn(2026, 3, 9, 10),
+        returned_at=vn(2026, 3, 9, 11),
+        finished_at=vn(2026, 3, 9, 11),
+    )
     # received in person; apology letter and new date (extended_at): late although before the new date. 9 h.
-    x("b4", A, P2, PR, vn(2026, 3, 10, 8), 1, vn(2026, 3, 12, 17), original_due_at=vn(2026, 3, 10, 17),
-      extended_at=vn(2026, 3, 10, 16), processed_at=vn(2026, 3, 11, 9))
+    x(
+        "b4",
+        A,
+        P2,
+        PR,
+        vn(2026, 3, 10, 8),
+        1,
+        vn(2026, 3, 12, 17),
+        original_due_at=vn(2026, 3, 10, 17),
+        extended_at=vn(2026, 3, 10, 16),
+        processed_at=vn(2026, 3, 11, 9),
+    )
     # ---- agency B, procedure P1
     # received 28 Feb 23:30 (+07), just before P0: carried over; open, due 10 March: in process overdue.
     x("c1", B, P1, IP, vn(2026, 2, 28, 23, 30), 2, vn(2026, 3, 10, 17))
@@ -128,15 +217,37 @@ def load_march(session):
     session.flush()
 
 
-def fig(received, online, in_person, postal, carried, early, on_time, late, within, overdue, supplement,
-        refused, stopped, withdrawn, returned, rate, hours):
+def fig(
+    received,
+    online,
+    in_person,
+    postal,
+    carried,
+    early,
+    on_time,
+    late,
+    within,
+    overdue,
+    supplement,
+    refused,
+    stopped,
+    withdrawn,
+    returned,
+    rate,
+    hours,
+):
     return {
         "received": {"total": received, "online": online, "in_person": in_person, "postal": postal},
         "carried_over": carried,
         "completed": {"total": early + on_time + late, "early": early, "on_time": on_time, "late": late},
         "in_process": {"total": within + overdue, "within": within, "overdue": overdue},
-        "supplement_requested": supplement, "refused": refused, "stopped": stopped, "withdrawn": withdrawn,
-        "returned": returned, "on_time_rate": rate, "avg_processing_hours": hours,
+        "supplement_requested": supplement,
+        "refused": refused,
+        "stopped": stopped,
+        "withdrawn": withdrawn,
+        "returned": returned,
+        "on_time_rate": rate,
+        "avg_processing_hours": hours,
     }
 
 
@@ -188,8 +299,9 @@ def test_the_partition_identity_holds(march):
         rep = summary(s, date(2026, 3, 1), date(2026, 3, 31))
     for r in rep["rows"] + [rep["totals"]]:
         handled = r["received"]["total"] + r["carried_over"]
-        assert handled == (r["completed"]["total"] + r["in_process"]["total"] + r["refused"] + r["stopped"]
-                           + r["withdrawn"])
+        assert handled == (
+            r["completed"]["total"] + r["in_process"]["total"] + r["refused"] + r["stopped"] + r["withdrawn"]
+        )
 
 
 def test_filters_by_agency_and_procedure(march):
@@ -232,15 +344,18 @@ def test_empty_period_has_null_rates(march):
     assert rep["totals"]["received"]["total"] == 0
 
 
-@pytest.mark.parametrize("frm, to, field", [
-    ("2026-13-01", "2026-03-31", "from"),
-    ("2026-03-01", "31/03/2026", "to"),
-    ("", "2026-03-31", "from"),
-    ("2026-03-01", None, "to"),
-    ("2026-04-01", "2026-03-31", "from"),      # from after to
-    ("2025-01-01", "2026-01-02", "to"),        # 367 days
-    ("2026-03-01T00:00", "2026-03-31", "from"),
-])
+@pytest.mark.parametrize(
+    "frm, to, field",
+    [
+        ("2026-13-01", "2026-03-31", "from"),
+        ("2026-03-01", "31/03/2026", "to"),
+        ("", "2026-03-31", "from"),
+        ("2026-03-01", None, "to"),
+        ("2026-04-01", "2026-03-31", "from"),  # from after to
+        ("2025-01-01", "2026-01-02", "to"),  # 367 days
+        ("2026-03-01T00:00", "2026-03-31", "from"),
+    ],
+)
 def test_bad_periods_name_the_field(frm, to, field):
     with pytest.raises(InvalidInput) as exc:
         parse_period(frm, to)
@@ -291,16 +406,21 @@ def test_xlsx_export(march):
     assert ws["A2"].value == "Từ ngày 01/03/2026 đến ngày 31/03/2026"
     assert ws["A4"].value == "Cơ quan" and ws["D4"].value == "Số hồ sơ tiếp nhận"
     assert [ws.cell(row=5, column=c).value for c in range(4, 9)] == [
-        "Tổng số", "Trực tuyến", "Trực tiếp", "Bưu chính", "Từ kỳ trước chuyển sang"]
+        "Tổng số",
+        "Trực tuyến",
+        "Trực tiếp",
+        "Bưu chính",
+        "Từ kỳ trước chuyển sang",
+    ]
     assert ws["I4"].value == "Đã giải quyết" and ws["M4"].value == "Đang giải quyết"
     assert "D4:H4" in {str(r) for r in ws.merged_cells.ranges}
     rows = [[c.value for c in r] for r in ws.iter_rows(min_row=6)]
     assert [r[:2] for r in rows] == [[A, P2], [A, P1], [B, P1], ["Tổng cộng", None]]
     a_p1 = rows[1]
-    assert a_p1[3:8] == [9, 4, 4, 1, 2]          # received total/online/in person/post, carried over
-    assert a_p1[8:12] == [5, 2, 1, 2]            # completed total/early/on time/late
-    assert a_p1[12:15] == [5, 3, 2]              # in process total/within/overdue
-    assert a_p1[15:20] == [3, 1, 0, 0, 4]        # supplement, refused, stopped, withdrawn, returned
+    assert a_p1[3:8] == [9, 4, 4, 1, 2]  # received total/online/in person/post, carried over
+    assert a_p1[8:12] == [5, 2, 1, 2]  # completed total/early/on time/late
+    assert a_p1[12:15] == [5, 3, 2]  # in process total/within/overdue
+    assert a_p1[15:20] == [3, 1, 0, 0, 4]  # supplement, refused, stopped, withdrawn, returned
     assert a_p1[20:] == [60.0, 37.6]
     assert rows[-1][3] == 17 and rows[-1][20] == 55.56
     assert ws.cell(row=9, column=1).font.bold
@@ -325,8 +445,7 @@ def make_client(settings, db, users):
     return Client(app)
 
 
-API_USERS = [("giamsat", ["supervisor"], "000.00.00.H56"), ("quantri", ["admin"], A),
-             ("tiepnhan_a", ["receiver"], A)]
+API_USERS = [("giamsat", ["supervisor"], "000.00.00.H56"), ("quantri", ["admin"], A), ("tiepnhan_a", ["receiver"], A)]
 URL = "/api/v1/reports/summary"
 
 
@@ -368,16 +487,19 @@ def test_api_summary_needs_a_token_and_a_supervisor(api):
     assert_problem(api.get(f"{URL}?from=2026-03-01&to=2026-03-31", "tiepnhan_a"), 403)
 
 
-@pytest.mark.parametrize("query, field", [
-    ("from=2026-02-30&to=2026-03-31", "from"),
-    ("from=hôm-qua&to=2026-03-31", "from"),
-    ("from=2026-03-01&to=31-03-2026", "to"),
-    ("from=2026-04-01&to=2026-03-31", "from"),
-    ("from=2025-01-01&to=2026-01-02", "to"),
-    ("to=2026-03-31", "from"),
-    ("from=2026-03-01", "to"),
-    ("from=2026-03-01&to=2026-03-31&format=pdf", "format"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("from=2026-02-30&to=2026-03-31", "from"),
+        ("from=hôm-qua&to=2026-03-31", "from"),
+        ("from=2026-03-01&to=31-03-2026", "to"),
+        ("from=2026-04-01&to=2026-03-31", "from"),
+        ("from=2025-01-01&to=2026-01-02", "to"),
+        ("to=2026-03-31", "from"),
+        ("from=2026-03-01", "to"),
+        ("from=2026-03-01&to=2026-03-31&format=pdf", "format"),
+    ],
+)
 def test_api_summary_bad_dates_are_422_naming_the_field(api, query, field):
     from tests.api.helpers import assert_problem
 
@@ -391,7 +513,8 @@ def test_api_summary_bad_dates_are_422_naming_the_field(api, query, field):
 
 def reference(rows: list[dict], first: date, last: date, cal) -> dict:
     """The report's totals computed row by row in Python, straight from the definitions."""
-    from datetime import time as dtime, timedelta as td
+    from datetime import time as dtime
+    from datetime import timedelta as td
 
     p0 = datetime.combine(first, dtime(0), VN_TZ)
     p1 = datetime.combine(last + td(days=1), dtime(0), VN_TZ)
@@ -420,18 +543,36 @@ def reference(rows: list[dict], first: date, last: date, cal) -> dict:
                 f["o"] += 1
         if d["received_at"] < p1 and (closed is None or closed >= p1):
             due, paused = d["due_at"], d["paused_at"]
-            late = d["supplement_count"] >= 2 or (d["extended_at"] is not None and d["extended_at"] < p1) or (
-                due is not None and due < p1 and (paused is None or due < paused))
+            late = (
+                d["supplement_count"] >= 2
+                or (d["extended_at"] is not None and d["extended_at"] < p1)
+                or (due is not None and due < p1 and (paused is None or due < paused))
+            )
             f["ov" if late else "w"] += 1
         closing = {3: "rf", 8: "st", 7: "wd"}.get(d["status_code"])
         if closing and d["finished_at"] is not None and p0 <= d["finished_at"] < p1:
             f[closing] += 1
         f["rn"] += d["returned_at"] is not None and p0 <= d["returned_at"] < p1
     den = f["e"] + f["o"] + f["l"] + f["w"] + f["ov"]
-    return fig(f["rt"], f["on"], f["ip"], f["po"], f["co"], f["e"], f["o"], f["l"], f["w"], f["ov"], f["su"],
-               f["rf"], f["st"], f["wd"], f["rn"],
-               round(100 * (f["e"] + f["o"] + f["w"]) / den, 2) if den else None,
-               round(hours / n_done, 2) if n_done else None)
+    return fig(
+        f["rt"],
+        f["on"],
+        f["ip"],
+        f["po"],
+        f["co"],
+        f["e"],
+        f["o"],
+        f["l"],
+        f["w"],
+        f["ov"],
+        f["su"],
+        f["rf"],
+        f["st"],
+        f["wd"],
+        f["rn"],
+        round(100 * (f["e"] + f["o"] + f["w"]) / den, 2) if den else None,
+        round(hours / n_done, 2) if n_done else None,
+    )
 
 
 def random_dossiers(rng, n: int, cal) -> list[dict]:
@@ -442,9 +583,19 @@ def random_dossiers(rng, n: int, cal) -> list[dict]:
     for _ in range(n):
         r = start + td(minutes=rng.randrange(100 * 24 * 60), seconds=rng.randrange(60))
         due = None if rng.random() < 0.05 else cal.add_working_hours(r, rng.choice((4, 8, 24, 40, 80)))
-        d = dict(received_at=r, due_at=due, channel=rng.choice((1, 2, 3)), processed_at=None, returned_at=None,
-                 finished_at=None, paused_at=None, paused_hours=0.0, extended_at=None,
-                 supplement_count=rng.choice((0, 0, 0, 1, 2)), status=Status.IN_PROCESS)
+        d = dict(
+            received_at=r,
+            due_at=due,
+            channel=rng.choice((1, 2, 3)),
+            processed_at=None,
+            returned_at=None,
+            finished_at=None,
+            paused_at=None,
+            paused_hours=0.0,
+            extended_at=None,
+            supplement_count=rng.choice((0, 0, 0, 1, 2)),
+            status=Status.IN_PROCESS,
+        )
         u = rng.random()
         if u < 0.15:
             d["status"] = rng.choice((Status.REFUSED, Status.WITHDRAWN, Status.STOPPED))
@@ -477,15 +628,42 @@ def test_sql_matches_a_row_by_row_reading_of_the_definitions(db, seed):
         v = add_procedures(s, (P1,))
         for i, d in enumerate(rows):
             st = d.pop("status")
-            add_dossier(s, v, f"r{i}", A, P1, st, d.pop("received_at"), d.pop("channel"), d.pop("due_at"),
-                        finished=st in (Status.REFUSED, Status.WITHDRAWN, Status.STOPPED, Status.RETURNED), **d)
+            add_dossier(
+                s,
+                v,
+                f"r{i}",
+                A,
+                P1,
+                st,
+                d.pop("received_at"),
+                d.pop("channel"),
+                d.pop("due_at"),
+                finished=st in (Status.REFUSED, Status.WITHDRAWN, Status.STOPPED, Status.RETURNED),
+                **d,
+            )
     with db.read() as s:
-        mine = [dict(received_at=x.received_at, due_at=x.due_at, channel=x.channel, processed_at=x.processed_at,
-                     returned_at=x.returned_at, finished_at=x.finished_at, paused_at=x.paused_at,
-                     paused_hours=x.paused_hours, extended_at=x.extended_at, supplement_count=x.supplement_count,
-                     status_code=x.status_code) for x in s.scalars(select(Dossier))]
-        for first, last in [(date(2026, 2, 1), date(2026, 2, 28)), (date(2026, 1, 1), date(2026, 3, 31)),
-                            (date(2026, 2, 16), date(2026, 2, 16)), (date(2026, 3, 2), date(2026, 4, 30))]:
+        mine = [
+            dict(
+                received_at=x.received_at,
+                due_at=x.due_at,
+                channel=x.channel,
+                processed_at=x.processed_at,
+                returned_at=x.returned_at,
+                finished_at=x.finished_at,
+                paused_at=x.paused_at,
+                paused_hours=x.paused_hours,
+                extended_at=x.extended_at,
+                supplement_count=x.supplement_count,
+                status_code=x.status_code,
+            )
+            for x in s.scalars(select(Dossier))
+        ]
+        for first, last in [
+            (date(2026, 2, 1), date(2026, 2, 28)),
+            (date(2026, 1, 1), date(2026, 3, 31)),
+            (date(2026, 2, 16), date(2026, 2, 16)),
+            (date(2026, 3, 2), date(2026, 4, 30)),
+        ]:
             got = summary(s, first, last, calendar=cal)["totals"]
             want = reference(mine, first, last, cal)
             hours_got, hours_want = got.pop("avg_processing_hours"), want.pop("avg_processing_hours")

@@ -1,7 +1,8 @@
 """Timer expressions: ISO forms quoted or not, working time, and how SpiffWorkflow fires them."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import time_machine
@@ -23,7 +24,7 @@ from engine.timers import (
 )
 
 VN = timezone(timedelta(hours=7))
-UTC = timezone.utc
+UTC = UTC
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -66,55 +67,74 @@ def calendar_functions(now=None):
 # normalize / check / timer_value
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("PT30S", '"PT30S"'),
-    ("  PT30S \n", '"PT30S"'),
-    ('"PT30S"', '"PT30S"'),
-    ("'PT30S'", "'PT30S'"),
-    ("P3D", '"P3D"'),
-    ("p1y2m", '"p1y2m"'),
-    ("R3/PT1H", '"R3/PT1H"'),
-    ("R/PT10M", '"R/PT10M"'),
-    ("2026-12-01T09:00:00+07:00", '"2026-12-01T09:00:00+07:00"'),
-    ("2026-12-11", '"2026-12-11"'),  # would otherwise be the number 2003
-    ("2026-W49-2", '"2026-W49-2"'),
-    ("working_days(3)", "working_days(3)"),
-    ("'PT' + str(hours) + 'H'", "'PT' + str(hours) + 'H'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("PT30S", '"PT30S"'),
+        ("  PT30S \n", '"PT30S"'),
+        ('"PT30S"', '"PT30S"'),
+        ("'PT30S'", "'PT30S'"),
+        ("P3D", '"P3D"'),
+        ("p1y2m", '"p1y2m"'),
+        ("R3/PT1H", '"R3/PT1H"'),
+        ("R/PT10M", '"R/PT10M"'),
+        ("2026-12-01T09:00:00+07:00", '"2026-12-01T09:00:00+07:00"'),
+        ("2026-12-11", '"2026-12-11"'),  # would otherwise be the number 2003
+        ("2026-W49-2", '"2026-W49-2"'),
+        ("working_days(3)", "working_days(3)"),
+        ("'PT' + str(hours) + 'H'", "'PT' + str(hours) + 'H'"),
+    ],
+)
 def test_normalize_quotes_only_bare_iso_literals(text, expected):
     assert normalize_timer_expression(text) == expected
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("PT30S", "duration"), ('"PT30S"', "duration"), ("'P3DT4H'", "duration"), ("P1.5D", "duration"),
-    ("P2W", "duration"),
-    ("2026-12-01T09:00:00+07:00", "date"), ("'2026-12-01T09:00:00+07:00'", "date"),
-    ("2026-12-01T09:00", "date"), ("2026-12-01", "date"), ("2026-W49-2T09:00", "date"),
-    ("R3/PT1H", "cycle"), ('"R/P1D"', "cycle"), ("R2/2026-12-01T09:00:00+07:00/P1D", "cycle"),
-    ("working_days(3)", "duration"), ("working_days(3)", "date"), ("working_hours(deadline_hours * 2)", "duration"),
-    ("'PT' + str(hours) + 'H'", "duration"),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("PT30S", "duration"),
+        ('"PT30S"', "duration"),
+        ("'P3DT4H'", "duration"),
+        ("P1.5D", "duration"),
+        ("P2W", "duration"),
+        ("2026-12-01T09:00:00+07:00", "date"),
+        ("'2026-12-01T09:00:00+07:00'", "date"),
+        ("2026-12-01T09:00", "date"),
+        ("2026-12-01", "date"),
+        ("2026-W49-2T09:00", "date"),
+        ("R3/PT1H", "cycle"),
+        ('"R/P1D"', "cycle"),
+        ("R2/2026-12-01T09:00:00+07:00/P1D", "cycle"),
+        ("working_days(3)", "duration"),
+        ("working_days(3)", "date"),
+        ("working_hours(deadline_hours * 2)", "duration"),
+        ("'PT' + str(hours) + 'H'", "duration"),
+    ],
+)
 def test_good_timer_texts_pass_the_deploy_check(text, kind):
     assert check_timer_expression(text, kind) == []
 
 
-@pytest.mark.parametrize("text, kind, fragment", [
-    ("", "duration", "trống"),
-    ("PT30X", "duration", "PT30X"),
-    ("30 minutes", "duration", "Syntax error"),
-    ("P", "duration", "'P'"),
-    ("PT", "duration", "PT"),
-    ("PT30S", "date", "timeDuration"),
-    ("2026-12-01T09:00:00+07:00", "duration", "timeDate"),
-    ("2026-13-45T09:00:00", "date", "2026-13-45"),
-    ("R3/PT0S", "cycle", "R3/PT0S"),
-    ("PT1H", "cycle", "PT1H"),
-    ("R3/2026-12-01", "cycle", "R3/2026-12-01"),
-    ("working_days(3)", "cycle", "timeCycle"),
-    ("__import__('os').system('x')", "duration", "__import__"),
-    ("sleep(10)", "duration", "sleep"),
-    ("42", "duration", "ISO 8601"),
-])
+@pytest.mark.parametrize(
+    "text, kind, fragment",
+    [
+        ("", "duration", "trống"),
+        ("PT30X", "duration", "PT30X"),
+        ("30 minutes", "duration", "Syntax error"),
+        ("P", "duration", "'P'"),
+        ("PT", "duration", "PT"),
+        ("PT30S", "date", "timeDuration"),
+        ("2026-12-01T09:00:00+07:00", "duration", "timeDate"),
+        ("2026-13-45T09:00:00", "date", "2026-13-45"),
+        ("R3/PT0S", "cycle", "R3/PT0S"),
+        ("PT1H", "cycle", "PT1H"),
+        ("R3/2026-12-01", "cycle", "R3/2026-12-01"),
+        ("working_days(3)", "cycle", "timeCycle"),
+        ("__import__('os').system('x')", "duration", "__import__"),
+        ("sleep(10)", "duration", "sleep"),
+        ("42", "duration", "ISO 8601"),
+    ],
+)
 def test_bad_timer_texts_are_refused_with_a_message(text, kind, fragment):
     problems = check_timer_expression(text, kind)
     assert problems, text
@@ -160,8 +180,10 @@ def test_working_days_and_hours_use_the_injected_calendar_and_clock():
 # ---------------------------------------------------------------------------------------------------
 # In SpiffWorkflow
 
-NS = ('xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-      'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://motcua.test"')
+NS = (
+    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://motcua.test"'
+)
 
 
 def _esc(text: str) -> str:
@@ -193,7 +215,7 @@ def boundary_process(tag: str, text: str, interrupting: bool = True) -> str:
     <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="done"/>
     <bpmn:endEvent id="done"/>
     <bpmn:boundaryEvent id="deadline" name="Deadline" attachedToRef="review"
-                        cancelActivity="{'true' if interrupting else 'false'}">
+                        cancelActivity="{"true" if interrupting else "false"}">
       <bpmn:timerEventDefinition><bpmn:{tag}>{_esc(text)}</bpmn:{tag}></bpmn:timerEventDefinition>
     </bpmn:boundaryEvent>
     <bpmn:sequenceFlow id="f3" sourceRef="deadline" targetRef="remind"/>
@@ -243,12 +265,15 @@ def test_duration_timer_quoted_or_not_fires_after_its_time(text, parser_class):
         assert pending_timers(wf) == []
 
 
-@pytest.mark.parametrize("text, due", [
-    ("2026-03-02T09:10:00+07:00", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),
-    ("'2026-03-02T09:10:00+07:00'", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),
-    ("2026-03-02T09:10:00", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),  # no offset: Vietnam time
-    ("2026-03-02T02:10:00Z", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "text, due",
+    [
+        ("2026-03-02T09:10:00+07:00", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),
+        ("'2026-03-02T09:10:00+07:00'", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),
+        ("2026-03-02T09:10:00", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),  # no offset: Vietnam time
+        ("2026-03-02T02:10:00Z", datetime(2026, 3, 2, 2, 10, tzinfo=UTC)),
+    ],
+)
 def test_date_timer_quoted_or_not_fires_at_its_instant(text, due):
     with time_machine.travel(T0, tick=False):
         wf = start(catch_process("timeDate", text))
@@ -286,8 +311,7 @@ def test_working_days_in_a_boundary_duration_timer_lands_on_working_time():
     friday = datetime(2026, 3, 6, 3, 0, tzinfo=UTC)
     due = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
     with time_machine.travel(friday, tick=False):
-        wf = start(boundary_process("timeDuration", "working_days(days)"), {"days": 2},
-                   functions=calendar_functions())
+        wf = start(boundary_process("timeDuration", "working_days(days)"), {"days": 2}, functions=calendar_functions())
         [(task_id, at)] = pending_timers(wf)
         assert at == due
         assert wf.get_task_from_id(task_id).task_spec.name == "deadline"

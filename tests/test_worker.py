@@ -1,5 +1,6 @@
 """Issue 4: the huey worker - sweep and wake-up tasks, wake-ups scheduled at commit, a real consumer, and
 several workers (threads; on PostgreSQL + Redis also processes) firing each timer once."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -7,7 +8,7 @@ import os
 import signal
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -89,8 +90,12 @@ def count(db, model, *where) -> int:
 def actions_of(db, action) -> dict:
     """{dossier code: number of events with that action}."""
     with db.read() as s:
-        rows = s.execute(select(Dossier.code, func.count(Event.id)).join(Event, Event.dossier_id == Dossier.id)
-                         .where(Event.action == action).group_by(Dossier.code)).all()
+        rows = s.execute(
+            select(Dossier.code, func.count(Event.id))
+            .join(Event, Event.dossier_id == Dossier.id)
+            .where(Event.action == action)
+            .group_by(Dossier.code)
+        ).all()
     return dict(rows)
 
 
@@ -145,7 +150,7 @@ def test_tasks_in_huey_immediate_mode(worker, service, db):
 
 def scheduled_etas(worker) -> list[datetime]:
     """Wake-ups waiting in huey (a task with an eta sits in the queue until a consumer moves it to the schedule)."""
-    return sorted(t.eta.replace(tzinfo=timezone.utc) for t in worker.huey.pending() + worker.huey.scheduled())
+    return sorted(t.eta.replace(tzinfo=UTC) for t in worker.huey.pending() + worker.huey.scheduled())
 
 
 def test_commit_schedules_a_wakeup_at_next_timer_at(worker, service, db):
@@ -182,15 +187,22 @@ def test_consumer_sweeps_every_sweep_seconds(settings, monkeypatch):
     seen = {}
 
     def fake_run(self):
-        seen.update(workers=self.workers, periodic=self.periodic, kind=self.worker_type,
-                    seconds=self.scheduler_class.periodic_task_seconds,
-                    tasks=sorted(self.huey._registry._registry))
+        seen.update(
+            workers=self.workers,
+            periodic=self.periodic,
+            kind=self.worker_type,
+            seconds=self.scheduler_class.periodic_task_seconds,
+            tasks=sorted(self.huey._registry._registry),
+        )
 
     from huey.consumer import Consumer
+
     monkeypatch.setattr(Consumer, "run", fake_run)
     run_consumer(settings)  # what `motcua worker` runs
     assert seen["workers"] == 2 and seen["periodic"] and seen["kind"] == "thread" and seen["seconds"] == 30
-    assert any(t.endswith("motcua.wake") for t in seen["tasks"]) and any(t.endswith("motcua.sweep") for t in seen["tasks"])
+    assert any(t.endswith("motcua.wake") for t in seen["tasks"]) and any(
+        t.endswith("motcua.sweep") for t in seen["tasks"]
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -281,7 +293,8 @@ def _fire_in_process(url, var_dir, go, out):  # runs in a child process
 needs_pg_redis = pytest.mark.skipif(
     not (PG_URL and REDIS_URL),
     reason="needs PostgreSQL and Redis: set DATABASE_URL=postgresql+psycopg://… and REDIS_URL=redis://… "
-           "(`make test` runs the suite again with both when they answer)")
+    "(`make test` runs the suite again with both when they answer)",
+)
 
 
 @needs_pg_redis
@@ -291,8 +304,9 @@ def test_two_processes_on_postgres_fire_each_timer_once(service, db, settings):
     time.sleep(2.2)  # the PT2S timers are due
     ctx = multiprocessing.get_context("spawn")
     go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_fire_in_process, args=(settings.database_url, settings.var_dir, go, out))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(target=_fire_in_process, args=(settings.database_url, settings.var_dir, go, out)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     go.set()

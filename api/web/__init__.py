@@ -10,6 +10,7 @@ styles are bundled by esbuild from `api/web/src/` into `api/web/static/dist/` (`
 need that the core API does not have (counts per step, the steps of a dossier, validation without
 deploying), to the OpenAPI-documented API.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,7 @@ from flask import Blueprint, abort, redirect, render_template, send_from_directo
 HERE = Path(__file__).resolve().parent
 DIST = HERE / "static" / "dist"
 
-bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-                  static_url_path="/web-static")
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/web-static")
 
 
 def bundle_missing() -> bool:

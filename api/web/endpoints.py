@@ -6,6 +6,7 @@
 - `POST /api/v1/procedures/validate`        the deploy checks without deploying: always 200 with
                                             `{valid, problems, warnings}` (the modeler marks the elements).
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -16,12 +17,16 @@ from engine.errors import InvalidInput, TooLarge
 
 from ..auth import authenticate
 from ..common import Str, errors
-from ..context import actor, services, read_session
+from ..context import actor, read_session, services
 from . import queries
 
-blp = Blueprint("web_api", __name__, url_prefix="/api/v1",
-                description="Phục vụ trang web / for the web pages: counts per step, steps of a dossier, "
-                            "validation without deployment")
+blp = Blueprint(
+    "web_api",
+    __name__,
+    url_prefix="/api/v1",
+    description="Phục vụ trang web / for the web pages: counts per step, steps of a dossier, "
+    "validation without deployment",
+)
 blp.before_request(authenticate)
 
 
@@ -36,8 +41,12 @@ class WebCountsSchema(ma.Schema):
     version = ma.fields.Integer(required=True, metadata={"description": "phiên bản hiện hành / current version"})
     now = Str(metadata={"format": "date-time"})
     agency = Str(metadata={"description": "cơ quan được đếm (null: mọi cơ quan) / agency counted, null = all"})
-    counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(WebStepCountSchema), required=True,
-                            metadata={"description": "theo id phần tử BPMN / by BPMN element id"})
+    counts = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Nested(WebStepCountSchema),
+        required=True,
+        metadata={"description": "theo id phần tử BPMN / by BPMN element id"},
+    )
     total = ma.fields.Integer(required=True)
 
 
@@ -106,10 +115,13 @@ class WebValidationSchema(ma.Schema):
 
 
 class WebValidateFormSchema(ma.Schema):
-    file = ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary",
-                                                  "description": "tệp .bpmn / the .bpmn file"})
-    forms = ma.fields.List(ma.fields.Raw(metadata={"type": "string", "format": "binary"}),
-                           metadata={"description": "tệp biểu mẫu kèm theo / form files deployed with it"})
+    file = ma.fields.Raw(
+        required=True, metadata={"type": "string", "format": "binary", "description": "tệp .bpmn / the .bpmn file"}
+    )
+    forms = ma.fields.List(
+        ma.fields.Raw(metadata={"type": "string", "format": "binary"}),
+        metadata={"description": "tệp biểu mẫu kèm theo / form files deployed with it"},
+    )
 
 
 @blp.route("/procedures/<code>/counts", methods=["GET"])
@@ -133,8 +145,11 @@ def steps(code):
 def _uploads():
     file = request.files.get("file")
     if file is None:
-        raise InvalidInput("Thiếu tệp BPMN (trường 'file')", "the BPMN file is missing (field 'file')",
-                           {"fields": {"file": "Trường bắt buộc / Required"}})
+        raise InvalidInput(
+            "Thiếu tệp BPMN (trường 'file')",
+            "the BPMN file is missing (field 'file')",
+            {"fields": {"file": "Trường bắt buộc / Required"}},
+        )
     limit = services().settings.max_bpmn_bytes
     content = file.read(limit + 1)
     if len(content) > limit:
@@ -148,8 +163,10 @@ def _uploads():
 
 
 @blp.route("/procedures/validate", methods=["POST"])
-@blp.doc(summary="Kiểm tra thủ tục mà không triển khai / validate a procedure without deploying it",
-         requestBody={"required": True, "content": {"multipart/form-data": {"schema": WebValidateFormSchema}}})
+@blp.doc(
+    summary="Kiểm tra thủ tục mà không triển khai / validate a procedure without deploying it",
+    requestBody={"required": True, "content": {"multipart/form-data": {"schema": WebValidateFormSchema}}},
+)
 @blp.response(200, WebValidationSchema)
 @errors(blp, 401, 403, 413, 422)
 def validate():

@@ -1,5 +1,6 @@
 """Fixtures of the API tests: an application over the `db` fixture (SQLite, or PostgreSQL with DATABASE_URL),
 two small procedures deployed, users of two agencies, and a client that logs in as any of them."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,15 @@ def app(settings, db, password_hash):
     deploy_bytes(db, FORM_STEPS.read_bytes(), FORM_STEPS.name, form_files_beside(FORM_STEPS))
     with db.uow() as s:
         for username, roles, agency in USERS:
-            s.add(User(username=username, password_hash=password_hash, roles=roles, agency=agency,
-                       full_name=username.title()))
+            s.add(
+                User(
+                    username=username,
+                    password_hash=password_hash,
+                    roles=roles,
+                    agency=agency,
+                    full_name=username.title(),
+                )
+            )
     application = create_app(settings, database=db)
     application.config["TESTING"] = True
     return application

@@ -1,4 +1,5 @@
 """Constants and helpers of the API tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,9 @@ class Client:
             svc = self.app.extensions["motcua"]
             with svc.db.read() as s:
                 user = s.scalars(select(User).where(User.username == username)).one()
-                self._tokens[username] = issue_token(actor_of(user), svc.settings.secret_key,
-                                                     svc.settings.token_ttl_seconds)
+                self._tokens[username] = issue_token(
+                    actor_of(user), svc.settings.secret_key, svc.settings.token_ttl_seconds
+                )
         return self._tokens[username]
 
     def headers(self, username: str | None, extra: dict | None = None) -> dict:
@@ -62,14 +64,21 @@ class Client:
 
 
 def new_dossier(client: Client, user="tiepnhan", procedure="9.000001", **extra):
-    body = {"procedure_code": procedure, "applicant": {"name": "Nguyễn Văn An", "id_number": "001099012345",
-                                                       "phone": "0912345678", "email": "an@example.vn"},
-            "channel": 1, "data": {}}
+    body = {
+        "procedure_code": procedure,
+        "applicant": {
+            "name": "Nguyễn Văn An",
+            "id_number": "001099012345",
+            "phone": "0912345678",
+            "email": "an@example.vn",
+        },
+        "channel": 1,
+        "data": {},
+    }
     body.update(extra)
     r = client.post("/api/v1/dossiers", user, json=body)
     assert r.status_code == 201, r.get_json()
     return r.get_json()
-
 
 
 def assert_problem(r, status: int, code: str | None = None):

@@ -1,7 +1,8 @@
 """Issue 4 over HTTP: the legal actions on a dossier (supplement, refuse, withdraw, stop, extend)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -20,17 +21,26 @@ def act(client, code, action, user="tiepnhan", **body):
 
 def overdue_dossier(client) -> dict:
     """Brought over by an admin with its real, old receipt date: overdue now."""
-    past = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat()
+    past = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     return new_dossier(client, user="admin", received_at=past)
 
 
 def test_supplement_request_then_received(client, dossier, app):
-    r = act(client, dossier["code"], "supplement-request", reason="Thiếu bản sao CCCD",
-            documents=["Bản sao CCCD của cha", "Bản sao CCCD của mẹ"])
+    r = act(
+        client,
+        dossier["code"],
+        "supplement-request",
+        reason="Thiếu bản sao CCCD",
+        documents=["Bản sao CCCD của cha", "Bản sao CCCD của mẹ"],
+    )
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
-    assert (body["status"], body["status_code"], body["paused"], body["supplement_count"]) == \
-        ("supplement_requested", 5, True, 1)
+    assert (body["status"], body["status_code"], body["paused"], body["supplement_count"]) == (
+        "supplement_requested",
+        5,
+        True,
+        1,
+    )
     assert_problem(act(client, dossier["code"], "supplement-request", reason="Lại"), 409)  # already waiting
     r = act(client, dossier["code"], "supplement-received", note="Đã nhận đủ")
     assert r.status_code == 200
@@ -43,8 +53,12 @@ def test_supplement_request_then_received(client, dossier, app):
     assert "supplement.requested" in actions and "supplement.received" in actions
     with app.extensions["motcua"].db.read() as s:
         d = s.scalars(select(Dossier).where(Dossier.code == dossier["code"])).one()
-        bodies = [n.body for n in s.scalars(select(Notification).where(Notification.dossier_id == d.id,
-                                                                        Notification.channel == "sms"))]
+        bodies = [
+            n.body
+            for n in s.scalars(
+                select(Notification).where(Notification.dossier_id == d.id, Notification.channel == "sms")
+            )
+        ]
     assert any("Ban sao CCCD cua cha" in b for b in bodies)  # SMS without diacritics
 
 
@@ -100,7 +114,7 @@ def test_extend_once_when_overdue(client):
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert body["extended"] is True and body["original_due_at"] == d["due_at"]
-    assert datetime.fromisoformat(body["due_at"]) > datetime.now(timezone.utc)
+    assert datetime.fromisoformat(body["due_at"]) > datetime.now(UTC)
     assert_problem(act(client, d["code"], "extend", reason="Lần hai", extra_working_days=1), 409)
 
 

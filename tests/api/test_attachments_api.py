@@ -1,4 +1,5 @@
 """Issue 5 over HTTP: POST/GET /dossiers/{code}/attachments, downloads, limits, and the checklist at intake."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,9 @@ def code(app, client, db, password_hash):
     return new_dossier(client, procedure="1.001193")["code"]
 
 
-def upload(client, code, content=PDF, filename="Tờ khai.pdf", content_type="application/pdf", key="to_khai",
-           user="tiepnhan"):
+def upload(
+    client, code, content=PDF, filename="Tờ khai.pdf", content_type="application/pdf", key="to_khai", user="tiepnhan"
+):
     data = {"file": (io.BytesIO(content), filename, content_type)}
     if key:
         data["document_key"] = key
@@ -82,15 +84,22 @@ def test_access(client, code):
 
 
 def test_missing_file_is_422(client, code):
-    r = client.post(f"/api/v1/dossiers/{code}/attachments", "tiepnhan", data={"document_key": "to_khai"},
-                    content_type="multipart/form-data")
+    r = client.post(
+        f"/api/v1/dossiers/{code}/attachments",
+        "tiepnhan",
+        data={"document_key": "to_khai"},
+        content_type="multipart/form-data",
+    )
     assert_problem(r, 422)
 
 
 def _intake(client, code, data):
     task = client.get(f"/api/v1/dossiers/{code}", "tiepnhan").get_json()["tasks"][0]
-    return client.post(f"/api/v1/tasks/{task['id']}/complete", "tiepnhan",
-                       json={"data": {"requester_relationship": "mother", "decision": "accept", **data}})
+    return client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        "tiepnhan",
+        json={"data": {"requester_relationship": "mother", "decision": "accept", **data}},
+    )
 
 
 def test_a_missing_document_blocks_intake_until_uploaded(client, code):
@@ -98,8 +107,12 @@ def test_a_missing_document_blocks_intake_until_uploaded(client, code):
     assert "giay_to_tuy_than" in body["fields"]["documents_received"]
     assert client.get(f"/api/v1/dossiers/{code}", "tiepnhan").get_json()["status"] == "received"
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-    assert upload(client, code, content=png, filename="cccd.png", content_type="image/png",
-                  key="giay_to_tuy_than").status_code == 201
+    assert (
+        upload(
+            client, code, content=png, filename="cccd.png", content_type="image/png", key="giay_to_tuy_than"
+        ).status_code
+        == 201
+    )
     r = _intake(client, code, {"documents_received": ["to_khai", "giay_chung_sinh"]})
     assert r.status_code == 200, r.get_json()
 

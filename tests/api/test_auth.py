@@ -1,4 +1,5 @@
 """POST /auth/token, GET /auth/me, and the bearer-token check every protected endpoint shares."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,9 @@ from .helpers import AGENCY, PASSWORD, assert_problem
 
 
 def login(client, username="tiepnhan", password=PASSWORD, ip="10.0.0.1"):
-    return client.raw.post("/api/v1/auth/token", json={"username": username, "password": password},
-                           environ_base={"REMOTE_ADDR": ip})
+    return client.raw.post(
+        "/api/v1/auth/token", json={"username": username, "password": password}, environ_base={"REMOTE_ADDR": ip}
+    )
 
 
 def test_token_happy_path(client, app):
@@ -78,8 +80,12 @@ def test_bad_expired_and_foreign_tokens_are_401(client, app):
     expired = jwt.encode({"sub": "tiepnhan", "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256")
     forged = jwt.encode({"sub": "admin", "iat": now, "exp": now + 60}, "another-secret-" + "y" * 32, algorithm="HS256")
     none_alg = jwt.encode({"sub": "admin", "iat": now, "exp": now + 60}, None, algorithm="none")
-    for token, word in ((expired, "hết hạn"), (forged, "không hợp lệ"), (none_alg, "không hợp lệ"),
-                        ("garbage", "không hợp lệ")):
+    for token, word in (
+        (expired, "hết hạn"),
+        (forged, "không hợp lệ"),
+        (none_alg, "không hợp lệ"),
+        ("garbage", "không hợp lệ"),
+    ):
         r = client.raw.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert word in assert_problem(r, 401)["message_vi"]
     r = client.raw.get("/api/v1/auth/me", headers={"Authorization": "Basic dGllcG5oYW46eA=="})
@@ -102,8 +108,9 @@ def test_changed_roles_apply_without_a_new_token(client, app):
     with app.extensions["motcua"].db.uow() as s:
         s.execute(update(User).where(User.username == "canbo").values(roles=["specialist"]))
     assert client.get("/api/v1/auth/me", "canbo").get_json()["roles"] == ["specialist"]
-    assert_problem(client.post("/api/v1/dossiers", "canbo", json={"procedure_code": "9.000001",
-                                                                  "applicant": {"name": "A"}}), 403)
+    assert_problem(
+        client.post("/api/v1/dossiers", "canbo", json={"procedure_code": "9.000001", "applicant": {"name": "A"}}), 403
+    )
 
 
 def test_a_token_used_before_still_expires(client, app):

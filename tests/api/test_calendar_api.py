@@ -1,4 +1,5 @@
 """Issue 4 over HTTP: GET /calendar/due, GET /calendar/days, PUT/DELETE /calendar/days/{date}."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,7 +7,6 @@ from datetime import datetime
 import time_machine
 
 from engine.calendar import VN_TZ
-
 from tests.helpers import staff
 
 from .helpers import assert_problem
@@ -34,8 +34,16 @@ def test_due_by_the_convention(client):
 
 def test_due_with_cutoff_calendar_days_and_vietnamese(client):
     # Birth registration: 0 days, cut-off 15:00; at 15:30 it counts from the next working day → 17:00 then.
-    r = client.get(DUE, "chuyenvien", query_string={"start": "2026-03-06T15:30:00+07:00", "deadline": "0 days",
-                                                      "cutoff": "15:00", "agency": "000.31.14.H56"})
+    r = client.get(
+        DUE,
+        "chuyenvien",
+        query_string={
+            "start": "2026-03-06T15:30:00+07:00",
+            "deadline": "0 days",
+            "cutoff": "15:00",
+            "agency": "000.31.14.H56",
+        },
+    )
     assert r.get_json()["due_at"] == "2026-03-09T17:00:00+07:00" and r.get_json()["agency"] == "000.31.14.H56"
     r = client.get(DUE, "tiepnhan", query_string={"start": "2026-03-02T09:00", "deadline": "7 ngày làm việc"})
     assert r.get_json()["due_at"] == "2026-03-11T09:00:00+07:00"  # no offset: UTC+7
@@ -72,8 +80,14 @@ def test_admin_overrides_change_new_due_times(client, app):
     assert client.get(DUE, "tiepnhan", query_string=start).get_json()["due_at"] == "2026-03-09T10:00:00+07:00"
     r = put(client, f"{DAYS}/2026-03-07", "admin", json={"working": True, "name": "Làm bù thử"})
     assert r.status_code == 200, r.get_json()
-    assert r.get_json() == {"date": "2026-03-07", "weekday": "Thứ Bảy", "working": True, "name": "Làm bù thử",
-                            "source": "override", "updated_by": "admin"}
+    assert r.get_json() == {
+        "date": "2026-03-07",
+        "weekday": "Thứ Bảy",
+        "working": True,
+        "name": "Làm bù thử",
+        "source": "override",
+        "updated_by": "admin",
+    }
     assert client.get(DUE, "tiepnhan", query_string=start).get_json()["due_at"] == "2026-03-07T10:00:00+07:00"
     # The dossier service's cached calendar was invalidated: a dossier received now uses the override.
     r = put(client, f"{DAYS}/2026-03-09", "admin", json={"working": False, "name": "Nghỉ đột xuất"})

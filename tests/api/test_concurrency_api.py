@@ -1,4 +1,5 @@
 """Two clients at once: the same Idempotency-Key, the same task."""
+
 from __future__ import annotations
 
 import threading

@@ -1,7 +1,8 @@
 """POST /dossiers (with Idempotency-Key), GET /dossiers (filters, paging), GET /dossiers/{code}, /history."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy import update
@@ -15,8 +16,11 @@ APPLICANT = {"name": "Trần Thị Bình", "id_number": "079200001111", "phone":
 
 
 def test_receive_a_dossier(client):
-    r = client.post("/api/v1/dossiers", "tiepnhan", json={"procedure_code": "9.000001", "applicant": APPLICANT,
-                                                          "channel": "online", "data": {"ghi_chu": "x"}})
+    r = client.post(
+        "/api/v1/dossiers",
+        "tiepnhan",
+        json={"procedure_code": "9.000001", "applicant": APPLICANT, "channel": "online", "data": {"ghi_chu": "x"}},
+    )
     assert r.status_code == 201, r.get_json()
     d = r.get_json()
     assert d["code"].startswith("H56.31.14-") and d["status"] == "new" and d["status_code"] == 1
@@ -31,21 +35,37 @@ def test_receive_errors(client):
     assert_problem(client.post("/api/v1/dossiers", json=body), 401)
     assert_problem(client.post("/api/v1/dossiers", "chuyenvien", json=body), 403, "forbidden")
     assert_problem(client.post("/api/v1/dossiers", "tiepnhan", json={**body, "procedure_code": "0.0"}), 404)
-    p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan",
-                                   json={"procedure_code": "", "applicant": {"name": ""}, "channel": 7,
-                                         "data": [1], "colour": "red"}), 422, "invalid")
+    p = assert_problem(
+        client.post(
+            "/api/v1/dossiers",
+            "tiepnhan",
+            json={"procedure_code": "", "applicant": {"name": ""}, "channel": 7, "data": [1], "colour": "red"},
+        ),
+        422,
+        "invalid",
+    )
     assert set(p["fields"]) == {"procedure_code", "applicant.name", "channel", "data", "colour"}
     assert all(" / " in m for m in p["fields"].values())
     # A received_at in the past is for admins only, and must carry an offset.
-    past = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat()
+    past = (datetime.now(UTC) - timedelta(days=3)).isoformat()
     assert_problem(client.post("/api/v1/dossiers", "tiepnhan", json={**body, "received_at": past}), 403)
-    p = assert_problem(client.post("/api/v1/dossiers", "admin", json={**body, "received_at": "2026-01-05T09:00:00"}), 422)
+    p = assert_problem(
+        client.post("/api/v1/dossiers", "admin", json={**body, "received_at": "2026-01-05T09:00:00"}), 422
+    )
     assert "received_at" in p["fields"]
 
 
 def test_admin_brings_over_a_dossier_with_its_real_date(client):
-    r = client.post("/api/v1/dossiers", "admin", json={"procedure_code": "9.000001", "applicant": APPLICANT,
-                                                       "received_at": "2026-02-13T10:00:00+07:00", "agency": OTHER})
+    r = client.post(
+        "/api/v1/dossiers",
+        "admin",
+        json={
+            "procedure_code": "9.000001",
+            "applicant": APPLICANT,
+            "received_at": "2026-02-13T10:00:00+07:00",
+            "agency": OTHER,
+        },
+    )
     assert r.status_code == 201, r.get_json()
     d = r.get_json()
     # 3 working days from Friday 13 Feb 2026 10:00, Tết skipped: Wednesday 25 Feb 10:00 (domain.md).
@@ -66,19 +86,30 @@ def test_idempotency_key_returns_the_first_result(client, app):
     other = client.post("/api/v1/dossiers", "canbo", headers=h, json=body)
     assert other.status_code == 201 and other.get_json()["code"] != first.get_json()["code"]
     # The same key for a different payload is refused.
-    p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan", headers=h,
-                                   json={**body, "applicant": {"name": "Người khác"}}), 422)
+    p = assert_problem(
+        client.post("/api/v1/dossiers", "tiepnhan", headers=h, json={**body, "applicant": {"name": "Người khác"}}), 422
+    )
     assert "Idempotency-Key" in p["fields"]
     # A request still running under the key (pending record) is a 409; one stuck for long says so.
     fp = _fingerprint("POST /api/v1/dossiers", {**body, "channel": 1, "data": {}, "received_at": None})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.extensions["motcua"].db.uow() as s:
         for key, at in (("busy", now), ("stuck", now - timedelta(minutes=10))):
-            s.add(IdempotencyRecord(key=key, username="tiepnhan", endpoint="POST /api/v1/dossiers", status=0,
-                                    body={"request_sha256": fp}, created_at=at))
+            s.add(
+                IdempotencyRecord(
+                    key=key,
+                    username="tiepnhan",
+                    endpoint="POST /api/v1/dossiers",
+                    status=0,
+                    body={"request_sha256": fp},
+                    created_at=at,
+                )
+            )
     p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "busy"}, json=body), 409)
     assert "đang được xử lý" in p["message_vi"]
-    p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "stuck"}, json=body), 409)
+    p = assert_problem(
+        client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "stuck"}, json=body), 409
+    )
     assert "Không rõ kết quả" in p["message_vi"]
     assert client.get("/api/v1/dossiers", "tiepnhan").get_json()["total"] == 2  # tiepnhan's and canbo's
 
@@ -90,8 +121,9 @@ def test_idempotency_refused_request_can_be_retried(client):
     assert_problem(client.post("/api/v1/dossiers", "tiepnhan", headers=h, json=body), 404)  # ran again, not a 409
     body["procedure_code"] = "9.000001"
     assert client.post("/api/v1/dossiers", "tiepnhan", headers=h, json=body).status_code == 201
-    assert_problem(client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "bad\u00e9key"}, json=body),
-                   422)
+    assert_problem(
+        client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "bad\u00e9key"}, json=body), 422
+    )
 
 
 def _codes(r):
@@ -101,11 +133,15 @@ def _codes(r):
 
 def test_list_filters_and_paging(client, app):
     a = new_dossier(client, "tiepnhan")
-    b = new_dossier(client, "tiepnhan", procedure="9.000002",
-                    applicant={"name": "Lê Văn Cường", "id_number": "1", "phone": None, "email": None})
+    b = new_dossier(
+        client,
+        "tiepnhan",
+        procedure="9.000002",
+        applicant={"name": "Lê Văn Cường", "id_number": "1", "phone": None, "email": None},
+    )
     c = new_dossier(client, "khac")  # another agency
     d = new_dossier(client, "tiepnhan", channel=2)
-    past = datetime.now(timezone.utc) - timedelta(days=1)
+    past = datetime.now(UTC) - timedelta(days=1)
     with app.extensions["motcua"].db.uow() as s:
         s.execute(update(Dossier).where(Dossier.code == a["code"]).values(due_at=past))
     get = lambda q, user="chuyenvien": client.get(f"/api/v1/dossiers{q}", user)  # noqa: E731
@@ -124,7 +160,7 @@ def test_list_filters_and_paging(client, app):
     assert set(_codes(get("?q=" + quote(a["code"][:10].lower())))) == {a["code"], b["code"], d["code"]}
     assert _codes(get("?q=" + quote(a["code"]))) == [a["code"]]
     assert _codes(get("?q=" + quote("%"))) == []  # wildcards are literal
-    due_before = quote((datetime.now(timezone.utc)).isoformat())
+    due_before = quote((datetime.now(UTC)).isoformat())
     assert _codes(get(f"?due_before={due_before}")) == [a["code"]]
     page = get("?per_page=2&page=2").get_json()
     assert page["total"] == 3 and page["page"] == 2 and page["per_page"] == 2 and len(page["items"]) == 1

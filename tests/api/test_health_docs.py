@@ -1,4 +1,5 @@
 """GET /healthz, the OpenAPI document and the self-contained docs page, error bodies of unknown routes."""
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,9 @@ def test_healthz(client):
 
 
 def test_healthz_503_when_the_database_does_not_answer(tmp_path):
-    settings = Settings(var_dir=tmp_path / "var", database_url=f"sqlite:///{tmp_path}/missing/dir/x.db",
-                        secret_key="k" * 32)
+    settings = Settings(
+        var_dir=tmp_path / "var", database_url=f"sqlite:///{tmp_path}/missing/dir/x.db", secret_key="k" * 32
+    )
     r = create_app(settings).test_client().get("/healthz")
     assert_problem(r, 503, "unavailable")
 
@@ -28,12 +30,22 @@ def test_openapi_document(client):
     assert spec["openapi"].startswith("3.")
     paths = spec["paths"]
     expected = {
-        ("post", "/api/v1/auth/token"), ("get", "/api/v1/procedures"), ("post", "/api/v1/procedures"),
-        ("get", "/api/v1/procedures/{code}"), ("get", "/api/v1/procedures/{code}/diagram"),
-        ("post", "/api/v1/dossiers"), ("get", "/api/v1/dossiers"), ("get", "/api/v1/dossiers/{code}"),
-        ("get", "/api/v1/dossiers/{code}/history"), ("get", "/api/v1/tasks"), ("get", "/api/v1/tasks/{task_id}"),
-        ("post", "/api/v1/tasks/{task_id}/claim"), ("post", "/api/v1/tasks/{task_id}/unclaim"),
-        ("post", "/api/v1/tasks/{task_id}/complete"), ("get", "/api/v1/public/dossiers/{code}"), ("get", "/healthz"),
+        ("post", "/api/v1/auth/token"),
+        ("get", "/api/v1/procedures"),
+        ("post", "/api/v1/procedures"),
+        ("get", "/api/v1/procedures/{code}"),
+        ("get", "/api/v1/procedures/{code}/diagram"),
+        ("post", "/api/v1/dossiers"),
+        ("get", "/api/v1/dossiers"),
+        ("get", "/api/v1/dossiers/{code}"),
+        ("get", "/api/v1/dossiers/{code}/history"),
+        ("get", "/api/v1/tasks"),
+        ("get", "/api/v1/tasks/{task_id}"),
+        ("post", "/api/v1/tasks/{task_id}/claim"),
+        ("post", "/api/v1/tasks/{task_id}/unclaim"),
+        ("post", "/api/v1/tasks/{task_id}/complete"),
+        ("get", "/api/v1/public/dossiers/{code}"),
+        ("get", "/healthz"),
     }
     present = {(m, p) for p, item in paths.items() for m in item if m != "parameters"}
     assert expected <= present
@@ -82,8 +94,14 @@ def test_text_no_database_can_store_is_refused_everywhere(client):
     p = assert_problem(client.get("/api/v1/dossiers?q=a%00b", "canbo"), 422)
     assert "q" in p["fields"]
     assert_problem(client.get("/api/v1/dossiers/H56%00", "canbo"), 404)
-    p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan", data='{"procedure_code": "9.000001", '
-                                   '"applicant": {"name": "A\\u0000"}, "data": {"x": ["\\ud800"]}}',
-                                   content_type="application/json"), 422)
+    p = assert_problem(
+        client.post(
+            "/api/v1/dossiers",
+            "tiepnhan",
+            data='{"procedure_code": "9.000001", "applicant": {"name": "A\\u0000"}, "data": {"x": ["\\ud800"]}}',
+            content_type="application/json",
+        ),
+        422,
+    )
     assert set(p["fields"]) == {"applicant.name", "data.x.0"}
     assert client.get("/api/v1/dossiers", "canbo").get_json()["total"] == 0

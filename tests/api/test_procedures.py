@@ -1,4 +1,5 @@
 """GET/POST /procedures, GET /procedures/{code}, GET /procedures/{code}/diagram."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,15 @@ def test_catalogue(client):
     codes = [p["code"] for p in body["items"]]
     assert codes == ["9.000001", "9.000002"]
     p2 = body["items"][1]
-    assert p2 == {**p2, "name": "Thủ tục thử có biểu mẫu", "version": 1, "agency": "000.31.14.H56",
-                  "deadline": "5 working days", "level": "toan_trinh", "fee": 20000}
+    assert p2 == {
+        **p2,
+        "name": "Thủ tục thử có biểu mẫu",
+        "version": 1,
+        "agency": "000.31.14.H56",
+        "deadline": "5 working days",
+        "level": "toan_trinh",
+        "fee": 20000,
+    }
     r = client.get("/api/v1/procedures?q=9.000002", "chuyenvien")
     assert [p["code"] for p in r.get_json()["items"]] == ["9.000002"]
     r = client.get("/api/v1/procedures?q=biểu mẫu", "chuyenvien")
@@ -75,7 +83,9 @@ def test_deploy_refusal_lists_every_problem_with_element_ids(client):
     assert all(p["message_vi"] and p["message_en"] for p in body["problems"])
     body = assert_problem(upload(client, "analyst", b"<not-xml", "x.bpmn"), 422)
     assert body["problems"]
-    body = assert_problem(client.post("/api/v1/procedures", "analyst", data={}, content_type="multipart/form-data"), 422)
+    body = assert_problem(
+        client.post("/api/v1/procedures", "analyst", data={}, content_type="multipart/form-data"), 422
+    )
     assert "file" in body["fields"]
 
 
@@ -99,10 +109,25 @@ def test_details(client):
     d = r.get_json()
     assert d["code"] == "9.000002" and d["version"] == 1 and d["process_id"] == "form_steps"
     assert d["user_tasks"] == [
-        {"id": "intake", "name": "Kiểm tra hồ sơ", "roles": ["receiver"], "assignee": None, "form_key": "intake.json",
-         "deadline": None, "status": None},
-        {"id": "appraise", "name": "Thẩm định", "roles": ["specialist"], "assignee": None, "form_key": None,
-         "deadline": "2 working days", "status": None}]
+        {
+            "id": "intake",
+            "name": "Kiểm tra hồ sơ",
+            "roles": ["receiver"],
+            "assignee": None,
+            "form_key": "intake.json",
+            "deadline": None,
+            "status": None,
+        },
+        {
+            "id": "appraise",
+            "name": "Thẩm định",
+            "roles": ["specialist"],
+            "assignee": None,
+            "form_key": None,
+            "deadline": "2 working days",
+            "status": None,
+        },
+    ]
     assert d["forms"][0]["schema"]["required"] == ["decision", "so_ban"]
     assert_problem(client.get("/api/v1/procedures/9.999999", "chuyenvien"), 404, "not_found")
     assert_problem(client.get("/api/v1/procedures/9.000002"), 401)

@@ -1,4 +1,5 @@
 """GET /public/dossiers/{code}?id_number=: no login, no personal data unless the id number matches."""
+
 from __future__ import annotations
 
 from .helpers import assert_problem
@@ -18,8 +19,15 @@ def test_lookup_without_identity_shows_no_personal_data(client, dossier):
     assert body["code"] == dossier["code"] and body["status"] == "received" and body["status_code"] == 2
     assert body["received_at"] == dossier["received_at"] and body["due_at"] == dossier["due_at"]
     assert body["procedure_name"] == "Thủ tục thử"
-    assert body["steps"] == [{"name": "Tiếp nhận", "state": "ready", "started_at": body["steps"][0]["started_at"],
-                              "completed_at": None, "due_at": None}]
+    assert body["steps"] == [
+        {
+            "name": "Tiếp nhận",
+            "state": "ready",
+            "started_at": body["steps"][0]["started_at"],
+            "completed_at": None,
+            "due_at": None,
+        }
+    ]
     assert body["identity_verified"] is False and body["applicant"] is None and "data" not in body
     text = r.get_data(as_text=True)
     assert not any(p in text for p in PERSONAL)
@@ -32,12 +40,18 @@ def test_lookup_without_identity_shows_no_personal_data(client, dossier):
 def test_lookup_with_matching_identity_shows_the_applicant(client, dossier):
     body = lookup(client, dossier["code"], "001099012345").get_json()
     assert body["identity_verified"] is True
-    assert body["applicant"] == {"name": "Nguyễn Văn An", "id_number": "001099012345", "phone": "0912345678",
-                                 "email": "an@example.vn"}
+    assert body["applicant"] == {
+        "name": "Nguyễn Văn An",
+        "id_number": "001099012345",
+        "phone": "0912345678",
+        "email": "an@example.vn",
+    }
 
 
 def test_lookup_follows_the_steps(client, dossier):
-    client.post(f"/api/v1/tasks/{dossier['tasks'][0]['id']}/complete", "tiepnhan", json={"data": {"decision": "accept"}})
+    client.post(
+        f"/api/v1/tasks/{dossier['tasks'][0]['id']}/complete", "tiepnhan", json={"data": {"decision": "accept"}}
+    )
     body = lookup(client, dossier["code"]).get_json()
     assert [(s["name"], s["state"]) for s in body["steps"]] == [("Tiếp nhận", "completed"), ("Thẩm định", "ready")]
     assert body["status"] == "in_process"

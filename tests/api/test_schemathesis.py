@@ -9,6 +9,7 @@ is the one the document promises (problem+json errors included).
 (schemathesis' own pytest plugin is not used: its lazy-fixture loader breaks on pytest 9; plain Hypothesis
 `@given` over `operation.as_strategy()` does the same work.)
 """
+
 from __future__ import annotations
 
 import os
@@ -20,17 +21,26 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance)
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api import create_app
 from engine.config import Settings
 
 from .helpers import Client, new_dossier
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -42,8 +52,9 @@ def _operations() -> list[tuple[str, str]]:
 
 
 OPERATIONS = _operations()
-CASES = [(m, p, mode) for m, p in OPERATIONS for mode in ("positive", "negative")] + \
-        [(m, p, "existing") for m, p in OPERATIONS if "{" in p]
+CASES = [(m, p, mode) for m, p in OPERATIONS for mode in ("positive", "negative")] + [
+    (m, p, "existing") for m, p in OPERATIONS if "{" in p
+]
 
 
 @pytest.fixture
@@ -72,8 +83,13 @@ def test_api_conforms_to_its_openapi_document(loaded, method, path, mode):
 
     @given(case=strategy)
     # Derandomized so CI is repeatable; MOTCUA_FUZZ_RANDOM=1 explores new examples on each run.
-    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-              derandomize=not os.environ.get("MOTCUA_FUZZ_RANDOM"))
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=not os.environ.get("MOTCUA_FUZZ_RANDOM"),
+    )
     def run(case):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
         case.call_and_validate(checks=CHECKS)

@@ -1,7 +1,8 @@
 """The inbox (GET /tasks), one task (GET /tasks/{id}), claim, unclaim, complete."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -13,8 +14,9 @@ ACCEPT = {"data": {"decision": "accept"}}
 
 
 def complete(client, task_id, user, body=None, headers=None):
-    return client.post(f"/api/v1/tasks/{task_id}/complete", user, json=ACCEPT if body is None else body,
-                       headers=headers)
+    return client.post(
+        f"/api/v1/tasks/{task_id}/complete", user, json=ACCEPT if body is None else body, headers=headers
+    )
 
 
 def inbox(client, user, query=""):
@@ -24,10 +26,10 @@ def inbox(client, user, query=""):
 
 
 def test_inbox_shows_ready_tasks_of_my_roles_and_agency(client):
-    d1 = new_dossier(client)                 # intake ready (receiver)
+    d1 = new_dossier(client)  # intake ready (receiver)
     d2 = new_dossier(client)
     complete(client, d2["tasks"][0]["id"], "tiepnhan")  # d2: appraise ready (specialist)
-    d3 = new_dossier(client, "khac")         # another agency
+    d3 = new_dossier(client, "khac")  # another agency
     ids = lambda page: [t["id"] for t in page["items"]]  # noqa: E731
     assert ids(inbox(client, "tiepnhan")) == [d1["tasks"][0]["id"]]
     spec = inbox(client, "chuyenvien")
@@ -44,8 +46,11 @@ def test_inbox_shows_ready_tasks_of_my_roles_and_agency(client):
     assert_problem(client.get("/api/v1/tasks?role=leader", "canbo"), 403)
     # overdue: the appraise step has a deadline; push it into the past
     with client.app.extensions["motcua"].db.uow() as s:
-        s.execute(update(Task).where(Task.dossier_id.isnot(None), Task.spec_name == "appraise")
-                  .values(due_at=datetime.now(timezone.utc) - timedelta(hours=1)))
+        s.execute(
+            update(Task)
+            .where(Task.dossier_id.isnot(None), Task.spec_name == "appraise")
+            .values(due_at=datetime.now(UTC) - timedelta(hours=1))
+        )
     over = inbox(client, "canbo", "?overdue=true")
     assert over["total"] == 1 and over["items"][0]["overdue"] is True
     assert inbox(client, "canbo", "?overdue=false")["total"] == 1
@@ -102,7 +107,7 @@ def test_claim_and_unclaim(client, dossier):
     url = f"/api/v1/tasks/{tid}"
     assert_problem(client.post(url + "/claim"), 401)
     assert_problem(client.post(url + "/claim", "chuyenvien"), 403)  # not a receiver
-    assert_problem(client.post(url + "/claim", "khac"), 404)        # another agency
+    assert_problem(client.post(url + "/claim", "khac"), 404)  # another agency
     assert_problem(client.post("/api/v1/tasks/nope/claim", "canbo"), 404)
     r = client.post(url + "/claim", "canbo")
     assert r.status_code == 200 and r.get_json()["claimed_by"] == "canbo"
@@ -136,8 +141,12 @@ def test_complete_answers_with_the_new_state_and_next_tasks(client, dossier):
     assert d["finished"] is True and d["status"] == "returned" and d["returned_at"]
     assert client.get("/api/v1/tasks", "canbo").get_json()["total"] == 0
     h = client.get(f"/api/v1/dossiers/{code}/history", "canbo").get_json()
-    assert [e["actor"] for e in h["events"] if e["action"] == "task.completed"] == \
-        ["tiepnhan", "chuyenvien", "chuyenvien", "tiepnhan"]
+    assert [e["actor"] for e in h["events"] if e["action"] == "task.completed"] == [
+        "tiepnhan",
+        "chuyenvien",
+        "chuyenvien",
+        "tiepnhan",
+    ]
 
 
 def test_complete_conflicts(client, dossier):

@@ -6,6 +6,7 @@ Each page fixture records console errors and uncaught exceptions; `page_errors` 
 a test, apart from the ones a test declares it provokes (`expect_console_error`). Screenshots go to
 test-artifacts/e2e/ (git-ignored).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 BUNDLE = ROOT / "api" / "web" / "static" / "dist" / "app.js"
 CHROMIUM = os.environ.get("MOTCUA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--lang=vi-VN"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--lang=vi-VN",
+]
 DEMO_PASSWORD = "motcua-demo"
 
 
@@ -30,8 +40,10 @@ def _why_skip() -> str | None:
     if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
         return "browser tests run once, on the SQLite pass (they test the pages, not the database)"
     if not Path(CHROMIUM).exists():
-        return (f"NOTICE: Debian's chromium is not installed ({CHROMIUM}); `make test` installs it as root "
-                "(apt-get install chromium): browser tests SKIPPED")
+        return (
+            f"NOTICE: Debian's chromium is not installed ({CHROMIUM}); `make test` installs it as root "
+            "(apt-get install chromium): browser tests SKIPPED"
+        )
     if not BUNDLE.exists():
         return "NOTICE: the web bundle is missing (run `make web`): browser tests SKIPPED"
     try:
@@ -79,8 +91,11 @@ def live_server(tmp_path_factory):
     from engine.procedures import deploy, load_path
 
     tmp = tmp_path_factory.mktemp("e2e-server")
-    settings = Settings(var_dir=tmp / "var", database_url=f"sqlite:///{tmp / 'motcua.db'}",
-                        secret_key="e2e-secret-key-for-tests-only-0123456789")
+    settings = Settings(
+        var_dir=tmp / "var",
+        database_url=f"sqlite:///{tmp / 'motcua.db'}",
+        secret_key="e2e-secret-key-for-tests-only-0123456789",
+    )
     db = Database.from_settings(settings)
     db.create_all()
     for path in sorted((ROOT / "bpmn").rglob("*.bpmn")):
@@ -128,8 +143,10 @@ def page_errors():
 @pytest.fixture
 def expect_console_error(page_errors):
     """Declare a console error the test provokes on purpose (e.g. the 422 of a rejected form)."""
+
     def expect(pattern: str):
         page_errors.expected.append(re.compile(pattern))
+
     return expect
 
 
@@ -139,13 +156,15 @@ def new_page(browser, page_errors, request):
     contexts = []
 
     def make(width=1280, height=900, **kw):
-        ctx = browser.new_context(viewport={"width": width, "height": height}, locale="vi-VN",
-                                  timezone_id="Asia/Ho_Chi_Minh", **kw)
+        ctx = browser.new_context(
+            viewport={"width": width, "height": height}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh", **kw
+        )
         ctx.set_default_timeout(15000)
         contexts.append(ctx)
         page = ctx.new_page()
-        page.on("console", lambda msg: page_errors.add(f"console[{page.url}]", msg.text)
-                if msg.type == "error" else None)
+        page.on(
+            "console", lambda msg: page_errors.add(f"console[{page.url}]", msg.text) if msg.type == "error" else None
+        )
         page.on("pageerror", lambda exc: page_errors.add(f"pageerror[{page.url}]", str(exc)))
         return page
 

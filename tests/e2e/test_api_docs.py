@@ -1,5 +1,6 @@
 """The interactive API page (/api/v1/docs) in a real browser: it loads nothing from elsewhere, logs in, and its
 "try it" forms send requests with the token, path parameters and JSON bodies."""
+
 from __future__ import annotations
 
 from playwright.sync_api import expect
@@ -31,7 +32,8 @@ def test_docs_page_logs_in_and_tries_requests(live_server, new_page, expect_cons
 
     form = _section(page, "POST", "/api/v1/dossiers")
     form.locator('textarea[name="_body"]').fill(
-        '{"procedure_code": "1.001193", "applicant": {"name": "Nguyễn Thị Hoa"}, "channel": 1}')
+        '{"procedure_code": "1.001193", "applicant": {"name": "Nguyễn Thị Hoa"}, "channel": 1}'
+    )
     form.locator("button[type=submit]").click()
     out = form.locator(".out")
     expect(out).to_contain_text("HTTP ")

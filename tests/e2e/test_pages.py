@@ -13,11 +13,12 @@
    details with it.
 Every test also asserts that no page logged a console error (apart from the one 422 a test provokes).
 """
+
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -32,8 +33,11 @@ INTAKE_FORM = {
     "title": "Kiểm tra hồ sơ xác nhận thử nghiệm",
     "type": "object",
     "properties": {
-        "decision": {"type": "string", "title": "Kết quả kiểm tra",
-                     "oneOf": [{"const": "accept", "title": "Tiếp nhận"}, {"const": "refuse", "title": "Từ chối"}]},
+        "decision": {
+            "type": "string",
+            "title": "Kết quả kiểm tra",
+            "oneOf": [{"const": "accept", "title": "Tiếp nhận"}, {"const": "refuse", "title": "Từ chối"}],
+        },
         "appointment_date": {"type": "string", "format": "date", "title": "Ngày hẹn trả"},
         "copies": {"type": "integer", "title": "Số bản", "minimum": 1},
         "verified": {"type": "boolean", "title": "Đã đối chiếu bản chính"},
@@ -69,8 +73,10 @@ BUILD_PROCEDURE = """() => {
 
 
 def select(page, element_id):
-    page.evaluate("(id) => { const m = window.motcua.modeler; m.get('selection').select(m.get('elementRegistry').get(id)); }",
-                  element_id)
+    page.evaluate(
+        "(id) => { const m = window.motcua.modeler; m.get('selection').select(m.get('elementRegistry').get(id)); }",
+        element_id,
+    )
 
 
 def fill_prop(page, selector, value):
@@ -285,6 +291,7 @@ def test_officers_work_a_dossier_to_the_end(live_server, new_page, expect_consol
         # the required documents, received on paper at the desk
         for name in ("Tờ khai đăng ký khai sinh", "Giấy chứng sinh", "Giấy tờ tùy thân"):
             p.locator("[data-field='documents_received'] label.radio", has_text=name).locator("input").check()
+
     done = complete_step(page, live_server, "tiepnhan", "Kiểm tra, tiếp nhận hồ sơ", intake, "14-intake")
     assert "Thẩm định" in done
 
@@ -325,13 +332,15 @@ def test_officers_work_a_dossier_to_the_end(live_server, new_page, expect_consol
     assert "role=leader" in page.url
     page.select_option("#role-filter", "chairman")
     page.locator("#inbox tr", has_text=code).wait_for()
-    complete_step(page, live_server, "chutich", "Ký trích lục khai sinh",
-                  lambda p: radio(p, "approval", "Đồng ý"), "17-approval")
+    complete_step(
+        page, live_server, "chutich", "Ký trích lục khai sinh", lambda p: radio(p, "approval", "Đồng ý"), "17-approval"
+    )
 
     # Step 4: the result goes back to the applicant; the dossier is returned.
     def give_back(p):
         fill_field(p, "returned_to", "Nguyễn Thị Lan")
         radio(p, "return_method", "quầy")
+
     done = complete_step(page, live_server, "tiepnhan", "Trả kết quả", give_back)
     assert "Đã trả kết quả" in done
 
@@ -386,7 +395,7 @@ def test_supervisor_sees_an_overdue_dossier_after_the_clock_moves(live_server, n
     assert "Quá hạn" not in page.inner_text("#dossier-facts")
 
     # 7 working days later, and some (Tết included): the server's clock (datetime.now in this process) moves 45 days.
-    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=45), tick=True):
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=45), tick=True):
         login(page, live_server, "supervisor")
         assert page.url.endswith("/supervisor")
         page.wait_for_selector(f"#overdue-dossiers tr[data-code='{code}']")
@@ -431,7 +440,10 @@ def test_supervisor_reads_the_period_report_and_downloads_it(live_server, new_pa
     assert rows.count() == 1
     assert int(rows.locator("td.num").first.inner_text()) >= 1
     shot(page, "22-report")
-    for fmt, opener in (("csv", lambda p: open(p, encoding="utf-8-sig").read()), ("xlsx", lambda p: open(p, "rb").read())):
+    for fmt, opener in (
+        ("csv", lambda p: open(p, encoding="utf-8-sig").read()),
+        ("xlsx", lambda p: open(p, "rb").read()),
+    ):
         with page.expect_download() as dl:
             page.click(f"#export-{fmt}")
         assert dl.value.suggested_filename.endswith(f".{fmt}")
@@ -515,7 +527,11 @@ RENDERER_SCHEMA = {
     "required": ["name", "kind", "count"],
     "properties": {
         "name": {"type": "string", "title": "Họ tên", "maxLength": 100},
-        "kind": {"type": "string", "title": "Loại", "oneOf": [{"const": "a", "title": "Loại A"}, {"const": "b", "title": "Loại B"}]},
+        "kind": {
+            "type": "string",
+            "title": "Loại",
+            "oneOf": [{"const": "a", "title": "Loại A"}, {"const": "b", "title": "Loại B"}],
+        },
         "city": {"type": "string", "title": "Tỉnh", "enum": ["HN", "HCM", "DN", "HP", "CT"]},
         "count": {"type": "integer", "title": "Số lượng", "minimum": 1},
         "area": {"type": "number", "title": "Diện tích"},
@@ -523,10 +539,18 @@ RENDERER_SCHEMA = {
         "day": {"type": "string", "format": "date", "title": "Ngày"},
         "at": {"type": "string", "format": "time", "title": "Giờ"},
         "when": {"type": "string", "format": "date-time", "title": "Thời điểm"},
-        "tags": {"type": "array", "title": "Nhãn", "items": {"oneOf": [{"const": "x", "title": "X"}, {"const": "y", "title": "Y"}]}},
+        "tags": {
+            "type": "array",
+            "title": "Nhãn",
+            "items": {"oneOf": [{"const": "x", "title": "X"}, {"const": "y", "title": "Y"}]},
+        },
         "bio": {"type": "string", "title": "Ghi chú"},
-        "address": {"type": "object", "title": "Địa chỉ", "required": ["street"],
-                    "properties": {"street": {"type": "string", "title": "Đường"}}},
+        "address": {
+            "type": "object",
+            "title": "Địa chỉ",
+            "required": ["street"],
+            "properties": {"street": {"type": "string", "title": "Đường"}},
+        },
     },
 }
 RENDERER_UI = {"bio": {"ui:widget": "textarea"}, "city": {"ui:widget": "radio"}, "ui:order": ["name", "kind", "*"]}
@@ -536,10 +560,13 @@ def test_form_renderer_widgets_values_and_errors(live_server, new_page):
     page = new_page(1024, 900)
     page.goto(live_server("/tra-cuu"))
     page.wait_for_function("() => !!window.motcuaForms")
-    page.evaluate("""([schema, ui]) => {
+    page.evaluate(
+        """([schema, ui]) => {
       const box = document.createElement('div'); box.id = 'rf'; document.querySelector('main').appendChild(box);
       window.rf = window.motcuaForms.renderForm(box, { schema, uiSchema: ui, values: { count: 3, tags: ['y'] } });
-    }""", [RENDERER_SCHEMA, RENDERER_UI])
+    }""",
+        [RENDERER_SCHEMA, RENDERER_UI],
+    )
     order = page.eval_on_selector_all("#rf .field", "els => els.map((e) => e.dataset.field)")
     assert order[:2] == ["name", "kind"] and "address.street" in order
     assert page.locator("[data-field='kind'] input[type=radio]").count() == 2
@@ -565,11 +592,23 @@ def test_form_renderer_widgets_values_and_errors(live_server, new_page):
     page.check("[data-field='tags'] input >> nth=0")
     page.fill("[data-field='address.street'] input", "Tràng Tiền")
     data = page.evaluate("() => window.rf.getData()")
-    assert data == {"name": "Lê Thị Mai", "kind": "b", "city": "DN", "count": 3, "area": 12.5, "ok": True,
-                    "day": "2026-03-02", "at": "09:30:00", "when": "2026-03-02T14:00:00+07:00", "tags": ["x", "y"],
-                    "address": {"street": "Tràng Tiền"}}
+    assert data == {
+        "name": "Lê Thị Mai",
+        "kind": "b",
+        "city": "DN",
+        "count": 3,
+        "area": 12.5,
+        "ok": True,
+        "day": "2026-03-02",
+        "at": "09:30:00",
+        "when": "2026-03-02T14:00:00+07:00",
+        "tags": ["x", "y"],
+        "address": {"street": "Tràng Tiền"},
+    }
 
-    page.evaluate("() => window.rf.setErrors({'count': 'Phải lớn hơn 0', 'address.street': 'Quá ngắn', '_form': 'Lỗi chung'})")
+    page.evaluate(
+        "() => window.rf.setErrors({'count': 'Phải lớn hơn 0', 'address.street': 'Quá ngắn', '_form': 'Lỗi chung'})"
+    )
     assert page.inner_text("[data-field='count'] .field-error") == "Phải lớn hơn 0"
     assert page.inner_text("[data-field='address.street'] .field-error") == "Quá ngắn"
     assert "Lỗi chung" in page.inner_text("#rf .form-level")

@@ -1,6 +1,7 @@
 """The web pages' server side without a browser: every page renders (Vietnamese, phone viewport, no CDN), and
 the pages' own endpoints (counts per step, steps of a dossier, validation without deploying) answer as the
 OpenAPI document says, with the API's rules on roles and agencies."""
+
 from __future__ import annotations
 
 import io
@@ -13,9 +14,24 @@ ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "api" / "web"
 BIRTH = ROOT / "bpmn" / "birth_registration" / "birth_registration.bpmn"
 
-PAGES = ["/", "/login", "/inbox", "/tasks/abc", "/dossiers", "/dossiers/new", "/dossiers/H56-260101-0001",
-         "/dossiers/H56-260101-0001/receipt", "/dossiers/H56-260101-0001/control-slip", "/procedures",
-         "/procedures/1.001193", "/modeler", "/modeler/1.001193", "/supervisor", "/supervisor/report", "/tra-cuu"]
+PAGES = [
+    "/",
+    "/login",
+    "/inbox",
+    "/tasks/abc",
+    "/dossiers",
+    "/dossiers/new",
+    "/dossiers/H56-260101-0001",
+    "/dossiers/H56-260101-0001/receipt",
+    "/dossiers/H56-260101-0001/control-slip",
+    "/procedures",
+    "/procedures/1.001193",
+    "/modeler",
+    "/modeler/1.001193",
+    "/supervisor",
+    "/supervisor/report",
+    "/tra-cuu",
+]
 
 
 @pytest.fixture
@@ -111,8 +127,15 @@ def test_steps_of_a_dossier_for_the_slips(client, app):
     d = svc.dossiers.start_dossier(receiver, "1.001193", {"name": "Nguyễn Văn A", "id_number": "001190012345"})
     task_id = d["tasks"][0]["id"]
     svc.dossiers.claim(receiver, task_id)
-    svc.dossiers.complete_task(receiver, task_id, {"requester_relationship": "father", "decision": "accept",
-                                                    "documents_received": ["to_khai", "giay_chung_sinh", "giay_to_tuy_than"]})
+    svc.dossiers.complete_task(
+        receiver,
+        task_id,
+        {
+            "requester_relationship": "father",
+            "decision": "accept",
+            "documents_received": ["to_khai", "giay_chung_sinh", "giay_to_tuy_than"],
+        },
+    )
     r = client.get(f"/api/v1/dossiers/{d['code']}/steps", headers=token(client, "tiepnhan"))
     assert r.status_code == 200
     body = r.get_json()
@@ -127,6 +150,7 @@ def test_steps_of_a_dossier_for_the_slips(client, app):
     assert docs["giay_chung_sinh"]["required"] is True and docs["van_ban_uy_quyen"]["required"] is False
     # Another agency's officer does not see it.
     from engine.auth import add_user
+
     with svc.db.uow() as s:
         add_user(s, "khac", "motcua-demo", ["receiver"], "000.00.00.H99")
     assert client.get(f"/api/v1/dossiers/{d['code']}/steps", headers=token(client, "khac")).status_code == 404
@@ -143,15 +167,27 @@ def _upload(content: bytes, forms: dict | None = None):
 def test_validate_without_deploying(client):
     analyst = token(client, "analyst")
     forms = {p.name: p.read_bytes() for p in BIRTH.parent.glob("*.json")}
-    r = client.post("/api/v1/procedures/validate", headers=analyst, data=_upload(BIRTH.read_bytes(), forms),
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/api/v1/procedures/validate",
+        headers=analyst,
+        data=_upload(BIRTH.read_bytes(), forms),
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 200
-    assert r.get_json() | {"warnings": []} == {"valid": True, "code": "1.001193", "name": "Đăng ký khai sinh",
-                                               "process_id": "birth_registration", "problems": [], "warnings": []}
+    assert r.get_json() | {"warnings": []} == {
+        "valid": True,
+        "code": "1.001193",
+        "name": "Đăng ký khai sinh",
+        "process_id": "birth_registration",
+        "problems": [],
+        "warnings": [],
+    }
     # A broken step deadline and a missing form: each problem names its element; nothing is deployed.
     bad = BIRTH.read_bytes().replace(b'name="deadline" value="1 working hours"', b'name="deadline" value="ba ngay"', 1)
     assert bad != BIRTH.read_bytes()
-    r = client.post("/api/v1/procedures/validate", headers=analyst, data=_upload(bad), content_type="multipart/form-data")
+    r = client.post(
+        "/api/v1/procedures/validate", headers=analyst, data=_upload(bad), content_type="multipart/form-data"
+    )
     body = r.get_json()
     assert r.status_code == 200 and body["valid"] is False
     elements = {p["element"] for p in body["problems"]}
@@ -160,13 +196,18 @@ def test_validate_without_deploying(client):
     catalogue = client.get("/api/v1/procedures", headers=analyst).get_json()
     assert [p["version"] for p in catalogue["items"]] == [1]
     # Only analysts (and admins) validate.
-    r = client.post("/api/v1/procedures/validate", headers=token(client, "tiepnhan"), data=_upload(bad),
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/api/v1/procedures/validate",
+        headers=token(client, "tiepnhan"),
+        data=_upload(bad),
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 403
     r = client.post("/api/v1/procedures/validate", headers=analyst, data={}, content_type="multipart/form-data")
     assert r.status_code == 422 and "file" in r.get_json()["fields"]
-    r = client.post("/api/v1/procedures/validate", headers=analyst, data=_upload(b"<not-bpmn/>"),
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/api/v1/procedures/validate", headers=analyst, data=_upload(b"<not-bpmn/>"), content_type="multipart/form-data"
+    )
     assert r.status_code == 200 and r.get_json()["valid"] is False
 
 
