@@ -15,6 +15,7 @@ COPY setup.cfg pyproject.toml README.md package.json package-lock.json Makefile 
 COPY engine engine
 COPY api api
 COPY forms forms
+COPY cli cli
 # The bundle lands in api/web/static/dist/ before the package is installed, so it ships with it.
 RUN make web && pip install . && rm -rf node_modules
 COPY bpmn bpmn

@@ -129,12 +129,8 @@ def days(args):
 @blp.response(200, DaySchema)
 @errors(blp, 401, 403, 422)
 def put_day(body, day):
-    a, svc = actor(), services()
-    a.require("admin")
-    with svc.db.uow() as s:
-        out = calendar_admin.set_day(s, day, body["working"], body["name"], a.username)
-    svc.dossiers.invalidate_calendar()
-    return out
+    svc = services()
+    return calendar_admin.put_day(svc.db, actor(), day, body["working"], body["name"], svc.dossiers)
 
 
 @blp.route("/days/<day>", methods=["DELETE"])
@@ -142,9 +138,6 @@ def put_day(body, day):
 @blp.response(204)
 @errors(blp, 401, 403, 404, 422)
 def delete_day(day):
-    a, svc = actor(), services()
-    a.require("admin")
-    with svc.db.uow() as s:
-        calendar_admin.delete_day(s, day)
-    svc.dossiers.invalidate_calendar()
+    svc = services()
+    calendar_admin.remove_day(svc.db, actor(), day, svc.dossiers)
     return None

@@ -1,5 +1,7 @@
 """Administering the working calendar: list a year's special days, add or remove an override, compute a due
-time. Shared by the CLI (`motcua calendar list|set|delete`, below) and the HTTP API (api/calendar.py).
+time. A plain engine service, called by the CLI (`motcua calendar list|set|delete`, cli/calendar.py) and the
+HTTP API (api/calendar.py); who may change the calendar (administrators) is decided here, in `put_day` and
+`remove_day`.
 
 An override (table calendar_days) is an extra holiday (`working=False`) or a make-up working day
 (`working=True`, e.g. a Saturday worked in exchange for a bridge day off). It counts for every deadline
@@ -11,10 +13,11 @@ in other processes (the worker, other API servers) within 30 s. Due times alread
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Protocol
 
-import click
-
+from .auth import Actor
 from .calendar import VN_TZ, calendar_from_session, delete_override, parse_cutoff, parse_deadline, set_override
+from .db import Database
 from .errors import InvalidInput, NotFound
 
 WEEKDAYS_VI = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
@@ -149,76 +152,28 @@ def compute_due(session, start, deadline, cutoff=None, agency: str | None = None
     }
 
 
-# ---------------------------------------------------------------------------------------------------
-# CLI: `motcua calendar ...` (added to the console script in engine/cli.py)
+class CalendarCache(Protocol):
+    """A holder of a cached working calendar (the dossier service) to be told when an override changed."""
+
+    def invalidate_calendar(self) -> None: ...
 
 
-def _invalidate_note() -> str:
-    return (
-        "Áp dụng cho các thời hạn tính từ nay (tiến trình khác: trong 30 giây) / applies to deadlines "
-        "computed from now on (other processes: within 30 s)"
-    )
+def put_day(db: Database, actor: Actor, day, working, name, cache: CalendarCache | None = None) -> dict:
+    """Add or change an override: administrators only, one transaction; `cache` (this process's dossier
+    service) forgets its calendar so the next deadline counts the change at once."""
+    actor.require("admin")
+    with db.uow() as s:
+        out = set_day(s, day, working, name, actor.username)
+    if cache is not None:
+        cache.invalidate_calendar()
+    return out
 
 
-@click.group("calendar")
-def calendar_cli():
-    """Lịch làm việc / working calendar: ngày nghỉ, ngày làm bù / holidays and make-up working days."""
-
-
-@calendar_cli.command("list")
-@click.option("--year", type=int, default=lambda: datetime.now(VN_TZ).year, show_default="this year")
-def calendar_list(year):
-    """Liệt kê ngày nghỉ và ngày làm bù của năm / list a year's special days."""
-    from .cli import _fail, _migrated_db
-
-    database = _migrated_db()
-    try:
-        with database.read() as s:
-            days = list_days(s, year)
-    except InvalidInput as exc:
-        _fail(exc)
-    for d in days:
-        kind = "làm việc / working" if d["working"] else "nghỉ / day off "
-        click.echo(f"{d['date']}  {d['weekday']:<8}  {kind}  {d['name']}  [{d['source']}]")
-    click.echo(f"{len(days)} ngày / days ({year})")
-
-
-@calendar_cli.command("set")
-@click.argument("day")
-@click.option(
-    "--working/--holiday",
-    "working",
-    required=True,
-    help="--working: ngày làm bù / make-up working day; --holiday: ngày nghỉ thêm / extra day off",
-)
-@click.option("--name", required=True, help="Tên / name, e.g. 'Nghỉ bù Quốc khánh'")
-@click.option("--actor", default="cli", help="Ghi nhận người sửa / recorded as the editor")
-def calendar_set(day, working, name, actor):
-    """Thêm/sửa một ngày / add or change an override (DATE as YYYY-MM-DD)."""
-    from .cli import _fail, _migrated_db
-
-    database = _migrated_db()
-    try:
-        with database.uow() as s:
-            out = set_day(s, day, working, name, actor)
-    except InvalidInput as exc:
-        _fail(exc)
-    kind = "ngày làm việc / working day" if out["working"] else "ngày nghỉ / day off"
-    click.echo(f"✓ {out['date']} ({out['weekday']}): {kind} — {out['name']}")
-    click.echo(_invalidate_note())
-
-
-@calendar_cli.command("delete")
-@click.argument("day")
-def calendar_delete(day):
-    """Xoá điều chỉnh của một ngày / remove an override (DATE as YYYY-MM-DD)."""
-    from .cli import _fail, _migrated_db
-
-    database = _migrated_db()
-    try:
-        with database.uow() as s:
-            out = delete_day(s, day)
-    except (InvalidInput, NotFound) as exc:
-        _fail(exc)
-    click.echo(f"✓ Đã xoá / removed {out['date']}")
-    click.echo(_invalidate_note())
+def remove_day(db: Database, actor: Actor, day, cache: CalendarCache | None = None) -> dict:
+    """Remove an override (administrators only; 404 when there was none), then as `put_day`."""
+    actor.require("admin")
+    with db.uow() as s:
+        out = delete_day(s, day)
+    if cache is not None:
+        cache.invalidate_calendar()
+    return out

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect
 
-from engine.cli import main as cli
+from cli.main import main as cli
 from engine.models import Base
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main as cli
+from cli.main import main as cli
 from engine.dossiers import DossierService
 from engine.errors import ProcedureInvalid
 from engine.procedures import deploy, deploy_bytes, load_path, load_procedure
@@ -218,5 +218,5 @@ def test_cli_validate_and_deploy(tmp_path, empty_database):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "--help"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "deploy" in out.stdout

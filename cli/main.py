@@ -1,5 +1,7 @@
-"""The `motcua` console script for operators: serve, worker, deploy, validate, users, db.
+"""The `motcua` console script for operators: serve, worker, deploy, validate, users, calendar, db, demo.
 
+The CLI is a shell like api/: it parses arguments, calls one engine service and prints the outcome. It may
+import engine/ and api/ (`serve` starts the HTTP application); engine/ never imports it.
 Messages are Vietnamese first, English second; long jobs show a progress bar.
 """
 
@@ -13,31 +15,10 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
-from .db import Database
-from .errors import MotcuaError, ProcedureInvalid
+from engine.errors import MotcuaError, ProcedureInvalid
 
-
-def _settings() -> Settings:
-    return Settings.from_env()
-
-
-def _db() -> Database:
-    return Database.from_settings(_settings())
-
-
-def _migrated_db() -> Database:
-    """The database, brought up to the current schema first (a no-op when it already is)."""
-    from .migrate import upgrade
-
-    settings = _settings()
-    upgrade(settings.database_url)
-    return Database.from_settings(settings)
-
-
-def _fail(exc: MotcuaError):
-    click.echo(f"Lỗi / Error: {exc.message_vi}\n  {exc.message_en}", err=True)
-    sys.exit(2)
+from .calendar import calendar_cli
+from .common import fail, migrated_db, settings
 
 
 def _bpmn_files(paths) -> list[Path]:
@@ -66,9 +47,9 @@ def db():
 @db.command("upgrade")
 def db_upgrade():
     """Áp dụng migration / apply migrations (Alembic)."""
-    from .migrate import upgrade
+    from engine.migrate import upgrade
 
-    s = _settings()
+    s = settings()
     upgrade(s.database_url)
     click.echo(f"Đã cập nhật CSDL / database upgraded: {_safe_url(s.database_url)}")
 
@@ -90,7 +71,7 @@ def _print_problems(path, exc: ProcedureInvalid):
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths):
     """Kiểm tra tệp BPMN / validate BPMN files (a folder is searched for *.bpmn)."""
-    from .procedures import load_path
+    from engine.procedures import load_path
 
     files = _bpmn_files(paths)
     bad = 0
@@ -112,11 +93,11 @@ def validate(paths):
 @click.option("--actor", default="cli", help="Ghi nhận người triển khai / recorded as the deployer")
 def deploy(paths, actor):
     """Triển khai thủ tục / deploy procedures (idempotent: unchanged files are skipped)."""
-    from .procedures import deploy as deploy_one
-    from .procedures import load_path
+    from engine.procedures import deploy as deploy_one
+    from engine.procedures import load_path
 
     files = _bpmn_files(paths)
-    database = _migrated_db()
+    database = migrated_db()
     results, bad = [], 0
     with click.progressbar(
         files,
@@ -156,23 +137,23 @@ def users():
 @click.option("--name", "full_name", default=None)
 def users_add(username, password, roles, agency, full_name):
     """Thêm người dùng / add a user."""
-    from .auth import add_user
+    from engine.auth import add_user
 
-    database = _migrated_db()
+    database = migrated_db()
     try:
         with database.uow() as s:
             add_user(s, username, password, roles, agency, full_name)
     except MotcuaError as exc:
-        _fail(exc)
+        fail(exc)
     click.echo(f"Đã thêm / added {username} ({', '.join(roles)}) @ {agency}")
 
 
 @main.command()
 def demo():
     """Tạo tài khoản demo / create the README's demo accounts (skips existing ones)."""
-    from .demo import create_demo_accounts
+    from engine.demo import create_demo_accounts
 
-    database = _migrated_db()
+    database = migrated_db()
     for line in create_demo_accounts(database):
         click.echo(line)
 
@@ -180,9 +161,9 @@ def demo():
 @main.command()
 def worker():
     """Chạy tiến trình nền (huey) / run the background worker for timers and deadlines."""
-    from .worker import run_consumer
+    from engine.worker import run_consumer
 
-    run_consumer(_settings())
+    run_consumer(settings())
 
 
 @main.command()
@@ -194,11 +175,11 @@ def serve(host, port, threads, with_worker):
     """Phục vụ API, trang web (và tiến trình nền) / serve the API, pages (and worker)."""
     import waitress
 
-    from api import create_app  # the HTTP shell; engine/ itself never depends on it
+    from api import create_app
 
     child = None
     if with_worker:
-        child = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"])
+        child = subprocess.Popen([sys.executable, "-m", "cli", "worker"])
 
     def _stop(*_):
         if child and child.poll() is None:
@@ -219,10 +200,4 @@ def serve(host, port, threads, with_worker):
                 child.kill()
 
 
-from .calendar_admin import calendar_cli  # noqa: E402  `motcua calendar list|set|delete` (engine/calendar_admin.py)
-
-main.add_command(calendar_cli)
-
-
-if __name__ == "__main__":
-    main()
+main.add_command(calendar_cli)  # `motcua calendar list|set|delete` (cli/calendar.py)
