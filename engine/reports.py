@@ -600,13 +600,35 @@ def _vn_date(iso_day: str) -> str:
     return date.fromisoformat(iso_day).strftime("%d/%m/%Y")
 
 
+# A spreadsheet reads a text cell starting with one of these as a formula (or as the start of one).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """One CSV cell: None empty, numbers as they are, text that a spreadsheet would read as a formula
+    prefixed with `'` so that it stays text (see docs/security.md, "Exports")."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _xlsx_value(cell, value) -> None:
+    """Set a cell: text is always a string cell (data_type 's'), never a formula, whatever it starts with."""
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"
+
+
 def to_csv(report: dict) -> bytes:
     """The report as CSV, UTF-8 with a byte-order mark (so that Excel shows Vietnamese correctly):
-    one header row, one line per row, a last line "Tổng cộng"; empty cells for null figures."""
+    one header row, one line per row, a last line "Tổng cộng"; empty cells for null figures;
+    formula-looking text neutralised by `csv_cell`."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     for line in _lines(report):
-        w.writerow(["" if v is None else v for v in line])
+        w.writerow([csv_cell(v) for v in line])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -629,7 +651,8 @@ def to_xlsx(report: dict) -> bytes:
         scope.append(f"Cơ quan: {report['agency']}")
     if report.get("procedure_code"):
         scope.append(f"Thủ tục: {report['procedure_code']}")
-    ws.cell(row=2, column=1, value=" - ".join(scope)).font = Font(italic=True)
+    _xlsx_value(ws.cell(row=2, column=1), " - ".join(scope))
+    ws.cell(row=2, column=1).font = Font(italic=True)
     ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=ncol)
     for r in (1, 2):
         ws.cell(row=r, column=1).alignment = Alignment(horizontal="center")
@@ -664,7 +687,8 @@ def to_xlsx(report: dict) -> bytes:
     for i, line in enumerate(lines):
         r = h2 + 1 + i
         for c, v in enumerate(line, start=1):
-            cell = ws.cell(row=r, column=c, value=v)
+            cell = ws.cell(row=r, column=c)
+            _xlsx_value(cell, v)
             cell.border = border
             if i == len(lines) - 1:
                 cell.font = Font(bold=True)
