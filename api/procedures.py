@@ -15,8 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from engine import queries
-from engine.errors import InvalidInput, TooLarge
-from engine.procedures import deploy, load_procedure
+from engine.procedures import Upload, deploy_upload
 from engine.queries import MAX_PER_PAGE_CATALOGUE
 
 from .auth import authenticate
@@ -132,10 +131,6 @@ UPLOAD_DOC = {
 }
 
 
-def _read(storage) -> bytes:
-    return storage.read()
-
-
 @blp.route("", methods=["POST"])
 @blp.doc(summary="Triển khai thủ tục / deploy a procedure (analyst, admin)", requestBody=UPLOAD_DOC)
 @blp.alt_response(
@@ -147,38 +142,12 @@ def _read(storage) -> bytes:
 @blp.response(201, DeployResultSchema, description="Phiên bản mới / a new version was deployed")
 @errors(blp, 401, 403, 413, 422)
 def upload():
-    a, svc = actor(), services()
-    a.require("analyst")
-    files = request.files
+    files, svc = request.files, services()
     main = files.get("file")
-    if main is None or not main.filename:
-        raise InvalidInput(
-            "Cần tệp BPMN trong trường 'file' (multipart/form-data)",
-            "a BPMN file is required in the 'file' field (multipart/form-data)",
-            {"fields": {"file": "Thiếu tệp / Missing file"}},
-        )
-    limit = svc.settings.max_bpmn_bytes
-    content = main.stream.read(limit + 1)
-    if len(content) > limit:
-        raise TooLarge(f"Tệp BPMN quá lớn (tối đa {limit} byte)", f"the BPMN file is too large (at most {limit} bytes)")
-    forms = {}
-    for field, storage in files.items(multi=True):
-        if storage is main:
-            continue
-        name = (storage.filename or field).replace("\\", "/").rsplit("/", 1)[-1]
-        forms[name] = _read(storage)
-    filename = main.filename.replace("\\", "/").rsplit("/", 1)[-1] or "procedure.bpmn"
-    loaded = load_procedure(content, filename, forms, max_bytes=limit)
-    with svc.db.uow() as s:
-        result = deploy(s, loaded, a.username)
-    body = {
-        "code": result.code,
-        "version": result.version,
-        "created": result.created,
-        "name": loaded.name,
-        "warnings": result.warnings or [],
-    }
-    return body, 201 if result.created else 200
+    bpmn = Upload(main.filename, main.stream) if main is not None else None
+    forms = [Upload(st.filename or field, st) for field, st in files.items(multi=True) if st is not main]
+    body = deploy_upload(svc.db, actor(), bpmn, forms, svc.settings.max_bpmn_bytes)
+    return body, 201 if body["created"] else 200
 
 
 @blp.route("/<code>", methods=["GET"])

@@ -392,10 +392,6 @@ class WorkCalendar:
             d = d.astimezone(self.tz).date() if d.tzinfo else d.date()
         return self._is_working_ord(d.toordinal())
 
-    def next_working_day(self, d: date) -> date:
-        """The first working day strictly after `d`."""
-        return date.fromordinal(self._nth_working_after(d.toordinal(), 1))
-
     def day_name(self, d: date) -> str | None:
         """The name of the holiday, swap or override on `d`, if any (plain weekends have none)."""
         if isinstance(d, datetime):
@@ -516,11 +512,6 @@ class WorkCalendar:
         ob, ub, _ = self._local(b)
         sp = self._covering(min(oa, ob), max(oa, ob))
         return (self._office_done(sp, ob, ub) - self._office_done(sp, oa, ua)) / _HOUR_US
-
-    def is_office_time(self, dt: datetime) -> bool:
-        """True when `dt` is inside an office period [start, end) of a working day."""
-        o, us, _ = self._local(dt)
-        return self._is_working_ord(o) and any(s <= us < e for s, e in self._p)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ import ast
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -24,8 +26,10 @@ from sqlalchemy.exc import IntegrityError
 import forms as forms_lib
 
 from . import bpmn_xml
+from .auth import Actor
 from .calendar import parse_cutoff, parse_deadline
-from .errors import Conflict, InvalidInput, MotcuaError, NotFound, ProcedureInvalid
+from .db import Database
+from .errors import Conflict, InvalidInput, MotcuaError, NotFound, ProcedureInvalid, TooLarge
 from .expressions import check_expression
 from .models import Procedure, ProcedureVersion
 from .statuses import Status
@@ -455,6 +459,55 @@ def deploy_bytes(
         return deploy(s, loaded, actor)
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass
+class Upload:
+    """One uploaded file as the HTTP shell received it: the name the client gave it and its content."""
+
+    filename: str | None
+    stream: Readable
+
+
+def _base_name(name: str) -> str:
+    """The last path component of a client-given file name (either slash)."""
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def deploy_upload(
+    db: Database, actor: Actor, bpmn: Upload | None, forms: Iterable[Upload], max_bytes: int = DEFAULT_MAX_BPMN_BYTES
+) -> dict:
+    """Deploy an uploaded BPMN file with its form files (each named by its file name): analysts and
+    administrators only; a missing file is a 422 naming the field `file`, a BPMN larger than `max_bytes` a
+    413 (read no further than that), an invalid procedure a 422 listing every problem. Returns the outcome;
+    `created` is false when identical content is already deployed."""
+    actor.require("analyst")
+    if bpmn is None or not bpmn.filename:
+        raise InvalidInput(
+            "Cần tệp BPMN trong trường 'file' (multipart/form-data)",
+            "a BPMN file is required in the 'file' field (multipart/form-data)",
+            {"fields": {"file": "Thiếu tệp / Missing file"}},
+        )
+    content = bpmn.stream.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise TooLarge(
+            f"Tệp BPMN quá lớn (tối đa {max_bytes} byte)", f"the BPMN file is too large (at most {max_bytes} bytes)"
+        )
+    form_files = {_base_name(f.filename or ""): f.stream.read() for f in forms}
+    loaded = load_procedure(content, _base_name(bpmn.filename) or "procedure.bpmn", form_files, max_bytes)
+    with db.uow() as s:
+        result = deploy(s, loaded, actor.username)
+    return {
+        "code": result.code,
+        "version": result.version,
+        "created": result.created,
+        "name": loaded.name,
+        "warnings": result.warnings or [],
+    }
+
+
 # ---------------------------------------------------------------------------------------------------
 # Run-time view of a deployed version, cached per process.
 
@@ -536,20 +589,14 @@ def current_version(session, code: str) -> ProcedureVersion:
     return session.get(ProcedureVersion, current_version_id(session, code))
 
 
-def validation_report(problems_or_exc) -> list[dict]:
-    if isinstance(problems_or_exc, ProcedureInvalid):
-        return problems_or_exc.details or []
-    if isinstance(problems_or_exc, InvalidInput):
-        return [_p(None, problems_or_exc.message_vi, problems_or_exc.message_en)]
-    return list(problems_or_exc)
-
-
 __all__ = [
     "LoadedProcedure",
     "load_procedure",
     "load_path",
     "deploy",
     "deploy_bytes",
+    "deploy_upload",
+    "Upload",
     "DeployResult",
     "Runtime",
     "RuntimeCache",
