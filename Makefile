@@ -65,11 +65,14 @@ test-postgres: $(STAMP)
 	  echo "NOTICE: the PostgreSQL + Redis run of the test suite is SKIPPED on this machine."; \
 	fi
 
-# Static checks: ruff (lint + format).
+# Static checks: ruff (lint + format), the layer contract (import-linter, [importlinter] in setup.cfg) and
+# the type checker over engine/ and forms/ (mypy, [tool.mypy] in pyproject.toml).
 lint: $(STAMP)
-	@echo "== Static checks (ruff) =="
+	@echo "== Static checks (ruff, import-linter, mypy) =="
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py

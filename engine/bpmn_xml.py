@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
@@ -174,7 +175,7 @@ def inline_form(task) -> dict | None:
         fid = f.get("id")
         if not fid:
             continue
-        prop = dict(_CAMUNDA_TYPES.get(f.get("type") or "string", {"type": "string"}))
+        prop: dict[str, Any] = dict(_CAMUNDA_TYPES.get(f.get("type") or "string", {"type": "string"}))
         prop["title"] = f.get("label") or fid
         values = f.xpath("./camunda:value", namespaces=NS)
         if values:

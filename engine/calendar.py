@@ -493,7 +493,9 @@ class WorkCalendar:
                 target = self._nth_working_after(target, 1)
             return self._instant(target, self._day_end)
         o, us, i = self._start(o, us, loc, cut)
-        return self._instant(*self._advance(o, us, i, round(dl.hours * _HOUR_US)))
+        hours = dl.hours
+        assert hours is not None  # working time: a number of working hours
+        return self._instant(*self._advance(o, us, i, round(hours * _HOUR_US)))
 
     def _office_done(self, sp: _Span, o: int, us: int) -> int:
         """Office microseconds from the span's start up to the instant (o, us)."""

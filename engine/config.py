@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def _default_var_dir() -> Path:
@@ -34,7 +35,7 @@ def installation_secret(var_dir: Path) -> str:
 @dataclass
 class Settings:
     var_dir: Path = field(default_factory=_default_var_dir)
-    database_url: str | None = None
+    database_url: str = ""  # empty: var/motcua.db (SQLite)
     redis_url: str | None = None
     secret_key: str = "dev-secret-change-me"
     token_ttl_seconds: int = 3600
@@ -51,7 +52,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
-        kw = {}
+        kw: dict[str, Any] = {}
         if env.get("DATABASE_URL"):
             kw["database_url"] = env["DATABASE_URL"]
         if env.get("REDIS_URL"):

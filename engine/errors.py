@@ -5,22 +5,10 @@ The HTTP shell maps them onto status codes (see api/errors.py); the CLI prints t
 
 from __future__ import annotations
 
-
-class MotcuaError(Exception):
-    """Base class: `message_vi` / `message_en` are shown to people; `details` is machine-readable."""
-
-    status = 400
-    code = "error"
-
-    def __init__(self, message_vi: str, message_en: str | None = None, details=None):
-        super().__init__(message_en or message_vi)
-        self.message_vi = message_vi
-        self.message_en = message_en or message_vi
-        self.details = details
-
-    @property
-    def message(self) -> str:
-        return f"{self.message_vi} / {self.message_en}"
+# The root of every domain error and the 422 are defined in forms/, the bottom layer, so that a form's
+# errors are InvalidInput too without forms/ importing engine/.
+from forms.errors import InvalidInput as InvalidInput
+from forms.errors import MotcuaError as MotcuaError
 
 
 class NotFound(MotcuaError):
@@ -38,13 +26,6 @@ class Conflict(MotcuaError):
 
     status = 409
     code = "conflict"
-
-
-class InvalidInput(MotcuaError):
-    """Bad input, with per-field or per-element problems in `details` (HTTP 422)."""
-
-    status = 422
-    code = "invalid"
 
 
 class ProcedureInvalid(InvalidInput):

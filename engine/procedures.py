@@ -199,14 +199,12 @@ def _read_meta(info, problems):
 def _load_forms(info_list, form_files: dict[str, bytes], problems, dialect):
     """Resolve every user task's form reference among the files deployed with the procedure."""
     loaded = {}
+    available = forms_lib.Forms()
     if form_files:
         try:
             available = forms_lib.load_forms(form_files)
         except MotcuaError as exc:
             problems.append(_p(None, exc.message_vi, exc.message_en))
-            available = {}
-    else:
-        available = {}
     for info in info_list:
         for ut in info.user_tasks:
             key = ut.get("form_key") or (f"{ut['id']}.inline" if ut.get("inline_form") else None)
@@ -374,7 +372,7 @@ def load_procedure(
         dialect=dialect,
         filename=filename,
         bpmn_xml=content.decode("utf-8", errors="replace"),
-        spec_json=spec_to_json(dialect, spec, subs),
+        spec_json=spec_to_json(dialect, spec, subs or {}),
         content_hash=content_hash(content, {k: v for k, v in form_files.items()}),
         meta=meta,
         user_tasks=user_tasks,

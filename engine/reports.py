@@ -86,10 +86,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import Date, Float, and_, case, false, func, literal_column, or_, select, true, union_all
+from sqlalchemy import Date, Float, Integer, and_, case, false, func, literal_column, or_, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -336,7 +338,8 @@ def _candidates(p0: datetime, p1: datetime, agency, procedure_code, *extra):
         return terms
 
     both = bool(agency and procedure_code)
-    fresh, old = literal_column("1").label("fresh"), literal_column("0").label("fresh")
+    fresh = literal_column("1", Integer).label("fresh")
+    old = literal_column("0", Integer).label("fresh")
     return union_all(
         select(*cols, fresh).where(D.received_at >= p0, D.received_at < p1, *scope(both)),
         select(*cols, old).where(D.finished == false(), unindexed(D.received_at) < p0, *scope(True)),
@@ -437,7 +440,9 @@ def _shape(agency: str | None, procedure_code: str | None, f: dict, hours_sum: f
     on_time = f["completed_total"] - early - late
     within = f["in_process_total"] - f["in_process_overdue"]
     denominator = f["completed_total"] + f["in_process_total"]
-    row = {} if agency is None and procedure_code is None else {"agency": agency, "procedure_code": procedure_code}
+    row: dict[str, Any] = (
+        {} if agency is None and procedure_code is None else {"agency": agency, "procedure_code": procedure_code}
+    )
     row.update(
         {
             "received": {
@@ -489,7 +494,7 @@ def summary(
             flat[(row[0], row[1])] = values
 
     hours: dict[tuple, list] = {}  # (agency, procedure) -> [working hours, completed, [(day, sign, n, part)]]
-    days: dict[date, tuple | None] = {}
+    seen: set[date] = set()
     for ag, proc, day, sign, n, part, paused in session.execute(_hours_query(p0, p1, agency, procedure_code, calendar)):
         day = day if isinstance(day, date) else date.fromisoformat(day)
         acc = hours.setdefault((ag, proc), [0.0, 0, []])
@@ -497,12 +502,12 @@ def summary(
         if sign == 1:
             acc[0] -= paused or 0.0
             acc[1] += n
-        days[day] = None
-    if days:
-        origin = datetime.combine(min(days), time(0), calendar.tz)
+        seen.add(day)
+    if seen:
+        origin = datetime.combine(min(seen), time(0), calendar.tz)
         wh = calendar.working_hours_between
-        for day in days:  # office hours from the first day's midnight to this day's, and the day's kind
-            days[day] = (wh(origin, datetime.combine(day, time(0), calendar.tz)), calendar.is_working_day(day))
+        # office hours from the first day's midnight to each day's, and the day's kind
+        days = {d: (wh(origin, datetime.combine(d, time(0), calendar.tz)), calendar.is_working_day(d)) for d in seen}
         for acc in hours.values():
             total = acc[0]
             for day, sign, n, part in acc[2]:
@@ -556,7 +561,7 @@ def _default_calendar() -> WorkCalendar:
 # Files: CSV and XLSX with Vietnamese headers
 
 # (group heading, column heading, how to read the value from a row)
-COLUMNS: list[tuple[str, str, callable]] = [
+COLUMNS: list[tuple[str, str, Callable[[dict], Any]]] = [
     ("", "Cơ quan", lambda r: r.get("agency")),
     ("", "Mã thủ tục", lambda r: r.get("procedure_code")),
     ("", "Tên thủ tục", lambda r: r.get("procedure_name")),

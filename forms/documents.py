@@ -106,7 +106,8 @@ def _documents_of(form) -> list[dict]:
     if hasattr(form, "documents"):
         return form.documents()
     if isinstance(form, dict):  # Form.to_dict() output, or a bare schema
-        schema = form.get("schema") if isinstance(form.get("schema"), dict) else form
+        inner = form.get("schema")
+        schema = inner if isinstance(inner, dict) else form
         return normalize_documents(schema.get(DOCUMENTS_KEYWORD))
     return normalize_documents(form)
 

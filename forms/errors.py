@@ -1,4 +1,9 @@
-"""The two errors of the forms package, both HTTP 422 (they subclass engine.errors.InvalidInput).
+"""The errors of the forms package, and the root of every domain error of the project.
+
+`MotcuaError` (Vietnamese message first, English second, machine-readable `details`, the HTTP `status` the
+shell answers with) and `InvalidInput` (422) are defined here, in the bottom layer, so that the two form
+errors below are InvalidInput without forms/ importing engine/; engine/errors.py re-exports both and adds
+the other domain errors.
 
 - `FormError`: a form file (or an attachment's name or type) that cannot be accepted. Raised at deploy time
   or upload time. `details` is `{"problems": [{"file", "path", "message_vi", "message_en"}, ...]}`.
@@ -8,7 +13,30 @@
 
 from __future__ import annotations
 
-from engine.errors import InvalidInput
+
+class MotcuaError(Exception):
+    """Base class: `message_vi` / `message_en` are shown to people; `details` is machine-readable."""
+
+    status = 400
+    code = "error"
+
+    def __init__(self, message_vi: str, message_en: str | None = None, details=None):
+        super().__init__(message_en or message_vi)
+        self.message_vi = message_vi
+        self.message_en = message_en or message_vi
+        self.details = details
+
+    @property
+    def message(self) -> str:
+        return f"{self.message_vi} / {self.message_en}"
+
+
+class InvalidInput(MotcuaError):
+    """Bad input, with per-field or per-element problems in `details` (HTTP 422)."""
+
+    status = 422
+    code = "invalid"
+
 
 #: The `fields` key used for problems that concern the submission as a whole, not one field.
 FORM_LEVEL = "_form"

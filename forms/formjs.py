@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any, NoReturn
 
 from .errors import FormError
 from .files import JPEG, PDF, PNG
@@ -73,7 +74,7 @@ class _Obj:
     """An object being built: its properties (leaves or objects), required names and UI hints."""
 
     def __init__(self, title=None, description=None):
-        self.props: dict[str, object] = {}
+        self.props: dict[str, _Obj | _Leaf | _Array] = {}
         self.required: list[str] = []
         self.title = title
         self.description = description
@@ -84,7 +85,7 @@ class _Obj:
             self.required.append(name)
 
     def schema(self) -> dict:
-        out = {"type": "object"}
+        out: dict[str, Any] = {"type": "object"}
         if self.title:
             out["title"] = self.title
         if self.description:
@@ -132,7 +133,7 @@ class _Array:
         self.items, self.title, self.description, self.ui = items, title, description, ui
 
     def schema(self) -> dict:
-        out = {"type": "array"}
+        out: dict[str, Any] = {"type": "array"}
         if self.title:
             out["title"] = self.title
         if self.description:
@@ -159,7 +160,7 @@ class _Converter:
         ident = comp.get("key") or comp.get("path") or comp.get("id") or comp.get("type")
         return f"{ident} ({where})"
 
-    def fail(self, comp, where, vi, en):
+    def fail(self, comp, where, vi, en) -> NoReturn:
         raise FormError.in_file(
             self.filename,
             f"thành phần '{self._name(comp, where)}': {vi}",

@@ -345,7 +345,7 @@ class Form:
             other.ui_schema,
         )
 
-    __hash__ = None  # mutable-looking dicts inside: not hashable
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking dicts inside: not hashable
 
     def __repr__(self):
         return f"Form(key={self.key!r}, title={self.title!r}, fields={sorted(self.fields())!r})"
@@ -506,9 +506,10 @@ def _alias_names(key: str, form: Form) -> set[str]:
     """Other names a form is found by: its file name without extension, a form-js form's `id`."""
     names = {_stem(key)}
     ui = form.ui_schema or {}
-    formjs_doc = ui.get("ui:formjs") if isinstance(ui.get("ui:formjs"), dict) else {}
-    if isinstance(formjs_doc.get("id"), str) and formjs_doc["id"]:
-        names.add(formjs_doc["id"])
+    formjs_doc = ui.get("ui:formjs")
+    formjs_id = formjs_doc.get("id") if isinstance(formjs_doc, dict) else None
+    if isinstance(formjs_id, str) and formjs_id:
+        names.add(formjs_id)
     return names - {key}
 
 

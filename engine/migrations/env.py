@@ -6,7 +6,7 @@ from sqlalchemy import create_engine
 from engine.models import Base
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
+url = config.get_main_option("sqlalchemy.url") or ""  # set by engine/migrate.py
 
 
 def run() -> None:
