@@ -6,11 +6,10 @@ belong to no field use the key `_form`.
 
 from __future__ import annotations
 
-import re
-
 from jsonschema.exceptions import ValidationError
 
 from .errors import FORM_LEVEL
+from .patterns import search
 
 REQUIRED = ("Trường bắt buộc", "This field is required")
 NOT_ALLOWED = ("Trường không được phép", "This field is not allowed")
@@ -115,7 +114,7 @@ def _one(error: ValidationError):
         schema = error.schema if isinstance(error.schema, dict) else {}
         declared = set(schema.get("properties") or {})
         patterns = list((schema.get("patternProperties") or {}).keys())
-        extras = [k for k in inst if k not in declared and not any(re.search(p, k) for p in patterns)]
+        extras = [k for k in inst if k not in declared and not any(search(p, k) for p in patterns)]
         if kw == "unevaluatedProperties":
             extras = extras or list(inst)
         return [(_child(path, k), NOT_ALLOWED) for k in extras] or [(_field(path), NOT_ALLOWED)]

@@ -9,12 +9,12 @@ Form files come in three shapes, all loaded into the same `Form`:
 from __future__ import annotations
 
 import copy
-import re
 from itertools import islice
 from urllib.parse import unquote
 
 import referencing
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+from jsonschema import _keywords as jsonschema_keywords
 from jsonschema.exceptions import SchemaError
 
 from . import formjs
@@ -23,6 +23,7 @@ from .errors import FORM_LEVEL, FormError, FormValidationError
 from .formats import FORMAT_CHECKER, normalize_phone_vn
 from .jsondata import parse_json_file, plain_json
 from .messages import field_messages, message
+from .patterns import pattern_problem, search
 
 DIALECT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 _DIALECTS = {
@@ -77,6 +78,58 @@ _KEY_PREFIXES = (
     "deployment:",
 )
 _MAX_REF_HOPS = 32
+
+
+# -- the validator: analysts' patterns in RE2 (forms/patterns.py) ----------------------------------------------
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not search(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator, pattern_properties, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for key, value in instance.items():
+            if search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _extra_keys(instance: dict, schema: dict) -> list:
+    declared = schema.get("properties") or {}
+    patterns = list(schema.get("patternProperties") or {})
+    return [k for k in instance if k not in declared and not any(search(p, k) for p in patterns)]
+
+
+def _additional_properties(validator, additional, instance, schema):
+    if "patternProperties" not in schema:  # no pattern involved: jsonschema's own keyword
+        yield from jsonschema_keywords.additionalProperties(validator, additional, instance, schema)
+        return
+    if not validator.is_type(instance, "object"):
+        return
+    extras = _extra_keys(instance, schema)
+    if validator.is_type(additional, "object"):
+        for key in extras:
+            yield from validator.descend(instance[key], additional, path=key)
+    elif not additional and extras:
+        yield ValidationError(f"{', '.join(map(repr, extras))} not allowed (no pattern matches)")
+
+
+FormValidator = validators.extend(
+    Draft202012Validator,
+    {"pattern": _pattern, "patternProperties": _pattern_properties, "additionalProperties": _additional_properties},
+)
+
+
+def _regex_format(instance) -> bool:
+    return not isinstance(instance, str) or pattern_problem(instance) is None
+
+
+# Checks a schema against the 2020-12 meta-schema: `format: regex` (the `pattern` keyword) means RE2 here.
+_SCHEMA_FORMATS = FormatChecker()
+_SCHEMA_FORMATS.checks("regex")(_regex_format)
 
 
 # -- schema checks ---------------------------------------------------------------------------------------------
@@ -186,6 +239,113 @@ def _check_refs(root: dict, filename: str):
                 stack.extend((v, f"{where}/{k}/{i}") for i, v in enumerate(s[k]))
 
 
+def _walk(schema):
+    """(subschema, JSON pointer) of every subschema reachable through the schema keywords."""
+    stack: list[tuple[object, str]] = [(schema, "")]
+    while stack:
+        s, where = stack.pop()
+        if not isinstance(s, dict):
+            continue
+        yield s, where
+        for k in _SINGLE:
+            if k in s:
+                stack.append((s[k], f"{where}/{k}"))
+        for k in _MAPS:
+            if isinstance(s.get(k), dict):
+                stack.extend((v, f"{where}/{k}/{name}") for name, v in s[k].items())
+        for k in _LISTS:
+            if isinstance(s.get(k), list):
+                stack.extend((v, f"{where}/{k}/{i}") for i, v in enumerate(s[k]))
+
+
+def _check_patterns(schema: dict, filename: str):
+    """Every `pattern` and `patternProperties` key must run in RE2 (linear time); see forms/patterns.py."""
+    uses_patterns = uses_unevaluated = False
+    for s, where in _walk(schema):
+        found = []
+        if "pattern" in s:
+            found.append((s["pattern"], f"{where}/pattern"))
+        if isinstance(s.get("patternProperties"), dict):
+            uses_patterns = True
+            found.extend((p, f"{where}/patternProperties") for p in s["patternProperties"])
+        uses_unevaluated = uses_unevaluated or "unevaluatedProperties" in s
+        for pattern, at in found:
+            problem = pattern_problem(pattern)
+            if problem is not None:
+                raise FormError.in_file(
+                    filename,
+                    f"mẫu (pattern) '{pattern}' không dùng được: {problem} (chỉ nhận biểu thức chính quy chạy "
+                    "trong thời gian tuyến tính, không có tham chiếu ngược hay look-around)",
+                    f"the pattern '{pattern}' cannot be used: {problem} (only regular expressions that run in "
+                    "linear time, without back-references or look-around)",
+                    at.lstrip("/") or None,
+                )
+    if uses_patterns and uses_unevaluated:
+        raise FormError.in_file(
+            filename,
+            "không dùng 'unevaluatedProperties' cùng 'patternProperties' (hãy dùng 'additionalProperties')",
+            "'unevaluatedProperties' cannot be combined with 'patternProperties' (use 'additionalProperties')",
+        )
+
+
+def _ref_cycle(root: dict) -> tuple[str, str] | None:
+    """(reference, where) of a `$ref` that leads back to itself, directly or through other references."""
+    anchors: dict[str, object] = {}
+    for s, _ in _walk(root):
+        for k in ("$anchor", "$dynamicAnchor"):
+            if isinstance(s.get(k), str):
+                anchors.setdefault(s[k], s)
+    located = {id(s): where for s, where in _walk(root)}
+
+    def target(ref: str):
+        fragment = ref[1:]
+        if fragment in anchors:
+            return anchors[fragment]
+        try:
+            return _pointer(root, fragment)
+        except LookupError:
+            return None
+
+    def edges(s: dict):
+        for k in ("$ref", "$dynamicRef"):
+            if isinstance(s.get(k), str) and s[k].startswith("#"):
+                t = target(s[k])
+                if isinstance(t, dict):
+                    yield t, s[k]
+        for k in _SINGLE:
+            if isinstance(s.get(k), dict):
+                yield s[k], None
+        for k in _MAPS:
+            if isinstance(s.get(k), dict):
+                yield from ((v, None) for v in s[k].values() if isinstance(v, dict))
+        for k in _LISTS:
+            if isinstance(s.get(k), list):
+                yield from ((v, None) for v in s[k] if isinstance(v, dict))
+
+    # Depth-first search, white/grey/black: a grey node reached again closes a cycle. The schema keywords
+    # alone form a tree, so every cycle goes through a reference.
+    state: dict[int, int] = {}
+    for start, _ in _walk(root):
+        if state.get(id(start)):
+            continue
+        state[id(start)] = 1
+        stack = [(start, edges(start))]
+        while stack:
+            node, it = stack[-1]
+            for child, ref in it:
+                mark = state.get(id(child), 0)
+                if mark == 1:
+                    return ref or "$ref", located.get(id(node), "")
+                if mark == 0:
+                    state[id(child)] = 1
+                    stack.append((child, edges(child)))
+                    break
+            else:
+                state[id(node)] = 2
+                stack.pop()
+    return None
+
+
 def _check_schema(schema, filename: str) -> Draft202012Validator:
     if not isinstance(schema, dict):
         raise FormError.in_file(
@@ -204,8 +364,9 @@ def _check_schema(schema, filename: str) -> Draft202012Validator:
             'lược đồ gốc của biểu mẫu phải có "type": "object"',
             'the root of a form schema must have "type": "object"',
         )
+    _check_patterns(schema, filename)
     try:
-        Draft202012Validator.check_schema(schema)
+        FormValidator.check_schema(schema, format_checker=_SCHEMA_FORMATS)
     except SchemaError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or None
         raise FormError.in_file(
@@ -215,7 +376,16 @@ def _check_schema(schema, filename: str) -> Draft202012Validator:
             path,
         ) from None
     _check_refs(schema, filename)
-    validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE)
+    cycle = _ref_cycle(schema)
+    if cycle is not None:
+        ref, where = cycle
+        raise FormError.in_file(
+            filename,
+            f"tham chiếu '{ref}' tạo vòng lặp (lược đồ tham chiếu lại chính nó)",
+            f"the reference '{ref}' makes a cycle (the schema refers back to itself)",
+            where.lstrip("/") or None,
+        )
+    validator = FormValidator(schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE)
     try:
         list(islice(validator.iter_errors({}), 50))
     except Exception as exc:  # whatever the schema makes jsonschema trip on is a problem of the file
@@ -333,7 +503,7 @@ class Form:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._validator = Draft202012Validator(self.schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE)
+        self._validator = FormValidator(self.schema, format_checker=FORMAT_CHECKER, registry=_NO_REMOTE)
 
     def __eq__(self, other):
         if not isinstance(other, Form):
@@ -435,7 +605,7 @@ class Form:
         if not self._keeps_extra_keys():
             declared = self.fields()
             patterns = list((self.schema.get("patternProperties") or {}).keys())
-            data = {k: v for k, v in data.items() if k in declared or any(re.search(p, k) for p in patterns)}
+            data = {k: v for k, v in data.items() if k in declared or any(search(p, k) for p in patterns)}
         data = self._clean(data, self.schema)
         for name, prop in self._properties().items():
             if name not in data and isinstance(prop, dict) and "default" in prop:

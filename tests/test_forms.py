@@ -822,7 +822,10 @@ def test_wrapper_with_schema_and_ui_schema():
     [
         (b'{"type": "object", "properties": {"a": {"type": "strin"}}}', "not a valid JSON Schema"),
         (b'{"type": "object", "properties": {"a": {"minLength": -1}}}', "not a valid JSON Schema"),
-        (b'{"type": "object", "properties": {"a": {"pattern": "(unclosed"}}}', "not a valid JSON Schema"),
+        (
+            b'{"type": "object", "properties": {"a": {"pattern": "(unclosed"}}}',
+            "the pattern '(unclosed' cannot be used",
+        ),
         (b'{"type": "object", "required": "a"}', "not a valid JSON Schema"),
         (b'{"type": "array"}', '"type": "object"'),
         (b"[1, 2]", "JSON object"),
