@@ -49,10 +49,10 @@ BLUEPRINTS = [
     "api.tasks",
     "api.public",
     "api.calendar",
-    "api.actions",  # issue 4: working calendar; legal actions on dossiers (+ worker wake-ups)
-    "api.attachments",  # issue 5: dossier attachments and the documents checklist
+    "api.actions",  # legal actions on dossiers (docs/deadlines.md)
+    "api.attachments",  # dossier attachments and the documents checklist
     "api.monitor",
-    "api.reports",  # issue 6: overdue monitor and periodic report (supervisors)
+    "api.reports",  # overdue monitor and periodic report (supervisors, docs/reports.md)
     "api.web",
 ]
 

@@ -95,7 +95,7 @@ class DayInSchema(ma.Schema):
 @blp.route("/due", methods=["GET"])
 @blp.doc(
     summary="Tính hạn xử lý / compute a due time by the working calendar",
-    description="By the convention of the domain notes: office hours 07:00-11:30 and 13:30-17:00 (UTC+7) on "
+    description="By the convention of docs/deadlines.md: office hours 07:00-11:30 and 13:30-17:00 (UTC+7) on "
     "working days, 1 working day = 8 working hours, clock starts at the next office period, after "
     "the cut-off at the next working day; calendar days end at 17:00 of a working day.",
 )

@@ -1,4 +1,4 @@
-"""Timer sweep benchmark (issue 4): 100,000 dossiers waiting, a sweep with nothing due, then 1,000 due.
+"""Timer sweep benchmark (docs/deadlines.md): 100,000 dossiers waiting, a sweep with nothing due, then 1,000 due.
 
     .venv/bin/python bench/bench_timers.py                     # SQLite (a fresh file under a temp dir)
     .venv/bin/python bench/bench_timers.py --pg URL            # and PostgreSQL (its tables are dropped first!)

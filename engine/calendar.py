@@ -1,6 +1,6 @@
 """The working calendar and legal deadlines (thời hạn giải quyết), without Flask.
 
-The convention (the domain notes, "Deadlines" and "The convention this product uses"):
+The convention (docs/deadlines.md, "The counting convention", with a worked example):
 
 * Office hours are 07:00-11:30 and 13:30-17:00, UTC+7, on working days (configurable per agency via
   `periods`). One working day is 8 working hours.

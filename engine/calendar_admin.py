@@ -7,7 +7,7 @@ An override (table calendar_days) is an extra holiday (`working=False`) or a mak
 (`working=True`, e.g. a Saturday worked in exchange for a bridge day off). It counts for every deadline
 computed after it is saved: in the process that saved it at once (`DossierService.invalidate_calendar`),
 in other processes (the worker, other API servers) within 30 s. Due times already set are not moved
-(domain.md: deadlines already set are not moved silently).
+(docs/deadlines.md: deadlines already set are not moved silently).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def delete_day(session, day) -> dict:
 
 
 def compute_due(session, start, deadline, cutoff=None, agency: str | None = None) -> dict:
-    """The due time of `deadline` counted from `start` by the convention of domain.md.
+    """The due time of `deadline` counted from `start` by the convention of docs/deadlines.md.
 
     All agencies share the national calendar and office hours for now; `agency` is accepted and echoed.
     """

@@ -1,4 +1,5 @@
-"""The periodic report (báo cáo tình hình giải quyết hồ sơ TTHC) of domain.md, "What supervisors count".
+"""The periodic report (báo cáo tình hình giải quyết hồ sơ TTHC): its figures are defined in docs/reports.md,
+its terms in docs/glossary.md.
 
 One row per (agency, procedure_code), plus totals, for a period of whole days.
 
@@ -27,7 +28,7 @@ completed {early, on_time, late}
     The result became ready in the period: ``P0 <= processed_at < P1``. Then, in this order:
     *late* if ``processed_at > due_at``, or the dossier had a new appointment date (``extended_at`` set:
     an apology letter was issued because it was late), or it had two or more supplement requests
-    (``supplement_count >= 2``; domain.md: the second request makes it count as late);
+    (``supplement_count >= 2``; docs/glossary.md: the second request makes it count as late);
     *early* if the result was ready on a calendar day (UTC+7) before the due day;
     *on_time* otherwise (on the due day, not after ``due_at``; also a procedure without a deadline).
 

@@ -1,6 +1,7 @@
 """The background worker: huey as a wake-up service over the database's timers and outbox.
 
-huey has no acknowledgements: a task running when its worker dies is lost (lessons.md). So no huey task
+huey has no acknowledgements: a task running when its worker dies is lost (docs/deadlines.md,
+"Exactly once, without acknowledgements"). So no huey task
 carries state. The database does: `dossiers.next_timer_at` (indexed) says when each dossier next needs
 attention, `notifications.sent_at IS NULL` what is still to send. huey only decides *when* to look:
 

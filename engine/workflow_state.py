@@ -1,7 +1,7 @@
 """Workflow state without the process spec.
 
-SpiffWorkflow's default serializer writes the whole process spec into every workflow's JSON (lessons.md:
-12.7 KB per dossier). Here the spec is serialized once per procedure version (`spec_to_json`) and kept
+SpiffWorkflow's default serializer writes the whole process spec into every workflow's JSON (about
+12.7 KB per dossier; DEVELOPERS.md, "Persistence and speed"). Here the spec is serialized once per procedure version (`spec_to_json`) and kept
 deserialized in process memory; a dossier's state holds only its tasks and data, zlib-compressed.
 
 Data is data. SpiffWorkflow's registry turns any dict with a `typename` key back into the class registered

@@ -1,4 +1,4 @@
-"""Issue 5: attachments of a dossier (engine/attachments.py) and the documents checklist blocking intake."""
+"""Attachments of a dossier (engine/attachments.py) and the documents checklist blocking intake."""
 
 from __future__ import annotations
 

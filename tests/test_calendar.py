@@ -1,4 +1,4 @@
-"""engine.calendar: the working calendar 2025-2027 and the deadline convention of domain.md."""
+"""engine.calendar: the working calendar 2025-2027 and the deadline convention of docs/deadlines.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4: deadlines by the working calendar, SLA timers, supplement pause, extension, legal actions.
+"""Deadlines by the working calendar, SLA timers, supplement pause, extension, legal actions.
 
 The clock is moved with time_machine (tick=False) and the worker runs in process: `fire_due` is what
 both the periodic sweep and the scheduled wake-ups call. All dates are March 2026 (no holiday), UTC+7.

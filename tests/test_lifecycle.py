@@ -1,4 +1,4 @@
-"""Issue 2 through the engine's service layer: every procedure in bpmn/ from deploy to its end, on every path."""
+"""Through the engine's service layer: every procedure in bpmn/ from deploy to its end, on every path."""
 
 from __future__ import annotations
 

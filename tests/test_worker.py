@@ -1,4 +1,4 @@
-"""Issue 4: the huey worker - sweep and wake-up tasks, wake-ups scheduled at commit, a real consumer, and
+"""The huey worker - sweep and wake-up tasks, wake-ups scheduled at commit, a real consumer, and
 several workers (threads; on PostgreSQL + Redis also processes) firing each timer once."""
 
 from __future__ import annotations

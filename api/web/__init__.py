@@ -1,4 +1,4 @@
-"""The web pages (issue #7): analysts model and deploy in the browser, officers work their inbox,
+"""The web pages: analysts model and deploy in the browser, officers work their inbox,
 supervisors watch, citizens look up.
 
 Pages are server-rendered shells (Jinja templates, Vietnamese first); their data comes from /api/v1 through

@@ -1,4 +1,4 @@
-"""Issue 4 over HTTP: the legal actions on a dossier (supplement, refuse, withdraw, stop, extend)."""
+"""Over HTTP: the legal actions on a dossier (supplement, refuse, withdraw, stop, extend)."""
 
 from __future__ import annotations
 

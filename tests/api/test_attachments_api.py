@@ -1,4 +1,4 @@
-"""Issue 5 over HTTP: POST/GET /dossiers/{code}/attachments, downloads, limits, and the checklist at intake."""
+"""Over HTTP: POST/GET /dossiers/{code}/attachments, downloads, limits, and the checklist at intake."""
 
 from __future__ import annotations
 

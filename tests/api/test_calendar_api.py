@@ -1,4 +1,4 @@
-"""Issue 4 over HTTP: GET /calendar/due, GET /calendar/days, PUT/DELETE /calendar/days/{date}."""
+"""Over HTTP: GET /calendar/due, GET /calendar/days, PUT/DELETE /calendar/days/{date}."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def delete(client, path, user):
 
 
 def test_due_by_the_convention(client):
-    # domain.md: received Fri 13/02/2026 10:00, 3 working days → Tết and weekends skipped → Wed 25/02 10:00.
+    # docs/deadlines.md: received Fri 13/02/2026 10:00, 3 working days → Tết and weekends skipped → Wed 25/02 10:00.
     r = client.get(DUE, "tiepnhan", query_string={"start": "2026-02-13T10:00:00+07:00", "deadline": "3 working days"})
     assert r.status_code == 200, r.get_json()
     body = r.get_json()

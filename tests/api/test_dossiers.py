@@ -68,7 +68,7 @@ def test_admin_brings_over_a_dossier_with_its_real_date(client):
     )
     assert r.status_code == 201, r.get_json()
     d = r.get_json()
-    # 3 working days from Friday 13 Feb 2026 10:00, Tết skipped: Wednesday 25 Feb 10:00 (domain.md).
+    # 3 working days from Friday 13 Feb 2026 10:00, Tết skipped: Wednesday 25 Feb 10:00 (docs/deadlines.md).
     assert d["received_at"] == "2026-02-13T10:00:00+07:00" and d["due_at"] == "2026-02-25T10:00:00+07:00"
     assert d["agency"] == OTHER and d["code"].startswith("H99-260213-")
 

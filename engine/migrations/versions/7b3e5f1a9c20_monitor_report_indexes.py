@@ -1,4 +1,4 @@
-"""indexes of the overdue monitor and the period report (issue 6)
+"""indexes of the overdue monitor and the period report (docs/reports.md, "Indexes")
 
 Revision ID: 7b3e5f1a9c20
 Revises: c46d4529ac69
