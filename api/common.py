@@ -11,7 +11,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from engine.queries import MAX_PER_PAGE
+from engine.paging import MAX_PER_PAGE
 
 from .errors import PROBLEM, ProblemSchema
 

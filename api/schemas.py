@@ -1,6 +1,6 @@
 """Marshmallow schemas of the resources, shared by the blueprints (requests and responses).
 
-Response schemas mirror the views of engine/dossiers.py and engine/queries.py; times are strings already in
+Response schemas mirror the views of engine/views.py; times are strings already in
 ISO 8601 at UTC+7 (format date-time). Request bodies refuse unknown fields (additionalProperties: false).
 """
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from engine.statuses import Status
+from engine.queries import SORTS
+from engine.statuses import CHANNEL_NAMES, Channel, Status
 
 from .common import DateTimeString, PageSchema, Str
 
 STATUSES = [s.value for s in Status]
-CHANNEL_NAMES = {"in_person": 1, "online": 2, "postal": 3}
+CHANNELS = [int(c) for c in Channel]
 
 
 # -- tasks ---------------------------------------------------------------------------------------------------
@@ -77,7 +78,7 @@ class DossierSchema(_StatusFields):
     """A dossier with its open tasks (and, on GET /dossiers/{code}, its timeline)."""
 
     agency = ma.fields.String(required=True)
-    channel = ma.fields.Integer(required=True, metadata={"enum": [1, 2, 3]})
+    channel = ma.fields.Integer(required=True, metadata={"enum": CHANNELS})
     applicant = ma.fields.Nested(ApplicantSchema, required=True)
     data = ma.fields.Dict(keys=ma.fields.String(), required=True)
     received_at = DateTimeString(required=True)
@@ -130,10 +131,10 @@ class ChannelField(ma.fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
             raise self.make_error("invalid")
-        if isinstance(value, int) and value in (1, 2, 3):
+        if isinstance(value, int) and value in CHANNELS:
             return value
         if isinstance(value, str) and value in CHANNEL_NAMES:
-            return CHANNEL_NAMES[value]
+            return int(CHANNEL_NAMES[value])
         raise self.make_error("invalid")
 
 
@@ -156,7 +157,7 @@ class NewDossierSchema(ma.Schema):
     channel = ChannelField(
         load_default=1,
         metadata={
-            "oneOf": [{"type": "integer", "enum": [1, 2, 3]}, {"type": "string", "enum": list(CHANNEL_NAMES)}],
+            "oneOf": [{"type": "integer", "enum": CHANNELS}, {"type": "string", "enum": list(CHANNEL_NAMES)}],
             "description": "1 trực tiếp / in person, 2 trực tuyến / online, 3 bưu chính / postal",
         },
     )
@@ -187,9 +188,7 @@ class DossierListArgs(ma.Schema):
         validate=validate.Length(min=1, max=100),
         metadata={"description": "đầu mã hồ sơ hoặc tên người nộp / code prefix or applicant name"},
     )
-    sort = ma.fields.String(
-        load_default="-received_at", validate=validate.OneOf(["-received_at", "received_at", "due_at", "-due_at"])
-    )
+    sort = ma.fields.String(load_default="-received_at", validate=validate.OneOf(list(SORTS)))
 
 
 # -- task detail -----------------------------------------------------------------------------------------------

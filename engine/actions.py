@@ -70,6 +70,7 @@ from .models import Event, Notification, Task, utcnow
 from .outbox import unaccent
 from .scheduler import shift_timers
 from .statuses import FINAL, Status
+from .views import dossier_view, iso
 
 __all__ = ["WHO_MAY", "LEADER_ROLES", "LegalActions", "EXTEND_WINDOW_HOURS"]
 
@@ -146,10 +147,6 @@ def _documents(value) -> list[str]:
             )
         out.append(doc.strip())
     return out
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(VN_TZ).isoformat() if dt else None
 
 
 def _local(dt: datetime | None) -> str:
@@ -237,8 +234,6 @@ class LegalActions:
             s.add(Notification(dossier_id=d.id, kind=kind, channel="portal", recipient=d.code, body=text_vi))
 
     def _view(self, d, open_tasks) -> dict:
-        from .dossiers import dossier_view
-
         return dossier_view(d, open_tasks)
 
     # -- supplement --------------------------------------------------------------------------------
@@ -273,7 +268,7 @@ class LegalActions:
                     "request_number": d.supplement_count,
                     "second_request": second,
                     "counts_as_late": second,
-                    "due_at": _iso(d.due_at),
+                    "due_at": iso(d.due_at),
                     "working_hours_used": used,
                 },
             )
@@ -311,10 +306,10 @@ class LegalActions:
                 now,
                 {
                     "note": note,
-                    "paused_at": _iso(paused_at),
+                    "paused_at": iso(paused_at),
                     "paused_working_hours": round(paused, 4),
-                    "due_at_before": _iso(old_due),
-                    "due_at": _iso(d.due_at),
+                    "due_at_before": iso(old_due),
+                    "due_at": iso(d.due_at),
                     "steps_moved": moved_steps,
                     "timers_moved": moved_timers,
                 },
@@ -409,7 +404,7 @@ class LegalActions:
                 {
                     "reason": reason,
                     "paused_working_hours": round(paused, 4) if paused else 0,
-                    "due_at": _iso(d.due_at),
+                    "due_at": iso(d.due_at),
                     "overdue": bool(d.due_at and d.due_at < now),
                 },
             )
@@ -503,9 +498,9 @@ class LegalActions:
                 now,
                 {
                     "reason": reason,
-                    "due_at_before": _iso(old_due),
-                    "due_at": _iso(new_due),
-                    "original_due_at": _iso(d.original_due_at),
+                    "due_at_before": iso(old_due),
+                    "due_at": iso(new_due),
+                    "original_due_at": iso(d.original_due_at),
                     "extra_working_days": extra_working_days,
                     "was_overdue": old_due <= now,
                     "working_hours_left": round(left, 4),

@@ -32,10 +32,10 @@ from sqlalchemy import select
 import forms as forms_lib
 from forms.documents import DEFAULT_ACCEPT
 
-from .auth import Actor
-from .dossiers import iso, visible_dossier
+from .auth import Actor, visible_dossier
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
 from .models import Attachment, Event, utcnow
+from .views import iso
 
 DOCUMENTS_FIELD = "documents_received"
 #: Roles that are not staff: such users see no dossier documents.
@@ -71,12 +71,20 @@ def attachment_view(a: Attachment) -> dict:
 
 # -- the documents checklist ------------------------------------------------------------------------------
 def checklist(runtime) -> list[dict]:
-    """The documents checklist of a procedure version: the `x-documents` of its (first) form declaring one."""
-    for form in (runtime.forms or {}).values():
-        docs = form.documents()
-        if docs:
-            return docs
-    return []
+    """The documents checklist (thành phần hồ sơ) of a procedure version: the `x-documents` of every form,
+    the forms of its user tasks in their order first (the intake form), then the others by key; a key
+    declared by two forms counts once, as the first declares it. The one checklist of intake checks, uploads,
+    the receipt and the pages."""
+    forms = runtime.forms or {}
+    order = [ut.get("form_key") for ut in (runtime.user_tasks or {}).values() if ut.get("form_key")]
+    keys = [k for k in order if k in forms] + sorted(k for k in forms if k not in order)
+    out, seen = [], set()
+    for key in dict.fromkeys(keys):
+        for doc in forms[key].documents():
+            if doc["key"] not in seen:
+                seen.add(doc["key"])
+                out.append(doc)
+    return out
 
 
 def provided_documents(s, dossier_id: int) -> set[str]:
@@ -91,18 +99,20 @@ def provided_documents(s, dossier_id: int) -> set[str]:
     }
 
 
-def check_required_documents(s, dossier, form, data: dict) -> None:
-    """Every required document of `form`'s checklist is uploaded or ticked in `documents_received`.
+def check_required_documents(s, dossier, runtime, form, data: dict) -> None:
+    """Completing a form that shows the documents checklist (one that declares `x-documents`, the intake
+    form): every required document of the procedure's `checklist` is uploaded or ticked in
+    `documents_received`.
 
     The form may waive the check for some answers with `"x-documents-waived-when": {"decision": "refuse"}`
     (a refused intake needs no documents: missing documents are the reason to refuse).
     """
-    if form is None or not isinstance(data, dict):
+    if form is None or not isinstance(data, dict) or not form.documents():
         return
     waived = (form.schema or {}).get("x-documents-waived-when")
     if isinstance(waived, dict) and waived and all(data.get(k) == v for k, v in waived.items()):
         return
-    docs = form.documents()
+    docs = checklist(runtime)
     if not any(d["required"] for d in docs):
         return
     ticked = data.get(DOCUMENTS_FIELD) or []

@@ -1,6 +1,11 @@
 """Who is acting: users, roles, agencies, and the rules of who may see and do what.
 
-These rules live here, once; the API and the CLI only authenticate and pass an `Actor` in.
+These rules live here, once; the API and the CLI only authenticate and pass an `Actor` in:
+- what an actor may do (`Actor.require`, `Actor.may_work`);
+- which agency's records an actor sees (`Actor.sees_agency`) and which agency a list is limited to
+  (`agency_scope`);
+- the dossier or task an actor may look at (`visible_dossier`, `visible_task`): another agency's record is
+  the same 404 as an unknown one, so its existence is not shown.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from .models import User
+from .models import Dossier, Task, User
 
 STAFF_ROLES = {"receiver", "analyst", "supervisor", "admin"}
 _hasher = PasswordHasher()
@@ -57,6 +62,45 @@ class Actor:
 
 
 SYSTEM = Actor("system", frozenset({"admin"}), "*", "Hệ thống")
+
+
+def agency_scope(actor: Actor, agency: str | None) -> str | None:
+    """The agency a list is limited to: the one asked for (or None: every agency) for supervisors; the
+    actor's own agency for other staff, who get PermissionDenied when they ask for another one."""
+    agency = (agency or "").strip() or None
+    if actor.is_supervisor:
+        return agency
+    if agency is not None and agency != actor.agency:
+        raise PermissionDenied(
+            f"Bạn chỉ xem được hồ sơ của cơ quan mình ({actor.agency})",
+            f"you may only see your own agency's records ({actor.agency})",
+            {"fields": {"agency": actor.agency}},
+        )
+    return actor.agency
+
+
+def visible_dossier(session, actor: Actor, code: str, lock: bool = False) -> Dossier:
+    """The dossier with this code if the actor may see it (their agency, or every agency for supervisors);
+    an unknown code and another agency's dossier are the same 404."""
+    d = None
+    if isinstance(code, str) and 0 < len(code) <= 64:
+        stmt = select(Dossier).where(Dossier.code == code)
+        d = session.scalars(stmt.with_for_update() if lock else stmt).first()
+    if d is None or not actor.sees_agency(d.agency):
+        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
+    return d
+
+
+def visible_task(session, actor: Actor, task_id: str) -> Task:
+    """The task with this id if the actor may see it; else 404, as for `visible_dossier`."""
+    task = session.get(Task, task_id) if isinstance(task_id, str) and 0 < len(task_id) <= 36 else None
+    if task is None or not actor.sees_agency(task.agency):
+        raise task_not_found()
+    return task
+
+
+def task_not_found() -> NotFound:
+    return NotFound("Không tìm thấy công việc", "task not found")
 
 
 def hash_password(password: str) -> str:

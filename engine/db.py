@@ -73,10 +73,7 @@ class Database:
             session.commit()
         except StaleDataError as exc:
             session.rollback()
-            raise Conflict(
-                "Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
-                "The dossier was changed by someone else meanwhile; reload and try again.",
-            ) from exc
+            raise Conflict.dossier_changed() from exc
         except OperationalError as exc:
             session.rollback()
             if "could not serialize" in str(exc) or "deadlock" in str(exc):

@@ -24,7 +24,10 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .auth import Actor
+from forms import MAX_DATA_BYTES
+
+from .attachments import check_required_documents
+from .auth import Actor, task_not_found, visible_dossier, visible_task
 from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
 from .config import Settings
 from .db import Database
@@ -34,29 +37,8 @@ from .models import CodeCounter, Dossier, Event, Notification, Task, TaskRole, W
 from .procedures import Runtime, RuntimeCache, current_version_id
 from .statuses import FINAL, Channel, Status
 from .timers import timer_functions
+from .views import dossier_view, event_view, task_view
 from .workflow_state import dump_state, load_state
-
-MAX_DATA_BYTES = 256 * 1024
-
-
-def visible_dossier(session, actor: Actor, code: str, lock: bool = False) -> Dossier:
-    """The dossier with this code if the actor may see it (their agency, or every agency for supervisors);
-    an unknown code and another agency's dossier are the same 404. The one place of that rule."""
-    d = None
-    if isinstance(code, str) and 0 < len(code) <= 64:
-        stmt = select(Dossier).where(Dossier.code == code)
-        d = session.scalars(stmt.with_for_update() if lock else stmt).first()
-    if d is None or not actor.sees_agency(d.agency):
-        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
-    return d
-
-
-def visible_task(session, actor: Actor, task_id: str) -> Task:
-    """The task with this id if the actor may see it; else 404, as for `visible_dossier`."""
-    task = session.get(Task, task_id) if isinstance(task_id, str) and 0 < len(task_id) <= 36 else None
-    if task is None or not actor.sees_agency(task.agency):
-        raise NotFound("Không tìm thấy công việc", "task not found")
-    return task
 
 
 def agency_code(agency: str) -> str:
@@ -334,15 +316,12 @@ class DossierService:
         return view
 
     # -- tasks -------------------------------------------------------------------------------------
-    def _visible_task(self, s, actor: Actor, task_id: str) -> Task:
-        return visible_task(s, actor, task_id)
-
     def claim(self, actor: Actor, task_id: str) -> dict:
         with self.db.uow() as s:
-            task = self._visible_task(s, actor, task_id)
+            task = visible_task(s, actor, task_id)
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
-                raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
+                raise Conflict.task_held(task.claimed_by)
             n = s.execute(
                 update(Task)
                 .where(
@@ -364,15 +343,16 @@ class DossierService:
                 )
             )
             s.refresh(task)
-            return task_view(task)
+            return task_view(task, _paused(s, task.dossier_id))
 
     def unclaim(self, actor: Actor, task_id: str) -> dict:
         with self.db.uow() as s:
-            task = self._visible_task(s, actor, task_id)
+            task = visible_task(s, actor, task_id)
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username and not actor.is_admin:
-                raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
+                raise Conflict.task_held(task.claimed_by)
             task.claimed_by, task.claimed_at = None, None
+            paused = _paused(s, task.dossier_id)
             s.add(
                 Event(
                     dossier_id=task.dossier_id,
@@ -382,7 +362,7 @@ class DossierService:
                     details={"task": task.spec_name},
                 )
             )
-            return task_view(task)
+            return task_view(task, paused)
 
     def _check_workable(self, actor: Actor, task: Task) -> None:
         if task.state != "ready":
@@ -400,18 +380,18 @@ class DossierService:
     ) -> dict:
         data = _check_json(data)
         if not task_id or len(task_id) > 36:
-            raise NotFound("Không tìm thấy công việc", "task not found")
+            raise task_not_found()
         with self.db.uow() as s:
             # One round trip: the task and its dossier, both locked (PostgreSQL) so that a concurrent
             # completion of the same task waits here, then sees it completed.
             row = s.connection().execute(SELECT_TASK_DOSSIER, {"_id": task_id}).first()
             if row is None or not actor.sees_agency(row._mapping["tasks_agency"]):
-                raise NotFound("Không tìm thấy công việc", "task not found")
+                raise task_not_found()
             task, dossier = _split_task_dossier(row)  # plain objects, written back with Core below
             _snapshot(dossier)
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
-                raise Conflict(f"Công việc đang do '{task.claimed_by}' giữ", f"the task is held by '{task.claimed_by}'")
+                raise Conflict.task_held(task.claimed_by)
             if expected_version is not None and expected_version != dossier.version:
                 raise Conflict(
                     "Hồ sơ đã thay đổi từ khi bạn mở; vui lòng tải lại",
@@ -426,9 +406,7 @@ class DossierService:
             form = rt.form_for(task.spec_name)
             if form is not None:
                 data = form.validate(data)
-                from .attachments import check_required_documents  # it imports this module
-
-                check_required_documents(s, dossier, form, data)
+                check_required_documents(s, dossier, rt, form, data)
             cal = self.calendar(s)
             workflow = self._restore(s, dossier, rt, cal)
             spiff_task = workflow.get_task_from_id(UUID(task.id))
@@ -671,7 +649,7 @@ class DossierService:
     def task_form(self, actor: Actor, task_id: str) -> dict | None:
         """The form of a task as a front-end renders it ({key, title, schema, ui_schema}), or None."""
         with self.db.read() as s:
-            task = self._visible_task(s, actor, task_id)
+            task = visible_task(s, actor, task_id)
             vid = s.scalar(select(Dossier.procedure_version_id).where(Dossier.id == task.dossier_id))
             form = self.runtimes.get(s, vid).form_for(task.spec_name)
             return form.to_dict() if form is not None else None
@@ -743,10 +721,7 @@ def _write_dossier(s, dossier: Dossier, now: datetime, inserted: dict | None = N
     values.update(_id=dossier.id, _version=dossier.version, version=dossier.version + 1)
     n = s.connection().execute(UPDATE_DOSSIER, values).rowcount
     if n != 1:
-        raise Conflict(
-            "Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
-            "The dossier was changed by someone else meanwhile; reload and try again.",
-        )
+        raise Conflict.dossier_changed()
     dossier.version += 1
     dossier._loaded_values = {**original, **{k: v for k, v in values.items() if not k.startswith("_")}}
 
@@ -773,6 +748,10 @@ def compute_next_timer(dossier, workflow, cal, settings):
     return rule(dossier, workflow, cal, settings)
 
 
+def _paused(s, dossier_id: int) -> bool:
+    return s.scalar(select(Dossier.paused_at).where(Dossier.id == dossier_id)) is not None
+
+
 def _ready_ids(workflow) -> dict:
     return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
@@ -788,77 +767,3 @@ _ACCENTS = str.maketrans(
 def _unaccent(text: str) -> str:
     """SMS templates are sent without Vietnamese diacritics (domain.md)."""
     return text.translate(_ACCENTS)
-
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(VN_TZ).isoformat() if dt else None
-
-
-def task_view(t: Task) -> dict:
-    now = utcnow()
-    return {
-        "id": t.id,
-        "name": t.title,
-        "spec_name": t.spec_name,
-        "roles": t.roles,
-        "assignee": t.assignee,
-        "state": t.state,
-        "claimed_by": t.claimed_by,
-        "due_at": iso(t.due_at),
-        "overdue": bool(t.due_at and t.state == "ready" and t.due_at < now),
-        "created_at": iso(t.created_at),
-        "completed_at": iso(t.completed_at),
-        "completed_by": t.completed_by,
-        "dossier_code": t.dossier_code,
-        "procedure_code": t.procedure_code,
-        "agency": t.agency,
-        "form_key": t.form_key,
-    }
-
-
-def dossier_view(d: Dossier, open_tasks) -> dict:
-    now = utcnow()
-    st = Status(d.status)
-    return {
-        "code": d.code,
-        "status": st.value,
-        "status_code": st.code,
-        "status_label": st.label_vi,
-        "status_label_en": st.label_en,
-        "procedure_code": d.procedure_code,
-        "agency": d.agency,
-        "channel": d.channel,
-        "applicant": {
-            "name": d.applicant_name,
-            "id_number": d.applicant_id_number,
-            "phone": d.applicant_phone,
-            "email": d.applicant_email,
-        },
-        "data": d.data or {},
-        "received_at": iso(d.received_at),
-        "due_at": iso(d.due_at),
-        "original_due_at": iso(d.original_due_at),
-        "overdue": bool(d.due_at and not d.finished and d.paused_at is None and d.due_at < now),
-        "finished": d.finished,
-        "finished_at": iso(d.finished_at),
-        "processed_at": iso(d.processed_at),
-        "returned_at": iso(d.returned_at),
-        "supplement_count": d.supplement_count,
-        "paused": d.paused_at is not None,
-        "extended": d.extended_at is not None,
-        "tasks": [task_view(t) for t in open_tasks],
-        "version": d.version,
-    }
-
-
-def event_view(e: Event) -> dict:
-    return {
-        "id": e.id,
-        "at": iso(e.at),
-        "actor": e.actor,
-        "action": e.action,
-        "from_status": e.from_status,
-        "to_status": e.to_status,
-        "task_id": e.task_id,
-        "details": e.details or {},
-    }

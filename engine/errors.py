@@ -27,6 +27,19 @@ class Conflict(MotcuaError):
     status = 409
     code = "conflict"
 
+    @classmethod
+    def dossier_changed(cls) -> Conflict:
+        """The optimistic version check failed: the row changed since it was read."""
+        return cls(
+            "Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
+            "The dossier was changed by someone else meanwhile; reload and try again.",
+        )
+
+    @classmethod
+    def task_held(cls, holder: str) -> Conflict:
+        """A task claimed by someone else: only its holder works on it."""
+        return cls(f"Công việc đang do '{holder}' giữ", f"the task is held by '{holder}'")
+
 
 class ProcedureInvalid(InvalidInput):
     """A BPMN file that cannot be deployed. `details` is a list of problems, each naming the element."""

@@ -44,7 +44,7 @@ import time
 import warnings
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from datetime import date as _date
 from functools import lru_cache
 from typing import Any
@@ -62,6 +62,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from engine.calendar import VN_TZ
 from engine.errors import InvalidInput
 
 __all__ = [
@@ -92,7 +93,6 @@ MAX_SCRIPT_STEPS = 10_000  # statements executed by one script run (loop bodies 
 MAX_SCRIPT_STATEMENTS = 500  # statements written in one script
 MAX_FORMAT_WIDTH = 100  # largest number allowed in an f-string format spec
 
-VN_TZ = timezone(timedelta(hours=7), "UTC+07:00")
 
 KINDS = ("condition", "script", "timer")
 

@@ -1,12 +1,13 @@
 """Supervisors' overdue monitoring (giám sát hồ sơ quá hạn), over millions of dossiers.
 
-What is overdue, at the instant `now` (default: the current time):
+What is overdue, at the instant `now` (default: the current time), is `engine.domain`'s rule, the same for
+every view, list and report:
 
 * an **overdue dossier** is open (``finished`` is false), has no result yet (``processed_at`` is null:
   a dossier whose result waits at the counter is not late), is not paused (``paused_at`` is null: while
   the applicant supplements documents the deadline clock stands still) and ``due_at < now``;
-* an **overdue step** is a ready task (``state = 'ready'``) with ``due_at < now`` whose dossier is open
-  and not paused (nobody can work on a step while the applicant supplements documents).
+* an **overdue step** is a ready task (``state = 'ready'``) with ``due_at < now`` whose dossier is not
+  paused (nobody can work on a step while the applicant supplements documents).
 
 Both lists are sorted by lateness, the oldest due time first (ties by id), and paged
 (``per_page`` at most 100). How late each row is, is given twice: in wall-clock hours and in working
@@ -31,24 +32,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, case, false, func, select
+from sqlalchemy import case, func, select
 
-from .auth import Actor
-from .calendar import VN_TZ, WorkCalendar
-from .errors import InvalidInput, PermissionDenied
+from .auth import Actor, agency_scope
+from .calendar import WorkCalendar
+from .domain import dossier_overdue_sql, step_overdue_sql
+from .errors import PermissionDenied
 from .models import Dossier, Task
+from .paging import DEFAULT_PER_PAGE, MAX_PER_PAGE, paging
 from .reports import unindexed
 from .statuses import Status
+from .views import iso
 
 __all__ = ["MAX_PER_PAGE", "DUE_SOON_HOURS", "overdue", "overdue_page", "overdue_counts", "scope"]
 
-MAX_PER_PAGE = 100
-DEFAULT_PER_PAGE = 20
 DUE_SOON_HOURS = 24
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(VN_TZ).isoformat() if dt else None
 
 
 def _now(now: datetime | None) -> datetime:
@@ -62,52 +60,12 @@ def _now(now: datetime | None) -> datetime:
 def scope(actor: Actor, agency: str | None) -> str | None:
     """The agency the actor may monitor: None means every agency (supervisors without a filter).
 
-    Raises `PermissionDenied` for an account without any role, or for staff asking for another agency.
+    Any staff account may look (`PermissionDenied` for an account without any role); the agency is limited
+    as every list limits it (`engine.auth.agency_scope`).
     """
     if actor is None or not actor.roles:
         raise PermissionDenied("Chỉ cán bộ mới được xem hồ sơ quá hạn", "only staff may monitor overdue dossiers")
-    agency = (agency or "").strip() or None
-    if actor.is_supervisor:
-        return agency
-    if agency is not None and not actor.sees_agency(agency):
-        raise PermissionDenied(
-            f"Chỉ được xem hồ sơ của cơ quan mình ({actor.agency})",
-            f"you may only monitor your own agency ({actor.agency})",
-            details={"field": "agency"},
-        )
-    return actor.agency
-
-
-def _paging(page, per_page) -> tuple[int, int]:
-    try:
-        page = int(page)
-        per_page = int(per_page)
-    except (TypeError, ValueError):
-        raise InvalidInput(
-            "Tham số phân trang không hợp lệ", "invalid paging parameters", details={"field": "page"}
-        ) from None
-    if page < 1:
-        raise InvalidInput("Trang phải từ 1 trở lên", "page must be 1 or more", details={"field": "page"})
-    if not 1 <= per_page <= MAX_PER_PAGE:
-        raise InvalidInput(
-            f"Số dòng mỗi trang phải từ 1 đến {MAX_PER_PAGE}",
-            f"per_page must be between 1 and {MAX_PER_PAGE}",
-            details={"field": "per_page"},
-        )
-    return page, per_page
-
-
-def _dossier_open():
-    """Open, no result yet, not paused (the deadline runs)."""
-    D = Dossier
-    return and_(D.finished == false(), D.processed_at.is_(None), D.paused_at.is_(None))
-
-
-def _task_open():
-    """A ready step whose dossier is not paused. (The steps of a finished dossier are never ready: closing
-    a dossier cancels them.) The paused dossiers are few: a small partial index lists them."""
-    paused = select(Dossier.id).where(Dossier.paused_at.is_not(None))
-    return and_(Task.state == "ready", Task.dossier_id.not_in(paused))
+    return agency_scope(actor, agency)
 
 
 def _filters(stmt, model, agency, procedure_code):
@@ -132,7 +90,7 @@ def _holder(t) -> dict:
         "claimed_by": t.claimed_by,
         "assignee": t.assignee,
         "roles": list(t.roles or []),
-        "due_at": _iso(t.due_at),
+        "due_at": iso(t.due_at),
     }
 
 
@@ -151,7 +109,7 @@ def overdue_page(
     Returns ``{"now", "page", "per_page", "dossiers": [...], "tasks": [...]}`` (no totals: see
     `overdue_counts`, or `overdue` which gives both)."""
     agency = scope(actor, agency)
-    page, per_page = _paging(page, per_page)
+    page, per_page = paging(page, per_page)
     now = _now(now)
     offset = (page - 1) * per_page
     D = Dossier
@@ -169,7 +127,7 @@ def overdue_page(
         D.original_due_at,
         D.extended_at,
         D.supplement_count,
-    ).where(_dossier_open(), D.due_at < now)
+    ).where(dossier_overdue_sql(now))
     q = _filters(q, D, agency, procedure_code).order_by(D.due_at, D.id).limit(per_page).offset(offset)
     drows = session.execute(q).all()
 
@@ -195,9 +153,9 @@ def overdue_page(
                 "status_code": r.status_code,
                 "status_label": st.label_vi,
                 "channel": r.channel,
-                "received_at": _iso(r.received_at),
-                "due_at": _iso(r.due_at),
-                "original_due_at": _iso(r.original_due_at),
+                "received_at": iso(r.received_at),
+                "due_at": iso(r.due_at),
+                "original_due_at": iso(r.original_due_at),
                 "extended": r.extended_at is not None,
                 "supplement_count": r.supplement_count,
                 **_lateness(calendar, r.due_at, now),
@@ -218,7 +176,7 @@ def overdue_page(
         Task.roles,
         Task.created_at,
         Task.due_at,
-    ).where(_task_open(), Task.due_at < now)
+    ).where(step_overdue_sql(now))
     tq = _filters(tq, Task, agency, procedure_code).order_by(Task.due_at, Task.id).limit(per_page).offset(offset)
     tasks = []
     for t in session.execute(tq):
@@ -231,15 +189,15 @@ def overdue_page(
                 "agency": t.agency,
                 "procedure_code": t.procedure_code,
                 "claimed_by": t.claimed_by,
-                "claimed_at": _iso(t.claimed_at),
+                "claimed_at": iso(t.claimed_at),
                 "assignee": t.assignee,
                 "roles": list(t.roles or []),
-                "created_at": _iso(t.created_at),
-                "due_at": _iso(t.due_at),
+                "created_at": iso(t.created_at),
+                "due_at": iso(t.due_at),
                 **_lateness(calendar, t.due_at, now),
             }
         )
-    return {"now": _iso(now), "page": page, "per_page": per_page, "dossiers": dossiers, "tasks": tasks}
+    return {"now": iso(now), "page": page, "per_page": per_page, "dossiers": dossiers, "tasks": tasks}
 
 
 _COUNT_KEYS = ("overdue_dossiers", "due_soon_dossiers", "overdue_tasks", "due_soon_tasks")
@@ -264,10 +222,11 @@ def overdue_counts(
     def due_soon(col):
         return func.sum(case((col >= now, 1), else_=0))
 
-    dq = select(D.agency, D.procedure_code, late(D.due_at), due_soon(D.due_at)).where(_dossier_open(), D.due_at < soon)
+    # "Overdue at `soon`" selects the rows due before now + 24 h under the same open / not paused rules.
+    dq = select(D.agency, D.procedure_code, late(D.due_at), due_soon(D.due_at)).where(dossier_overdue_sql(soon))
     dq = _filters(dq, D, agency, procedure_code).group_by(D.agency, D.procedure_code)
     tq = select(Task.agency, Task.procedure_code, late(Task.due_at), due_soon(Task.due_at)).where(
-        _task_open(), Task.due_at < soon
+        step_overdue_sql(soon)
     )
     tq = _filters(tq, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code)
 
@@ -292,7 +251,7 @@ def overdue_counts(
         return lambda e: (-e["overdue_dossiers"], -e["overdue_tasks"], -e["due_soon_dossiers"], e[key])
 
     return {
-        "now": _iso(now),
+        "now": iso(now),
         "due_soon_hours": DUE_SOON_HOURS,
         "by_agency": sorted(by_agency.values(), key=order("agency")),
         "by_procedure": sorted(by_proc.values(), key=order("procedure_code")),

@@ -1,11 +1,12 @@
 """Read-side queries for front-ends: paged, filtered, index-friendly, without Flask.
 
 Every function takes an open session (`Database.read()`) and the acting `Actor`, applies the visibility
-rules of `engine.auth` (own agency; supervisors and admins see every agency), and returns plain dicts with
-times in ISO 8601 at UTC+7 (the same views `engine.dossiers` returns).
+rules of `engine.auth` (own agency; supervisors and admins see every agency), and returns the plain dicts
+of `engine.views` (times in ISO 8601 at UTC+7). What "overdue" means is `engine.domain`'s rule.
 
-Pagination is by page number: `Page(items, page, per_page, total)`; `per_page` is capped at `MAX_PER_PAGE`
-(the catalogue of procedures at `MAX_PER_PAGE_CATALOGUE`, a province runs about a thousand procedures).
+Pagination is by page number (`engine.paging`): `Page(items, page, per_page, total)`; `per_page` is capped
+at `MAX_PER_PAGE` (the catalogue of procedures at `MAX_PER_PAGE_CATALOGUE`, a province runs about a thousand
+procedures).
 Every list has a deterministic order with a unique tie-breaker, so pages neither repeat nor skip rows.
 
 Indexes used (engine/models.py): dossiers by (agency, status_code), (agency, finished, due_at),
@@ -19,54 +20,27 @@ import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
-from .auth import Actor
-from .dossiers import dossier_view, event_view, iso, task_view, visible_dossier, visible_task
-from .errors import InvalidInput, NotFound, PermissionDenied
-from .models import Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, utcnow
+from .attachments import checklist, provided_documents
+from .auth import Actor, agency_scope, visible_dossier, visible_task
+from .domain import (
+    dossier_not_overdue_sql,
+    dossier_overdue_sql,
+    paused_dossier_ids,
+    step_not_overdue_sql,
+    step_overdue,
+    step_overdue_sql,
+)
+from .errors import InvalidInput, NotFound, PermissionDenied, ProcedureInvalid
+from .models import Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, User, utcnow
+from .paging import MAX_PER_PAGE, Page, page_of, paging
+from .procedures import load_procedure
 from .statuses import BY_CODE, Status
+from .views import dossier_summary, event_view, iso, task_view
 
-MAX_PER_PAGE = 100
 MAX_PER_PAGE_CATALOGUE = 1000
 MAX_HISTORY = 2000
-
-
-@dataclass
-class Page:
-    items: list
-    page: int
-    per_page: int
-    total: int
-
-    def to_dict(self) -> dict:
-        return {"items": self.items, "page": self.page, "per_page": self.per_page, "total": self.total}
-
-
-def _paging(page, per_page, maximum: int = MAX_PER_PAGE) -> tuple[int, int]:
-    try:
-        page, per_page = int(page or 1), int(per_page or 20)
-    except (TypeError, ValueError):
-        raise InvalidInput(
-            "page và per_page phải là số nguyên",
-            "page and per_page must be integers",
-            {"fields": {"page": "integer", "per_page": "integer"}},
-        ) from None
-    if page < 1:
-        raise InvalidInput("page phải ≥ 1", "page must be ≥ 1", {"fields": {"page": "≥ 1"}})
-    if not 1 <= per_page <= maximum:
-        raise InvalidInput(
-            f"per_page phải từ 1 đến {maximum}",
-            f"per_page must be between 1 and {maximum}",
-            {"fields": {"per_page": f"1–{maximum}"}},
-        )
-    return page, per_page
-
-
-def _page(session, stmt, order, page: int, per_page: int, convert) -> Page:
-    total = session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
-    rows = session.execute(stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
-    return Page([convert(r) for r in rows], page, per_page, int(total or 0))
 
 
 def _like_escape(text: str) -> str:
@@ -98,6 +72,7 @@ class DossierFilters:
         return cls(**known)
 
 
+#: The orders of the dossier list, by the name the `sort` filter takes (the API offers the same names).
 SORTS = {
     "received_at": (Dossier.received_at.asc(), Dossier.id.asc()),
     "-received_at": (Dossier.received_at.desc(), Dossier.id.desc()),
@@ -124,64 +99,25 @@ def _status_codes(values) -> list[int]:
     return codes
 
 
-def _agency_scope(actor: Actor, agency: str | None):
-    """The agency condition for a list: own agency for staff; any (or the one asked) for supervisors."""
-    if actor.is_supervisor:
-        return agency
-    if agency and agency != actor.agency:
-        raise PermissionDenied("Bạn chỉ xem được hồ sơ của cơ quan mình", "you may only see your own agency's records")
-    return actor.agency
-
-
-def dossier_summary(d: Dossier, now: datetime | None = None) -> dict:
-    """A dossier as a list shows it: no form data, no tasks."""
-    now = now or utcnow()
-    st = Status(d.status)
-    return {
-        "code": d.code,
-        "status": st.value,
-        "status_code": st.code,
-        "status_label": st.label_vi,
-        "status_label_en": st.label_en,
-        "procedure_code": d.procedure_code,
-        "agency": d.agency,
-        "channel": d.channel,
-        "applicant_name": d.applicant_name,
-        "received_at": iso(d.received_at),
-        "due_at": iso(d.due_at),
-        "overdue": bool(d.due_at and not d.finished and d.paused_at is None and d.due_at < now),
-        "finished": d.finished,
-        "finished_at": iso(d.finished_at),
-        "version": d.version,
-    }
-
-
 def list_dossiers(session, actor: Actor, filters=None, page=1, per_page=20) -> Page:
     f = DossierFilters.of(filters)
-    page, per_page = _paging(page, per_page)
+    page, per_page = paging(page, per_page)
     if f.sort not in SORTS:
         raise InvalidInput(
             f"Cách sắp xếp '{f.sort}' không hợp lệ", f"unknown sort '{f.sort}'", {"fields": {"sort": ", ".join(SORTS)}}
         )
     now = utcnow()
     stmt = select(Dossier)
-    agency = _agency_scope(actor, f.agency)
+    agency = agency_scope(actor, f.agency)
     if agency:
         stmt = stmt.where(Dossier.agency == agency)
     codes = _status_codes(f.status)
     if codes:
         stmt = stmt.where(Dossier.status_code.in_(codes))
     if f.overdue is True:
-        stmt = stmt.where(Dossier.finished.is_(False), Dossier.due_at < now, Dossier.paused_at.is_(None))
+        stmt = stmt.where(dossier_overdue_sql(now))
     elif f.overdue is False:
-        stmt = stmt.where(
-            or_(
-                Dossier.finished.is_(True),
-                Dossier.due_at.is_(None),
-                Dossier.due_at >= now,
-                Dossier.paused_at.is_not(None),
-            )
-        )
+        stmt = stmt.where(dossier_not_overdue_sql(now))
     if f.due_before is not None:
         if f.due_before.tzinfo is None:
             raise InvalidInput(
@@ -201,7 +137,7 @@ def list_dossiers(session, actor: Actor, filters=None, page=1, per_page=20) -> P
                 func.lower(Dossier.applicant_name).like("%" + esc.lower() + "%", escape="\\"),
             )
         )
-    return _page(session, stmt, SORTS[f.sort], page, per_page, lambda r: dossier_summary(r[0], now))
+    return page_of(session, stmt, SORTS[f.sort], page, per_page, lambda r: dossier_summary(r[0], now))
 
 
 def dossier_history(session, actor: Actor, code: str) -> dict:
@@ -227,7 +163,7 @@ def list_tasks(
     """Ready tasks the caller may work on: same agency and one of the caller's roles (via task_roles), or
     assigned to / claimed by the caller. Supervisors and admins see every agency's ready tasks.
     `mine` keeps the tasks the caller holds (claimed) or is assigned; `role` keeps one candidate role."""
-    page, per_page = _paging(page, per_page)
+    page, per_page = paging(page, per_page)
     now = utcnow()
     stmt = select(Task).where(Task.state == "ready")
     if role and not actor.is_supervisor and role not in actor.roles:
@@ -247,13 +183,23 @@ def list_tasks(
             cond = and_(cond, TaskRole.agency == actor.agency)
         stmt = stmt.where(Task.id.in_(select(TaskRole.task_id).where(cond)))
     if overdue is True:
-        stmt = stmt.where(Task.due_at < now)
+        stmt = stmt.where(step_overdue_sql(now))
     elif overdue is False:
-        stmt = stmt.where(or_(Task.due_at.is_(None), Task.due_at >= now))
+        stmt = stmt.where(step_not_overdue_sql(now))
     if procedure_code:
         stmt = stmt.where(Task.procedure_code == procedure_code)
     order = (Task.due_at.is_(None), Task.due_at.asc(), Task.created_at.asc(), Task.id.asc())
-    return _page(session, stmt, order, page, per_page, lambda r: task_view(r[0]))
+    result = page_of(session, stmt, order, page, per_page, lambda r: r[0])
+    paused = _paused_among(session, {t.dossier_id for t in result.items})
+    result.items = [task_view(t, t.dossier_id in paused, now) for t in result.items]
+    return result
+
+
+def _paused_among(session, dossier_ids) -> set[int]:
+    """Which of these dossiers are paused (for the overdue flag of their steps)."""
+    if not dossier_ids:
+        return set()
+    return set(session.scalars(paused_dossier_ids().where(Dossier.id.in_(sorted(dossier_ids)))))
 
 
 def task_detail(session, actor: Actor, task_id: str, runtimes) -> dict:
@@ -269,7 +215,7 @@ def task_detail(session, actor: Actor, task_id: str, runtimes) -> dict:
             form = {"key": f.key, "title": f.title, "schema": f.schema, "ui_schema": f.ui_schema}
             values = f.prefill(d.data or {})
     return {
-        "task": task_view(task),
+        "task": task_view(task, d.paused_at is not None),
         "form": form,
         "values": values if values is not None else {},
         "can_work": task.state == "ready"
@@ -305,7 +251,7 @@ def list_procedures(
     session, actor: Actor, q: str | None = None, agency: str | None = None, page=1, per_page=100
 ) -> Page:
     """The catalogue: every deployed procedure with its current version's metadata, by code."""
-    page, per_page = _paging(page, per_page, MAX_PER_PAGE_CATALOGUE)
+    page, per_page = paging(page, per_page, MAX_PER_PAGE_CATALOGUE)
     stmt = select(Procedure, ProcedureVersion).outerjoin(
         ProcedureVersion,
         and_(ProcedureVersion.procedure_id == Procedure.id, ProcedureVersion.version == Procedure.current_version),
@@ -321,7 +267,7 @@ def list_procedures(
                 func.lower(Procedure.name).like("%" + esc.lower() + "%", escape="\\"),
             )
         )
-    return _page(session, stmt, (Procedure.code.asc(),), page, per_page, lambda r: _catalogue_item(r[0], r[1]))
+    return page_of(session, stmt, (Procedure.code.asc(),), page, per_page, lambda r: _catalogue_item(r[0], r[1]))
 
 
 def _procedure(session, code: str) -> Procedure:
@@ -447,6 +393,149 @@ def public_lookup(session, code: str, id_number: str | None = None) -> dict:
     return out
 
 
+# -- the web pages: counts on the diagram, the steps of a dossier, the modeler's check -----------------------
+
+
+def step_counts(session, actor: Actor, code: str, now: datetime | None = None) -> dict:
+    """`{code, version, now, agency, counts: {element_id: {ready, overdue, claimed}}, total}`.
+
+    Ready tasks of every version (element ids are kept across versions by the modeler), grouped by the
+    task's BPMN element id (`tasks.spec_name`); `overdue` by the steps' overdue rule (`engine.domain`).
+    Supervisors and admins count every agency, others their own.
+    """
+    proc = _procedure(session, code)
+    now = now or utcnow()
+    q = (
+        select(
+            Task.spec_name,
+            func.count(),
+            func.sum(case((step_overdue_sql(now), 1), else_=0)),
+            func.sum(case((Task.claimed_by.is_not(None), 1), else_=0)),
+        )
+        .where(Task.procedure_code == code, Task.state == "ready")
+        .group_by(Task.spec_name)
+    )
+    agency = agency_scope(actor, None)
+    if agency is not None:
+        q = q.where(Task.agency == agency)
+    counts = {
+        name: {"ready": int(n), "overdue": int(late or 0), "claimed": int(claimed or 0)}
+        for name, n, late, claimed in session.execute(q)
+    }
+    return {
+        "code": proc.code,
+        "version": proc.current_version,
+        "now": iso(now),
+        "agency": agency,
+        "counts": counts,
+        "total": sum(c["ready"] for c in counts.values()),
+    }
+
+
+def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | None = None) -> dict:
+    """Every step of a dossier, oldest first, with its due and actual times and who held it (the process
+    control slip), the documents checklist with what is attached and the procedure's facts (the receipt).
+    `runtimes` is the engine's RuntimeCache."""
+    d = visible_dossier(session, actor, code)
+    now = now or utcnow()
+    version = session.get(ProcedureVersion, d.procedure_version_id)
+    proc = session.get(Procedure, version.procedure_id)
+    tasks = list(session.scalars(select(Task).where(Task.dossier_id == d.id).order_by(Task.created_at, Task.id)))
+    people = {t.completed_by for t in tasks} | {t.claimed_by for t in tasks} | {d.created_by}
+    people.discard(None)
+    names = (
+        dict(session.execute(select(User.username, User.full_name).where(User.username.in_(people))).all())
+        if people
+        else {}
+    )
+    paused = d.paused_at is not None
+    steps = []
+    for t in tasks:
+        on_time = None
+        if t.due_at is not None and t.completed_at is not None:
+            on_time = t.completed_at <= t.due_at
+        steps.append(
+            {
+                "id": t.id,
+                "spec_name": t.spec_name,
+                "title": t.title,
+                "roles": list(t.roles or []),
+                "state": t.state,
+                "created_at": iso(t.created_at),
+                "due_at": iso(t.due_at),
+                "claimed_by": t.claimed_by,
+                "claimed_at": iso(t.claimed_at),
+                "completed_at": iso(t.completed_at),
+                "completed_by": t.completed_by,
+                "completed_by_name": names.get(t.completed_by) if t.completed_by else None,
+                "on_time": on_time,
+                "overdue": step_overdue(t, now, paused),
+            }
+        )
+    attached = provided_documents(session, d.id)
+    documents = [
+        {
+            "key": doc["key"],
+            "name": doc["name"],
+            "required": doc["required"],
+            "description": doc.get("description"),
+            "attached": doc["key"] in attached,
+        }
+        for doc in checklist(runtimes.get(session, d.procedure_version_id))
+    ]
+    meta = version.meta or {}
+    return {
+        "code": d.code,
+        "procedure": {
+            "code": proc.code,
+            "name": proc.name,
+            "agency": proc.agency,
+            "version": version.version,
+            "deadline": meta.get("deadline"),
+            "cutoff": meta.get("cutoff"),
+            "fee": meta.get("fee"),
+            "level": meta.get("level"),
+        },
+        "received_by": {"username": d.created_by, "full_name": names.get(d.created_by)} if d.created_by else None,
+        "steps": steps,
+        "documents": documents,
+    }
+
+
+def procedure_check(actor: Actor, content: bytes, filename: str, form_files: dict[str, bytes], max_bytes: int) -> dict:
+    """The deploy checks without deploying (the modeler's "Kiểm tra"):
+    `{valid, code, name, process_id, problems: [{element, message_vi, message_en}], warnings}`."""
+    actor.require("analyst")
+    try:
+        loaded = load_procedure(content, filename or "procedure.bpmn", form_files, max_bytes)
+    except ProcedureInvalid as exc:
+        return {
+            "valid": False,
+            "code": None,
+            "name": None,
+            "process_id": None,
+            "problems": list(exc.details or [])
+            or [{"element": None, "message_vi": exc.message_vi, "message_en": exc.message_en}],
+            "warnings": [],
+        }
+    except InvalidInput as exc:  # a form file refused, or another input problem: name it, no element
+        problems = []
+        details = exc.details if isinstance(exc.details, dict) else {}
+        for p in details.get("problems") or []:
+            problems.append({"element": None, "message_vi": p.get("message_vi"), "message_en": p.get("message_en")})
+        if not problems:
+            problems = [{"element": None, "message_vi": exc.message_vi, "message_en": exc.message_en}]
+        return {"valid": False, "code": None, "name": None, "process_id": None, "problems": problems, "warnings": []}
+    return {
+        "valid": True,
+        "code": loaded.code,
+        "name": loaded.name,
+        "process_id": loaded.process_id,
+        "problems": [],
+        "warnings": list(loaded.warnings),
+    }
+
+
 __all__ = [
     "Page",
     "DossierFilters",
@@ -454,7 +543,6 @@ __all__ = [
     "MAX_PER_PAGE_CATALOGUE",
     "list_dossiers",
     "dossier_summary",
-    "visible_dossier",
     "dossier_history",
     "list_tasks",
     "task_detail",
@@ -462,5 +550,7 @@ __all__ = [
     "procedure_details",
     "procedure_diagram",
     "public_lookup",
-    "dossier_view",
+    "step_counts",
+    "dossier_steps",
+    "procedure_check",
 ]

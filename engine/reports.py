@@ -34,15 +34,16 @@ completed {early, on_time, late}
 
 in_process {within, overdue}
     Open at the end of the period: ``received_at < P1`` and (``closed_at`` is null or
-    ``closed_at >= P1``). *overdue* if ``supplement_count >= 2``, or ``extended_at < P1``, or
-    ``due_at < P1`` unless the clock was standing still at P1 with time left (the dossier is paused now,
-    since ``paused_at``, and ``due_at >= paused_at``); *within* otherwise.
+    ``closed_at >= P1``). *overdue* if ``supplement_count >= 2``, or ``extended_at < P1`` (both count as
+    late in the national indicators), or the dossier was overdue at P1 by the one rule of
+    `engine.domain` (``due_at < P1``, not closed by P1, not paused at P1: ``paused_at`` null or
+    ``>= P1``); *within* otherwise.
 
 Supplement time is not counted against the agency
     When the applicant brings the documents back, the dossier runtime moves ``due_at`` forward by the
     time the clock stood still (``paused_hours``); every comparison above is with that moved ``due_at``,
     so a dossier that waited for the applicant is judged on the agency's own time. A dossier paused at the
-    period's end (``paused_at`` set) is judged by the time it had left when it was paused.
+    period's end is not overdue: its clock stands still.
 
 supplement_requested
     Among the dossiers handled in the period (received in it or carried over): those with at least one
@@ -97,6 +98,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from .calendar import VN_TZ, WorkCalendar
+from .domain import dossier_overdue_as_of_sql
 from .errors import InvalidInput
 from .models import Dossier, Procedure
 from .statuses import Status
@@ -363,11 +365,7 @@ def _aggregate_query(p0: datetime, p1: datetime, agency, procedure_code):
     late = or_(D.processed_at > D.due_at, D.extended_at.is_not(None), D.supplement_count >= 2)
     early = local_date(D.processed_at) < local_date(D.due_at)
     in_process = or_(closed.is_(None), closed >= p1)
-    overdue = or_(
-        D.supplement_count >= 2,
-        D.extended_at < p1,
-        and_(D.due_at < p1, or_(D.paused_at.is_(None), D.due_at < D.paused_at)),
-    )
+    overdue = or_(D.supplement_count >= 2, D.extended_at < p1, dossier_overdue_as_of_sql(p1, D))
     finished_in = and_(D.finished_at >= p0, D.finished_at < p1)
 
     cols = [

@@ -164,10 +164,7 @@ def persist_fields(s, dossier: Dossier, **values) -> None:
         .rowcount
     )
     if n != 1:
-        raise Conflict(
-            "Hồ sơ vừa được người khác thay đổi; vui lòng tải lại và thử lại.",
-            "The dossier was changed by someone else meanwhile; reload and try again.",
-        )
+        raise Conflict.dossier_changed()
     dossier.version += 1
     loaded = getattr(dossier, "_loaded_values", None)  # DossierService's snapshot of what is stored
     if isinstance(loaded, dict):

@@ -63,6 +63,8 @@ FINAL = frozenset({Status.REFUSED, Status.WITHDRAWN, Status.STOPPED, Status.RETU
 
 
 class Channel(int, Enum):
+    """How a dossier was submitted: 1 in person, 2 online, 3 postal (or by name, `CHANNEL_NAMES`)."""
+
     IN_PERSON = 1
     ONLINE = 2
     POSTAL = 3
@@ -72,9 +74,12 @@ class Channel(int, Enum):
         if isinstance(value, Channel):
             return value
         if isinstance(value, str):
-            names = {"in_person": cls.IN_PERSON, "online": cls.ONLINE, "postal": cls.POSTAL}
-            if value in names:
-                return names[value]
+            if value in CHANNEL_NAMES:
+                return CHANNEL_NAMES[value]
             if value.isdigit():
                 value = int(value)
         return cls(value)
+
+
+#: The names a channel may be given by, instead of its number.
+CHANNEL_NAMES = {"in_person": Channel.IN_PERSON, "online": Channel.ONLINE, "postal": Channel.POSTAL}

@@ -45,7 +45,8 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
-from engine.expressions import VN_TZ, ExpressionError, check_expression, safe_evaluate
+from engine.calendar import HOURS_PER_WORKING_DAY, VN_TZ
+from engine.expressions import ExpressionError, check_expression, safe_evaluate
 
 __all__ = [
     "TIMER_KINDS",
@@ -62,7 +63,6 @@ __all__ = [
 
 TIMER_KINDS = ("date", "duration", "cycle")
 TIMER_FUNCTION_NAMES = frozenset({"working_days", "working_hours"})
-HOURS_PER_WORKING_DAY = 8
 MAX_WORKING_HOURS = HOURS_PER_WORKING_DAY * 366 * 5  # five years of working days
 
 _NUM = r"\d+(?:[.,]\d+)?"

@@ -209,7 +209,8 @@ def load_march(session):
     x("c3", B, P1, PR, vn(2026, 3, 16, 9), 1, vn(2026, 3, 31, 17), processed_at=vn(2026, 3, 31, 23, 59, 59))
     # received in person; result at P1 exactly: not completed in March, in process within at P1.
     x("c4", B, P1, PR, vn(2026, 3, 16, 9), 1, vn(2026, 4, 3, 17), processed_at=vn(2026, 4, 1, 0, 0))
-    # received in person; paused on 12 March after the due time (9 March): in process overdue; supplement.
+    # received in person; paused on 12 March after the due time (9 March): paused at P1, so in process
+    # within (a paused dossier's clock stands still: never overdue); supplement.
     x("c5", B, P1, ST, vn(2026, 3, 2, 9), 1, vn(2026, 3, 9, 9), paused_at=vn(2026, 3, 12, 9), supplement_count=1)
     # received online; result 11 March 23:00, due 12 March 06:00 (+07): early by the day in UTC+7 (in UTC
     # both are on the 11th). 38 h.
@@ -261,11 +262,11 @@ EXPECTED_A_P1 = fig(9, 4, 4, 1, 2, 2, 1, 2, 3, 2, 3, 1, 0, 0, 4, 60.0, 37.6)
 #   returned b3.  Check: 3 + 1 = 2 + 1 + 1.  Rate (1+1)/(2+1) = 66.67 %.  Hours (2 + 9) / 2 = 5.5.
 EXPECTED_A_P2 = fig(3, 1, 2, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 66.67, 5.5)
 # B/P1: received c2 c3 c4 c5 c6 (online c6; in person c3 c4 c5; post c2); carried over c1; early c6,
-#   late c3; within c4, overdue c1 c5; supplement c5; withdrawn c2.  Check: 5 + 1 = 2 + 3 + 1.
-#   Rate (1+1)/(2+3) = 40 %.  Hours (94 + 38) / 2 = 66.
-EXPECTED_B_P1 = fig(5, 1, 3, 1, 1, 1, 0, 1, 1, 2, 1, 0, 0, 1, 0, 40.0, 66.0)
-# Totals: rate (3+2+5)/(9+9) = 55.56 %; hours 331 / 9 = 36.78.
-EXPECTED_TOTALS = fig(17, 6, 9, 2, 4, 3, 2, 4, 5, 4, 4, 1, 1, 1, 5, 55.56, 36.78)
+#   late c3; within c4 c5, overdue c1; supplement c5; withdrawn c2.  Check: 5 + 1 = 2 + 3 + 1.
+#   Rate (1+2)/(2+3) = 60 %.  Hours (94 + 38) / 2 = 66.
+EXPECTED_B_P1 = fig(5, 1, 3, 1, 1, 1, 0, 1, 2, 1, 1, 0, 0, 1, 0, 60.0, 66.0)
+# Totals: rate (3+2+6)/(9+9) = 61.11 %; hours 331 / 9 = 36.78.
+EXPECTED_TOTALS = fig(17, 6, 9, 2, 4, 3, 2, 4, 6, 3, 4, 1, 1, 1, 5, 61.11, 36.78)
 
 
 def _figures(row: dict) -> dict:
@@ -422,7 +423,7 @@ def test_xlsx_export(march):
     assert a_p1[12:15] == [5, 3, 2]  # in process total/within/overdue
     assert a_p1[15:20] == [3, 1, 0, 0, 4]  # supplement, refused, stopped, withdrawn, returned
     assert a_p1[20:] == [60.0, 37.6]
-    assert rows[-1][3] == 17 and rows[-1][20] == 55.56
+    assert rows[-1][3] == 17 and rows[-1][20] == 61.11
     assert ws.cell(row=9, column=1).font.bold
 
 
@@ -546,7 +547,7 @@ def reference(rows: list[dict], first: date, last: date, cal) -> dict:
             late = (
                 d["supplement_count"] >= 2
                 or (d["extended_at"] is not None and d["extended_at"] < p1)
-                or (due is not None and due < p1 and (paused is None or due < paused))
+                or (due is not None and due < p1 and (paused is None or paused >= p1))
             )
             f["ov" if late else "w"] += 1
         closing = {3: "rf", 8: "st", 7: "wd"}.get(d["status_code"])

@@ -13,12 +13,12 @@ import marshmallow as ma
 from flask import request
 from flask_smorest import Blueprint
 
+from engine import queries
 from engine.errors import InvalidInput, TooLarge
 
 from ..auth import authenticate
 from ..common import Str, errors
 from ..context import actor, read_session, services
-from . import queries
 
 blp = Blueprint(
     "web_api",
@@ -139,7 +139,7 @@ def counts(code):
 @errors(blp, 401, 404)
 def steps(code):
     with read_session() as s:
-        return queries.dossier_steps(s, actor(), code)
+        return queries.dossier_steps(s, actor(), code, services().dossiers.runtimes)
 
 
 def _uploads():
@@ -172,4 +172,4 @@ def _uploads():
 def validate():
     actor().require("analyst")  # before reading any upload
     content, filename, forms, limit = _uploads()
-    return queries.validate_upload(actor(), content, filename, forms, limit)
+    return queries.procedure_check(actor(), content, filename, forms, limit)
