@@ -53,6 +53,7 @@ BLUEPRINTS = [
     "api.attachments",  # dossier attachments and the documents checklist
     "api.monitor",
     "api.reports",  # overdue monitor and periodic report (supervisors, docs/reports.md)
+    "api.channels",  # citizen channels: inbound lookups, delivery logs, dead letters, templates (docs/channels.md)
     "api.web",
 ]
 

@@ -135,14 +135,16 @@ def users():
 @click.option("--role", "roles", multiple=True, required=True)
 @click.option("--agency", required=True)
 @click.option("--name", "full_name", default=None)
-def users_add(username, password, roles, agency, full_name):
+@click.option("--email", default=None, help="thư nhắc việc / where reminders are e-mailed")
+@click.option("--phone", default=None, help="Zalo nhắc việc / where reminders go by Zalo")
+def users_add(username, password, roles, agency, full_name, email, phone):
     """Thêm người dùng / add a user."""
     from engine.auth import add_user
 
     database = migrated_db()
     try:
         with database.uow() as s:
-            add_user(s, username, password, roles, agency, full_name)
+            add_user(s, username, password, roles, agency, full_name, email=email, phone=phone)
     except MotcuaError as exc:
         fail(exc)
     click.echo(f"Đã thêm / added {username} ({', '.join(roles)}) @ {agency}")

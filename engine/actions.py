@@ -204,6 +204,8 @@ class LegalActions:
         return prev if prev in (Status.NEW, Status.RECEIVED, Status.IN_PROCESS) else Status.IN_PROCESS
 
     def _event(self, s, d, actor: Actor, action: str, from_status: str, now: datetime, details: dict) -> None:
+        if from_status != d.status or getattr(d, "_motcua_transitions", None):
+            self.service.push_status(s, d, now)
         s.add(
             Event(
                 dossier_id=d.id,

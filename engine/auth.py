@@ -107,7 +107,16 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def add_user(session, username: str, password: str, roles, agency: str, full_name: str | None = None) -> User:
+def add_user(
+    session,
+    username: str,
+    password: str,
+    roles,
+    agency: str,
+    full_name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+) -> User:
     if not _USERNAME.match(username or ""):
         raise InvalidInput(
             "Tên đăng nhập chỉ gồm chữ, số, . _ - (2–80 ký tự)", "username: letters, digits, . _ - (2–80 characters)"
@@ -122,7 +131,13 @@ def add_user(session, username: str, password: str, roles, agency: str, full_nam
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"Người dùng '{username}' đã tồn tại", f"user '{username}' already exists")
     user = User(
-        username=username, password_hash=hash_password(password), roles=roles, agency=agency, full_name=full_name
+        username=username,
+        password_hash=hash_password(password),
+        roles=roles,
+        agency=agency,
+        full_name=full_name,
+        email=(email or "").strip() or None,  # reminders by e-mail / Zalo (docs/channels.md, "Officers")
+        phone=(phone or "").strip() or None,
     )
     session.add(user)
     session.flush()

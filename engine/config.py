@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .channels.config import ChannelSettings
+
 
 def _default_var_dir() -> Path:
     return Path(os.environ.get("MOTCUA_VAR", Path.cwd() / "var")).resolve()
@@ -43,6 +45,7 @@ class Settings:
     max_bpmn_bytes: int = 5 * 1024 * 1024
     reminder_hours_before_due: float = 4.0
     sweep_seconds: int = 30
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
 
     def __post_init__(self):
         self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -66,4 +69,5 @@ class Settings:
             kw["sweep_seconds"] = int(env["MOTCUA_SWEEP_SECONDS"])
         if env.get("MOTCUA_REMINDER_HOURS"):
             kw["reminder_hours_before_due"] = float(env["MOTCUA_REMINDER_HOURS"])
+        kw["channels"] = ChannelSettings.from_env(env)
         return cls(**kw)

@@ -33,7 +33,7 @@ from .config import Settings
 from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
 from .expressions import expression_error_of, make_script_engine
-from .models import CodeCounter, Dossier, Event, Notification, Task, TaskRole, WorkflowState, utcnow
+from .models import CodeCounter, Dossier, Event, Task, TaskRole, WorkflowState, utcnow
 from .procedures import Runtime, RuntimeCache, current_version_id
 from .statuses import FINAL, Channel, Status
 from .timers import timer_functions
@@ -144,6 +144,7 @@ class DossierService:
         self.runtimes = RuntimeCache()
         self.workflows = WorkflowCache()
         self._calendar: WorkCalendar | None = None
+        self._notifier = None
         self._script_engine = None
         self._calendar_loaded = 0.0
         self._lock = threading.Lock()
@@ -289,6 +290,7 @@ class DossierService:
             values["next_timer_at"] = compute_next_timer(Row(id=None, **values), workflow, cal, self.settings)
             dossier_id = s.connection().execute(INSERT_DOSSIER, values).scalar_one()
             dossier = Row(id=dossier_id, **values)
+            dossier._motcua_transitions = [initial.value]  # the national portal hears of the first status too
             s.connection().execute(
                 INSERT_EVENT,
                 dict(
@@ -311,6 +313,7 @@ class DossierService:
             s.connection().execute(INSERT_STATE, {"dossier_id": dossier_id, "state": dump_state(rt.dialect, workflow)})
             _write_dossier(s, dossier, now, values)
             self._notify_applicant(s, dossier, "received")
+            self.push_status(s, dossier, now)
             view = dossier_view(dossier, open_tasks)
         self.workflows.put(dossier.id, dossier.version, workflow)  # committed: the first step needs no restore
         return view
@@ -603,10 +606,18 @@ class DossierService:
             )
         if old_status != dossier.status and completed_task is not None:
             self._notify_applicant(s, dossier, "status")
+        if old_status != dossier.status:
+            self.push_status(s, dossier, now)
         return open_tasks
 
     @staticmethod
     def _set_status(dossier: Dossier, status: Status, now: datetime) -> None:
+        if dossier.status != status.value:  # every transition reaches the national portal (push_status)
+            pending = getattr(dossier, "_motcua_transitions", None)
+            if pending is None:
+                pending = []
+                dossier._motcua_transitions = pending
+            pending.append(status.value)
         dossier.status, dossier.status_code = status.value, status.code
         if status == Status.PROCESSED and dossier.processed_at is None:
             dossier.processed_at = now
@@ -617,17 +628,28 @@ class DossierService:
         if status in FINAL:
             dossier.finished, dossier.finished_at = True, dossier.finished_at or now
 
-    def _notify_applicant(self, s, dossier: Dossier, kind: str) -> None:
-        if not dossier.applicant_phone:
-            return
-        due = dossier.due_at.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M") if dossier.due_at else ""
-        if kind == "received":
-            body = f"Ho so {dossier.code} da duoc tiep nhan. Ngay hen tra: {due}"
-        else:
-            body = f"Ho so {dossier.code}: {_unaccent(Status(dossier.status).label_vi)}"
-        s.add(
-            Notification(dossier_id=dossier.id, kind=kind, channel="sms", recipient=dossier.applicant_phone, body=body)
-        )
+    @property
+    def notifier(self):
+        """Writes the outbox rows of a change (engine/channels/notify.py), templates overridable by admins."""
+        if self._notifier is None:
+            from .channels.notify import Notifier
+            from .channels.templates import TemplateStore
+
+            ch = self.settings.channels
+            self._notifier = Notifier(ch, TemplateStore(self.db, ch.template_refresh_seconds))
+        return self._notifier
+
+    def _notify_applicant(self, s, dossier: Dossier, kind: str, extra: dict | None = None) -> None:
+        """The applicant's messages for `kind` ("received", or "status": the event of the new status)."""
+        if kind == "status":
+            kind = STATUS_EVENTS.get(dossier.status, "status")
+        self.notifier.applicant(s.connection(), dossier, kind, extra)
+
+    def push_status(self, s, dossier, now: datetime) -> None:
+        """The national portal's rows for the statuses this change went through, in order (docs/channels.md)."""
+        pending = getattr(dossier, "_motcua_transitions", None) or [dossier.status]
+        dossier._motcua_transitions = []
+        self.notifier.status_changed(s.connection(), dossier, pending, now)
 
     # -- reading -----------------------------------------------------------------------------------
     def _view(self, s, dossier: Dossier) -> dict:
@@ -655,6 +677,14 @@ class DossierService:
             return form.to_dict() if form is not None else None
 
 
+# The applicant's message for a new status (templates engine/channels/templates/<event>/).
+STATUS_EVENTS = {
+    Status.REFUSED.value: "refused",
+    Status.SUPPLEMENT_REQUESTED.value: "supplement_requested",
+    Status.PAYMENT_REQUIRED.value: "payment_required",
+    Status.PROCESSED.value: "result_ready",
+    Status.RETURNED.value: "returned",
+}
 DOSSIERS = Dossier.__table__
 STATES = WorkflowState.__table__
 TASKS = Task.__table__

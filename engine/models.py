@@ -69,6 +69,9 @@ class User(Base):
     roles: Mapped[list] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # where an officer's reminders also go (docs/channels.md, "Officers"); the inbox always has them
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
 
 
 class Procedure(Base):
@@ -321,16 +324,59 @@ class Attachment(Base):
 
 
 class Notification(Base):
-    """Outbox of messages to applicants and officers (SMS, Zalo, email, reminders); a sender drains it."""
+    """Outbox of messages to applicants, officers and national systems; the delivery task drains it.
+
+    A row is pending while `sent_at` and `dead_at` are NULL; `next_try_at` is when it may next be tried (a
+    claim moves it ahead by the channel's lease, a failure by the backoff) and is NULL once the row is sent
+    or dead. See engine/channels/delivery.py and docs/channels.md.
+    """
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_pending", "sent_at", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_due", "channel", "next_try_at"),
+        Index("ix_notifications_dossier_seq", "dossier_id", "channel", "sequence"),
+        Index("ix_notifications_dead", "dead_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossiers.id"))
     kind: Mapped[str] = mapped_column(String(40))
     channel: Mapped[str] = mapped_column(String(20))
     recipient: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # e-mail subject; structured content a channel sends (e-mail HTML, Zalo template data, portal object)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    payload: Mapped[dict | None] = mapped_column(JSON)
+    # the national portal's per-dossier order (1, 2, 3…): the idempotency key is "<code>-<sequence>"
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageTemplate(Base):
+    """An administrator's override of a message template shipped in engine/channels/templates/."""
+
+    __tablename__ = "message_templates"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(80))
+
+
+class InboundMessage(Base):
+    """A citizen's text received by SMS or Zalo (lookups); also the shared count of the per-number limit."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_sender_at", "channel", "sender", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    sender: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(20))

@@ -1,20 +1,16 @@
-"""The notification outbox and its senders.
+"""The notification outbox: the row every message starts as, the log-file sender, and the SMS text rule.
 
-Every message to an applicant or an officer is first a `Notification` row, written in the same
-transaction as the change it reports (so a rolled-back change never notifies anyone, and a committed one
-always will). The worker's sweep drains the outbox: `drain_outbox()` takes unsent rows (on PostgreSQL
-with FOR UPDATE SKIP LOCKED, so two workers never take the same row), hands each to a `Sender`, and
-marks it `sent_at` in the same transaction. Delivery is at-least-once: a crash after a gateway accepted a
-message but before the commit sends it again on the next sweep.
+Every message to an applicant, an officer or a national system is first a `Notification` row, written in
+the same transaction as the change it reports (so a rolled-back change never notifies anyone, and a
+committed one always will). The delivery task (`engine/channels/delivery.py`) drains it channel by
+channel: claim (on PostgreSQL with FOR UPDATE SKIP LOCKED, so two workers never take the same row), send
+outside any transaction, record — with backoff, a cap and dead letters. Delivery is at-least-once: a
+crash after a gateway accepted a message but before the outcome is recorded sends it again later.
 
-Channels: `sms` (unaccented text, the carriers' templates have no Vietnamese diacritics), `zalo`,
-`email`, `portal` (shown on the public status page; for applicants with neither phone nor e-mail) and
-`officer` (an officer's inbox, recipient `user:<name>` or `role:<role>@<agency>`).
-
-Real SMS / Zalo OA / e-mail gateways are out of scope. A gateway is one class with
-`send(notification) -> None` that raises on failure (`Sender`); `FileSender`, the default, appends one
-JSON line per message to `var/notifications.log` and logs it, which is what the demo and the tests read.
-A message whose sender raises stays unsent and is retried by the next sweep.
+A sender is one class with `send(message) -> None` that raises on failure (`Sender`); `FileSender`, the
+embedded default for every channel that is not configured, appends one JSON line per message to
+`var/notifications.log` and logs it. The real gateways are in `engine/channels/senders.py`; which one
+each channel uses is chosen by the environment (docs/channels.md).
 """
 
 from __future__ import annotations
@@ -25,8 +21,6 @@ import threading
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-
-from sqlalchemy import select
 
 from .models import Notification, utcnow
 
@@ -81,29 +75,19 @@ class FileSender:
 
 
 def drain_outbox(db: Database, sender: Sender, limit: int = 500, batch: int = 100) -> int:
-    """Send up to `limit` unsent notifications, oldest first; returns how many were marked sent."""
+    """Send up to `limit` due messages of every channel through `sender`; returns how many were sent.
+
+    The single-sender form of `engine.channels.delivery.Delivery` (same claims, backoff and dead letters)."""
+    from .channels.config import ALL, ChannelSettings
+    from .channels.delivery import Delivery
+
+    delivery = Delivery(db, ChannelSettings(), {c: sender for c in ALL})
     sent = 0
-    lock = not db.is_sqlite
-    while sent < limit:
-        n = min(batch, limit - sent)
-        with db.read() as s:  # cheap probe without a write lock (ix_notifications_pending)
-            if s.scalar(select(Notification.id).where(Notification.sent_at.is_(None)).limit(1)) is None:
+    try:
+        for channel in delivery.due_channels():
+            if sent >= limit:
                 break
-        with db.uow() as s:
-            q = select(Notification).where(Notification.sent_at.is_(None)).order_by(Notification.id).limit(n)
-            if lock:
-                q = q.with_for_update(skip_locked=True)
-            rows = list(s.scalars(q))
-            failed = 0
-            for row in rows:
-                try:
-                    sender.send(row)
-                except Exception:  # the gateway refused or is down: leave it for the next sweep
-                    log.exception("sending notification %s failed", row.id)
-                    failed += 1
-                    continue
-                row.sent_at = utcnow()
-                sent += 1
-        if len(rows) < n or failed:
-            break
+            sent += delivery.drain_channel(channel, limit=limit - sent).sent
+    finally:
+        delivery.close()
     return sent

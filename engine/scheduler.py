@@ -56,6 +56,7 @@ from sqlalchemy.exc import OperationalError
 
 from .auth import SYSTEM
 from .calendar import VN_TZ, WorkCalendar
+from .channels.notify import vn_time
 from .errors import Conflict, NotFound
 from .models import Dossier, Event, Notification, utcnow
 from .statuses import FINAL, Status
@@ -361,6 +362,18 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
     open_tasks = service.finish_step(s, loaded, SYSTEM, now)
     for kind, body in messages:
         rows.notify_officers(d, kind, body, open_tasks, now)
+        event = OFFICER_EVENTS.get(kind)
+        if event:  # the same notice by e-mail / Zalo to those officers who gave an address (docs/channels.md)
+            step = next((t.title for t in open_tasks or () if getattr(t, "title", None)), None)
+            service.notifier.officers(
+                s.connection(),
+                d,
+                event,
+                officer_recipients(d, open_tasks),
+                {"step": step, "due_date": vn_time(d.due_at)},
+                now,
+                inbox=False,
+            )
     if ev is not None and d.status != old_status:
         ev["to_status"] = d.status
         service._notify_applicant(s, d, "status")
@@ -407,6 +420,9 @@ def _deadline_watch(
         messages.append(("deadline.overdue", f"Hồ sơ {d.code} đã quá hạn trả kết quả ({due_local})."))
         result.overdue += 1
     return messages
+
+
+OFFICER_EVENTS = {"deadline.reminder": "officer_reminder", "deadline.overdue": "officer_overdue"}
 
 
 def officer_recipients(d: Dossier, open_tasks) -> list[str]:

@@ -8,13 +8,18 @@ attention, `notifications.sent_at IS NULL` what is still to send. huey only deci
 * `motcua.sweep`, a periodic task every `settings.sweep_seconds` (30 s; huey's own periodic tasks tick
   once a minute, so the consumer's scheduler is given that period): fires everything due
   (`engine.scheduler.fire_due`, in rounds of 500 within a time budget) and drains the outbox.
+* `motcua.deliver`, the outbox's own task (engine/channels/delivery.py): enqueued after every commit that
+  wrote outbox rows (at most once a second per process) and run periodically too (`motcua.deliver_tick`,
+  which also sends the scheduled period reports). Each channel drains in its own thread with its own
+  timeout and concurrency, so a slow or dead gateway delays neither the sweep nor another channel.
 * `motcua.wake`, scheduled at the exact instant a committed transaction set some dossier's
   `next_timer_at` to (`install_wakeups`): the same work, on time instead of up to 30 s late.
   A lost or duplicated wake-up changes nothing but latency: firing re-checks `next_timer_at <= now`
   under the dossier's row lock, so each timer has effect once.
 
 Storage: SqliteHuey at `var/huey.db` by default; RedisHuey when `settings.redis_url` (REDIS_URL) is set.
-`run_consumer(settings)` is `motcua worker`: a huey consumer with 2 worker threads.
+`run_consumer(settings)` is `motcua worker`: a huey consumer with 4 worker threads (the sweep, a wake-up
+and the deliveries never wait for one another).
 
 How wake-ups are collected: a listener on the SQLAlchemy engine sees every INSERT/UPDATE of the
 dossiers table (ORM flushes and Core statements alike) and notes the `next_timer_at` values written on
@@ -39,10 +44,12 @@ from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Insert, Update
 
+from .channels.delivery import Delivery
+from .channels.senders import build_senders
 from .config import Settings
 from .db import Database
-from .models import Dossier, utcnow
-from .outbox import FileSender, Sender, drain_outbox
+from .models import Dossier, Notification, utcnow
+from .outbox import Sender
 from .scheduler import SweepResult, fire_due
 
 log = logging.getLogger("motcua.worker")
@@ -51,6 +58,8 @@ HUEY_NAME = "motcua"
 SWEEP_LIMIT = 500  # dossiers per fire_due round
 _DOSSIERS = Dossier.__table__
 _PENDING = "motcua_wakeups"
+_OUTBOX = "motcua_outbox"
+_NOTIFICATIONS = Notification.__table__
 
 
 def make_huey(settings: Settings, name: str = HUEY_NAME, immediate: bool = False):
@@ -96,8 +105,12 @@ class Worker:
         self.budget_seconds = budget_seconds if budget_seconds is not None else max(5.0, settings.sweep_seconds * 0.8)
         self.wake_task = self.huey.task(name="motcua.wake")(self.wake)
         self.sweep_task = self.huey.periodic_task(_always, name="motcua.sweep")(self.sweep)
+        self.deliver_task = self.huey.task(name="motcua.deliver")(self.deliver)
+        self.deliver_tick = self.huey.periodic_task(_always, name="motcua.deliver_tick")(self.deliver_periodic)
         self._scheduled: dict[int, float] = {}
         self._lock = threading.Lock()
+        self._delivery: Delivery | None = None
+        self._last_deliver_enqueued = 0.0
 
     # -- lazily built collaborators ----------------------------------------------------------------
     @property
@@ -115,10 +128,15 @@ class Worker:
         return self._service
 
     @property
-    def sender(self) -> Sender:
-        if self._sender is None:
-            self._sender = FileSender(Path(self.settings.var_dir) / "notifications.log")
-        return self._sender
+    def delivery(self) -> Delivery:
+        """The outbox's delivery: the configured senders, or `sender` for every channel when one is given."""
+        if self._delivery is None:
+            if self._sender is not None:
+                senders = {c: self._sender for c in build_senders(self.settings.channels, self.settings.var_dir)}
+            else:
+                senders = build_senders(self.settings.channels, self.settings.var_dir)
+            self._delivery = Delivery(self.db, self.settings.channels, senders)
+        return self._delivery
 
     # -- the work ------------------------------------------------------------------------------------
     def fire_all(self, now: datetime | None = None) -> SweepResult:
@@ -132,18 +150,16 @@ class Worker:
                 return total
 
     def sweep(self) -> dict:
-        """The periodic task: fire what is due, then send what is in the outbox."""
+        """The periodic task: fire what is due (the messages it writes are sent by `motcua.deliver`)."""
         r = self.fire_all()
-        sent = drain_outbox(self.db, self.sender)
-        if r.dossiers or r.failures or sent:
+        if r.dossiers or r.failures:
             log.info(
-                "sweep: %s dossiers, %s timers, %s reminders, %s overdue, %s failures, %s sent in %.3f s",
+                "sweep: %s dossiers, %s timers, %s reminders, %s overdue, %s failures in %.3f s",
                 r.dossiers,
                 r.timers,
                 r.reminders,
                 r.overdue,
                 r.failures,
-                sent,
                 r.seconds,
             )
         return {
@@ -152,8 +168,40 @@ class Worker:
             "reminders": r.reminders,
             "overdue": r.overdue,
             "failures": r.failures,
-            "sent": sent,
         }
+
+    def deliver(self, budget_seconds: float | None = None) -> dict:
+        """`motcua.deliver`: drain every channel with due messages, each in its own thread."""
+        budget = budget_seconds if budget_seconds is not None else self.budget_seconds
+        results = self.delivery.drain(budget)
+        out = {c: r.as_dict() for c, r in results.items()}
+        if any(r.sent or r.failed or r.dead for r in results.values()):
+            log.info("deliver: %s", out)
+        return out
+
+    def deliver_periodic(self) -> dict:
+        """`motcua.deliver_tick`: the scheduled period reports, then the same as `motcua.deliver`."""
+        from .channels.periodic import enqueue_due_reports
+
+        try:
+            enqueue_due_reports(self.db, self.settings)
+        except Exception:  # a report that cannot be built is retried at the next tick
+            log.exception("period report not queued")
+        return self.deliver()
+
+    def enqueue_delivery(self) -> bool:
+        """Enqueue `motcua.deliver` now, at most once a second per process."""
+        now = _time.monotonic()
+        with self._lock:
+            if now - self._last_deliver_enqueued < 1.0:
+                return False
+            self._last_deliver_enqueued = now
+        try:
+            self.deliver_task()
+        except Exception:  # the queue is down: the periodic tick still drains the outbox
+            log.exception("could not enqueue a delivery")
+            return False
+        return True
 
     def wake(self) -> dict:
         """The scheduled wake-up: the same as a sweep; the database decides what is due."""
@@ -187,7 +235,7 @@ class Worker:
 
     def install_wakeups(self, db: Database | None = None) -> None:
         """Schedule a wake-up for every `next_timer_at` a committed transaction on `db` writes."""
-        install_wakeups(db or self.db, self.schedule_wakeup)
+        install_wakeups(db or self.db, self.schedule_wakeup, self.enqueue_delivery)
 
 
 def _written_timers(clause, multiparams, params) -> list[datetime]:
@@ -215,8 +263,9 @@ def _written_timers(clause, multiparams, params) -> list[datetime]:
     return found
 
 
-def install_wakeups(db: Database, schedule) -> None:
-    """Call `schedule(instant)` after each commit on `db` that wrote a dossier's `next_timer_at`."""
+def install_wakeups(db: Database, schedule, deliver=None) -> None:
+    """Call `schedule(instant)` after each commit on `db` that wrote a dossier's `next_timer_at`, and
+    `deliver()` after each commit that wrote outbox rows."""
     engine = db.write_engine
     if engine.__dict__.get("_motcua_wakeups"):
         return
@@ -224,13 +273,21 @@ def install_wakeups(db: Database, schedule) -> None:
 
     @event.listens_for(engine, "before_execute")
     def _collect(conn, clause, multiparams, params, execution_options):
-        if isinstance(clause, (Insert, Update)) and getattr(clause, "table", None) is _DOSSIERS:
+        table = getattr(clause, "table", None)
+        if isinstance(clause, (Insert, Update)) and table is _DOSSIERS:
             found = _written_timers(clause, multiparams, params)
             if found:
                 conn.info.setdefault(_PENDING, []).extend(found)
+        elif deliver is not None and isinstance(clause, Insert) and table is _NOTIFICATIONS:
+            conn.info[_OUTBOX] = True
 
     @event.listens_for(engine, "commit")
     def _commit(conn):
+        if conn.info.pop(_OUTBOX, None):
+            try:
+                deliver()
+            except Exception:
+                log.exception("delivery not enqueued")
         pending = conn.info.pop(_PENDING, None)
         for when in sorted(set(pending or ())):
             try:
@@ -241,6 +298,7 @@ def install_wakeups(db: Database, schedule) -> None:
     @event.listens_for(engine, "rollback")
     def _rollback(conn):
         conn.info.pop(_PENDING, None)
+        conn.info.pop(_OUTBOX, None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -260,7 +318,7 @@ def consumer_class(sweep_seconds: int) -> type[Consumer]:
     return _Consumer
 
 
-def make_consumer(worker: Worker, workers: int = 2, **kw) -> Consumer:
+def make_consumer(worker: Worker, workers: int = 4, **kw) -> Consumer:
     cls = consumer_class(worker.settings.sweep_seconds)
     return cls(
         worker.huey,
@@ -273,8 +331,8 @@ def make_consumer(worker: Worker, workers: int = 2, **kw) -> Consumer:
     )
 
 
-def run_consumer(settings: Settings, workers: int = 2) -> None:
-    """`motcua worker`: the huey consumer (2 threads), sweeping every `settings.sweep_seconds`."""
+def run_consumer(settings: Settings, workers: int = 4) -> None:
+    """`motcua worker`: the huey consumer (4 threads), sweeping every `settings.sweep_seconds`."""
     var = Path(settings.var_dir)
     var.mkdir(parents=True, exist_ok=True)
     if not logging.getLogger().handlers:

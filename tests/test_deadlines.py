@@ -6,6 +6,7 @@ both the periodic sweep and the scheduled wake-ups call. All dates are March 202
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime
 
@@ -119,11 +120,14 @@ def events(db, code, action=None) -> list[Event]:
 
 
 def notifications(db, code, channel=None) -> list[Notification]:
+    """The dossier's messages to people (the national portal's status rows only when asked for)."""
     with db.read() as s:
         d = s.scalars(select(Dossier).where(Dossier.code == code)).one()
         q = select(Notification).where(Notification.dossier_id == d.id)
         if channel:
             q = q.where(Notification.channel == channel)
+        else:
+            q = q.where(Notification.channel != "national_portal")
         out = list(s.scalars(q.order_by(Notification.id)))
         s.expunge_all()
         return out
@@ -632,11 +636,12 @@ def test_applicant_without_phone_is_told_on_the_portal(service, actions, db):
     d = start(service, applicant={"name": "Trần Văn B", "email": "b@example.vn"})
     with at(2026, 3, 2, 10, 0):
         actions.withdraw(receiver, d["code"], "Rút")
-    assert [n.channel for n in notifications(db, d["code"])] == ["email"]
+    assert [n.channel for n in notifications(db, d["code"])] == ["email", "email"]  # receipt, withdrawal
     d = start(service, applicant={"name": "Lê C"})
     with at(2026, 3, 2, 10, 0):
         actions.withdraw(receiver, d["code"], "Rút")
-    assert [(n.channel, n.recipient) for n in notifications(db, d["code"])] == [("portal", d["code"])]
+    assert [(n.channel, n.recipient) for n in notifications(db, d["code"])] == [("portal", d["code"])] * 2
+    assert [n.payload["status_code"] for n in notifications(db, d["code"], "national_portal")] == [2, 7]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -648,10 +653,11 @@ def test_outbox_is_drained_once_sms_unaccented(service, actions, db, tmp_path):
     with at(2026, 3, 2, 10, 0):
         actions.request_supplement(receiver, d["code"], "Thiếu đơn đề nghị")
     sender = FileSender(tmp_path / "out.log")
-    assert drain_outbox(db, sender) == 2
+    assert drain_outbox(db, sender) == 4  # receipt and supplement SMS, two status updates for the national portal
     assert drain_outbox(db, sender) == 0
     lines = (tmp_path / "out.log").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 2 and "Thieu don de nghi" in lines[1]
+    sms = [json.loads(line) for line in lines if json.loads(line)["channel"] == "sms"]
+    assert len(lines) == 4 and len(sms) == 2 and "Thieu don de nghi" in sms[1]["body"]
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Notification).where(Notification.sent_at.is_(None))) == 0
 
@@ -665,7 +671,8 @@ def test_outbox_failure_leaves_the_message_for_the_next_sweep(service, db):
 
     assert drain_outbox(db, Down()) == 0
     with db.read() as s:
-        assert s.scalar(select(func.count()).select_from(Notification).where(Notification.sent_at.is_(None))) == 1
+        assert s.scalar(select(func.count()).select_from(Notification).where(Notification.sent_at.is_(None))) == 2
+        assert s.scalar(select(func.count()).select_from(Notification).where(Notification.tries == 1)) == 2
 
 
 def test_unaccent():

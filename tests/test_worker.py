@@ -118,16 +118,19 @@ def test_huey_from_settings(tmp_path):
         assert type(make_huey(s)).__name__ == "RedisHuey"
 
 
-def test_sweep_task_fires_due_timers_and_drains_the_outbox(worker, service, db, settings):
+def test_sweep_task_fires_due_timers_and_the_delivery_task_drains_the_outbox(worker, service, db, settings):
     with time_machine.travel(vn(2026, 3, 2, 9, 0), tick=False):
         code = service.start_dossier(receiver, "9.000001", APPLICANT)["code"]
     with time_machine.travel(vn(2026, 3, 4, 15, 0), tick=False):
         out = worker.sweep()  # what the periodic task runs
-    assert out["reminders"] == 1 and out["sent"] == 2  # receipt SMS + officer reminder
+        assert out["reminders"] == 1
+        sent = worker.deliver()  # the outbox's own task, each channel in its own thread
+    assert sum(r["sent"] for r in sent.values()) == count(db, Notification) >= 2  # receipt SMS + officer reminder
     log = (settings.var_dir / "notifications.log").read_text(encoding="utf-8").splitlines()
-    assert len(log) == 2 and f"Ho so {code} da duoc tiep nhan" in log[0]
+    assert any(f"Ho so {code} da duoc tiep nhan" in line for line in log)
     with time_machine.travel(vn(2026, 3, 4, 15, 0, 30), tick=False):
-        assert worker.wake() == {"dossiers": 0, "timers": 0, "reminders": 0, "overdue": 0, "failures": 0, "sent": 0}
+        assert worker.wake() == {"dossiers": 0, "timers": 0, "reminders": 0, "overdue": 0, "failures": 0}
+        assert worker.deliver() == {}
     assert count(db, Notification, Notification.sent_at.is_(None)) == 0
 
 
@@ -150,7 +153,16 @@ def test_tasks_in_huey_immediate_mode(worker, service, db):
 
 def scheduled_etas(worker) -> list[datetime]:
     """Wake-ups waiting in huey (a task with an eta sits in the queue until a consumer moves it to the schedule)."""
-    return sorted(t.eta.replace(tzinfo=UTC) for t in worker.huey.pending() + worker.huey.scheduled())
+    tasks = worker.huey.pending() + worker.huey.scheduled()
+    return sorted(t.eta.replace(tzinfo=UTC) for t in tasks if t.name.endswith("motcua.wake"))
+
+
+def test_commit_that_writes_outbox_rows_enqueues_one_delivery(worker, service, db):
+    worker.install_wakeups(db)
+    service.start_dossier(receiver, "9.000001", APPLICANT)
+    service.start_dossier(receiver, "9.000001", APPLICANT)  # within the same second: not enqueued again
+    deliveries = [t for t in worker.huey.pending() if t.name.endswith("motcua.deliver")]
+    assert len(deliveries) == 1 and deliveries[0].eta is None
 
 
 def test_commit_schedules_a_wakeup_at_next_timer_at(worker, service, db):
@@ -199,10 +211,9 @@ def test_consumer_sweeps_every_sweep_seconds(settings, monkeypatch):
 
     monkeypatch.setattr(Consumer, "run", fake_run)
     run_consumer(settings)  # what `motcua worker` runs
-    assert seen["workers"] == 2 and seen["periodic"] and seen["kind"] == "thread" and seen["seconds"] == 30
-    assert any(t.endswith("motcua.wake") for t in seen["tasks"]) and any(
-        t.endswith("motcua.sweep") for t in seen["tasks"]
-    )
+    assert seen["workers"] == 4 and seen["periodic"] and seen["kind"] == "thread" and seen["seconds"] == 30
+    for name in ("motcua.wake", "motcua.sweep", "motcua.deliver", "motcua.deliver_tick"):
+        assert any(t.endswith(name) for t in seen["tasks"])
 
 
 # ---------------------------------------------------------------------------------------------------

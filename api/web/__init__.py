@@ -122,6 +122,12 @@ def report():
     return _page("report.html", "report")
 
 
+# -- administrators ----------------------------------------------------------------------------------
+@bp.get("/admin/dead-letters")
+def dead_letters():
+    return _page("dead_letters.html", "dead-letters")
+
+
 # -- citizens ----------------------------------------------------------------------------------------
 @bp.get("/tra-cuu")
 def lookup():

@@ -30,6 +30,7 @@ PAGES = [
     "/modeler/1.001193",
     "/supervisor",
     "/supervisor/report",
+    "/admin/dead-letters",
     "/tra-cuu",
 ]
 

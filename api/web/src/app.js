@@ -10,6 +10,7 @@ import { lookupPage } from './pages/lookup.js';
 import { proceduresPage } from './pages/procedures.js';
 import { renderForm } from './lib/form.js';
 import { dossiersPage } from './pages/dossiers.js';
+import { deadLettersPage } from './pages/admin.js';
 
 const PAGES = {
   login: loginPage,
@@ -24,6 +25,7 @@ const PAGES = {
   lookup: lookupPage,
   procedures: proceduresPage,
   dossiers: dossiersPage,
+  'dead-letters': deadLettersPage,
 };
 
 // The form renderer, reachable from the console and the browser tests.

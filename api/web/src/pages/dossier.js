@@ -89,6 +89,34 @@ const DONE_VI = {
   stop: 'Đã dừng xử lý hồ sơ.',
 };
 
+const CHANNEL_NAME_VI = {
+  sms: 'SMS', email: 'Thư điện tử', zalo: 'Zalo', zalo_oa: 'Zalo OA', national_portal: 'Cổng DVC quốc gia',
+  national_report: 'Hệ thống báo cáo', officer: 'Hộp thư cán bộ', portal: 'Trang tra cứu',
+};
+const RESULT_VI = { sent: 'Đã gửi', pending: 'Chờ gửi', retrying: 'Đang thử lại', dead: 'Thất bại (thư chết)' };
+
+export function deliveryRows(items) {
+  return items.map((n) => h(`tr.delivery-${n.result}`,
+    h('td', CHANNEL_NAME_VI[n.channel] || n.channel),
+    h('td', n.recipient || '—'),
+    h('td', dt(n.sent_at || n.dead_at || n.created_at)),
+    h('td.num', String(n.tries)),
+    h('td', { title: n.last_error || '' }, RESULT_VI[n.result] || n.result)));
+}
+
+// The dossier's delivery log: every message about it, on which channel, to whom, when, how many tries.
+async function deliveryLog(code) {
+  const box = $('#deliveries');
+  try {
+    const page = await api(`dossiers/${encodeURIComponent(code)}/deliveries?per_page=50`);
+    mount(box, h('h2', 'Nhật ký gửi tin'), page.items.length
+      ? table(['Kênh', 'Người nhận', 'Thời gian', 'Số lần', 'Kết quả'], deliveryRows(page.items))
+      : h('p.muted', 'Chưa có tin nào.'));
+  } catch (err) {
+    mount(box, h('h2', 'Nhật ký gửi tin'), h('p.muted', `Không tải được: ${err.message}`));
+  }
+}
+
 export function dossierPage() {
   const user = requireLogin();
   if (!user) return;
@@ -134,6 +162,7 @@ export function dossierPage() {
         : h('p.muted', 'Chưa có dữ liệu.'));
       mount($('#timeline'), h('h2', 'Quá trình xử lý'),
         h('ol.timeline', history.map((e) => timelineItem(e, byId))));
+      deliveryLog(code);
       const panel = actionsPanel(user, d, code);
       const box = $('#dossier-actions');
       if (panel) mount(box, panel);

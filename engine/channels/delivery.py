@@ -1,0 +1,316 @@
+"""Delivery of the outbox: claim → send → record, per channel, with backoff, dead letter and isolation.
+
+1. **Claim** (one short transaction): the channel's due rows (`next_try_at <= now`, by
+   ix_notifications_due; on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the writers' lock) get
+   `tries + 1` and `next_try_at = now + lease`, so no other worker takes them while they are being sent.
+   A worker that dies mid-send leaves them to be taken again when the lease ends: at-least-once.
+2. **Send**, outside any transaction (a slow gateway never holds a database lock), on the channel's own
+   threads (`policy.concurrency`), each attempt bounded by `policy.timeout`.
+3. **Record** (one short transaction): sent → `sent_at`, `next_try_at = NULL`; failed → `next_try_at =
+   now + backoff(tries)` (base·2^(tries-1), capped) and `last_error`, or, at `policy.max_tries`,
+   `dead_at` (the dead letters administrators list and re-send).
+
+Each channel drains in its own thread with its own time budget, so a dead SMS gateway delays only SMS.
+
+The national portal must see each dossier's status changes in order: only the *head* of a dossier's
+queue (its lowest unsent `sequence`) can be claimed, together with the unsent ones after it, which are sent
+with it as one list in sequence order. A later status therefore never leaves before an earlier one has
+been accepted, whatever the retries, leases and number of workers; a dead-lettered head holds the rest of
+its dossier's updates until it is re-sent. Each update carries its idempotency key `<code>-<sequence>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from ..models import Event, Notification, utcnow
+from .config import ALL, NATIONAL_PORTAL, ChannelSettings
+from .senders import Message
+
+log = logging.getLogger("motcua.delivery")
+
+N = Notification.__table__
+LEASE_MARGIN = 60.0  # seconds beyond the worst case of a claimed batch before it may be taken again
+
+
+@dataclass
+class ChannelResult:
+    channel: str
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"sent": self.sent, "failed": self.failed, "dead": self.dead, "seconds": round(self.seconds, 3)}
+
+
+def _message(row) -> Message:
+    return Message(
+        id=row.id,
+        channel=row.channel,
+        kind=row.kind,
+        recipient=row.recipient,
+        body=row.body,
+        dossier_id=row.dossier_id,
+        subject=row.subject,
+        payload=row.payload,
+        sequence=row.sequence,
+        tries=row.tries,
+    )
+
+
+class Delivery:
+    """Drains the outbox for one process (API server, worker or CLI)."""
+
+    def __init__(self, db, channels: ChannelSettings, senders: dict, batch_per_worker: int = 25):
+        self.db, self.channels, self.senders = db, channels, senders
+        self.batch_per_worker = batch_per_worker
+        self._busy = {c: threading.Lock() for c in ALL}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools_lock = threading.Lock()
+        self._lock = not db.is_sqlite
+
+    def _pool(self, channel: str) -> ThreadPoolExecutor:
+        with self._pools_lock:
+            pool = self._pools.get(channel)
+            if pool is None:
+                n = max(1, self.channels.policy_for(channel).concurrency)
+                pool = self._pools[channel] = ThreadPoolExecutor(n, thread_name_prefix=f"send-{channel}")
+            return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- which channels have work ---------------------------------------------------------------------
+    def due_channels(self, now: datetime | None = None) -> list[str]:
+        now = now or utcnow()
+        out = []
+        with self.db.read() as s:
+            for c in ALL:  # one index probe each (ix_notifications_due)
+                q = select(N.c.id).where(N.c.channel == c, N.c.next_try_at <= now).limit(1)
+                if s.scalar(q) is not None:
+                    out.append(c)
+        return out
+
+    # -- 1. claim --------------------------------------------------------------------------------------
+    def claim(self, channel: str, now: datetime, limit: int) -> list[list[Message]]:
+        """Take up to `limit` due messages of `channel`; groups of one, or a dossier's run for the portal."""
+        policy = self.channels.policy_for(channel)
+        with self.db.uow() as s:
+            if channel == NATIONAL_PORTAL:
+                groups = self._claim_portal(s, now, limit)
+            else:
+                q = (
+                    select(N)
+                    .where(N.c.channel == channel, N.c.next_try_at <= now)
+                    .order_by(N.c.next_try_at, N.c.id)
+                    .limit(limit)
+                )
+                if self._lock:
+                    q = q.with_for_update(skip_locked=True)
+                groups = [[_message(r)] for r in s.execute(q)]
+            ids = [m.id for g in groups for m in g]
+            if ids:
+                n = len(groups)
+                lease = policy.timeout * (math.ceil(n / max(1, policy.concurrency)) + 1) + LEASE_MARGIN
+                s.execute(
+                    update(N)
+                    .where(N.c.id.in_(ids))
+                    .values(tries=N.c.tries + 1, next_try_at=now + timedelta(seconds=lease))
+                )
+                for g in groups:
+                    for m in g:
+                        m.tries += 1
+            return groups
+
+    def _claim_portal(self, s, now: datetime, limit: int) -> list[list[Message]]:
+        earlier = aliased(Notification)
+        head = (
+            select(N)
+            .where(
+                N.c.channel == NATIONAL_PORTAL,
+                N.c.next_try_at <= now,
+                ~exists().where(
+                    and_(
+                        earlier.dossier_id == N.c.dossier_id,
+                        earlier.channel == NATIONAL_PORTAL,
+                        earlier.sequence < N.c.sequence,
+                        earlier.sent_at.is_(None),
+                    )
+                ),
+            )
+            .order_by(N.c.next_try_at, N.c.id)
+            .limit(limit)
+        )
+        if self._lock:
+            head = head.with_for_update(skip_locked=True)
+        heads = list(s.execute(head))
+        if not heads:
+            return []
+        follow = (
+            select(N)
+            .where(
+                N.c.dossier_id.in_([h.dossier_id for h in heads]),
+                N.c.channel == NATIONAL_PORTAL,
+                N.c.sent_at.is_(None),
+                N.c.dead_at.is_(None),
+            )
+            .order_by(N.c.dossier_id, N.c.sequence)
+        )
+        if self._lock:
+            follow = follow.with_for_update(skip_locked=True)
+        runs: dict[int, list] = {}
+        for r in s.execute(follow):
+            runs.setdefault(r.dossier_id, []).append(r)
+        groups = []
+        for h in heads:
+            run, seq = [], None
+            for r in runs.get(h.dossier_id, []):
+                if r.sequence < h.sequence:
+                    continue
+                if seq is not None and r.sequence != seq + 1:
+                    break  # a gap: the missing one is not committed yet; what follows waits
+                run.append(_message(r))
+                seq = r.sequence
+                if len(run) >= 50:
+                    break
+            groups.append(run or [_message(h)])
+        return groups
+
+    # -- 2. send ---------------------------------------------------------------------------------------
+    def _send_group(self, sender, group: list[Message]) -> str | None:
+        try:
+            if len(group) > 1 and getattr(sender, "batch", False):
+                sender.send_batch(group)
+            else:
+                for m in group:
+                    sender.send(m)
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+            return f"{type(exc).__name__}: {exc}"[:500]
+        return None
+
+    # -- 3. record -------------------------------------------------------------------------------------
+    def record(self, channel: str, outcomes: list[tuple[list[Message], str | None]], now: datetime) -> ChannelResult:
+        policy = self.channels.policy_for(channel)
+        res = ChannelResult(channel)
+        ok = [m.id for g, err in outcomes if err is None for m in g]
+        with self.db.uow() as s:
+            if ok:
+                s.execute(
+                    update(N)
+                    .where(N.c.id.in_(ok), N.c.sent_at.is_(None))
+                    .values(sent_at=now, next_try_at=None, last_error=None)
+                )
+                res.sent += len(ok)
+            for group, err in outcomes:
+                if err is None:
+                    continue
+                res.errors.append(err)
+                for m in group:
+                    if m.tries >= policy.max_tries:
+                        values = dict(dead_at=now, next_try_at=None, last_error=err)
+                        res.dead += 1
+                    else:
+                        values = dict(next_try_at=now + timedelta(seconds=policy.backoff(m.tries)), last_error=err)
+                        res.failed += 1
+                    s.execute(update(N).where(N.c.id == m.id, N.c.sent_at.is_(None)).values(**values))
+        return res
+
+    # -- a channel, a round at a time --------------------------------------------------------------------
+    def drain_channel(self, channel: str, budget_seconds: float = 20.0, limit: int | None = None) -> ChannelResult:
+        """Rounds of claim → send → record until nothing is due, `limit` is reached or the budget is spent.
+
+        A second call for the same channel in the same process while one runs returns at once (the running
+        one will see the new rows)."""
+        total = ChannelResult(channel)
+        busy = self._busy.setdefault(channel, threading.Lock())
+        if not busy.acquire(blocking=False):
+            return total
+        started = time.monotonic()
+        try:
+            sender = self.senders[channel]
+            policy = self.channels.policy_for(channel)
+            pool = self._pool(channel)
+            batch = max(1, policy.concurrency) * self.batch_per_worker
+            while True:
+                n = batch if limit is None else min(batch, limit - total.sent - total.failed - total.dead)
+                if n <= 0:
+                    break
+                groups = self.claim(channel, utcnow(), n)
+                if not groups:
+                    break
+                futures = [pool.submit(self._send_group, sender, g) for g in groups]
+                wait(futures)
+                outcomes = [(g, f.result()) for g, f in zip(groups, futures, strict=True)]
+                r = self.record(channel, outcomes, utcnow())
+                total.sent, total.failed, total.dead = total.sent + r.sent, total.failed + r.failed, total.dead + r.dead
+                total.errors.extend(r.errors[:3])
+                total.rounds += 1
+                if r.errors:
+                    log.warning("%s: %s failed this round, e.g. %s", channel, len(r.errors), r.errors[0])
+                if len(groups) < n or time.monotonic() - started > budget_seconds:
+                    break
+        finally:
+            total.seconds = time.monotonic() - started
+            busy.release()
+        return total
+
+    def drain(self, budget_seconds: float = 20.0, channels=None) -> dict[str, ChannelResult]:
+        """Every channel with due messages, each in its own thread; returns what each did."""
+        chans = list(channels) if channels is not None else self.due_channels()
+        if not chans:
+            return {}
+        results: dict[str, ChannelResult] = {}
+        threads = []
+        for c in chans:
+            t = threading.Thread(
+                target=lambda c=c: results.__setitem__(c, self.drain_channel(c, budget_seconds)),
+                name=f"drain-{c}",
+                daemon=True,
+            )
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
+        return results
+
+
+# -- dead letters and the delivery log -------------------------------------------------------------------
+def resend(db, ids: list[int], actor: str, now: datetime | None = None) -> int:
+    """Give dead-lettered messages a new round of tries, now; one audit event per dossier concerned."""
+    now = now or utcnow()
+    with db.uow() as s:
+        rows = list(
+            s.execute(select(N.c.id, N.c.dossier_id, N.c.channel).where(N.c.id.in_(ids), N.c.dead_at.isnot(None)))
+        )
+        if not rows:
+            return 0
+        s.execute(
+            update(N)
+            .where(N.c.id.in_([r.id for r in rows]))
+            .values(dead_at=None, tries=0, next_try_at=now, last_error=None)
+        )
+        by_dossier: dict[int, list] = {}
+        for r in rows:
+            if r.dossier_id is not None:
+                by_dossier.setdefault(r.dossier_id, []).append({"id": r.id, "channel": r.channel})
+        for dossier_id, msgs in by_dossier.items():
+            s.add(
+                Event(
+                    dossier_id=dossier_id, at=now, actor=actor, action="notification.resent", details={"messages": msgs}
+                )
+            )
+        return len(rows)

@@ -1,0 +1,185 @@
+"""What a change writes into the outbox, in the change's own transaction (docs/channels.md).
+
+- `Notifier.applicant(conn, dossier, event, extra)`: the applicant's messages for an event (templates
+  `<event>/…`): SMS to the phone, e-mail to the address, a Zalo template message to the phone when Zalo is
+  configured; with neither phone nor e-mail, one `portal` row (the public status page).
+- `Notifier.status_changed(conn, dossier, at)`: one `national_portal` row per status change with the
+  dossier's next `sequence` (the dossier's row is locked by the change, so sequences never collide).
+- `Notifier.officers(conn, dossier, event, recipients, extra)`: the officers' inbox rows (`officer`,
+  recipient `user:<name>` or `role:<role>@<agency>`), plus e-mail / Zalo to each of those officers who
+  has an address or phone where the channel is configured.
+
+Rows are written with Core inserts on the caller's connection: a rolled-back change notifies no one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from urllib.parse import quote
+
+from sqlalchemy import select
+
+from ..calendar import VN_TZ
+from ..models import Notification, User, utcnow
+from ..statuses import Status
+from .config import EMAIL, NATIONAL_PORTAL, OFFICER, PUBLIC_PAGE, SMS, ZALO, ChannelSettings
+from .templates import TemplateStore
+
+log = logging.getLogger("motcua.notify")
+N = Notification.__table__
+
+
+def vn_time(dt: datetime | None) -> str:
+    return dt.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y") if dt else ""
+
+
+def dossier_context(d, public_url: str, extra: dict | None = None) -> dict:
+    """The names a template may use about a dossier (no identity number, no address)."""
+    status = Status(d.status)
+    ctx = {
+        "code": d.code,
+        "procedure_code": getattr(d, "procedure_code", None),
+        "procedure_name": getattr(d, "procedure_name", None),
+        "agency": getattr(d, "agency", None),
+        "applicant_name": getattr(d, "applicant_name", None),
+        "status": status.value,
+        "status_code": status.code,
+        "status_label": status.label_vi,
+        "due_date": vn_time(getattr(d, "due_at", None)),
+        "received_date": vn_time(getattr(d, "received_at", None)),
+        "link": f"{public_url.rstrip('/')}/tra-cuu?code={quote(d.code)}",
+    }
+    ctx.update(extra or {})
+    return ctx
+
+
+class Notifier:
+    def __init__(self, channels: ChannelSettings, templates: TemplateStore):
+        self.channels, self.templates = channels, templates
+
+    def _row(self, d, kind, channel, recipient, body, now, subject=None, payload=None, sequence=None) -> dict:
+        return {
+            "dossier_id": getattr(d, "id", None),
+            "kind": kind,
+            "channel": channel,
+            "recipient": (recipient or "")[:200] or None,
+            "body": body or "",
+            "subject": (subject or "")[:300] or None,
+            "payload": payload,
+            "sequence": sequence,
+            "tries": 0,
+            "created_at": now,
+            "next_try_at": now,
+            "sent_at": None,
+            "dead_at": None,
+            "last_error": None,
+        }
+
+    def applicant_rows(self, d, event: str, extra: dict | None = None, now: datetime | None = None) -> list[dict]:
+        now = now or utcnow()
+        ctx = dossier_context(d, self.channels.public_url, extra)
+        phone, email = getattr(d, "applicant_phone", None), getattr(d, "applicant_email", None)
+        parts = []
+        if phone:
+            parts.append("sms.txt")
+            if self.channels.zalo_configured:
+                parts.append("zalo.json")
+        if email:
+            parts += ["email_subject.txt", "email.txt", "email.html"]
+        if not parts:
+            parts = ["email_subject.txt", "email.txt"]
+        r = self.templates.event(event, ctx, parts)
+        rows = []
+        if phone:
+            rows.append(self._row(d, event, SMS, phone, r.sms, now))
+            if r.zalo is not None:
+                rows.append(self._row(d, event, ZALO, phone, r.sms, now, payload=r.zalo))
+        if email:
+            rows.append(self._row(d, event, EMAIL, email, r.text, now, subject=r.subject, payload={"html": r.html}))
+        if not rows:
+            rows.append(self._row(d, event, PUBLIC_PAGE, d.code, r.subject, now))
+        return rows
+
+    def applicant(self, conn, d, event: str, extra: dict | None = None, now: datetime | None = None) -> int:
+        rows = self.applicant_rows(d, event, extra, now)
+        conn.execute(N.insert(), rows)
+        return len(rows)
+
+    def status_changed(self, conn, d, statuses: list[str] | None = None, now: datetime | None = None) -> int:
+        """The national portal's rows for `statuses` (default: the dossier's current one), each with the
+        dossier's next `sequence`; a status equal to the last one pushed is not pushed again. Returns how many."""
+        now = now or utcnow()
+        last = conn.execute(
+            select(N.c.sequence, N.c.payload)
+            .where(N.c.dossier_id == d.id, N.c.channel == NATIONAL_PORTAL)
+            .order_by(N.c.sequence.desc())
+            .limit(1)
+        ).first()
+        seq = last.sequence if last is not None else 0
+        last_code = (last.payload or {}).get("status_code") if last is not None else None
+        rows = []
+        for value in statuses or [d.status]:
+            status = Status(value)
+            if status.code == last_code:
+                continue
+            seq, last_code = seq + 1, status.code
+            payload = {
+                "code": d.code,
+                "status_code": status.code,
+                "status": status.value,
+                "procedure_code": d.procedure_code,
+                "agency": d.agency,
+                "at": now.astimezone(VN_TZ).isoformat(),
+            }
+            body = f"{d.code} #{seq}: {status.code} {status.label_vi}"
+            rows.append(self._row(d, "status", NATIONAL_PORTAL, d.code, body, now, payload=payload, sequence=seq))
+        if rows:
+            conn.execute(N.insert(), rows)
+        return len(rows)
+
+    def officers(
+        self, conn, d, event: str, recipients: list[str], extra: dict | None = None, now=None, inbox: bool = True
+    ) -> int:
+        """Inbox rows for `recipients` (unless `inbox` is False: the caller wrote them) and e-mail / Zalo rows
+        for those of them with an address or a phone, where the channel is configured."""
+        now = now or utcnow()
+        if not inbox and not (self.channels.smtp_url or self.channels.zalo_configured):
+            return 0
+        ctx = dossier_context(d, self.channels.public_url, extra)
+        ctx["applicant_name"] = None  # officers' messages are addressed to the officer
+        r = self.templates.event(event, ctx, ("sms.txt", "email_subject.txt", "email.txt", "email.html", "zalo.json"))
+        rows = []
+        if inbox:
+            rows = [self._row(d, event, OFFICER, rcpt, r.text or r.sms, now, subject=r.subject) for rcpt in recipients]
+        for user in self._officer_accounts(conn, getattr(d, "agency", None), recipients):
+            if user.email and self.channels.smtp_url:
+                ctx_user = {**ctx, "applicant_name": user.full_name or user.username}
+                ru = self.templates.event(event, ctx_user, ("email_subject.txt", "email.txt", "email.html"))
+                rows.append(
+                    self._row(d, event, EMAIL, user.email, ru.text, now, subject=ru.subject, payload={"html": ru.html})
+                )
+            if user.phone and self.channels.zalo_configured and r.zalo is not None:
+                rows.append(self._row(d, event, ZALO, user.phone, r.sms, now, payload=r.zalo))
+        if rows:
+            conn.execute(N.insert(), rows)
+        return len(rows)
+
+    def _officer_accounts(self, conn, agency, recipients) -> list:
+        if not (self.channels.smtp_url or self.channels.zalo_configured):
+            return []
+        names = {r[5:] for r in recipients if r.startswith("user:")}
+        roles = {}
+        for r in recipients:
+            if r.startswith("role:") and "@" in r:
+                role, ag = r[5:].split("@", 1)
+                roles.setdefault(ag, set()).add(role)
+        found = {}
+        if names:
+            for u in conn.execute(select(User).where(User.username.in_(names), User.active.is_(True))):
+                found[u.username] = u
+        for ag, wanted in roles.items():
+            for u in conn.execute(select(User).where(User.agency == ag, User.active.is_(True))):
+                if wanted & set(u.roles or []):
+                    found[u.username] = u
+        return [u for u in found.values() if u.email or u.phone]
