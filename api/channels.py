@@ -16,7 +16,7 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from engine.channels.service import ChannelService
+from engine.channel_service import ChannelService
 
 from .auth import authenticate
 from .common import PagingArgs, Str, errors

@@ -20,12 +20,9 @@ import logging
 import threading
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from .models import Notification, utcnow
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .db import Database
 
 log = logging.getLogger("motcua.outbox")
 
@@ -72,22 +69,3 @@ class FileSender:
         log.info(
             "notification %s via %s to %s: %s", notification.id, notification.channel, notification.recipient, body
         )
-
-
-def drain_outbox(db: Database, sender: Sender, limit: int = 500, batch: int = 100) -> int:
-    """Send up to `limit` due messages of every channel through `sender`; returns how many were sent.
-
-    The single-sender form of `engine.channels.delivery.Delivery` (same claims, backoff and dead letters)."""
-    from .channels.config import ALL, ChannelSettings
-    from .channels.delivery import Delivery
-
-    delivery = Delivery(db, ChannelSettings(), {c: sender for c in ALL})
-    sent = 0
-    try:
-        for channel in delivery.due_channels():
-            if sent >= limit:
-                break
-            sent += delivery.drain_channel(channel, limit=limit - sent).sent
-    finally:
-        delivery.close()
-    return sent

@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 from engine import scheduler
 from engine.actions import WHO_MAY, LegalActions
 from engine.calendar import VN_TZ
+from engine.channels.delivery import drain_outbox
 from engine.dossiers import DossierService
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Dossier, Event, Notification, Task, TaskRole
-from engine.outbox import FileSender, drain_outbox, unaccent
+from engine.outbox import FileSender, unaccent
 from engine.procedures import deploy_bytes
 from engine.scheduler import compute_next_timer, fire_due, reminder_at
 from tests.conftest import ROOT

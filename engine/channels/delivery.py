@@ -28,8 +28,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import Table, and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from ..models import Event, Notification, utcnow
@@ -38,7 +39,7 @@ from .senders import Message
 
 log = logging.getLogger("motcua.delivery")
 
-N = Notification.__table__
+N = cast(Table, Notification.__table__)
 LEASE_MARGIN = 60.0  # seconds beyond the worst case of a claimed batch before it may be taken again
 
 
@@ -314,3 +315,18 @@ def resend(db, ids: list[int], actor: str, now: datetime | None = None) -> int:
                 )
             )
         return len(rows)
+
+
+def drain_outbox(db, sender, limit: int = 500) -> int:
+    """Send up to `limit` due messages of every channel through one `sender`; returns how many were sent
+    (the single-sender form of `Delivery`: same claims, backoff and dead letters)."""
+    delivery = Delivery(db, ChannelSettings(), {c: sender for c in ALL})
+    sent = 0
+    try:
+        for channel in delivery.due_channels():
+            if sent >= limit:
+                break
+            sent += delivery.drain_channel(channel, limit=limit - sent).sent
+    finally:
+        delivery.close()
+    return sent

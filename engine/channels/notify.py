@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import cast
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from ..calendar import VN_TZ
 from ..models import Notification, User, utcnow
@@ -27,7 +28,7 @@ from .config import EMAIL, NATIONAL_PORTAL, OFFICER, PUBLIC_PAGE, SMS, ZALO, Cha
 from .templates import TemplateStore
 
 log = logging.getLogger("motcua.notify")
-N = Notification.__table__
+N = cast(Table, Notification.__table__)
 
 
 def vn_time(dt: datetime | None) -> str:
@@ -169,7 +170,7 @@ class Notifier:
         if not (self.channels.smtp_url or self.channels.zalo_configured):
             return []
         names = {r[5:] for r in recipients if r.startswith("user:")}
-        roles = {}
+        roles: dict[str, set[str]] = {}
         for r in recipients:
             if r.startswith("role:") and "@" in r:
                 role, ag = r[5:].split("@", 1)

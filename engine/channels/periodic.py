@@ -13,14 +13,15 @@ sending. Only when `MOTCUA_REPORTS_URL` is set.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from ..calendar import VN_TZ
 from ..models import Notification, utcnow
 from .config import NATIONAL_REPORT
 
-N = Notification.__table__
+N = cast(Table, Notification.__table__)
 
 
 def _minus_month(d: date) -> date:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import urllib3
@@ -216,6 +217,7 @@ class SmtpSender:
 
     def _connect(self) -> smtplib.SMTP:
         ctx = ssl.create_default_context()
+        conn: smtplib.SMTP
         if self.tls:
             conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ctx)
         else:
@@ -227,7 +229,8 @@ class SmtpSender:
         if self.user:
             conn.login(self.user, self.password or "")
         try:  # a message's last lines leave at once instead of waiting for the server's delayed ACK
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if conn.sock is not None:
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
         return conn
@@ -273,7 +276,9 @@ def build_senders(ch: ChannelSettings, var_dir: Path) -> dict:
     """One sender per channel: the configured gateway, else the log file (var/notifications.log)."""
     log_file = FileSender(Path(var_dir) / "notifications.log")
     p = ch.policy_for
-    out = {c: log_file for c in (EMAIL, SMS, ZALO, ZALO_OA, NATIONAL_PORTAL, NATIONAL_REPORT, OFFICER, PUBLIC_PAGE)}
+    out: dict[str, Any] = {
+        c: log_file for c in (EMAIL, SMS, ZALO, ZALO_OA, NATIONAL_PORTAL, NATIONAL_REPORT, OFFICER, PUBLIC_PAGE)
+    }
     if ch.smtp_url:
         out[EMAIL] = SmtpSender(ch.smtp_url, ch.mail_from, p(EMAIL).timeout)
     if ch.sms_url:

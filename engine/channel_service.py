@@ -1,4 +1,4 @@
-"""The channels' service for the HTTP shell and the CLI: inbound lookups, dead letters, delivery logs,
+"""The channels' service (engine/channels/) for the HTTP shell and the CLI: inbound lookups, dead letters, delivery logs,
 templates (list, read, override, preview) and an officer's messages. One call per request; no Flask."""
 
 from __future__ import annotations
@@ -8,21 +8,23 @@ import hmac
 import json
 import re
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 
-from ..auth import Actor
-from ..errors import InvalidInput, MotcuaError, NotFound, PermissionDenied
-from ..models import Dossier, InboundMessage, MessageTemplate, Notification, utcnow
-from ..outbox import unaccent
-from ..queries import Page, _page, _paging
-from ..statuses import Status
-from .config import SMS, ZALO_OA
-from .delivery import resend
-from .notify import Notifier, vn_time
-from .templates import EVENTS, LOOKUP, PARTS, SAMPLE, TemplateStore, shipped_names, shipped_source
+from .auth import Actor
+from .channels.config import SMS, ZALO_OA
+from .channels.delivery import resend
+from .channels.notify import Notifier, vn_time
+from .channels.templates import EVENTS, LOOKUP, PARTS, SAMPLE, TemplateStore, shipped_names, shipped_source
+from .dossiers import visible_dossier
+from .errors import InvalidInput, MotcuaError, NotFound, PermissionDenied
+from .models import Dossier, InboundMessage, MessageTemplate, Notification, utcnow
+from .outbox import unaccent
+from .queries import Page, _page, _paging
+from .statuses import Status
 
-N = Notification.__table__
+N = cast(Table, Notification.__table__)
 _KEYWORD = re.compile(r"^\s*(?:TRA\s*CUU|TC)\b[\s:.\-]*(?P<code>\S+)?", re.IGNORECASE)
 _KEYWORD_GLUED = re.compile(r"^\s*(?:TRACUU|TC)(?P<code>[0-9A-Z][\S]*)$", re.IGNORECASE)
 
@@ -193,8 +195,6 @@ class ChannelService:
         return n
 
     def deliveries(self, actor: Actor, code: str, page=1, per_page=20) -> Page:
-        from ..dossiers import visible_dossier
-
         page, per_page = _paging(page, per_page)
         with self.db.read() as s:
             d = visible_dossier(s, actor, code)
@@ -293,7 +293,7 @@ class ChannelService:
             try:
                 rendered = self.templates.render(name, ctx, source=draft)
                 if name.endswith("sms.txt") or name.startswith("lookup/"):
-                    from .senders import sms_text
+                    from .channels.senders import sms_text
 
                     rendered = sms_text(rendered)
                 out[name] = {"text": rendered, "length": len(rendered)}
