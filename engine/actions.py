@@ -65,9 +65,9 @@ from sqlalchemy import select, update
 
 from .auth import Actor
 from .calendar import HOURS_PER_WORKING_DAY, VN_TZ
+from .channels.templates import APPLICANT_EVENTS
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from .models import Event, Notification, Task, utcnow
-from .outbox import unaccent
+from .models import Event, Task, utcnow
 from .scheduler import shift_timers
 from .statuses import FINAL, Status
 from .views import dossier_view, iso
@@ -218,22 +218,12 @@ class LegalActions:
             )
         )
 
-    @staticmethod
-    def _notify(s, d, kind: str, text_vi: str) -> None:
-        """The applicant's notifications: SMS (unaccented), e-mail; `portal` when neither is known."""
-        sent = False
-        if d.applicant_phone:
-            s.add(
-                Notification(
-                    dossier_id=d.id, kind=kind, channel="sms", recipient=d.applicant_phone, body=unaccent(text_vi)
-                )
-            )
-            sent = True
-        if d.applicant_email:
-            s.add(Notification(dossier_id=d.id, kind=kind, channel="email", recipient=d.applicant_email, body=text_vi))
-            sent = True
-        if not sent:
-            s.add(Notification(dossier_id=d.id, kind=kind, channel="portal", recipient=d.code, body=text_vi))
+    def _notify(self, s, d, kind: str, text_vi: str, **extra) -> None:
+        """The applicant's messages from the event's templates (engine/channels/templates/): SMS, e-mail, Zalo;
+        `portal` when neither phone nor e-mail is known. An event without templates of its own is told with
+        the `status` templates, `text_vi` being their `message`."""
+        event = kind if kind in APPLICANT_EVENTS else "status"
+        self.service._notify_applicant(s, d, event, {"message": text_vi, **extra})
 
     def _view(self, d, open_tasks) -> dict:
         return dossier_view(d, open_tasks)
@@ -276,7 +266,12 @@ class LegalActions:
             )
             listing = "; ".join(docs) if docs else reason
             self._notify(
-                s, d, "supplement_requested", f"Hồ sơ {d.code} cần bổ sung giấy tờ: {listing}. Lý do: {reason}"
+                s,
+                d,
+                "supplement_requested",
+                f"Hồ sơ {d.code} cần bổ sung giấy tờ: {listing}. Lý do: {reason}",
+                reason=reason,
+                documents=listing,
             )
             return self._view(d, open_tasks)
 
@@ -410,7 +405,7 @@ class LegalActions:
                     "overdue": bool(d.due_at and d.due_at < now),
                 },
             )
-            self._notify(s, d, target.value, template.format(code=d.code, reason=reason))
+            self._notify(s, d, target.value, template.format(code=d.code, reason=reason), reason=reason)
             return self._view(d, [])
 
     # -- extension ---------------------------------------------------------------------------------
@@ -514,5 +509,7 @@ class LegalActions:
                 "apology",
                 f"Xin lỗi ông/bà: hồ sơ {d.code} chưa giải quyết kịp hạn. Ngày hẹn trả mới: "
                 f"{_local(new_due)}. Lý do: {reason}",
+                reason=reason,
+                new_due_date=_local(new_due),
             )
             return self._view(d, open_tasks)

@@ -23,6 +23,7 @@ from sqlalchemy import Table, select
 
 from ..calendar import VN_TZ
 from ..models import Notification, User, utcnow
+from ..outbox import unaccent
 from ..statuses import Status
 from .config import EMAIL, NATIONAL_PORTAL, OFFICER, PUBLIC_PAGE, SMS, ZALO, ChannelSettings
 from .templates import TemplateStore
@@ -93,9 +94,10 @@ class Notifier:
         r = self.templates.event(event, ctx, parts)
         rows = []
         if phone:
-            rows.append(self._row(d, event, SMS, phone, r.sms, now))
+            sms = unaccent(r.sms or "")  # stored as sent: carriers' templates have no diacritics
+            rows.append(self._row(d, event, SMS, phone, sms, now))
             if r.zalo is not None:
-                rows.append(self._row(d, event, ZALO, phone, r.sms, now, payload=r.zalo))
+                rows.append(self._row(d, event, ZALO, phone, sms, now, payload=r.zalo))
         if email:
             rows.append(self._row(d, event, EMAIL, email, r.text, now, subject=r.subject, payload={"html": r.html}))
         if not rows:
