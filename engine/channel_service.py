@@ -12,16 +12,15 @@ from typing import cast
 
 from sqlalchemy import Table, func, select, text
 
-from .auth import Actor
+from .auth import Actor, visible_dossier
 from .channels.config import SMS, ZALO_OA
 from .channels.delivery import resend
 from .channels.notify import Notifier, vn_time
 from .channels.templates import EVENTS, LOOKUP, PARTS, SAMPLE, TemplateStore, shipped_names, shipped_source
-from .dossiers import visible_dossier
 from .errors import InvalidInput, MotcuaError, NotFound, PermissionDenied
 from .models import Dossier, InboundMessage, MessageTemplate, Notification, utcnow
 from .outbox import unaccent
-from .queries import Page, _page, _paging
+from .paging import Page, page_of, paging
 from .statuses import Status
 
 N = cast(Table, Notification.__table__)
@@ -177,12 +176,12 @@ class ChannelService:
     # -- dead letters and the delivery log --------------------------------------------------------------
     def dead_letters(self, actor: Actor, channel=None, page=1, per_page=20) -> Page:
         actor.require("admin")
-        page, per_page = _paging(page, per_page)
+        page, per_page = paging(page, per_page)
         with self.db.read() as s:
             stmt = select(N).where(N.c.dead_at.isnot(None))
             if channel:
                 stmt = stmt.where(N.c.channel == channel)
-            return _page(s, stmt, [N.c.dead_at.desc(), N.c.id.desc()], page, per_page, delivery_view)
+            return page_of(s, stmt, [N.c.dead_at.desc(), N.c.id.desc()], page, per_page, delivery_view)
 
     def resend(self, actor: Actor, ids: list[int]) -> int:
         actor.require("admin")
@@ -195,19 +194,19 @@ class ChannelService:
         return n
 
     def deliveries(self, actor: Actor, code: str, page=1, per_page=20) -> Page:
-        page, per_page = _paging(page, per_page)
+        page, per_page = paging(page, per_page)
         with self.db.read() as s:
             d = visible_dossier(s, actor, code)
             stmt = select(N).where(N.c.dossier_id == d.id)
-            return _page(s, stmt, [N.c.id.desc()], page, per_page, delivery_view)
+            return page_of(s, stmt, [N.c.id.desc()], page, per_page, delivery_view)
 
     def my_messages(self, actor: Actor, page=1, per_page=20) -> Page:
         """An officer's inbox messages: to `user:<me>` or to one of my roles in my agency."""
-        page, per_page = _paging(page, per_page)
+        page, per_page = paging(page, per_page)
         mine = [f"user:{actor.username}"] + [f"role:{r}@{actor.agency}" for r in sorted(actor.roles)]
         with self.db.read() as s:
             stmt = select(N).where(N.c.channel == "officer", N.c.recipient.in_(mine))
-            return _page(s, stmt, [N.c.id.desc()], page, per_page, delivery_view)
+            return page_of(s, stmt, [N.c.id.desc()], page, per_page, delivery_view)
 
     # -- templates ----------------------------------------------------------------------------------------
     def template_list(self, actor: Actor) -> list[dict]:
