@@ -54,6 +54,7 @@ BLUEPRINTS = [
     "api.monitor",
     "api.reports",  # overdue monitor and periodic report (supervisors, docs/reports.md)
     "api.channels",  # citizen channels: inbound lookups, delivery logs, dead letters, templates (docs/channels.md)
+    "api.citizens",  # citizens online: catalogue, submission, sign-in, my dossiers, payment (docs/online.md)
     "api.web",
 ]
 

@@ -33,6 +33,10 @@ blp.before_request(authenticate)
 
 class AttachmentSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
+    kind = ma.fields.String(
+        required=True,
+        metadata={"enum": ["document", "result"], "description": "giấy tờ / kết quả điện tử (x-result-files)"},
+    )
     document_key = Str(metadata={"description": "mã giấy tờ trong danh mục (x-documents) / checklist key"})
     filename = ma.fields.String(required=True)
     content_type = ma.fields.String(required=True, metadata={"example": "application/pdf"})

@@ -59,6 +59,7 @@ def blob_path(settings, sha256: str) -> Path:
 def attachment_view(a: Attachment) -> dict:
     return {
         "id": a.id,
+        "kind": a.kind or "document",
         "document_key": a.document_key,
         "filename": a.filename,
         "content_type": a.content_type,
@@ -66,6 +67,19 @@ def attachment_view(a: Attachment) -> dict:
         "sha256": a.sha256,
         "uploaded_at": iso(a.uploaded_at),
         "uploaded_by": a.uploaded_by,
+    }
+
+
+def attachment_public_view(a: Attachment) -> dict:
+    """An attachment as its applicant sees it: no officer's name, no storage hash."""
+    return {
+        "id": a.id,
+        "kind": a.kind or "document",
+        "document_key": a.document_key,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "uploaded_at": iso(a.uploaded_at),
     }
 
 
@@ -87,6 +101,30 @@ def checklist(runtime) -> list[dict]:
     return out
 
 
+def intake_form(runtime):
+    """The form an applicant's submission is checked against: the one declaring the applicant's fields
+    (`x-applicant-fields`), else the one declaring the documents checklist; None if neither exists."""
+    forms = list((runtime.forms or {}).values())
+    for form in forms:
+        if form.applicant_fields():
+            return form
+    for form in forms:
+        if form.documents():
+            return form
+    return None
+
+
+def result_files(runtime) -> list[dict]:
+    """The electronic result files the procedure's steps declare (`x-result-files` of their forms)."""
+    out, seen = [], set()
+    for form in (runtime.forms or {}).values():
+        for doc in form.result_files():
+            if doc["key"] not in seen:
+                seen.add(doc["key"])
+                out.append(doc)
+    return out
+
+
 def provided_documents(s, dossier_id: int) -> set[str]:
     """Document keys with at least one uploaded attachment on the dossier."""
     return {
@@ -99,6 +137,27 @@ def provided_documents(s, dossier_id: int) -> set[str]:
     }
 
 
+def check_result_files(s, dossier, form) -> None:
+    """Completing a step whose form declares required electronic result files (`x-result-files`): each is
+    attached (kind `result`)."""
+    results = form.result_files()
+    if not any(d["required"] for d in results):
+        return
+    have = set(
+        s.scalars(
+            select(Attachment.document_key).where(Attachment.dossier_id == dossier.id, Attachment.kind == "result")
+        )
+    )
+    absent = [d for d in results if d["required"] and d["key"] not in have]
+    if absent:
+        names = ", ".join(d["key"] for d in absent)
+        raise InvalidInput(
+            f"Chưa đính kèm kết quả điện tử bắt buộc: {names}",
+            f"required electronic result files are missing: {names}",
+            {"fields": {"result_files": "; ".join(f"{d['name']} ({d['key']})" for d in absent)}},
+        )
+
+
 def check_required_documents(s, dossier, runtime, form, data: dict) -> None:
     """Completing a form that shows the documents checklist (one that declares `x-documents`, the intake
     form): every required document of the procedure's `checklist` is uploaded or ticked in
@@ -107,6 +166,8 @@ def check_required_documents(s, dossier, runtime, form, data: dict) -> None:
     The form may waive the check for some answers with `"x-documents-waived-when": {"decision": "refuse"}`
     (a refused intake needs no documents: missing documents are the reason to refuse).
     """
+    if form is not None:
+        check_result_files(s, dossier, form)
     if form is None or not isinstance(data, dict) or not form.documents():
         return
     waived = (form.schema or {}).get("x-documents-waived-when")
@@ -185,11 +246,7 @@ def _put_blob(settings, tmp: Path, sha: str) -> Path:
     return path
 
 
-def store(
-    service, actor: Actor, code: str, document_key: str | None, filename: str, content_type: str | None, source
-) -> dict:
-    """Attach one file to a dossier; the new attachment's view. See the module docstring for the rules."""
-    settings = service.settings
+def _check_key(document_key):
     if document_key is not None:
         document_key = str(document_key).strip() or None
     if document_key is not None and not _KEY.fullmatch(document_key):
@@ -198,6 +255,15 @@ def store(
             "invalid document key (letters, digits, _ - ., at most 100 characters)",
             {"fields": {"document_key": "invalid"}},
         )
+    return document_key
+
+
+def store(
+    service, actor: Actor, code: str, document_key: str | None, filename: str, content_type: str | None, source
+) -> dict:
+    """Attach one file to a dossier; the new attachment's view. See the module docstring for the rules."""
+    settings = service.settings
+    document_key = _check_key(document_key)
     # Who and which dossier first (nothing is written for a refused caller).
     with service.db.read() as s:
         d = visible_dossier(s, actor, code)
@@ -211,8 +277,11 @@ def store(
             raise Conflict(
                 "Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added"
             )
-        docs = {doc["key"]: doc for doc in checklist(service.runtimes.get(s, d.procedure_version_id))}
-    document = docs.get(document_key) if document_key else None
+        rt = service.runtimes.get(s, d.procedure_version_id)
+        docs = {doc["key"]: doc for doc in checklist(rt)}
+        results = {doc["key"]: doc for doc in result_files(rt)}
+    kind = "result" if document_key in results and document_key not in docs else "document"
+    document = docs.get(document_key) or results.get(document_key) if document_key else None
     if document is None:
         document = {
             "key": document_key or "",
@@ -220,6 +289,24 @@ def store(
             "accept": list(DEFAULT_ACCEPT),
             "max_bytes": settings.max_upload_bytes,
         }
+    spooled = spool_checked(settings, document, filename, content_type, source)
+
+    def owner(s):
+        d = visible_dossier(s, actor, code, lock=True)
+        if d.finished:
+            raise Conflict(
+                "Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added"
+            )
+        return d
+
+    with service.db.uow() as s:
+        return save_spooled(s, owner(s), spooled, document_key, kind, actor.username)
+
+
+def spool_checked(settings, document: dict, filename, content_type, source) -> dict:
+    """Read an upload into the content store, checked against its checklist entry (size, type by content,
+    safe name); `{sha, size, filename, content_type}` to record with `save_spooled`. TooLarge (413) or
+    InvalidInput (422) leave nothing behind."""
     safe = forms_lib.safe_filename(filename if filename is not None else "")
     limit = int(document["max_bytes"])
     root = storage_root(settings)
@@ -236,44 +323,45 @@ def store(
         tmp.unlink(missing_ok=True)
         raise
     _put_blob(settings, tmp, sha)
+    return {"sha": sha, "size": size, "filename": safe, "content_type": verified}
+
+
+def save_spooled(s, d, spooled: dict, document_key: str | None, kind: str, by: str) -> dict:
+    """Record a spooled file on dossier `d` (locked by the caller), with its audit event."""
     now = utcnow()
-    with service.db.uow() as s:
-        d = visible_dossier(s, actor, code, lock=True)
-        if d.finished:
-            raise Conflict(
-                "Hồ sơ đã kết thúc, không thể thêm giấy tờ", "the dossier is finished; no documents can be added"
-            )
-        a = Attachment(
+    a = Attachment(
+        dossier_id=d.id,
+        kind=kind,
+        document_key=document_key,
+        sha256=spooled["sha"],
+        filename=spooled["filename"],
+        content_type=spooled["content_type"],
+        size=spooled["size"],
+        uploaded_by=by,
+        uploaded_at=now,
+    )
+    s.add(a)
+    s.flush()
+    s.add(
+        Event(
             dossier_id=d.id,
-            document_key=document_key,
-            sha256=sha,
-            filename=safe,
-            content_type=verified,
-            size=size,
-            uploaded_by=actor.username,
-            uploaded_at=now,
+            actor=by,
+            action="attachment.added",
+            at=now,
+            from_status=d.status,
+            to_status=d.status,
+            details={
+                "attachment_id": a.id,
+                "kind": kind,
+                "document_key": document_key,
+                "filename": spooled["filename"],
+                "content_type": spooled["content_type"],
+                "size": spooled["size"],
+                "sha256": spooled["sha"],
+            },
         )
-        s.add(a)
-        s.flush()
-        s.add(
-            Event(
-                dossier_id=d.id,
-                actor=actor.username,
-                action="attachment.added",
-                at=now,
-                from_status=d.status,
-                to_status=d.status,
-                details={
-                    "attachment_id": a.id,
-                    "document_key": document_key,
-                    "filename": safe,
-                    "content_type": verified,
-                    "size": size,
-                    "sha256": sha,
-                },
-            )
-        )
-        return attachment_view(a)
+    )
+    return attachment_view(a)
 
 
 def list_attachments(service, actor: Actor, code: str) -> list[dict]:

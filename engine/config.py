@@ -35,6 +35,44 @@ def installation_secret(var_dir: Path) -> str:
 
 
 @dataclass
+class OnlineSettings:
+    """Citizens online (docs/online.md): sign-in with the national identity provider, the payment gateway,
+    the public address of this server (for the gateway's return and confirmation URLs)."""
+
+    public_url: str = "http://127.0.0.1:5000"
+    citizen_token_ttl_seconds: int = 1800
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_id_claim: str = "sub"
+    oidc_scope: str = "openid"
+    pay_url: str | None = None
+    pay_merchant: str = "MOTCUA"
+    pay_secret: str | None = None
+
+    @classmethod
+    def from_env(cls) -> OnlineSettings:
+        env = os.environ
+        kw = {}
+        for name, var in (
+            ("public_url", "MOTCUA_PUBLIC_URL"),
+            ("oidc_issuer", "MOTCUA_OIDC_ISSUER"),
+            ("oidc_client_id", "MOTCUA_OIDC_CLIENT_ID"),
+            ("oidc_client_secret", "MOTCUA_OIDC_CLIENT_SECRET"),
+            ("oidc_id_claim", "MOTCUA_OIDC_ID_CLAIM"),
+            ("oidc_scope", "MOTCUA_OIDC_SCOPE"),
+            ("pay_url", "MOTCUA_PAY_URL"),
+            ("pay_merchant", "MOTCUA_PAY_MERCHANT"),
+            ("pay_secret", "MOTCUA_PAY_SECRET"),
+        ):
+            if env.get(var):
+                kw[name] = env[var]
+        if env.get("MOTCUA_CITIZEN_TOKEN_TTL"):
+            kw["citizen_token_ttl_seconds"] = int(env["MOTCUA_CITIZEN_TOKEN_TTL"])
+        return cls(**kw)
+
+
+@dataclass
 class Settings:
     var_dir: Path = field(default_factory=_default_var_dir)
     database_url: str = ""  # empty: var/motcua.db (SQLite)
@@ -46,6 +84,7 @@ class Settings:
     reminder_hours_before_due: float = 4.0
     sweep_seconds: int = 30
     channels: ChannelSettings = field(default_factory=ChannelSettings)
+    online: OnlineSettings = field(default_factory=OnlineSettings.from_env)
 
     def __post_init__(self):
         self.var_dir.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from forms import MAX_DATA_BYTES
 
+from . import payments
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
 from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
@@ -485,6 +486,7 @@ class DossierService:
     def _run(workflow, rt: Runtime) -> None:
         # Waiting timers are refreshed by the scheduler when they are due (engine/scheduler.py), not here.
         workflow.do_engine_steps()
+        payments.settle_free(workflow, payments.fee_of(rt.meta))  # a fee of 0 asks for no payment
 
     def _after_step(
         self,
@@ -579,6 +581,8 @@ class DossierService:
             )
             declared = end_status[ends[-1].task_spec.name] if ends else None
             new_status = Status(declared) if declared else Status.RETURNED
+        elif payments.waits_for_payment(workflow):
+            new_status = Status.PAYMENT_REQUIRED  # the fee is due (engine/payments.py): processing waits
         elif new_status not in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED):
             declared = [rt.meta.get("task_status", {}).get(t.task_spec.name) for t in ready]
             declared = [d for d in declared if d]
@@ -587,6 +591,8 @@ class DossierService:
             elif completed_task is not None:
                 new_status = Status.IN_PROCESS
         self._set_status(dossier, new_status, now)
+        if new_status == Status.PAYMENT_REQUIRED and old_status != new_status:
+            payments.open_order(s, dossier, payments.fee_of(rt.meta))
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings)

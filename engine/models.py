@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -166,7 +167,7 @@ class Dossier(Base):
     channel: Mapped[int] = mapped_column(Integer, default=1)
     applicant_name: Mapped[str] = mapped_column(String(200))
     applicant_id_number: Mapped[str | None] = mapped_column(String(32), index=True)
-    applicant_phone: Mapped[str | None] = mapped_column(String(32))
+    applicant_phone: Mapped[str | None] = mapped_column(String(32), index=True)  # "my dossiers" (code sign-in)
     applicant_email: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -308,12 +309,17 @@ class IdempotencyRecord(Base):
 
 
 class Attachment(Base):
-    """A document of a dossier, stored once by content hash under var/."""
+    """A document of a dossier, stored once by content hash under var/.
+
+    `kind` is `document` (the applicant's documents, uploaded at the desk or online) or `result` (an
+    electronic result file of the result step, declared by its form's `x-result-files`; docs/online.md)."""
 
     __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_dossier_kind", "dossier_id", "kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="document", server_default="document")
     document_key: Mapped[str | None] = mapped_column(String(100))
     sha256: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
@@ -380,3 +386,49 @@ class InboundMessage(Base):
     text: Mapped[str] = mapped_column(String(500))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     outcome: Mapped[str] = mapped_column(String(20))
+
+
+# -- citizens online (engine/citizens.py, engine/payments.py; docs/online.md) ------------------------------------
+
+
+class RateCounter(Base):
+    """A fixed-window counter shared by every process (engine/ratelimit.py): anonymous submissions, sign-in
+    codes. One row per key (`otp-phone:0912345678`, `submit-ip:1.2.3.4`…); a stale window restarts at 1."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OtpCode(Base):
+    """The one live sign-in code of a phone: only its keyed hash is stored; 5 wrong tries lock it."""
+
+    __tablename__ = "otp_codes"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Payment(Base):
+    """A payment order of a dossier's fee and, once the gateway confirmed it, its receipt."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_dossier", "dossier_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    gateway: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, paid
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    gateway_ref: Mapped[str | None] = mapped_column(String(100))
+    receipt_no: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict | None] = mapped_column(JSON)

@@ -25,6 +25,12 @@ from .jsondata import parse_json_file, plain_json
 from .messages import field_messages, message
 from .patterns import pattern_problem, search
 
+#: The intake form's fields an applicant fills in online (docs/bpmn-conventions.md, docs/online.md).
+APPLICANT_KEYWORD = "x-applicant-fields"
+#: The electronic result files a (result) step may attach.
+RESULT_FILES_KEYWORD = "x-result-files"
+_APPLICANT_DROP = {"x-documents-waived-when", APPLICANT_KEYWORD, RESULT_FILES_KEYWORD, "properties", "required"}
+
 DIALECT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 _DIALECTS = {
     DIALECT_2020_12,
@@ -471,12 +477,35 @@ class Form:
         self.source_format = source_format
         self.warnings = list(warnings or [])
         self._documents = normalize_documents(self.schema.get(DOCUMENTS_KEYWORD), key)
+        self._result_files = normalize_documents(self.schema.get(RESULT_FILES_KEYWORD), key)
+        self._applicant_fields = self._read_applicant_fields()
         self._check_defaults()
 
     # -- construction helpers --------------------------------------------------------------------------------
     def _properties(self) -> dict:
         props = self.schema.get("properties")
         return props if isinstance(props, dict) else {}
+
+    def _read_applicant_fields(self) -> list[str]:
+        raw = self.schema.get(APPLICANT_KEYWORD)
+        if raw is None:
+            return []
+        if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+            raise FormError.in_file(
+                self.key,
+                f"'{APPLICANT_KEYWORD}' phải là danh sách tên trường",
+                f"'{APPLICANT_KEYWORD}' must be a list of field names",
+                APPLICANT_KEYWORD,
+            )
+        unknown = sorted(set(raw) - set(self._properties()))
+        if unknown:
+            raise FormError.in_file(
+                self.key,
+                f"'{APPLICANT_KEYWORD}' nêu trường không có trong biểu mẫu: {', '.join(unknown)}",
+                f"'{APPLICANT_KEYWORD}' names fields the form does not declare: {', '.join(unknown)}",
+                APPLICANT_KEYWORD,
+            )
+        return list(dict.fromkeys(raw))
 
     def _check_defaults(self):
         """Top-level defaults are filled in on submission, so each must pass its own field's rules."""
@@ -566,6 +595,46 @@ class Form:
         """The documents checklist (`x-documents`), shape checked and defaults filled in."""
         return copy.deepcopy(self._documents)
 
+    def result_files(self) -> list[dict]:
+        """The electronic result files this step may attach (`x-result-files`, same shape as `x-documents`)."""
+        return copy.deepcopy(self._result_files)
+
+    def applicant_fields(self) -> list[str]:
+        """The top-level fields an applicant fills in when submitting online (`x-applicant-fields`)."""
+        return list(self._applicant_fields)
+
+    def applicant_form(self) -> Form:
+        """This (intake) form cut down to the applicant's fields: their properties, which of them are
+        required, and the conditional rules (`allOf`, `if`/`then`…) that read only those fields. Officers'
+        fields (the decision, the reason of a refusal, notes) are left out. The documents checklist stays."""
+        mine = set(self._applicant_fields)
+        schema = {k: copy.deepcopy(v) for k, v in self.schema.items() if k not in _APPLICANT_DROP}
+        schema["properties"] = {k: copy.deepcopy(v) for k, v in self._properties().items() if k in mine}
+        required = [n for n in self.schema.get("required") or [] if n in mine]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+        for k in ("allOf", "anyOf", "oneOf"):
+            kept = [copy.deepcopy(b) for b in self.schema.get(k) or [] if _names_in(b) <= mine]
+            if kept:
+                schema[k] = kept
+            else:
+                schema.pop(k, None)
+        for k in ("if", "then", "else"):
+            schema.pop(k, None)
+        if (
+            self.schema.get("if") is not None
+            and _names_in({k: self.schema[k] for k in ("if", "then", "else") if k in self.schema}) <= mine
+        ):
+            schema.update({k: copy.deepcopy(self.schema[k]) for k in ("if", "then", "else") if k in self.schema})
+        ui = None
+        if isinstance(self.ui_schema, dict):
+            ui = {k: copy.deepcopy(v) for k, v in self.ui_schema.items() if not k.startswith("ui:") and k in mine}
+            if isinstance(self.ui_schema.get("ui:order"), list):
+                ui["ui:order"] = [n for n in self.ui_schema["ui:order"] if n in mine or n == "*"]
+        return Form(f"{self.key}#applicant", schema, ui, self.title)
+
     def prefill(self, data: dict) -> dict:
         """The current values of this form's top-level fields, taken from the dossier's data."""
         if not isinstance(data, dict):
@@ -632,6 +701,29 @@ class Form:
         if fields:
             raise FormValidationError(fields, self.key)
         return cleaned
+
+
+def _names_in(schema) -> set[str]:
+    """Every property name a (sub)schema mentions in `properties` or `required`, at any depth."""
+    names: set[str] = set()
+    stack = [schema]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, list):
+            stack.extend(s)
+            continue
+        if not isinstance(s, dict):
+            continue
+        if isinstance(s.get("properties"), dict):
+            names |= set(s["properties"])
+        if isinstance(s.get("required"), list):
+            names |= {n for n in s["required"] if isinstance(n, str)}
+        for k, v in s.items():
+            if k not in ("properties", "required") and isinstance(v, (dict, list)):
+                stack.append(v)
+        if isinstance(s.get("properties"), dict):
+            stack.extend(v for v in s["properties"].values() if isinstance(v, (dict, list)))
+    return names
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
