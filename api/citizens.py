@@ -313,7 +313,7 @@ def oidc_login(args):
     summary="Quay về từ nhà cung cấp định danh / back from the identity provider",
     responses={"302": {"description": "to the citizen's page, the token in the URL fragment"}},
 )
-@errors(blp, 401, 404)
+@errors(blp, 401, 403, 404)
 def oidc_callback():
     from authlib.integrations.base_client.errors import OAuthError
     from flask import session

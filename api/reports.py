@@ -68,6 +68,18 @@ class InProcessSchema(ma.Schema):
     overdue = ma.fields.Integer(required=True, metadata={"description": "quá hạn at the period's end"})
 
 
+class ShareSchema(ma.Schema):
+    count = ma.fields.Integer(required=True)
+    of = ma.fields.Integer(required=True)
+    percent = ma.fields.Float(allow_none=True, required=True, metadata={"description": "%, null when of = 0"})
+
+
+class Decision766Schema(ma.Schema):
+    submitted_online = ma.fields.Nested(ShareSchema, required=True)
+    paid_online = ma.fields.Nested(ShareSchema, required=True)
+    electronic_result = ma.fields.Nested(ShareSchema, required=True)
+
+
 class FiguresSchema(ma.Schema):
     received = ma.fields.Nested(ReceivedSchema, required=True)
     carried_over = ma.fields.Integer(required=True, metadata={"description": "từ kỳ trước chuyển sang"})
@@ -87,6 +99,11 @@ class FiguresSchema(ma.Schema):
         required=True,
         allow_none=True,
         metadata={"description": "giờ làm việc trung bình / mean working hours to the result, paused time excluded"},
+    )
+    decision_766 = ma.fields.Nested(
+        Decision766Schema,
+        required=True,
+        metadata={"description": "Quyết định 766: nộp, thanh toán trực tuyến, kết quả điện tử (engine/reports.py)"},
     )
 
 

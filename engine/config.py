@@ -53,7 +53,7 @@ class OnlineSettings:
     @classmethod
     def from_env(cls) -> OnlineSettings:
         env = os.environ
-        kw = {}
+        kw: dict[str, Any] = {}
         for name, var in (
             ("public_url", "MOTCUA_PUBLIC_URL"),
             ("oidc_issuer", "MOTCUA_OIDC_ISSUER"),

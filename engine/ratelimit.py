@@ -18,14 +18,15 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import cast
 
-from sqlalchemy import bindparam, case, delete
+from sqlalchemy import Table, bindparam, case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import MotcuaError
 from .models import RateCounter, utcnow
 
-COUNTERS = RateCounter.__table__
+COUNTERS = cast(Table, RateCounter.__table__)
 
 
 class RateLimited(MotcuaError):

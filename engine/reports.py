@@ -66,6 +66,16 @@ on_time_rate (Decision 766/QĐ-TTg: "completed on time + in process within deadl
     ``received + carried_over = completed + in_process + refused + stopped + withdrawn`` exactly (for
     dossiers whose ``finished_at`` is not before their ``processed_at``, which the runtime guarantees).
 
+decision_766 {submitted_online, paid_online, electronic_result}, each {count, of, percent}
+    The shares Decision 766/QĐ-TTg scores (full marks at 50%, 80%, 80%):
+    *submitted_online*: ``received.online`` of ``received.total``;
+    *paid_online*: of the dossiers received in the period whose procedure version has a ``fee`` above 0,
+    those with a payment order paid through the gateway (``payments.status = 'paid'``; a fee collected at
+    the desk outside the system is not online);
+    *electronic_result*: of the dossiers completed in the period, those with at least one electronic result
+    file (an attachment of kind ``result``, declared by the result step's form). ``percent`` has two
+    decimals, null when ``of`` is 0.
+
 avg_processing_hours
     Mean, over the dossiers completed in the period, of the working hours (office hours of the working
     calendar, as `WorkCalendar.working_hours_between` counts them) from ``received_at`` to ``processed_at``,
@@ -100,7 +110,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from .calendar import VN_TZ, WorkCalendar
 from .domain import dossier_overdue_as_of_sql
 from .errors import InvalidInput
-from .models import Dossier, Procedure
+from .models import Attachment, Dossier, Payment, Procedure, ProcedureVersion
 from .statuses import Status
 
 __all__ = ["MAX_PERIOD_DAYS", "Period", "parse_period", "summary", "to_csv", "to_xlsx", "COLUMNS"]
@@ -304,6 +314,7 @@ _FLAT = (
     "withdrawn",
     "returned",
 )
+_SHARES = ("fee_due", "paid_online", "e_result")
 _COLUMNS = (
     "agency",
     "procedure_code",
@@ -388,6 +399,48 @@ def _aggregate_query(p0: datetime, p1: datetime, agency, procedure_code):
     return select(D.agency, D.procedure_code, *cols).group_by(D.agency, D.procedure_code)
 
 
+def _shares_query(p0: datetime, p1: datetime, agency, procedure_code):
+    """The Decision 766 counts that need other tables, per (agency, procedure): received in the period with a
+    fee, of those paid online; completed in the period with an electronic result. Two index-driven branches
+    (ix_dossiers_received, ix_dossiers_processed), each row looked up by primary key or (dossier_id, …)."""
+    D, V, P, A = Dossier, ProcedureVersion, Payment, Attachment
+
+    def scope():
+        terms = []
+        if agency:
+            terms.append(unindexed(D.agency) == agency)
+        if procedure_code:
+            terms.append(unindexed(D.procedure_code) == procedure_code)
+        return terms
+
+    paid = select(P.id).where(P.dossier_id == D.id, P.status == "paid").exists()
+    result = select(A.id).where(A.dossier_id == D.id, A.kind == "result").exists()
+    fee = V.meta["fee"].as_integer() > 0
+    zero = literal_column("0")
+    received = (
+        select(
+            D.agency,
+            D.procedure_code,
+            case((fee, 1), else_=0).label("fee_due"),
+            case((and_(fee, paid), 1), else_=0).label("paid"),
+            zero.label("e_result"),
+        )
+        .join(V, V.id == D.procedure_version_id)
+        .where(D.received_at >= p0, D.received_at < p1, *scope())
+    )
+    completed = select(D.agency, D.procedure_code, zero, zero, case((result, 1), else_=0)).where(
+        D.processed_at >= p0, D.processed_at < p1, *scope()
+    )
+    u = union_all(received, completed).subquery("s")
+    return select(
+        u.c.agency, u.c.procedure_code, func.sum(u.c.fee_due), func.sum(u.c.paid), func.sum(u.c.e_result)
+    ).group_by(u.c.agency, u.c.procedure_code)
+
+
+def _share(count: int, of: int) -> dict:
+    return {"count": count, "of": of, "percent": round(100.0 * count / of, 2) if of else None}
+
+
 def _office_hours_of_day(col, calendar: WorkCalendar):
     """Office hours of the local day up to the instant `col` (as if the day were a working day)."""
     h = local_hour(col)
@@ -460,6 +513,11 @@ def _shape(agency: str | None, procedure_code: str | None, f: dict, hours_sum: f
             "returned": f["returned"],
             "on_time_rate": round(100.0 * (early + on_time + within) / denominator, 2) if denominator else None,
             "avg_processing_hours": round(hours_sum / hours_n, 2) if hours_n else None,
+            "decision_766": {
+                "submitted_online": _share(f["received_online"], f["received_total"]),
+                "paid_online": _share(f.get("paid_online", 0), f.get("fee_due", 0)),
+                "electronic_result": _share(f.get("e_result", 0), f["completed_total"]),
+            },
         }
     )
     return row
@@ -492,6 +550,10 @@ def summary(
         if any(values.values()):
             flat[(row[0], row[1])] = values
 
+    for ag, proc, fee_due, paid, e_result in session.execute(_shares_query(p0, p1, agency, procedure_code)):
+        if (ag, proc) in flat:
+            flat[(ag, proc)].update(fee_due=int(fee_due or 0), paid_online=int(paid or 0), e_result=int(e_result or 0))
+
     hours: dict[tuple, list] = {}  # (agency, procedure) -> [working hours, completed, [(day, sign, n, part)]]
     seen: set[date] = set()
     for ag, proc, day, sign, n, part, paused in session.execute(_hours_query(p0, p1, agency, procedure_code, calendar)):
@@ -522,7 +584,7 @@ def summary(
         )
 
     rows = []
-    totals = dict.fromkeys(_FLAT, 0)
+    totals = dict.fromkeys(_FLAT + _SHARES, 0)
     total_hours, total_n = 0.0, 0
     for key in sorted(flat):
         f = flat[key]
@@ -530,8 +592,8 @@ def summary(
         row = _shape(key[0], key[1], f, h_sum, h_n)
         row["procedure_name"] = names.get(key[1])
         rows.append(row)
-        for k in _FLAT:
-            totals[k] += f[k]
+        for k in _FLAT + _SHARES:
+            totals[k] += f.get(k, 0)
         total_hours += h_sum
         total_n += h_n
     return {
@@ -583,6 +645,11 @@ COLUMNS: list[tuple[str, str, Callable[[dict], Any]]] = [
     ("", "Đã trả kết quả", lambda r: r["returned"]),
     ("", "Tỷ lệ đúng hạn (%)", lambda r: r["on_time_rate"]),
     ("", "Thời gian xử lý trung bình (giờ làm việc)", lambda r: r["avg_processing_hours"]),
+    ("Quyết định 766", "Nộp trực tuyến (%)", lambda r: r["decision_766"]["submitted_online"]["percent"]),
+    ("Quyết định 766", "Thanh toán trực tuyến", lambda r: r["decision_766"]["paid_online"]["count"]),
+    ("Quyết định 766", "Thanh toán trực tuyến (%)", lambda r: r["decision_766"]["paid_online"]["percent"]),
+    ("Quyết định 766", "Kết quả điện tử", lambda r: r["decision_766"]["electronic_result"]["count"]),
+    ("Quyết định 766", "Kết quả điện tử (%)", lambda r: r["decision_766"]["electronic_result"]["percent"]),
 ]
 TOTAL_LABEL = "Tổng cộng"
 TITLE = "BÁO CÁO TÌNH HÌNH GIẢI QUYẾT HỒ SƠ THỦ TỤC HÀNH CHÍNH"

@@ -73,8 +73,8 @@ class Code(AuthorizationCodeMixin):
         return None
 
 
-class TestProvider:
-    """Start with `TestProvider(client_id, secret).start()`; `issuer` is its URL; `stop()` at the end."""
+class OpenIdProvider:
+    """Start with `OpenIdProvider(client_id, secret).start()`; `issuer` is its URL; `stop()` at the end."""
 
     def __init__(self, client_id: str, client_secret: str, redirect_uris=(), id_claim: str = "so_dinh_danh"):
         self.key = RSAKey.generate_key(2048, parameters={"kid": "test-key-1", "use": "sig", "alg": "RS256"})
@@ -88,7 +88,7 @@ class TestProvider:
         self.issuer = f"http://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="oidc-provider", daemon=True)
 
-    def start(self) -> TestProvider:
+    def start(self) -> OpenIdProvider:
         self._thread.start()
         return self
 

@@ -13,6 +13,7 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
+from engine.calendar import VN_TZ
 from engine.models import Attachment, Dossier, Event, Notification, OtpCode, Payment, utcnow
 from engine.procedures import deploy_bytes, form_files_beside
 
@@ -490,3 +491,15 @@ def test_electronic_result_declared_by_the_result_form_downloaded_from_home(c, g
     assert_problem(
         c.get(f"/api/v1/public/my/dossiers/{code}/files/{view['result_files'][0]['id']}", headers=other), 404
     )
+    # the period report counts the Decision 766 shares
+    second = submit(c).get_json()["code"]  # online, not paid, not completed
+    assert second
+    today = utcnow().astimezone(VN_TZ).date().isoformat()
+    rep = c.get(f"/api/v1/reports/summary?from={today}&to={today}&procedure_code=9.000301", "supervisor").get_json()
+    shares = rep["rows"][0]["decision_766"]
+    assert shares["submitted_online"] == {"count": 2, "of": 2, "percent": 100.0}
+    assert shares["paid_online"] == {"count": 1, "of": 2, "percent": 50.0}
+    assert shares["electronic_result"] == {"count": 1, "of": 1, "percent": 100.0}
+    assert rep["totals"]["decision_766"]["paid_online"]["count"] == 1
+    csv_text = c.get(f"/api/v1/reports/summary?from={today}&to={today}&format=csv", "supervisor").data.decode()
+    assert "Quyết định 766 - Thanh toán trực tuyến (%)" in csv_text.splitlines()[0]
