@@ -103,7 +103,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, Integer, and_, case, false, func, literal_column, or_, select, true, union_all
+from sqlalchemy import ColumnElement, Date, Float, Integer, and_, case, false, func, literal_column, or_, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -416,7 +416,7 @@ def _shares_query(p0: datetime, p1: datetime, agency, procedure_code):
     paid = select(P.id).where(P.dossier_id == D.id, P.status == "paid").exists()
     result = select(A.id).where(A.dossier_id == D.id, A.kind == "result").exists()
     fee = V.meta["fee"].as_integer() > 0
-    zero = literal_column("0")
+    zero: ColumnElement[int] = literal_column("0")
     received = (
         select(
             D.agency,
