@@ -45,6 +45,13 @@ PAYMENT_MESSAGE = "payment"
 ORDER_TTL = timedelta(minutes=15)
 
 
+class NotConfigured(MotcuaError):
+    """No payment gateway is configured on this server: HTTP 404 (there is nothing to pay through here)."""
+
+    status = 404
+    code = "payment_not_configured"
+
+
 class BadSignature(MotcuaError):
     """A gateway message whose signature does not check out: HTTP 403."""
 
@@ -87,7 +94,7 @@ class HmacGateway:
 
     def __init__(self, pay_url: str, merchant: str, secret: str, public_url: str):
         if not pay_url or not secret:
-            raise MotcuaError(
+            raise NotConfigured(
                 "Chưa cấu hình cổng thanh toán (MOTCUA_PAY_URL, MOTCUA_PAY_SECRET)",
                 "no payment gateway configured (MOTCUA_PAY_URL, MOTCUA_PAY_SECRET)",
             )
