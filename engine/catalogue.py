@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, or_, select
 
 from .errors import InvalidInput, NotFound
 from .models import Procedure, ProcedureVersion
-from .paging import MAX_PER_PAGE, paging
+from .paging import MAX_PER_PAGE, page_of, paging
 from .queries import _like_escape
 
 #: Online service levels that take online submissions (Decree 43/2011 levels 3 and 4; Decree 42/2022
