@@ -155,7 +155,8 @@ def extend(body, code):
 
 
 def init_app(app) -> None:
-    """Schedule a worker wake-up at each `next_timer_at` this process commits (engine/worker.py)."""
+    """Schedule a worker wake-up at each `next_timer_at` this process commits, and a delivery after each commit
+    that wrote outbox rows (engine/worker.py)."""
     svc = app.extensions["motcua"]
     try:
         from engine.worker import Worker, install_wakeups
@@ -166,6 +167,10 @@ def init_app(app) -> None:
             if not app.testing:  # test clients leave the queue alone; tests/test_worker.py covers wake-ups
                 worker.schedule_wakeup(when)
 
-        install_wakeups(svc.db, schedule)
+        def deliver():
+            if not app.testing:  # the channel tests run the delivery task themselves
+                worker.enqueue_delivery()
+
+        install_wakeups(svc.db, schedule, deliver)
     except Exception:  # no queue: the worker's periodic sweep still finds every timer
         log.exception("worker wake-ups not installed; timers fire on the periodic sweep")

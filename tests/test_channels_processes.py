@@ -58,6 +58,7 @@ def test_make_run_command_line_sends_email_sms_and_portal_updates(tmp_path):
         MOTCUA_SMS_URL=sms.url,
         MOTCUA_PORTAL_URL=portal.url,
         MOTCUA_PORT=str(port),
+        MOTCUA_SWEEP_SECONDS="300",  # what arrives is sent on the delivery enqueued at commit, not by a periodic tick
     )
     if PG_URL:
         from tests.conftest import reset_database
