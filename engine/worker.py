@@ -110,7 +110,7 @@ class Worker:
         self._scheduled: dict[int, float] = {}
         self._lock = threading.Lock()
         self._delivery: Delivery | None = None
-        self._last_deliver_enqueued = 0.0
+        self._deliver_slots: set[int] = set()
 
     # -- lazily built collaborators ----------------------------------------------------------------
     @property
@@ -190,16 +190,21 @@ class Worker:
         return self.deliver()
 
     def enqueue_delivery(self) -> bool:
-        """Enqueue `motcua.deliver` now, at most once a second per process."""
-        now = _time.monotonic()
+        """Schedule `motcua.deliver` at the next whole second, once per second per process: a burst of
+        commits costs one task, and a commit just after a delivery started is picked up by the next one."""
+        slot = math.ceil(_time.time() + 0.001)
         with self._lock:
-            if now - self._last_deliver_enqueued < 1.0:
+            if slot in self._deliver_slots:
                 return False
-            self._last_deliver_enqueued = now
+            if len(self._deliver_slots) > 1000:
+                self._deliver_slots = {k for k in self._deliver_slots if k >= slot}
+            self._deliver_slots.add(slot)
         try:
-            self.deliver_task()
+            self.deliver_task.schedule(eta=datetime.fromtimestamp(slot, UTC))
         except Exception:  # the queue is down: the periodic tick still drains the outbox
             log.exception("could not enqueue a delivery")
+            with self._lock:
+                self._deliver_slots.discard(slot)
             return False
         return True
 

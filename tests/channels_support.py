@@ -34,6 +34,8 @@ class Gateway:
                 with gateway.lock:
                     n = len(gateway.requests) + 1
                     status = gateway.status(n) if callable(gateway.status) else gateway.status
+                    if len(raw) < length:  # the client went away mid-request (a killed worker): not accepted
+                        status = 400
                     entry = {"n": n, "path": self.path, "headers": dict(self.headers), "raw": raw, "status": status}
                     try:
                         entry["json"] = json.loads(raw)

@@ -40,7 +40,7 @@ from .senders import Message
 log = logging.getLogger("motcua.delivery")
 
 N = cast(Table, Notification.__table__)
-LEASE_MARGIN = 60.0  # seconds beyond the worst case of a claimed batch before it may be taken again
+LEASE_MARGIN = 10.0  # seconds beyond the worst case of a claimed batch before it may be taken again
 
 
 @dataclass
@@ -75,10 +75,11 @@ def _message(row) -> Message:
 class Delivery:
     """Drains the outbox for one process (API server, worker or CLI)."""
 
-    def __init__(self, db, channels: ChannelSettings, senders: dict, batch_per_worker: int = 25):
+    def __init__(self, db, channels: ChannelSettings, senders: dict, batch_per_worker: int = 5):
         self.db, self.channels, self.senders = db, channels, senders
         self.batch_per_worker = batch_per_worker
         self._busy = {c: threading.Lock() for c in ALL}
+        self._again: set[str] = set()  # channels asked for while they were draining: one more round
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_lock = threading.Lock()
         self._lock = not db.is_sqlite
@@ -126,7 +127,8 @@ class Delivery:
             ids = [m.id for g in groups for m in g]
             if ids:
                 n = len(groups)
-                lease = policy.timeout * (math.ceil(n / max(1, policy.concurrency)) + 1) + LEASE_MARGIN
+                # the worst case of sending this batch: a crashed worker's rows are retried soon after it
+                lease = policy.timeout * math.ceil(n / max(1, policy.concurrency)) + LEASE_MARGIN
                 s.execute(
                     update(N)
                     .where(N.c.id.in_(ids))
@@ -234,11 +236,12 @@ class Delivery:
     def drain_channel(self, channel: str, budget_seconds: float = 20.0, limit: int | None = None) -> ChannelResult:
         """Rounds of claim → send → record until nothing is due, `limit` is reached or the budget is spent.
 
-        A second call for the same channel in the same process while one runs returns at once (the running
-        one will see the new rows)."""
+        A second call for the same channel in the same process while one runs returns at once, and the running
+        one makes one more round before it stops (so rows committed meanwhile are not left for the next tick)."""
         total = ChannelResult(channel)
         busy = self._busy.setdefault(channel, threading.Lock())
         if not busy.acquire(blocking=False):
+            self._again.add(channel)
             return total
         started = time.monotonic()
         try:
@@ -250,8 +253,11 @@ class Delivery:
                 n = batch if limit is None else min(batch, limit - total.sent - total.failed - total.dead)
                 if n <= 0:
                     break
+                self._again.discard(channel)
                 groups = self.claim(channel, utcnow(), n)
                 if not groups:
+                    if channel in self._again:
+                        continue
                     break
                 futures = [pool.submit(self._send_group, sender, g) for g in groups]
                 wait(futures)
@@ -262,7 +268,9 @@ class Delivery:
                 total.rounds += 1
                 if r.errors:
                     log.warning("%s: %s failed this round, e.g. %s", channel, len(r.errors), r.errors[0])
-                if len(groups) < n or time.monotonic() - started > budget_seconds:
+                if time.monotonic() - started > budget_seconds:
+                    break
+                if len(groups) < n and channel not in self._again:
                     break
         finally:
             total.seconds = time.monotonic() - started
