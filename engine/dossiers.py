@@ -33,9 +33,10 @@ from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, 
 from .config import Settings
 from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
-from .expressions import expression_error_of, make_script_engine
+from .expressions import expression_error_of
 from .models import CodeCounter, Dossier, Event, Task, TaskRole, WorkflowState, utcnow
 from .procedures import Runtime, RuntimeCache, current_version_id
+from .script_engine import make_script_engine
 from .statuses import FINAL, Channel, Status
 from .timers import timer_functions
 from .views import dossier_view, event_view, task_view
@@ -81,10 +82,12 @@ def _workflow_errors(where: str):
             vi, en = cause.message_vi, cause.message_en
         else:
             vi = en = str(exc).strip() or type(exc).__name__
+        at_vi = f" (tại '{element}')" if element else ""
+        at_en = f" (at '{element}')" if element else ""
         raise WorkflowDataError(
-            f"Quy trình không thể tiếp tục sau '{where}' với dữ liệu này: {vi}",
-            f"the process cannot continue after '{where}' with this data: {en}",
-            {"element": element},
+            f"Quy trình không thể tiếp tục sau '{where}' với dữ liệu này{at_vi}: {vi}",
+            f"the process cannot continue after '{where}' with this data{at_en}: {en}",
+            {"element": element, "problems": [{"element": element, "message_vi": vi, "message_en": en}]},
         ) from exc
 
 

@@ -38,6 +38,7 @@ expression, `round()` to at most 100 digits. Scripts also: `MAX_SCRIPT_STATEMENT
 from __future__ import annotations
 
 import ast
+import contextvars
 import copy
 import re
 import time
@@ -51,28 +52,17 @@ from typing import Any
 from uuid import UUID
 
 import simpleeval
-from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
-from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
-from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
-from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
-    CycleTimerEventDefinition,
-    DurationTimerEventDefinition,
-    TimeDateEventDefinition,
-)
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.calendar import VN_TZ
 from engine.errors import InvalidInput
+from engine.sandbox_pool import WorkerFailed, WorkerPool
 
 __all__ = [
     "ExpressionError",
     "safe_evaluate",
     "run_script",
     "check_expression",
-    "SandboxEnvironment",
-    "SandboxScriptEngine",
-    "make_script_engine",
+    "runs_inline",
     "expression_error_of",
     "DEFAULT_FUNCTIONS",
     "READ_METHODS",
@@ -85,13 +75,26 @@ MAX_SOURCE_LENGTH = 20_000  # characters of one condition, timer or script
 MAX_STEPS = 200_000  # AST nodes evaluated per expression / per script run
 MAX_SECONDS = 1.0  # wall-clock per expression / per script run
 MAX_SIZE = 100_000  # length of any string, list, dict, set or tuple produced
-MAX_ALLOCATION = 2_000_000  # total items produced by one evaluation / script run
+MAX_ALLOCATION = 500_000  # total items produced by one evaluation / script run
+MAX_BYTES = 2_000_000  # total characters of text produced (or about to be) by one evaluation / script run
 MAX_INT_BITS = 4_096  # about 1,233 decimal digits
 # elements visited by all comprehensions of one expression (simpleeval's own bound, reset per expression)
 MAX_COMPREHENSION = simpleeval.MAX_COMPREHENSION_LENGTH
 MAX_SCRIPT_STEPS = 10_000  # statements executed by one script run (loop bodies included)
 MAX_SCRIPT_STATEMENTS = 500  # statements written in one script
 MAX_FORMAT_WIDTH = 100  # largest number allowed in an f-string format spec
+# the limits above, by name: sent with every job to the worker pool so that both sides apply the same ones
+LIMIT_NAMES = (
+    "MAX_STEPS",
+    "MAX_SECONDS",
+    "MAX_SIZE",
+    "MAX_ALLOCATION",
+    "MAX_BYTES",
+    "MAX_INT_BITS",
+    "MAX_COMPREHENSION",
+    "MAX_SCRIPT_STEPS",
+    "MAX_SCRIPT_STATEMENTS",
+)
 
 
 KINDS = ("condition", "script", "timer")
@@ -191,24 +194,110 @@ def _days_between(start, end) -> int:
     return (_to_vn_datetime(end).date() - _to_vn_datetime(start).date()).days
 
 
+# The budget of the evaluation running in this thread (set by _Sandbox.run_node), for the builtins below:
+# they are called by the tree walker, but also by sorted/min/max as a `key=`.
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("expression_budget", default=None)
+
+
+def _charge(nbytes: int = 0, items: int = 0) -> None:
+    """Count text about to be built (and items) against the running evaluation's budget, before building."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.charge(nbytes, items)
+
+
+def _text_size(value, limit: int) -> int:
+    """A lower bound of len(str(value)), stopping once past `limit` (so cheap whatever `value` is).
+
+    Shared sub-lists count each time they occur, as `str` would print them.
+    """
+    total, stack = 0, [value]
+    while stack:
+        if total > limit:
+            return total
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += 2 + 2 * len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, int) and not isinstance(item, bool):
+            total += max(1, item.bit_length() * 3 // 10)
+        else:
+            total += 4
+    return total
+
+
+def _to_text(value) -> str:
+    """str(value), refused before building when the text would be longer than MAX_SIZE."""
+    size = _text_size(value, MAX_SIZE)
+    if size > MAX_SIZE:
+        raise _TooLarge(f"text longer than {MAX_SIZE}")
+    _charge(size)
+    return str(value)
+
+
+def _safe_str(*args):
+    if len(args) != 1:
+        raise TypeError("str() takes one value")
+    return _to_text(args[0])
+
+
+def _ordering(name: str, builtin: Callable):
+    """sorted/min/max: the comparisons and every `key=` call are counted before they run."""
+
+    def ordered(*args, key=None, **kwargs):
+        items = list(args[0]) if len(args) == 1 else list(args)
+        n = len(items)
+        if n > MAX_SIZE:
+            raise _TooLarge(f"{name}() over more than {MAX_SIZE} items")
+        _charge(items=n)
+        if key is not None:
+            keys = [key(item) for item in items]  # key is a whitelisted (so budgeted) function
+            weight = _text_size(keys, MAX_BYTES)
+            _charge(weight * max(1, n.bit_length()), n)
+            chosen = builtin(range(n), key=keys.__getitem__, **kwargs)
+            return [items[i] for i in chosen] if name == "sorted" else items[chosen]
+        weight = _text_size(items, MAX_BYTES)
+        _charge(weight * max(1, n.bit_length()))  # n log n comparisons of at most this much text
+        return builtin(items, **kwargs) if len(args) == 1 else builtin(*items, **kwargs)
+
+    ordered.__name__ = name
+    return ordered
+
+
+def _collection(name: str, builtin: Callable):
+    def build(*args, **kwargs):
+        value = builtin(*args, **kwargs)  # linear in its input, itself already counted
+        _charge(items=len(value))
+        return value
+
+    build.__name__ = name
+    return build
+
+
 DEFAULT_FUNCTIONS: dict[str, Callable] = {
     "len": len,
-    "min": min,
-    "max": max,
+    "min": _ordering("min", min),
+    "max": _ordering("max", max),
     "abs": abs,
     "round": _safe_round,
     "int": int,
     "float": float,
-    "str": str,
+    "str": _safe_str,
     "bool": bool,
     "sum": _safe_sum,
     "any": any,
     "all": all,
-    "sorted": sorted,
-    "list": list,
-    "dict": dict,
-    "tuple": tuple,
-    "set": set,
+    "sorted": _ordering("sorted", sorted),
+    "list": _collection("list", list),
+    "dict": _collection("dict", dict),
+    "tuple": _collection("tuple", tuple),
+    "set": _collection("set", set),
     "range": _safe_range,
     "now": _now,
     "today": _today,
@@ -232,7 +321,9 @@ def _str_replace(s: str, old: str, new: str, count: int = -1):
     hits = s.count(old) if old else len(s) + 1
     if count is not None and count >= 0:
         hits = min(hits, count)
-    _check_len(len(s) + hits * max(0, len(new) - len(old)), "string")
+    size = len(s) + hits * max(0, len(new) - len(old))
+    _check_len(size, "string")
+    _charge(size)
     return s.replace(old, new, count)
 
 
@@ -240,7 +331,9 @@ def _str_join(sep: str, items):
     items = list(items)
     if not all(isinstance(i, str) for i in items):
         raise TypeError("join() takes a list of strings")
-    _check_len(sum(len(i) for i in items) + len(sep) * max(0, len(items) - 1), "string")
+    size = sum(len(i) for i in items) + len(sep) * max(0, len(items) - 1)
+    _check_len(size, "string")
+    _charge(size)
     return sep.join(items)
 
 
@@ -426,7 +519,9 @@ def _mult(a, b):
         n = _sized(seq)
         if n is not None and isinstance(times, int) and times > 0:
             _check_len(n * times)
-            if not isinstance(seq, (str, bytes)):
+            if isinstance(seq, (str, bytes)):
+                _charge(n * times)
+            else:
                 # [[0] * 99999] * 99999 is small in memory but huge to walk or to store as JSON
                 deep = _deep_size(seq, MAX_ALLOCATION)
                 if deep * times > MAX_ALLOCATION:
@@ -441,6 +536,8 @@ def _add(a, b):
     na, nb = _sized(a), _sized(b)
     if na is not None and nb is not None:
         _check_len(na + nb)
+        if isinstance(a, str):
+            _charge(na + nb)
     return a + b
 
 
@@ -493,8 +590,10 @@ class _Budget:
         self.max_steps = MAX_STEPS if max_steps is None else max_steps
         self.deadline = time.monotonic() + (MAX_SECONDS if max_seconds is None else max_seconds)
         self.max_allocation = MAX_ALLOCATION if max_allocation is None else max_allocation
+        self.max_bytes = MAX_BYTES
         self.steps = 0
         self.allocated = 0
+        self.text = 0
 
     def tick(self):
         self.steps += 1
@@ -511,6 +610,16 @@ class _Budget:
         self.allocated += n
         if self.allocated > self.max_allocation:
             raise _TooLarge("too much data built")
+
+    def charge(self, nbytes: int, items: int = 0):
+        """Count work about to be done; refuse it (before it is done) when over the budget."""
+        if nbytes:
+            self.text += nbytes
+            if self.text > self.max_bytes:
+                raise _TooLarge(f"more than {self.max_bytes} characters of text built")
+        if items:
+            self.allocate(items)
+        self.check_time()
 
 
 # Nodes whose value is fetched (from task data, a literal or a checked value) rather than built.
@@ -541,7 +650,11 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
     def run_node(self, node: ast.AST, source: str):
         self.expr = source
         self._max_count = 0
-        return self._eval(node)
+        token = _BUDGET.set(self.budget)
+        try:
+            return self._eval(node)
+        finally:
+            _BUDGET.reset(token)
 
     def _eval(self, node):
         self.budget.tick()
@@ -564,7 +677,7 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
         Shared sub-lists are counted each time they occur, so aliasing cannot hide a huge structure; the
         walk stops at MAX_ALLOCATION items.
         """
-        count, stack = 0, [value]
+        count, text, stack = 0, 0, [value]
         allowed_functions = self.functions.values()
         while stack:
             item = stack.pop()
@@ -578,6 +691,7 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
                 continue
             elif isinstance(item, (str, bytes)):
                 _check_len(len(item), "string")
+                text += len(item)
             elif isinstance(item, (list, tuple, set, frozenset)):
                 _check_len(len(item))
                 stack.extend(item)
@@ -597,6 +711,7 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
                     )
                 )
         self.budget.allocate(count)
+        self.budget.charge(text)
 
     def _eval_name(self, node):
         name = node.id
@@ -655,11 +770,26 @@ class _Sandbox(simpleeval.EvalWithCompoundTypes):
         if node.conversion not in (-1, None):
             raise _Refused(_msg("Không hỗ trợ !r/!s/!a trong f-string", "!r/!s/!a are not supported in f-strings"))
         if node.format_spec is None:
-            return value
+            return _to_text(value)
         spec = self._eval(node.format_spec)
         if any(int(d) > MAX_FORMAT_WIDTH for d in re.findall(r"\d+", spec)):
             raise _TooLarge("format width too large")
+        size = _text_size(value, MAX_SIZE)
+        if size > MAX_SIZE:
+            raise _TooLarge(f"text longer than {MAX_SIZE}")
+        self.budget.charge(size + MAX_FORMAT_WIDTH)
         return format(value, spec)
+
+    def _eval_joinedstr(self, node):
+        parts, length = [], 0
+        for part in node.values:
+            text = self._eval(part)
+            text = text if isinstance(text, str) else _to_text(text)
+            length += len(text)
+            _check_len(length, "string")
+            parts.append(text)
+        self.budget.charge(length)
+        return "".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -899,8 +1029,104 @@ class _Checker(ast.NodeVisitor):
             self.visit(stmt)
 
 
+# -- Where an expression runs ----------------------------------------------------------------------------
+# In process: what is bounded by its syntax tree alone - names, constants, comparisons, and/or/not, x if c
+# else y, subscripts and slices, literals, arithmetic (repetition and powers only by a number written in the
+# text), and calls that build no data (below); in scripts also assignments, if and pass. Every operation of
+# such an expression does work linear in its operands, each checked against the budget before it runs, and
+# it runs once per node: the work is bounded by (size of the tree) x (size of the data). Anything else -
+# comprehensions, f-strings, loops, str/sorted/min/max/join/... - runs in the worker pool under a CPU and
+# memory ceiling (engine/sandbox_pool.py). See docs/security.md ("Expressions").
+_INLINE_NODES = (
+    ast.Expression,
+    ast.Module,
+    ast.Expr,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.BoolOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Subscript,
+    ast.Slice,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Set,
+    ast.Call,
+    ast.keyword,
+    ast.Attribute,
+    ast.BinOp,
+    ast.boolop,
+    ast.unaryop,
+    ast.cmpop,
+    ast.operator,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.If,
+    ast.Pass,
+)
+_INLINE_FUNCTIONS = frozenset({"len", "abs", "round", "int", "float", "bool", "now", "today", "date", "days_between"})
+_INLINE_METHODS = frozenset(
+    (_READ_METHOD_NAMES | _SCRIPT_METHOD_NAMES) - {"join", "split", "rsplit", "splitlines", "keys", "values", "items"}
+)
+_REPEATING = (ast.Mult, ast.Pow, ast.LShift)
+
+
+def _number_literal(node) -> bool:
+    return isinstance(node, ast.Constant) and _is_number(node.value)
+
+
+def _inline_node(node, extra: frozenset[str]) -> bool:
+    if not isinstance(node, _INLINE_NODES):
+        return False
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _REPEATING):
+        return _number_literal(node.right) or (not isinstance(node.op, ast.Pow) and _number_literal(node.left))
+    if isinstance(node, ast.AugAssign) and isinstance(node.op, _REPEATING):
+        return _number_literal(node.value)
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name):
+            return node.func.id in _INLINE_FUNCTIONS or node.func.id in extra
+        return isinstance(node.func, ast.Attribute) and node.func.attr in _INLINE_METHODS
+    return True
+
+
+def _placement(tree, functions: frozenset[str]) -> tuple[bool, list[str]]:
+    """(runs inline, problems): an expression that needs the pool may not call the caller's own functions
+    (the calendar's `working_days`...), which exist only in the caller's process."""
+    extra = functions - frozenset(DEFAULT_FUNCTIONS)
+    inline = all(_inline_node(n, extra) for n in ast.walk(tree))
+    if inline or not extra:
+        return inline, []
+    called = sorted(
+        {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)} & extra
+    )
+    if not called:
+        return False, []
+    names = ", ".join(f"{c}()" for c in called)
+    return False, [
+        _msg(
+            f"{names} chỉ dùng được trong biểu thức đơn giản (không có vòng lặp, comprehension, f-string, "
+            f"str/sorted/min/max/join...); hãy tính phần còn lại ở một script trước đó",
+            f"{names} can only be used in simple expressions (no loops, comprehensions, f-strings, "
+            f"str/sorted/min/max/join...); compute the rest in an earlier script",
+        )
+    ]
+
+
 @lru_cache(maxsize=2048)
-def _parse_and_check(source: str, kind: str, functions: frozenset[str]) -> tuple[ast.AST | None, tuple[str, ...]]:
+def _parse_and_check(source: str, kind: str, functions: frozenset[str]) -> tuple[ast.AST | None, tuple[str, ...], bool]:
+    tree, problems = _parse_and_check_tree(source, kind, functions)
+    if tree is None or problems:
+        return tree, problems, False
+    inline, placement = _placement(tree, functions)
+    return tree, tuple(placement), inline
+
+
+def _parse_and_check_tree(source: str, kind: str, functions: frozenset[str]) -> tuple[ast.AST | None, tuple[str, ...]]:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     if len(source) > MAX_SOURCE_LENGTH:
@@ -969,7 +1195,7 @@ def check_expression(
 # Running
 
 
-def _functions(extra: Mapping[str, Callable] | None) -> dict[str, Callable]:
+def all_functions(extra: Mapping[str, Callable] | None) -> dict[str, Callable]:
     functions = dict(DEFAULT_FUNCTIONS)
     if extra:
         for name, fn in extra.items():
@@ -979,19 +1205,73 @@ def _functions(extra: Mapping[str, Callable] | None) -> dict[str, Callable]:
     return functions
 
 
-def _compile(source: str, kind: str, functions: Mapping[str, Callable]) -> ast.AST:
+def _compile(source: str, kind: str, functions: Mapping[str, Callable]) -> tuple[Any, bool]:
+    """(tree, runs inline) of an accepted text; ExpressionError listing the problems of a refused one."""
     if not isinstance(source, str):
         raise ExpressionError(
             "Biểu thức phải là chuỗi", "expression must be a string", {"reason": "invalid", "expression": repr(source)}
         )
-    tree, problems = _parse_and_check(source, kind, frozenset(functions))
+    tree, problems, inline = _parse_and_check(source, kind, frozenset(functions))
     if problems:
         raise ExpressionError(
             "Biểu thức bị từ chối: " + "; ".join(p.split(" / ")[0] for p in problems),
             "expression refused: " + "; ".join(p.split(" / ", 1)[-1] for p in problems),
             {"reason": "refused", "expression": source, "problems": list(problems)},
         )
-    return tree
+    return tree, inline or _IN_WORKER
+
+
+def runs_inline(expression: str, *, kind: str = "condition", known_functions: Iterable[str] = ()) -> bool:
+    """True when the text is evaluated in the caller's process, False when it goes to the worker pool."""
+    names = frozenset(DEFAULT_FUNCTIONS) | frozenset(known_functions)
+    tree, problems, inline = _parse_and_check(expression, kind, names)
+    return bool(inline and not problems)
+
+
+# -- The worker pool (engine/sandbox_pool.py) ------------------------------------------------------------------
+_IN_WORKER = False  # set in a worker process: everything runs here
+_POOL = WorkerPool("engine.expressions:run_job")
+POOL_MARGIN = 0.5  # seconds a pool job may run past MAX_SECONDS before its worker is killed
+
+
+def _clock_functions(now_utc: datetime) -> dict[str, Callable]:
+    """now() / today() at the caller's instant (its clock may be moved, e.g. by tests), not the worker's."""
+    vn = now_utc.astimezone(VN_TZ)
+    return {"now": lambda: vn.replace(microsecond=0).isoformat(), "today": lambda: vn.date().isoformat()}
+
+
+def _plain_names(names: Mapping[str, Any] | None) -> dict:
+    return {k: v for k, v in dict(names or {}).items() if not callable(v)}
+
+
+def _in_pool(job: tuple, source: str):
+    limits = {name: globals()[name] for name in LIMIT_NAMES}
+    try:
+        reply = _POOL.run((limits, datetime.now(UTC), *job), timeout=MAX_SECONDS + POOL_MARGIN)
+    except WorkerFailed as failed:
+        err = _OutOfBudget("time") if failed.reason == "time" else _TooLarge("memory")
+        raise _translate(err, source) from None
+    if reply[0] == "ok":
+        return reply[1]
+    if reply[0] == "failed":
+        raise _translate(_TooLarge("memory"), source)
+    _, message_vi, message_en, details = reply
+    raise ExpressionError(message_vi, message_en, details)
+
+
+def run_job(job: tuple) -> tuple:
+    """A worker's side of `_in_pool`: ('ok', value) or ('error', vi, en, details)."""
+    global _IN_WORKER
+    _IN_WORKER = True
+    limits, now_utc, what, source, kind, names, external = job
+    globals().update({k: v for k, v in limits.items() if k in LIMIT_NAMES})
+    try:
+        if what == "script":
+            run_script(source, names, _clock_functions(now_utc), external=external)
+            return ("ok", names)
+        return ("ok", safe_evaluate(source, names, functions=_clock_functions(now_utc), kind=kind))
+    except ExpressionError as err:
+        return ("error", err.message_vi, err.message_en, dict(err.details or {}))
 
 
 def _translate(err: BaseException, source: str) -> ExpressionError:
@@ -1057,8 +1337,10 @@ def safe_evaluate(
     `functions` are extra callables made available by name (e.g. the calendar's `working_days`).
     Raises `ExpressionError` for anything refused, missing or failing; never runs Python's evaluator.
     """
-    funcs = _functions(functions)
-    tree = _compile(expression, "timer" if kind == "timer" else "condition", funcs)
+    funcs = all_functions(functions)
+    tree, inline = _compile(expression, "timer" if kind == "timer" else "condition", funcs)
+    if not inline:
+        return _in_pool(("evaluate", expression, kind, _plain_names(names), None), expression)
     sandbox = _Sandbox(names if names is not None else {}, funcs, _Budget(), allow_mutation=False)
     try:
         return sandbox.run_node(tree.body, expression)
@@ -1232,8 +1514,13 @@ def run_script(
     failing script raises `ExpressionError` and leaves `data` as it was. Values written must be JSON
     (tuples become lists; sets and other types are refused). `external` names are readable, not stored.
     """
-    funcs = _functions(functions)
-    tree = _compile(script, "script", funcs)
+    funcs = all_functions(functions)
+    tree, inline = _compile(script, "script", funcs)
+    if not inline:
+        result = _in_pool(("script", script, "script", dict(data), _plain_names(external)), script)
+        data.clear()
+        data.update(result)
+        return
     work = copy.deepcopy(data)
     names = ChainMap(work, dict(external or {}))
     sandbox = _Sandbox(names, funcs, _Budget(), allow_mutation=True)
@@ -1256,53 +1543,6 @@ def run_script(
     data.update(cleaned)
 
 
-# ---------------------------------------------------------------------------------------------------
-# SpiffWorkflow integration
-
-
-class SandboxEnvironment(BasePythonScriptEngineEnvironment):
-    """A SpiffWorkflow script environment that runs everything through the sandbox.
-
-    `evaluate` serves gateway conditions, timer expressions, multi-instance cardinalities and conditional
-    events; `execute` serves script tasks. `external_context` (SpiffWorkflow passes data objects there) is
-    readable with lower priority than task data and is never written back.
-    """
-
-    def __init__(self, functions: Mapping[str, Callable] | None = None):
-        super().__init__({})
-        self.functions = _functions(functions)
-
-    def evaluate(self, expression, context, external_context=None):
-        names = ChainMap(context, dict(external_context or {})) if external_context else context
-        return safe_evaluate(expression, names, functions=self.functions)
-
-    def evaluate_timer(self, expression, context, external_context=None):
-        names = ChainMap(context, dict(external_context or {})) if external_context else context
-        return safe_evaluate(expression, names, functions=self.functions, kind="timer")
-
-    def execute(self, script, context, external_context=None):
-        run_script(script, context, self.functions, external=external_context or None)
-        return True
-
-    def call_service(self, context, **kwargs):
-        raise ExpressionError("Chưa hỗ trợ service task", "service tasks are not supported", {"reason": "refused"})
-
-
-def _timer_kind(task, expression) -> str | None:
-    """'date' / 'duration' / 'cycle' when SpiffWorkflow is evaluating a timer's expression, else None."""
-    definition = getattr(getattr(task, "task_spec", None), "event_definition", None)
-    candidates = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
-    for d in candidates:
-        if getattr(d, "expression", None) == expression:
-            if isinstance(d, TimeDateEventDefinition):
-                return "date"
-            if isinstance(d, DurationTimerEventDefinition):
-                return "duration"
-            if isinstance(d, CycleTimerEventDefinition):
-                return "cycle"
-    return None
-
-
 def expression_error_of(exc: BaseException | None) -> ExpressionError | None:
     """The ExpressionError behind a SpiffWorkflow exception (SpiffWorkflow wraps errors it sees)."""
     seen = set()
@@ -1312,68 +1552,3 @@ def expression_error_of(exc: BaseException | None) -> ExpressionError | None:
         seen.add(id(exc))
         exc = getattr(exc, "expression_error", None) or exc.__cause__ or exc.__context__
     return None
-
-
-class SandboxScriptEngine(PythonScriptEngine):
-    """SpiffWorkflow's script engine with the sandbox, and timer expressions made forgiving.
-
-    When SpiffWorkflow evaluates a timer's expression, the text is first normalised (an unquoted ISO
-    literal becomes a string) and the result is shaped for that timer type (see `engine.timers`):
-    a working-time due instant in a timeDuration becomes the duration until it, and so on.
-
-    Errors reach SpiffWorkflow as `WorkflowTaskException` (so its own error paths keep working) with the
-    `ExpressionError` as `.expression_error` and as `__cause__`; see `expression_error_of`.
-    """
-
-    def __init__(self, environment: SandboxEnvironment | None = None):
-        super().__init__(environment=environment or SandboxEnvironment())
-
-    def validate(self, expression):
-        problems = check_expression(expression, kind="condition", known_functions=self.environment.functions)
-        if problems:
-            raise ExpressionError(
-                "Biểu thức bị từ chối: " + "; ".join(problems),
-                "expression refused: " + "; ".join(problems),
-                {"problems": problems},
-            )
-
-    @staticmethod
-    def _wrap(task, what: str, text: str, err: Exception) -> WorkflowTaskException:
-        if isinstance(err, ExpressionError):
-            wte = WorkflowTaskException(f"{what} '{text}': {err.message}", task=task, exception=err)
-        else:
-            wte = WorkflowTaskException(f"{what} '{text}': {type(err).__name__}: {err}", task=task, exception=err)
-        wte.expression_error = expression_error_of(err)
-        return wte
-
-    def evaluate(self, task, expression, external_context=None):
-        kind = _timer_kind(task, expression)
-        try:
-            if kind is None:
-                return self.environment.evaluate(expression, task.data, external_context)
-            from engine import timers  # timers imports this module; import late to avoid the cycle
-
-            return timers.evaluate_timer(self.environment, expression, task.data, kind)
-        except SpiffWorkflowException as se:
-            se.add_note(f"Error evaluating expression '{expression}'")
-            raise
-        except Exception as err:
-            raise self._wrap(task, "Error evaluating expression", expression, err) from err
-
-    def execute(self, task, script, external_context=None):
-        try:
-            return self.environment.execute(script, task.data, external_context or {})
-        except SpiffWorkflowException as se:
-            se.add_note("Error running script")
-            raise
-        except Exception as err:
-            raise self._wrap(task, "Error running script", script, err) from err
-
-
-def make_script_engine(calendar_functions: Mapping[str, Callable] | None = None) -> PythonScriptEngine:
-    """The only script engine to give a BpmnWorkflow (also after every deserialisation).
-
-    `calendar_functions` are extra functions for expressions, typically
-    `engine.timers.timer_functions(calendar.add_working_hours, now)`.
-    """
-    return SandboxScriptEngine(environment=SandboxEnvironment(calendar_functions))

@@ -58,7 +58,6 @@ __all__ = [
     "evaluate_timer",
     "pending_timers",
     "due_of_event_value",
-    "next_timer_at",
 ]
 
 TIMER_KINDS = ("date", "duration", "cycle")
@@ -365,9 +364,6 @@ def due_of_event_value(event_value) -> datetime | None:
     return None
 
 
-_due_of = due_of_event_value  # the name engine/scheduler.py imports
-
-
 def pending_timers(workflow) -> list[tuple[UUID, datetime]]:
     """`(task id, due instant in UTC)` of every timer the workflow waits on, soonest first.
 
@@ -390,9 +386,3 @@ def pending_timers(workflow) -> list[tuple[UUID, datetime]]:
             result.append((task.id, due))
     result.sort(key=lambda pair: pair[1])
     return result
-
-
-def next_timer_at(workflow) -> datetime | None:
-    """The soonest pending timer's due instant (UTC), for the indexed `next_timer_at` column."""
-    timers = pending_timers(workflow)
-    return timers[0][1] if timers else None
