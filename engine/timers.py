@@ -119,6 +119,8 @@ def _parse_datetime(text: str) -> datetime:
         raise ValueError(f"not an ISO 8601 date/time: {text!r}")
     if "W" in text.upper():
         m = re.match(r"^(\d{4})-?W(\d{2})-?(\d)?(.*)$", text, re.IGNORECASE)
+        if m is None:
+            raise ValueError(f"not an ISO 8601 week date: {text!r}")
         year, week, day, rest = m.groups()
         day_date = datetime.fromisocalendar(int(year), int(week), int(day or 1)).date()
         text = day_date.isoformat() + rest
