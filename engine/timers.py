@@ -63,6 +63,16 @@ __all__ = [
 TIMER_KINDS = ("date", "duration", "cycle")
 TIMER_FUNCTION_NAMES = frozenset({"working_days", "working_hours"})
 MAX_WORKING_HOURS = HOURS_PER_WORKING_DAY * 366 * 5  # five years of working days
+MAX_DURATION_YEARS = 100  # longest timer duration accepted
+_PER_YEAR = {
+    "years": 1,
+    "months": 12,
+    "weeks": 52,
+    "days": 365,
+    "hours": 8760,
+    "minutes": 525_600,
+    "seconds": 31_536_000,
+}
 
 _NUM = r"\d+(?:[.,]\d+)?"
 _DURATION_RE = re.compile(
@@ -136,6 +146,10 @@ def _parse_duration(text: str, start: datetime) -> timedelta:
     if not _DURATION_RE.match(text):
         raise ValueError(f"not an ISO 8601 duration: {text!r}")
     parsed = TimerEventDefinition.parse_iso_duration(text)  # SpiffWorkflow's own reading must accept it
+    # SpiffWorkflow walks the calendar one month at a time: bound the length before it does (P99999999999Y)
+    years = sum(float(parsed.get(unit, 0)) / per_year for unit, per_year in _PER_YEAR.items())
+    if years > MAX_DURATION_YEARS:
+        raise ValueError(f"a timer duration longer than {MAX_DURATION_YEARS} years: {text!r}")
     return TimerEventDefinition.get_timedelta_from_start(parsed, start)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -380,3 +381,16 @@ def test_hostile_timer_expression_is_refused_at_run_time():
         with pytest.raises(WorkflowTaskException) as err:
             start(catch_process("timeDuration", "__import__('os').system('touch /tmp/motcua-pwned')"))
     assert expression_error_of(err.value).reason == "refused"
+
+
+@pytest.mark.parametrize(
+    "text, kind", [("P99999999999Y", "duration"), ("R3/P99999999999M", "cycle"), ("P9999999999W", "date")]
+)
+def test_a_duration_of_a_billion_years_is_refused_at_once(text, kind):
+    """SpiffWorkflow adds a duration's months one at a time: the length is bounded before it does."""
+    t0 = time.monotonic()
+    problems = check_timer_expression(text, kind)
+    assert problems and ("100" in problems[0] or kind == "date")  # a timeDate is told to use a timeDuration
+    with pytest.raises(ExpressionError):
+        timer_value(text, kind)
+    assert time.monotonic() - t0 < 1
