@@ -341,3 +341,31 @@ def confirm_payment(service, params: dict, ip: str = "-") -> dict:
         )
         service._notify_applicant(s, d, "status")
         return {"code": "00", "message": "Đã thanh toán / paid", "order_id": p.order_id, "receipt_no": p.receipt_no}
+
+
+def payment_return(service, params: dict) -> dict:
+    """What the payment return page shows: the gateway's signed result, checked (it changes nothing)."""
+    from .payments import BadSignature, NotConfigured, find_order, gateway_of
+
+    out = {"valid": False, "success": False, "code": None, "amount": None, "response_code": None}
+    try:
+        c = gateway_of(service.settings).verify(params)
+    except (BadSignature, NotConfigured, InvalidInput):
+        return out
+    with service.db.read() as s:
+        try:
+            p = find_order(s, c.order_id, lock=False)
+        except NotFound:
+            return out
+        from .models import Dossier
+
+        code = s.scalar(select(Dossier.code).where(Dossier.id == p.dossier_id))
+        ok_amount = c.amount == p.amount
+    out.update(
+        valid=ok_amount,
+        success=c.success and ok_amount,
+        code=code,
+        amount=f"{c.amount:,}".replace(",", "."),
+        response_code=c.response_code,
+    )
+    return out

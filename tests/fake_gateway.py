@@ -83,6 +83,10 @@ class FakeGateway:
                 "<button id='pay' type='submit'>Thanh toán</button></form></body></html>"
             )
 
+        @app.get("/favicon.ico")
+        def favicon():
+            return "", 204
+
         @app.post("/pay/<order_id>")
         def pay(order_id):
             order = gw.orders.get(order_id)

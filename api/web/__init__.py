@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, abort, redirect, render_template, send_from_directory, url_for
+from flask import Blueprint, abort, redirect, render_template, request, send_from_directory, url_for
 
 HERE = Path(__file__).resolve().parent
 DIST = HERE / "static" / "dist"
@@ -137,6 +137,43 @@ def lookup():
 @bp.get("/lookup")
 def lookup_en():
     return redirect(url_for("web.lookup"))
+
+
+# -- citizens online (docs/online.md) ------------------------------------------------------------------
+@bp.get("/cong-dan")
+def citizen_home():
+    return _page("citizen_home.html", "citizen-home")
+
+
+@bp.get("/cong-dan/thu-tuc/<code>")
+def citizen_procedure(code: str):
+    return _page("citizen_procedure.html", "citizen-procedure", code=_code(code))
+
+
+@bp.get("/cong-dan/dang-nhap")
+def citizen_signin():
+    return _page("citizen_signin.html", "citizen-signin")
+
+
+@bp.get("/cong-dan/ho-so")
+def citizen_dossiers():
+    return _page("citizen_dossiers.html", "citizen-dossiers")
+
+
+@bp.get("/cong-dan/ho-so/<code>")
+def citizen_dossier(code: str):
+    return _page("citizen_dossier.html", "citizen-dossier", code=_code(code))
+
+
+@bp.get("/cong-dan/thanh-toan/ket-qua")
+def citizen_payment_return():
+    """The gateway sends the payer back here with its signed result; the IPN, not this page, pays the order."""
+    from engine import online
+
+    from ..context import services
+
+    result = online.payment_return(services().dossiers, request.args.to_dict())
+    return _page("citizen_payment_return.html", "citizen-payment-return", result=result)
 
 
 def _code(code: str) -> str:

@@ -32,6 +32,12 @@ PAGES = [
     "/supervisor/report",
     "/admin/dead-letters",
     "/tra-cuu",
+    "/cong-dan",
+    "/cong-dan/thu-tuc/1.001193",
+    "/cong-dan/dang-nhap",
+    "/cong-dan/ho-so",
+    "/cong-dan/ho-so/H56-260101-0001",
+    "/cong-dan/thanh-toan/ket-qua",
 ]
 
 

@@ -10,6 +10,9 @@ import { lookupPage } from './pages/lookup.js';
 import { proceduresPage } from './pages/procedures.js';
 import { renderForm } from './lib/form.js';
 import { dossiersPage } from './pages/dossiers.js';
+import {
+  citizenHomePage, citizenProcedurePage, citizenSigninPage, citizenDossiersPage, citizenDossierPage,
+} from './pages/citizen.js';
 import { deadLettersPage } from './pages/admin.js';
 
 const PAGES = {
@@ -25,6 +28,11 @@ const PAGES = {
   lookup: lookupPage,
   procedures: proceduresPage,
   dossiers: dossiersPage,
+  'citizen-home': citizenHomePage,
+  'citizen-procedure': citizenProcedurePage,
+  'citizen-signin': citizenSigninPage,
+  'citizen-dossiers': citizenDossiersPage,
+  'citizen-dossier': citizenDossierPage,
   'dead-letters': deadLettersPage,
 };
 
