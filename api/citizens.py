@@ -271,7 +271,8 @@ class CitizenTokenSchema(ma.Schema):
 @errors(blp, 422, 429)
 def otp_request(body):
     svc = services()
-    return citizens.request_code(svc.db, svc.settings, body["phone"], client_ip()), 202
+    templates = svc.dossiers.notifier.templates
+    return citizens.request_code(svc.db, svc.settings, body["phone"], client_ip(), templates), 202
 
 
 @blp.route("/otp/verify", methods=["POST"])

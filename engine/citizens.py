@@ -33,6 +33,7 @@ from forms.formats import normalize_phone_vn
 from . import ratelimit
 from .errors import InvalidInput, NotFound, PermissionDenied
 from .models import Attachment, Dossier, Notification, OtpCode, Procedure, Task, utcnow
+from .outbox import unaccent
 from .ratelimit import Limit, RateLimited
 from .statuses import Status
 from .views import iso
@@ -113,7 +114,7 @@ def _code_hash(secret: str, phone: str, code: str) -> str:
     return hmac.new(secret.encode(), f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def request_code(db, settings, phone, ip: str) -> dict:
+def request_code(db, settings, phone, ip: str, templates=None) -> dict:
     """Send a new sign-in code to `phone` by SMS (through the outbox). Returns `{phone, expires_in}`."""
     phone = normalize_phone(phone)
     now = utcnow()
@@ -137,14 +138,10 @@ def request_code(db, settings, phone, ip: str) -> dict:
             for k, v in values.items():
                 setattr(row, k, v)
         minutes = int(CODE_TTL.total_seconds() // 60)
-        s.add(
-            Notification(
-                kind="otp",
-                channel="sms",
-                recipient=phone,
-                body=f"Ma xac thuc dang nhap Mot cua dien tu: {code}. Hieu luc {minutes} phut. Khong cung cap ma cho ai.",
-            )
-        )
+        body = f"Ma xac thuc: {code} (hieu luc {minutes} phut). Khong chia se ma nay"
+        if templates is not None:  # the `otp` message template (engine/channels/templates), admins may override it
+            body = unaccent(templates.event("otp", {"otp": code, "minutes": minutes}, ["sms.txt"]).sms or body)
+        s.add(Notification(kind="otp", channel="sms", recipient=phone, body=body))
     return {"phone": phone, "expires_in": int(CODE_TTL.total_seconds())}
 
 

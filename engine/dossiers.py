@@ -593,6 +593,27 @@ class DossierService:
                 new_status = Status(declared[0])
             elif completed_task is not None:
                 new_status = Status.IN_PROCESS
+        accepted = (
+            completed_task is not None
+            and old_status == Status.NEW.value
+            and new_status not in (Status.NEW, Status.REFUSED, Status.WITHDRAWN, Status.STOPPED)
+        )
+        if accepted:  # an online dossier accepted at intake: 2 (received), then its next step's status
+            self._set_status(dossier, Status.RECEIVED, now)
+            conn.execute(
+                INSERT_EVENT,
+                dict(
+                    dossier_id=dossier.id,
+                    actor=actor.username,
+                    action="dossier.accepted",
+                    at=now,
+                    from_status=old_status,
+                    to_status=Status.RECEIVED.value,
+                    task_id=completed_task.id,
+                    details={"task": completed_task.spec_name, "channel": dossier.channel},
+                ),
+            )
+            self._notify_applicant(s, dossier, "received")
         self._set_status(dossier, new_status, now)
         if new_status == Status.PAYMENT_REQUIRED and old_status != new_status:
             payments.open_order(s, dossier, payments.fee_of(rt.meta))
@@ -607,7 +628,7 @@ class DossierService:
                     actor=actor.username,
                     action="task.completed",
                     at=now,
-                    from_status=old_status,
+                    from_status=Status.RECEIVED.value if accepted else old_status,
                     to_status=dossier.status,
                     task_id=completed_task.id,
                     details={"task": completed_task.spec_name, "title": completed_task.title, "data": task_data or {}},

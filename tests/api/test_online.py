@@ -372,6 +372,18 @@ def test_accepted_online_dossier_waits_for_the_fee_paid_once_through_the_gateway
     assert replay.status_code == 200 and replay.get_json()["code"] == "01"
     d = c.get(f"/api/v1/dossiers/{code}", "tiepnhan").get_json()
     assert d["status"] == "in_process" and [t["spec_name"] for t in d["tasks"]] == ["Task_Appraisal"]
+    # accepted at intake: 1 → 2 (received) → 6 (fee due) → 4 (in process), each in the audit trail
+    steps = [
+        (e["from_status"], e["to_status"])
+        for e in c.get(f"/api/v1/dossiers/{code}/history", "tiepnhan").get_json()["events"]
+        if e["from_status"] != e["to_status"]
+    ]
+    assert steps == [
+        (None, "new"),
+        ("new", "received"),
+        ("received", "payment_required"),
+        ("payment_required", "in_process"),
+    ]
     history = c.get(f"/api/v1/dossiers/{code}/history", "tiepnhan").get_json()["events"]
     paid = [e for e in history if e["action"] == "payment.received"]
     assert len(paid) == 1 and paid[0]["details"]["receipt_no"] == receipt and paid[0]["details"]["amount"] == 15000
