@@ -347,7 +347,7 @@ def payment_return(service, params: dict) -> dict:
     """What the payment return page shows: the gateway's signed result, checked (it changes nothing)."""
     from .payments import BadSignature, NotConfigured, find_order, gateway_of
 
-    out = {"valid": False, "success": False, "code": None, "amount": None, "response_code": None}
+    out: dict[str, object] = {"valid": False, "success": False, "code": None, "amount": None, "response_code": None}
     try:
         c = gateway_of(service.settings).verify(params)
     except (BadSignature, NotConfigured, InvalidInput):
