@@ -25,6 +25,8 @@ import flask_smorest
 from flask import Flask
 from flask_smorest.utils import prepare_response
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SqlaTimeout
 from werkzeug.exceptions import HTTPException
 
 from engine.config import Settings
@@ -32,8 +34,17 @@ from engine.db import Database
 from engine.dossiers import DossierService
 from engine.errors import MotcuaError
 
+from . import observability
 from .context import Services, init_db
-from .errors import PROBLEM, ProblemSchema, from_http_exception, from_motcua, from_workflow_error, internal_error
+from .errors import (
+    PROBLEM,
+    ProblemSchema,
+    from_database_error,
+    from_http_exception,
+    from_motcua,
+    from_workflow_error,
+    internal_error,
+)
 from .hygiene import check_request
 from .ratelimit import SlidingWindowLimiter
 
@@ -56,6 +67,7 @@ BLUEPRINTS = [
     "api.channels",  # citizen channels: inbound lookups, delivery logs, dead letters, templates (docs/channels.md)
     "api.citizens",  # citizens online: catalogue, submission, sign-in, my dossiers, payment (docs/online.md)
     "api.web",
+    "api.metrics",  # GET /metrics, Prometheus text format (docs/operations.md)
 ]
 
 API_DESCRIPTION = """\
@@ -125,9 +137,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.extensions["motcua_api"] = api
 
     app.before_request(check_request)
+    observability.init_app(app)  # request id, latency metrics, access log: before every other hook
     app.register_error_handler(MotcuaError, from_motcua)
     app.register_error_handler(HTTPException, from_http_exception)
     app.register_error_handler(SpiffWorkflowException, from_workflow_error)
+    app.register_error_handler(DBAPIError, from_database_error)  # database away: 503, not 500
+    app.register_error_handler(SqlaTimeout, from_database_error)  # connection pool exhausted: 503
     app.register_error_handler(Exception, internal_error)
 
     for name in BLUEPRINTS:

@@ -21,7 +21,8 @@ import logging
 import re
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, g, has_request_context
+from sqlalchemy.exc import TimeoutError as SqlaTimeout
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import MotcuaError
@@ -77,7 +78,10 @@ class ProblemSchema(ma.Schema):
         ma.fields.Nested(ProblemItemSchema),
         metadata={"description": "every problem of a refused procedure or form file"},
     )
-    retry_after = ma.fields.Integer(metadata={"description": "seconds to wait (429)"})
+    retry_after = ma.fields.Integer(metadata={"description": "seconds to wait (429, 503)"})
+    request_id = ma.fields.String(
+        metadata={"description": "the request's id, as in the X-Request-Id header and the logs (docs/operations.md)"}
+    )
 
 
 def problem(
@@ -109,6 +113,8 @@ def problem(
     if problems:
         body["problems"] = [_problem_item(p) for p in problems]
     body.update(extra)
+    if has_request_context() and (rid := getattr(g, "request_id", None)):
+        body["request_id"] = rid
     resp = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM)
     for k, v in (headers or {}).items():
         resp.headers[k] = v
@@ -248,6 +254,53 @@ def from_workflow_error(exc: Exception) -> Response:
         f"Quy trình không thể tiếp tục với dữ liệu này: {vi}",
         f"the process cannot continue with this data: {en or vi}",
     )
+
+
+def from_database_error(exc: Exception) -> Response:
+    """The database cannot be reached (restarting, network, pool exhausted): 503 with Retry-After, quickly,
+    never a 500 nor a hang. Nothing was committed: the client retries (with its Idempotency-Key). Any other
+    database error is a fault of ours: 500."""
+    if isinstance(exc, SqlaTimeout) or getattr(exc, "connection_invalidated", False) or _unreachable(exc):
+        log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        return problem(
+            503,
+            "database_unavailable",
+            "Cơ sở dữ liệu tạm thời không sẵn sàng; vui lòng thử lại sau giây lát",
+            "the database is temporarily unavailable; retry in a moment",
+            headers={"Retry-After": "2"},
+            retry_after=2,
+        )
+    return internal_error(exc)
+
+
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection timeout",
+    "timeout expired",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "no connection to the server",
+    "consuming input failed",
+    "connection to server",
+    "ssl connection has been closed",
+    "database is locked",
+)
+
+
+def _unreachable(exc: Exception) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(t in text for t in _UNREACHABLE)
 
 
 def internal_error(exc: Exception) -> Response:

@@ -29,6 +29,7 @@ from engine.errors import Conflict, InvalidInput
 from engine.models import IdempotencyRecord, utcnow
 
 from .context import actor, services
+from .observability import note_dossier
 
 TTL = timedelta(hours=24)
 STUCK = timedelta(minutes=5)
@@ -73,10 +74,17 @@ def _answer(rec: IdempotencyRecord, endpoint: str, fp: str):
     return body.get("response"), rec.status, {"Idempotent-Replayed": "true"}
 
 
+def _noted(body):
+    """The dossier a write answered with names the request in the logs (api/observability.py)."""
+    if isinstance(body, dict):
+        note_dossier(body.get("code"))
+    return body
+
+
 def run(key: str | None, endpoint: str, payload, status: int, call):
     """Run `call()` (returning the response body) at most once per key; returns (body, status, headers)."""
     if key is None:
-        return call(), status, {}
+        return _noted(call()), status, {}
     key = _check_key(key)
     who = actor().username
     fp = _fingerprint(endpoint, payload)
@@ -90,7 +98,9 @@ def run(key: str | None, endpoint: str, payload, status: int, call):
                     s.flush()
                     rec = None
                 if rec is not None:
-                    return _answer(rec, endpoint, fp)
+                    answer = _answer(rec, endpoint, fp)
+                    _noted(answer[0])
+                    return answer
                 s.add(
                     IdempotencyRecord(
                         key=key,
@@ -107,7 +117,7 @@ def run(key: str | None, endpoint: str, payload, status: int, call):
     else:
         raise Conflict("Yêu cầu trùng khóa đang được xử lý", "a request with this key is being processed")
     try:
-        body = call()
+        body = _noted(call())
     except BaseException:
         with db.uow() as s:
             s.execute(

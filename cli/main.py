@@ -161,24 +161,49 @@ def demo():
 
 
 @main.command()
-def worker():
-    """Chạy tiến trình nền (huey) / run the background worker for timers and deadlines."""
+@click.option(
+    "--workers",
+    default=lambda: int(os.environ.get("MOTCUA_WORKERS", "1")),
+    type=click.IntRange(1, 64),
+    help="Số tiến trình / number of consumer processes (each restarted if it dies)",
+)
+@click.option("--threads", default=4, type=click.IntRange(1, 64), help="luồng mỗi tiến trình / threads per process")
+def worker(workers, threads):
+    """Chạy tiến trình nền (huey) / run the background worker for timers, deadlines and the outbox."""
     from engine.worker import run_consumer
 
-    run_consumer(settings())
+    if workers == 1:
+        run_consumer(settings(), workers=threads)
+        return
+    from .processes import supervise
+
+    supervise([sys.executable, "-m", "cli", "worker", "--workers", "1", "--threads", str(threads)], workers)
 
 
 @main.command()
 @click.option("--host", default=lambda: os.environ.get("MOTCUA_HOST", "127.0.0.1"))
 @click.option("--port", default=lambda: int(os.environ.get("MOTCUA_PORT", "5000")), type=int)
 @click.option("--threads", default=lambda: int(os.environ.get("MOTCUA_THREADS", "8")), type=int)
+@click.option(
+    "--workers",
+    default=lambda: int(os.environ.get("MOTCUA_API_WORKERS", "1")),
+    type=click.IntRange(1, 64),
+    help="Số tiến trình API / API processes (more than 1: gunicorn, Linux)",
+)
 @click.option("--with-worker/--no-worker", default=True, help="Chạy kèm tiến trình nền / also run the worker")
-def serve(host, port, threads, with_worker):
-    """Phục vụ API, trang web (và tiến trình nền) / serve the API, pages (and worker)."""
-    import waitress
+def serve(host, port, threads, workers, with_worker):
+    """Phục vụ API, trang web (và tiến trình nền) / serve the API, pages (and worker).
 
-    from api import create_app
+    One process (the default, any system): waitress with THREADS threads. --workers N (Linux): gunicorn with
+    N processes of THREADS threads each; their metrics are added up (docs/operations.md)."""
+    from engine import logs
 
+    from .processes import prepare_metrics_dir
+
+    s = settings()
+    if workers > 1:
+        prepare_metrics_dir(s.var_dir)  # before anything imports prometheus_client
+    logs.configure()
     child = None
     if with_worker:
         child = subprocess.Popen([sys.executable, "-m", "cli", "worker"])
@@ -189,10 +214,21 @@ def serve(host, port, threads, with_worker):
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
-    app = create_app()
-    click.echo(f"motcua đang chạy tại / serving on http://{host}:{port}  (Ctrl-C để dừng / to stop)")
+    click.echo(
+        f"motcua đang chạy tại / serving on http://{host}:{port} ({workers} tiến trình / processes)"
+        "  (Ctrl-C để dừng / to stop)"
+    )
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="motcua")
+        if workers > 1:
+            from .processes import run_gunicorn
+
+            run_gunicorn(host, port, workers, threads)
+        else:
+            import waitress
+
+            from api import create_app
+
+            waitress.serve(create_app(), host=host, port=port, threads=threads, ident="motcua")
     finally:
         if child and child.poll() is None:
             child.terminate()

@@ -83,6 +83,7 @@ class Settings:
     max_bpmn_bytes: int = 5 * 1024 * 1024
     reminder_hours_before_due: float = 4.0
     sweep_seconds: int = 30
+    metrics_token: str | None = None  # MOTCUA_METRICS_TOKEN: required by GET /metrics when set
     channels: ChannelSettings = field(default_factory=ChannelSettings)
     online: OnlineSettings = field(default_factory=OnlineSettings.from_env)
 
@@ -108,5 +109,7 @@ class Settings:
             kw["sweep_seconds"] = int(env["MOTCUA_SWEEP_SECONDS"])
         if env.get("MOTCUA_REMINDER_HOURS"):
             kw["reminder_hours_before_due"] = float(env["MOTCUA_REMINDER_HOURS"])
+        if env.get("MOTCUA_METRICS_TOKEN"):
+            kw["metrics_token"] = env["MOTCUA_METRICS_TOKEN"]
         kw["channels"] = ChannelSettings.from_env(env)
         return cls(**kw)

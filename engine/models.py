@@ -432,3 +432,20 @@ class Payment(Base):
     gateway_ref: Mapped[str | None] = mapped_column(String(100))
     receipt_no: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict | None] = mapped_column(JSON)
+
+
+class WorkerHeartbeat(Base):
+    """One background worker process (`motcua worker`) and the last time it said it was alive.
+
+    Each consumer process writes its row every few seconds (engine/ops.py, `beat`); /metrics shows the age
+    of each beat, so a dead or stuck worker shows as a growing age. Rows not refreshed for a day are removed.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid
+    host: Mapped[str] = mapped_column(String(100))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sweeps: Mapped[int] = mapped_column(Integer, default=0)

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import threading
 import time as _time
 from datetime import UTC, datetime, timedelta
@@ -60,13 +62,25 @@ _DOSSIERS = Dossier.__table__
 _PENDING = "motcua_wakeups"
 _OUTBOX = "motcua_outbox"
 _NOTIFICATIONS = Notification.__table__
+REDIS_TIMEOUT = 1.0  # seconds: connect or answer, else the queue counts as away
+QUEUE_AWAY_SECONDS = 5.0  # after a failed enqueue, skip enqueueing for this long (the sweep covers)
 
 
 def make_huey(settings: Settings, name: str = HUEY_NAME, immediate: bool = False):
     """RedisHuey when `settings.redis_url`, else SqliteHuey at var/huey.db. Results are not stored."""
     if settings.redis_url:
+        # Short socket timeouts: with Redis away, an enqueue after a commit fails in ~a second instead of
+        # hanging the request (the database sweep still finds the work, docs/operations.md).
         return RedisHuey(
-            name, url=settings.redis_url, results=False, utc=True, immediate=immediate, immediate_use_memory=False
+            name,
+            url=settings.redis_url,
+            results=False,
+            utc=True,
+            immediate=immediate,
+            immediate_use_memory=False,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            health_check_interval=30,
         )
     return SqliteHuey(
         name,
@@ -111,6 +125,9 @@ class Worker:
         self._lock = threading.Lock()
         self._delivery: Delivery | None = None
         self._deliver_slots: set[int] = set()
+        self._queue_away_until = 0.0
+        self.sweeps = 0
+        self.last_sweep = _time.monotonic()
 
     # -- lazily built collaborators ----------------------------------------------------------------
     @property
@@ -152,6 +169,8 @@ class Worker:
     def sweep(self) -> dict:
         """The periodic task: fire what is due (the messages it writes are sent by `motcua.deliver`)."""
         r = self.fire_all()
+        self.sweeps += 1
+        self.last_sweep = _time.monotonic()
         if r.dossiers or r.failures:
             log.info(
                 "sweep: %s dossiers, %s timers, %s reminders, %s overdue, %s failures in %.3f s",
@@ -194,7 +213,7 @@ class Worker:
         commits costs one task, and a commit just after a delivery started is picked up by the next one."""
         slot = math.ceil(_time.time() + 0.001)
         with self._lock:
-            if slot in self._deliver_slots:
+            if slot in self._deliver_slots or _time.monotonic() < self._queue_away_until:
                 return False
             if len(self._deliver_slots) > 1000:
                 self._deliver_slots = {k for k in self._deliver_slots if k >= slot}
@@ -202,11 +221,28 @@ class Worker:
         try:
             self.deliver_task.schedule(eta=datetime.fromtimestamp(slot, UTC))
         except Exception:  # the queue is down: the periodic tick still drains the outbox
-            log.exception("could not enqueue a delivery")
             with self._lock:
                 self._deliver_slots.discard(slot)
+            self._queue_away()
             return False
         return True
+
+    def _queue_away(self) -> None:
+        """The queue did not answer: say so once, and do not try again for `QUEUE_AWAY_SECONDS`."""
+        with self._lock:
+            now = _time.monotonic()
+            first = now >= self._queue_away_until
+            self._queue_away_until = now + QUEUE_AWAY_SECONDS
+        if first:
+            log.warning("the task queue does not answer; the database sweep covers until it is back")
+
+    def queue_reachable(self) -> bool:
+        """Does the task queue answer now? (one cheap round trip)"""
+        try:
+            self.huey.storage.queue_size()
+            return True
+        except Exception:
+            return False
 
     def wake(self) -> dict:
         """The scheduled wake-up: the same as a sweep; the database decides what is due."""
@@ -223,7 +259,7 @@ class Worker:
         eta = max(when, now + timedelta(seconds=1))
         key = math.ceil(eta.timestamp())
         with self._lock:
-            if key in self._scheduled:
+            if key in self._scheduled or _time.monotonic() < self._queue_away_until:
                 return False
             if len(self._scheduled) > 10_000:
                 cutoff = now.timestamp()
@@ -232,9 +268,9 @@ class Worker:
         try:
             self.wake_task.schedule(eta=datetime.fromtimestamp(key, UTC))
         except Exception:  # the queue is down: the periodic sweep will still find the timer
-            log.exception("could not schedule a wake-up at %s", eta)
             with self._lock:
                 self._scheduled.pop(key, None)
+            self._queue_away()
             return False
         return True
 
@@ -336,19 +372,61 @@ def make_consumer(worker: Worker, workers: int = 4, **kw) -> Consumer:
     )
 
 
+class Keepalive(threading.Thread):
+    """Beside the consumer: the worker's heartbeat row every `period` seconds (engine/ops.py), and the
+    database sweep run directly when the task queue does not answer (Redis away) or no sweep ran here for
+    four periods, so that timers fire without the queue (docs/operations.md, "When Redis is away")."""
+
+    def __init__(self, worker: Worker, period: float | None = None):
+        super().__init__(name="motcua-keepalive", daemon=True)
+        self.worker = worker
+        self.period = period if period is not None else min(10.0, float(worker.settings.sweep_seconds))
+        self.stop = threading.Event()
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.id = f"{self.host}:{self.pid}"
+        self.started_at = utcnow()
+
+    def beat(self) -> None:
+        from .ops import beat
+
+        beat(self.worker.db, self.id, self.host, self.pid, self.started_at, self.worker.sweeps)
+
+    def tick(self) -> None:
+        try:
+            self.beat()
+        except Exception:  # the database is away: the next tick tries again
+            log.warning("heartbeat not written", exc_info=True)
+        stale = _time.monotonic() - self.worker.last_sweep > 4 * self.worker.settings.sweep_seconds
+        if stale or (self.worker.settings.redis_url and not self.worker.queue_reachable()):
+            if _time.monotonic() - self.worker.last_sweep >= self.worker.settings.sweep_seconds:
+                try:
+                    self.worker.sweep()
+                    self.worker.deliver_periodic()
+                except Exception:
+                    log.exception("direct database sweep failed")
+
+    def run(self) -> None:
+        self.tick()
+        while not self.stop.wait(self.period):
+            self.tick()
+
+
 def run_consumer(settings: Settings, workers: int = 4) -> None:
-    """`motcua worker`: the huey consumer (4 threads), sweeping every `settings.sweep_seconds`."""
+    """`motcua worker`: the huey consumer (4 threads), sweeping every `settings.sweep_seconds`, with its
+    heartbeat and the direct database sweep beside it (`Keepalive`)."""
+    from . import logs
+
     var = Path(settings.var_dir)
     var.mkdir(parents=True, exist_ok=True)
-    if not logging.getLogger().handlers:
-        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        root = logging.getLogger()
-        root.setLevel(logging.INFO)
-        for h in (logging.StreamHandler(), logging.FileHandler(var / "worker.log", encoding="utf-8")):
-            h.setFormatter(fmt)
-            root.addHandler(h)
+    logs.configure(file=str(var / "worker.log"))
     worker = Worker(settings)
     worker.install_wakeups()
     backend = "Redis" if settings.redis_url else f"SQLite {var / 'huey.db'}"
     log.info("motcua worker: huey on %s, %s threads, sweep every %s s", backend, workers, settings.sweep_seconds)
-    make_consumer(worker, workers=workers).run()
+    keepalive = Keepalive(worker)
+    keepalive.start()
+    try:
+        make_consumer(worker, workers=workers).run()
+    finally:
+        keepalive.stop.set()

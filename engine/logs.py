@@ -1,0 +1,108 @@
+"""Logs as one JSON object per line, carrying who and what they are about (docs/operations.md, "Logs").
+
+Every record gets the context of the work it belongs to: `request_id` (the `X-Request-Id` the API echoes),
+`user` and `dossier` (the dossier code), from context variables that the API sets per request (`bind`) and
+forgets at its end (`reset`); a worker task may bind a dossier the same way. `configure()` installs the
+formatter on the root logger: `json` (the default; one object per line with `ts`, `level`, `logger`, `msg`,
+the context, and `exc` for a traceback) or `text` (MOTCUA_LOG_FORMAT=text, for a developer's terminal).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+request_id: ContextVar[str | None] = ContextVar("motcua_request_id", default=None)
+user: ContextVar[str | None] = ContextVar("motcua_user", default=None)
+dossier: ContextVar[str | None] = ContextVar("motcua_dossier", default=None)
+
+_VARS = {"request_id": request_id, "user": user, "dossier": dossier}
+
+
+def bind(**values) -> None:
+    """Set context values (request_id=, user=, dossier=) for the records that follow in this thread."""
+    for k, v in values.items():
+        _VARS[k].set(v)
+
+
+def reset() -> None:
+    for var in _VARS.values():
+        var.set(None)
+
+
+_providers: list = []
+
+
+def add_provider(fn) -> None:
+    """`fn()` → a dict of context values read when a record is formatted (the API gives the request's user)."""
+    _providers.append(fn)
+
+
+def context() -> dict:
+    out = {k: v for k, var in _VARS.items() if (v := var.get()) is not None}
+    for fn in _providers:
+        try:
+            out.update(fn() or {})
+        except Exception:  # a provider outside its context gives nothing
+            pass
+    return out
+
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ts (UTC, ISO 8601), level, logger, msg, the context, any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(context())
+        for k, v in record.__dict__.items():
+            if k not in _STANDARD and not k.startswith("_"):
+                out[k] = v
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ctx = context()
+        return f"{line} {ctx}" if ctx else line
+
+
+def formatter(fmt: str | None = None) -> logging.Formatter:
+    fmt = (fmt or os.environ.get("MOTCUA_LOG_FORMAT") or "json").lower()
+    return TextFormatter() if fmt == "text" else JsonFormatter()
+
+
+def configure(fmt: str | None = None, level: int = logging.INFO, file: str | None = None) -> None:
+    """Root logger → stderr (and `file`, if given) with the chosen format; once per process."""
+    root = logging.getLogger()
+    if getattr(root, "_motcua_configured", False):
+        return
+    root._motcua_configured = True  # type: ignore[attr-defined]
+    form = formatter(fmt)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file:
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    for h in handlers:
+        h.setFormatter(form)
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+__all__ = ["bind", "reset", "context", "configure", "JsonFormatter", "request_id", "user", "dossier"]
