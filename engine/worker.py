@@ -62,7 +62,7 @@ _DOSSIERS = Dossier.__table__
 _PENDING = "motcua_wakeups"
 _OUTBOX = "motcua_outbox"
 _NOTIFICATIONS = Notification.__table__
-REDIS_TIMEOUT = 1.0  # seconds: connect or answer, else the queue counts as away
+REDIS_TIMEOUT = 2.0  # seconds: connect or answer (more than huey's 1-second blocking read), else the queue is away
 QUEUE_AWAY_SECONDS = 5.0  # after a failed enqueue, skip enqueueing for this long (the sweep covers)
 
 
@@ -71,16 +71,16 @@ def make_huey(settings: Settings, name: str = HUEY_NAME, immediate: bool = False
     if settings.redis_url:
         # Short socket timeouts: with Redis away, an enqueue after a commit fails in ~a second instead of
         # hanging the request (the database sweep still finds the work, docs/operations.md).
-        return RedisHuey(
-            name,
-            url=settings.redis_url,
-            results=False,
-            utc=True,
-            immediate=immediate,
-            immediate_use_memory=False,
+        from redis import ConnectionPool
+
+        pool = ConnectionPool.from_url(
+            settings.redis_url,
             socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT / 2,
             health_check_interval=30,
+        )
+        return RedisHuey(
+            name, connection_pool=pool, results=False, utc=True, immediate=immediate, immediate_use_memory=False
         )
     return SqliteHuey(
         name,
