@@ -144,13 +144,18 @@ class Client:
         self.slowest = 0.0
         self.problems_503: list[dict] = []
 
-    def request(self, method: str, path: str, body=None, key: str | None = None) -> tuple[int, dict, dict]:
+    def request(
+        self, method: str, path: str, body=None, key: str | None = None, pending_for: float = 5.0
+    ) -> tuple[int, dict, dict]:
+        """The answer; a 409 'still being processed' is retried for `pending_for` seconds, then returned (the
+        process that took the key was killed mid-request: the caller looks at the dossier, docs/api.md)."""
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if key:
             headers["Idempotency-Key"] = key
         end = time.monotonic() + self.deadline
+        pending_since = None
         while True:
             port = self.ports[self.turn % len(self.ports)]
             self.turn += 1
@@ -168,10 +173,12 @@ class Client:
             self.statuses[status] += 1
             if status == 503:
                 self.problems_503.append(data)
-            retry = status in (0, 502, 503) or (
-                status == 409 and "đang được xử lý" in (data or {}).get("message_vi", "")
-            )
-            if not retry:
+            pending = status == 409 and "đang được xử lý" in (data or {}).get("message_vi", "")
+            if pending:
+                pending_since = pending_since or time.monotonic()
+                if time.monotonic() - pending_since > pending_for:
+                    return status, data, rh
+            if not (status in (0, 502, 503) or pending):
                 return status, data, rh
             assert time.monotonic() < end, f"{method} {path}: no answer within {self.deadline} s"
             time.sleep(0.2)
@@ -183,18 +190,33 @@ class Client:
 
 
 def _new(client: Client, procedure: str, tag: str) -> dict:
-    key = f"new-{tag}"
-    status, d, _ = client.request(
-        "POST", "/api/v1/dossiers", {"procedure_code": procedure, "applicant": {"name": key}, "channel": 1}, key=key
-    )
-    assert status == 201, (status, d)
-    return d
+    name = key = f"new-{tag}"
+    for attempt in range(3):
+        body = {"procedure_code": procedure, "applicant": {"name": name}, "channel": 1}
+        status, d, _ = client.request("POST", "/api/v1/dossiers", body, key=key)
+        if status == 201:
+            return d
+        assert status == 409, (status, d)  # the key's first request died with its process: did it take effect?
+        status, page, _ = client.request("GET", f"/api/v1/dossiers?q={name}")
+        found = [x for x in page["items"] if x["applicant_name"] == name] if status == 200 else []
+        if found:
+            return client.request("GET", f"/api/v1/dossiers/{found[0]['code']}")[1]
+        key = f"{key}-{attempt}"  # it did not: a new key, as the 409 says
+    raise AssertionError(f"could not create {name}")
 
 
 def _complete(client: Client, task_id: str, data: dict) -> dict:
-    status, d, _ = client.request("POST", f"/api/v1/tasks/{task_id}/complete", {"data": data}, key=f"done-{task_id}")
-    assert status == 200, (status, d)
-    return d
+    key = f"done-{task_id}"
+    for attempt in range(3):
+        status, d, _ = client.request("POST", f"/api/v1/tasks/{task_id}/complete", {"data": data}, key=key)
+        if status == 200:
+            return d
+        assert status == 409, (status, d)  # the key's first request died with its process: did it take effect?
+        status, t, _ = client.request("GET", f"/api/v1/tasks/{task_id}")
+        if status == 200 and t["task"]["state"] == "completed":
+            return client.request("GET", f"/api/v1/dossiers/{t['dossier']['code']}")[1]
+        key = f"{key}-{attempt}"
+    raise AssertionError(f"could not complete {task_id}")
 
 
 def drive_four_steps(client: Client, tag: str, acked: dict) -> None:
