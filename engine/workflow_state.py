@@ -7,9 +7,11 @@ deserialized in process memory; a dossier's state holds only its tasks and data,
 Data is data. SpiffWorkflow's registry turns any dict with a `typename` key back into the class registered
 under that name, so intake data like `{"ghi_chu": {"typename": "BpmnWorkflow"}}` would be read back as an
 engine object (and fail) the next time the dossier is restored. Every dict of user data (task data, their
-deltas, workflow data, event payloads) is therefore escaped when stored: a key `typename`, or any key that
-starts with `~`, gets one more `~` in front; restoring strips it. Only the engine's own objects keep a bare
-`typename`. States stored before the escape (no `data_escaped` marker) are read as they were written.
+deltas, workflow data, event payloads) goes through `DataRegistry` when stored: a dict with a key
+`typename` or `~` is written as `{"~": [[key, value], ...]}` - a dict whose only key is `~` and that no
+restore can take for an engine object - and read back as the dict it was. Only the engine's own objects
+keep a bare `typename`. Other dicts are written as they are, so the check costs two key lookups per dict.
+States stored before the escape (no `data_escaped` marker) are read as they were written.
 See docs/security.md ("Data").
 """
 
@@ -19,6 +21,7 @@ import json
 import zlib
 from copy import deepcopy
 from functools import cache
+from types import ModuleType
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -32,69 +35,56 @@ from SpiffWorkflow.task import Task
 
 ESCAPE = "~"
 TYPE_KEY = "typename"
-ESCAPE_MARKER = "data_escaped"  # in a stored state: its user data was escaped by `escape_data`
-
-
-def _escape_key(key):
-    if key.__class__ is str and (key == TYPE_KEY or key[:1] == ESCAPE):
-        return ESCAPE + key
-    return key
-
-
-def _unescape_key(key):
-    return key[1:] if key.__class__ is str and key[:1] == ESCAPE else key
-
-
-def escape_data(value):
-    """`value` with every dict key `typename` or `~...` prefixed by `~`; the same object when none is."""
-    if isinstance(value, dict):
-        out, changed = {}, False
-        for k, v in value.items():
-            ek, ev = _escape_key(k), escape_data(v)
-            changed = changed or ek is not k or ev is not v
-            out[ek] = ev
-        return out if changed else value
-    if isinstance(value, list):
-        items = [escape_data(v) for v in value]
-        return items if any(a is not b for a, b in zip(items, value)) else value
-    return value
+ESCAPE_MARKER = "data_escaped"  # in a stored state: its user data went through DataRegistry
+_PRIMITIVES = frozenset({str, int, float, bool, type(None)})
 
 
 class DataRegistry(DefaultRegistry):
-    """SpiffWorkflow's registry, with plain dicts (user data) escaped on the way out and unescaped back.
+    """SpiffWorkflow's registry, with dicts of user data that could be taken for an engine object (a key
+    `typename`, or the escape key `~` itself) written as `{"~": [[key, value], ...]}` and read back.
 
-    A dict the registry builds for an engine object carries `typename` and is restored as that object; a
-    dict of user data never does after `escape_data`, so `restore` only strips the escape from its keys.
+    Also a faster walk than the registry's own for plain JSON values (no per-value dispatch).
     """
 
     def convert(self, obj):
-        if isinstance(obj, dict) and self.typenames.get(obj.__class__) is None:
-            obj = {_escape_key(k): v for k, v in obj.items()}
+        cls = obj.__class__
+        if cls in _PRIMITIVES:
+            return obj
+        if cls is list:
+            return [self.convert(v) for v in obj]
+        if cls is dict and not self._encoder_mode:  # cleaned as SpiffWorkflow does: no callables, no modules
+            out = {k: self.convert(v) for k, v in obj.items() if not callable(v) and not isinstance(v, ModuleType)}
+            if TYPE_KEY in out or ESCAPE in out:
+                return {ESCAPE: [[k, v] for k, v in out.items()]}
+            return out
         return super().convert(obj)
 
     def restore(self, val, **kwargs):
-        if val.__class__ is dict and TYPE_KEY not in val:
-            return {_unescape_key(k): self.restore(v, **kwargs) for k, v in val.items()}
+        cls = val.__class__
+        if cls in _PRIMITIVES:
+            return val
+        if cls is list:
+            return [self.restore(v, **kwargs) for v in val]
+        if cls is dict:
+            if TYPE_KEY in val:  # an engine object: only the engine writes a bare `typename`
+                return super().restore(val, **kwargs)
+            pairs = val.get(ESCAPE)
+            if pairs is not None and len(val) == 1 and pairs.__class__ is list:
+                return {k: self.restore(v, **kwargs) for k, v in pairs}
+            return {k: self.restore(v, **kwargs) for k, v in val.items()}
         return super().restore(val, **kwargs)
 
 
 class DataTaskConverter(TaskConverter):
-    """SpiffWorkflow's task converter stores task data (or its delta) without the registry: escape it here."""
+    """SpiffWorkflow's task converter writes task data (or its delta) without the registry: here it goes
+    through `DataRegistry` like every other piece of data (it is read back through it already)."""
 
     def to_dict(self, task):
         dct = super().to_dict(task)
-        dct["data"] = escape_data(dct["data"])
-        delta = dct["delta"]
-        if delta:
-            delta["updates"] = escape_data(delta["updates"])
-            delta["deletions"] = [_escape_key(k) for k in delta["deletions"]]
+        dct["data"] = self.registry.convert(dct["data"])
+        if dct["delta"]:
+            dct["delta"]["updates"] = self.registry.convert(dct["delta"]["updates"])
         return dct
-
-    def from_dict(self, dct, workflow):
-        delta = dct.get("delta")
-        if delta and delta.get("deletions"):
-            delta["deletions"] = [_unescape_key(k) for k in delta["deletions"]]
-        return super().from_dict(dct, workflow)  # data and updates go through DataRegistry.restore
 
 
 class LeanWorkflowConverter(BpmnWorkflowConverter):
