@@ -22,12 +22,13 @@ import importlib
 import logging
 
 import flask_smorest
-from flask import Flask
+from flask import Flask, current_app, request
 from flask_smorest.utils import prepare_response
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SqlaTimeout
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.config import Settings
 from engine.db import Database
@@ -35,6 +36,7 @@ from engine.dossiers import DossierService
 from engine.errors import MotcuaError
 
 from . import observability
+from .auth import authenticate
 from .context import Services, init_db
 from .errors import (
     PROBLEM,
@@ -45,8 +47,9 @@ from .errors import (
     from_workflow_error,
     internal_error,
 )
+from .headers import security_headers
 from .hygiene import check_request
-from .ratelimit import SlidingWindowLimiter
+from .ratelimit import LOGIN_RULES, Backoff, FixedWindow
 
 log = logging.getLogger("motcua.api")
 
@@ -102,6 +105,15 @@ class MotcuaApi(flask_smorest.Api):
         return from_http_exception(error)
 
 
+def _check_unprotected_request() -> None:
+    """Input hygiene (api/hygiene.py) for the operations open to anyone. A blueprint behind a bearer token
+    runs it in `api.auth.authenticate`, after the caller's role was checked: authorization comes first."""
+    bp = request.blueprint
+    if bp and authenticate in current_app.before_request_funcs.get(bp, ()):
+        return
+    check_request()
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     settings = settings or Settings.from_env()
     db = database or Database.from_settings(settings)
@@ -129,15 +141,20 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         settings=settings,
         db=db,
         dossiers=DossierService(db, settings),
-        login_limiter=SlidingWindowLimiter(limit=10, window=300),
-        lookup_limiter=SlidingWindowLimiter(limit=30, window=60),
+        login_limiter=Backoff(db, LOGIN_RULES),
+        lookup_limiter=FixedWindow(db, limit=30, window=60, prefix="lookup"),
     )
+    if settings.trusted_proxies:
+        # The client address (limits, audit) is the one the trusted proxies saw, never a header the client
+        # wrote itself: only the last `trusted_proxies` hops of X-Forwarded-For are believed.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     init_db(app)  # flask-sqlalchemy: request-scoped read sessions on the engine's own engine and metadata
     api = MotcuaApi(app)
     app.extensions["motcua_api"] = api
 
-    app.before_request(check_request)
+    app.before_request(_check_unprotected_request)
     observability.init_app(app)  # request id, latency metrics, access log: before every other hook
+    app.after_request(security_headers)
     app.register_error_handler(MotcuaError, from_motcua)
     app.register_error_handler(HTTPException, from_http_exception)
     app.register_error_handler(SpiffWorkflowException, from_workflow_error)

@@ -23,9 +23,9 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from engine.actions import MAX_DOCUMENTS, MAX_EXTRA_DAYS, MAX_REASON, LegalActions
+from engine.actions import MAX_DOCUMENTS, MAX_EXTRA_DAYS, MAX_REASON, WHO_MAY, LegalActions
 
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import Str, errors
 from .context import actor, services
 from .schemas import DossierSchema
@@ -84,6 +84,7 @@ def _actions() -> LegalActions:
 
 
 @blp.route("/<code>/supplement-request", methods=["POST"])
+@requires(roles=WHO_MAY["request_supplement"][0])
 @blp.doc(
     summary="Yêu cầu bổ sung hồ sơ / ask for missing documents (receiver)",
     description="Status 5, the deadline clock pauses. A second request is accepted but counts as late "
@@ -97,6 +98,7 @@ def supplement_request(body, code):
 
 
 @blp.route("/<code>/supplement-received", methods=["POST"])
+@requires(roles=WHO_MAY["supplement_received"][0])
 @blp.doc(
     summary="Nhận hồ sơ bổ sung / the documents came back (receiver)",
     description="Back to the status before the request; the due time moves on by the working time paused.",
@@ -109,6 +111,7 @@ def supplement_received(body, code):
 
 
 @blp.route("/<code>/refuse", methods=["POST"])
+@requires(roles=WHO_MAY["refuse"][0])
 @blp.doc(summary="Từ chối tiếp nhận / refuse at intake (receiver; before processing)")
 @blp.arguments(ReasonSchema())
 @blp.response(200, DossierSchema)
@@ -118,6 +121,7 @@ def refuse(body, code):
 
 
 @blp.route("/<code>/withdraw", methods=["POST"])
+@requires(roles=WHO_MAY["withdraw"][0])
 @blp.doc(summary="Rút hồ sơ theo yêu cầu người nộp / withdraw at the applicant's request (receiver)")
 @blp.arguments(ReasonSchema())
 @blp.response(200, DossierSchema)
@@ -127,6 +131,7 @@ def withdraw(body, code):
 
 
 @blp.route("/<code>/stop", methods=["POST"])
+@requires(roles=WHO_MAY["stop"][0])
 @blp.doc(summary="Dừng xử lý / stop processing (receiver or agency leader)")
 @blp.arguments(ReasonSchema())
 @blp.response(200, DossierSchema)
@@ -136,6 +141,7 @@ def stop(body, code):
 
 
 @blp.route("/<code>/extend", methods=["POST"])
+@requires(roles=WHO_MAY["extend"][0])
 @blp.doc(
     summary="Xin lỗi và hẹn lại ngày trả / apology letter with a new due time (receiver; once)",
     description="Only when the dossier is overdue or has less than one working day left; give exactly one "

@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from engine import attachments as engine_attachments
 from engine.errors import InvalidInput
 
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import DateTimeString, Str, errors
 from .context import actor, services
 
@@ -89,6 +89,7 @@ DOWNLOAD_DOC = {
 
 
 @blp.route("/<code>/attachments", methods=["POST"])
+@requires("receive")
 @blp.doc(
     summary="Tải lên giấy tờ / upload a document (receiver of the dossier's agency)",
     requestBody=UPLOAD_DOC,
@@ -113,6 +114,7 @@ def upload(code):
 
 
 @blp.route("/<code>/attachments", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Danh sách giấy tờ / a dossier's attachments (staff of its agency)")
 @blp.response(200, AttachmentListSchema)
 @errors(blp, 401, 403, 404)
@@ -121,6 +123,7 @@ def list_(code):
 
 
 @blp.route("/<code>/attachments/<int:attachment_id>", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Tải về giấy tờ / download an attachment (staff of the dossier's agency)", responses=DOWNLOAD_DOC)
 @errors(blp, 401, 403, 404)
 def download(code, attachment_id):

@@ -7,8 +7,13 @@ request the user is read again from the database (`engine.auth.load_actor`), at 
 user or a changed role takes effect within seconds, not at token expiry. The role and agency rules
 themselves live in `engine.auth.Actor`.
 
-Failed logins are rate-limited per username + client IP (10 per 5 minutes by default, in process, see
-api/ratelimit.py): the 11th attempt answers 429 with Retry-After, even with the right password.
+Tokens also carry the user's token generation (`gen`): changing the password (`POST /auth/password`,
+`motcua users passwd`) or disabling the account (`motcua users disable`) bumps it in the users row, and a
+token of an older generation is refused (401) as soon as the actor cache above (5 s) no longer holds it.
+
+Failed sign-ins are counted in the database, shared by every process (api/ratelimit.py): per account and
+client address, per address, and per account, each with growing delays (429 with Retry-After) rather than
+a lock; the client address comes from `MOTCUA_TRUSTED_PROXIES` (docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from marshmallow import validate
 
 from engine.auth import Actor, load_actor
 from engine.auth import authenticate as engine_authenticate
+from engine.auth import set_password as engine_set_password
 from engine.errors import MotcuaError, NotFound, PermissionDenied
 
 from .common import errors
-from .context import read_session, services
-from .ratelimit import TooManyRequests
+from .context import actor, read_session, services
+from .hygiene import check_request
+from .ratelimit import TooManyRequests, login_keys
 
 blp = Blueprint(
     "auth",
@@ -49,6 +56,7 @@ def issue_token(actor: Actor, secret: str, ttl: int) -> str:
     now = int(time.time())
     claims = {
         "sub": actor.username,
+        "gen": int(actor.generation),
         "roles": sorted(actor.roles),
         "agency": actor.agency,
         "name": actor.full_name,
@@ -58,10 +66,50 @@ def issue_token(actor: Actor, secret: str, ttl: int) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+def requires(permission: str | None = "staff", *, roles: tuple[str, ...] = ()):
+    """Declare what an operation needs: a name of `engine.auth.PERMISSIONS`, or `roles` (any one of them;
+    admins always pass). `authenticate` checks it before flask-smorest parses the body or the query, so a
+    caller without it gets 403 whatever the input holds. An operation of a protected blueprint that
+    declares nothing needs "staff"."""
+
+    def decorator(func):
+        func._motcua_requires = (permission, tuple(roles))
+        return func
+
+    return decorator
+
+
+def required_of(view) -> tuple[str | None, tuple[str, ...]] | None:
+    """The declaration of `requires` on a view function (through flask-smorest's wrappers), or None."""
+    seen = 0
+    while view is not None and seen < 20:
+        declared = getattr(view, "_motcua_requires", None)
+        if declared is not None:
+            return declared
+        view, seen = getattr(view, "__wrapped__", None), seen + 1
+    return None
+
+
+def _authorize(a: Actor) -> None:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    permission, roles = required_of(view) or ("staff", ())
+    if roles:
+        a.require(*roles)
+    if permission:
+        a.require_permission(permission)
+
+
 def authenticate() -> None:
-    """`before_request` of every protected blueprint: a valid bearer token of an active user, or 401."""
+    """`before_request` of every protected blueprint: a valid bearer token of an active user, or 401; then
+    the operation's declared permission (`requires`), or 403 — both before any input is read."""
     if request.method == "OPTIONS":
         return
+    g.actor = _authenticated()
+    _authorize(g.actor)
+    check_request()  # input hygiene, only once the caller may call this operation at all
+
+
+def _authenticated() -> Actor:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -73,8 +121,7 @@ def authenticate() -> None:
     verified = current_app.extensions.setdefault("motcua_tokens", {})
     hit = verified.get(token)
     if hit is not None and hit["exp"] + 5 > time.time():
-        g.actor = _actor(svc, hit["sub"])  # this exact token's signature was checked before
-        return
+        return _actor(svc, hit["sub"], hit["gen"])  # this exact token's signature was checked before
     try:
         claims = jwt.decode(
             token, svc.settings.secret_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "iat"]}, leeway=5
@@ -85,32 +132,38 @@ def authenticate() -> None:
         ) from None
     except jwt.PyJWTError:
         raise Unauthenticated("Token không hợp lệ", "invalid token") from None
-    if not isinstance(claims.get("sub"), str):
+    gen = claims.get("gen", 0)
+    if not isinstance(claims.get("sub"), str) or not isinstance(gen, int):
         raise Unauthenticated("Token không hợp lệ", "invalid token")
     if len(verified) > 10_000:
         verified.clear()
-    verified[token] = {"sub": claims["sub"], "exp": claims["exp"]}
-    g.actor = _actor(svc, claims["sub"])
+    verified[token] = {"sub": claims["sub"], "exp": claims["exp"], "gen": gen}
+    return _actor(svc, claims["sub"], gen)
 
 
-def _actor(svc, username: str) -> Actor:
-    """The user's current roles and agency, from a short per-process cache (see the module docstring)."""
+def _actor(svc, username: str, generation: int) -> Actor:
+    """The user's current roles and agency, from a short per-process cache keyed by the token's generation
+    (see the module docstring): a revoked token passes for at most that cache's lifetime."""
     ttl = current_app.config.get("MOTCUA_ACTOR_CACHE_SECONDS", ACTOR_CACHE_SECONDS)
     cache = current_app.extensions.setdefault("motcua_actors", {})
     now = time.monotonic()
-    hit = cache.get(username)
+    key = (username, generation)
+    hit = cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     try:
         with read_session() as s:
-            a = load_actor(s, username)
+            a = load_actor(s, username, generation)
     except NotFound:
-        cache.pop(username, None)
-        raise Unauthenticated("Tài khoản không còn hoạt động", "the account no longer exists or is inactive") from None
+        cache.pop(key, None)
+        raise Unauthenticated(
+            "Tài khoản không còn hoạt động hoặc token đã bị thu hồi; vui lòng đăng nhập lại",
+            "the account is inactive or the token was revoked; log in again",
+        ) from None
     if ttl > 0:
         if len(cache) > 10_000:
             cache.clear()
-        cache[username] = (now + ttl, a)
+        cache[key] = (now + ttl, a)
     return a
 
 
@@ -140,6 +193,16 @@ class MeSchema(ma.Schema):
     is_admin = ma.fields.Boolean(required=True)
 
 
+def _check_limits(limiter, keys) -> None:
+    wait = limiter.retry_after(keys)
+    if wait:
+        raise TooManyRequests(
+            wait,
+            f"Đăng nhập sai nhiều lần; vui lòng thử lại sau {wait} giây",
+            f"too many failed sign-ins; retry in {wait} s",
+        )
+
+
 def _me(a: Actor) -> dict:
     return {
         "username": a.username,
@@ -158,18 +221,15 @@ def _me(a: Actor) -> dict:
 @errors(blp, 401, 422, 429)
 def token(body):
     svc = services()
-    key = f"{body['username'].lower()}|{request.remote_addr or '-'}"
-    wait = svc.login_limiter.retry_after(key)
-    if wait:
-        raise TooManyRequests(
-            wait, f"Đăng nhập sai quá nhiều lần; thử lại sau {wait} giây", f"too many failed logins; retry in {wait} s"
-        )
+    keys = login_keys(body["username"], request.remote_addr or "-")
+    _check_limits(svc.login_limiter, keys)
     try:
         with read_session() as s:
             a = engine_authenticate(s, body["username"], body["password"])
     except PermissionDenied:
-        svc.login_limiter.hit(key)
+        svc.login_limiter.failed(keys)
         raise
+    svc.login_limiter.succeeded(keys["pair"], keys["account"])
     ttl = svc.settings.token_ttl_seconds
     return {
         "access_token": issue_token(a, svc.settings.secret_key, ttl),
@@ -184,8 +244,42 @@ me_blp.before_request(authenticate)
 
 
 @me_blp.route("/me", methods=["GET"])
+@requires("signed_in")
 @me_blp.doc(summary="Người đang đăng nhập / who am I")
 @me_blp.response(200, MeSchema)
-@errors(me_blp, 401)
+@errors(me_blp, 401, 403)
 def me():
     return _me(g.actor)
+
+
+class PasswordChangeSchema(ma.Schema):
+    current_password = ma.fields.String(
+        required=True, validate=validate.Length(min=1, max=1024), metadata={"format": "password"}
+    )
+    new_password = ma.fields.String(
+        required=True, validate=validate.Length(min=8, max=1024), metadata={"format": "password"}
+    )
+
+
+@me_blp.route("/password", methods=["POST"])
+@requires("signed_in")
+@me_blp.doc(
+    summary="Đổi mật khẩu / change my password",
+    description="Every token issued before (this one included) stops working: log in again with the new "
+    "password. A wrong current password is a 403 and counts as a failed sign-in.",
+)
+@me_blp.arguments(PasswordChangeSchema())
+@me_blp.response(204)
+@errors(me_blp, 401, 403, 422, 429)
+def change_password(body):
+    a, svc = actor(), services()
+    limiter = svc.login_limiter
+    keys = login_keys(a.username, request.remote_addr or "-")
+    _check_limits(limiter, keys)
+    try:
+        with svc.db.uow() as s:
+            engine_set_password(s, a.username, body["new_password"], current_password=body["current_password"])
+    except PermissionDenied:
+        limiter.failed(keys)
+        raise
+    return None

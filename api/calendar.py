@@ -19,7 +19,7 @@ from marshmallow import validate
 
 from engine import calendar_admin
 
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import Str, errors
 from .context import actor, read_session, services
 
@@ -93,6 +93,7 @@ class DayInSchema(ma.Schema):
 
 
 @blp.route("/due", methods=["GET"])
+@requires("staff")
 @blp.doc(
     summary="Tính hạn xử lý / compute a due time by the working calendar",
     description="By the convention of docs/deadlines.md: office hours 07:00-11:30 and 13:30-17:00 (UTC+7) on "
@@ -101,7 +102,7 @@ class DayInSchema(ma.Schema):
 )
 @blp.arguments(DueArgs(), location="query")
 @blp.response(200, DueSchema)
-@errors(blp, 401, 422)
+@errors(blp, 401, 403, 422)
 def due(args):
     with read_session() as s:
         return calendar_admin.compute_due(
@@ -110,6 +111,7 @@ def due(args):
 
 
 @blp.route("/days", methods=["GET"])
+@requires("staff")
 @blp.doc(
     summary="Ngày nghỉ và ngày làm bù của năm / a year's holidays and make-up working days",
     description="Holidays (package `holidays`, VN), the government's swaps and the administrators' overrides, "
@@ -117,13 +119,14 @@ def due(args):
 )
 @blp.arguments(YearArgs(), location="query")
 @blp.response(200, DaysSchema)
-@errors(blp, 401, 422)
+@errors(blp, 401, 403, 422)
 def days(args):
     with read_session() as s:
         return {"year": args["year"], "days": calendar_admin.list_days(s, args["year"])}
 
 
 @blp.route("/days/<day>", methods=["PUT"])
+@requires("admin")
 @blp.doc(summary="Thêm/sửa ngày nghỉ hoặc ngày làm bù / add or change an override (admin)")
 @blp.arguments(DayInSchema())
 @blp.response(200, DaySchema)
@@ -134,6 +137,7 @@ def put_day(body, day):
 
 
 @blp.route("/days/<day>", methods=["DELETE"])
+@requires("admin")
 @blp.doc(summary="Xoá điều chỉnh của một ngày / remove an override (admin)")
 @blp.response(204)
 @errors(blp, 401, 403, 404, 422)

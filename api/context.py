@@ -23,7 +23,7 @@ from engine.db import Database
 from engine.dossiers import DossierService
 from engine.models import Base
 
-from .ratelimit import SlidingWindowLimiter
+from .ratelimit import Backoff, FixedWindow
 
 
 @dataclass
@@ -31,8 +31,8 @@ class Services:
     settings: Settings
     db: Database
     dossiers: DossierService
-    login_limiter: SlidingWindowLimiter
-    lookup_limiter: SlidingWindowLimiter
+    login_limiter: Backoff
+    lookup_limiter: FixedWindow
 
 
 def services() -> Services:

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from engine import queries
 
 from . import idempotency
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import PagingArgs, errors
 from .context import actor, read_session, services
 from .schemas import (
@@ -36,6 +36,7 @@ class DossierListQuery(DossierListArgs, PagingArgs):
 
 
 @blp.route("", methods=["POST"])
+@requires("receive")
 @blp.doc(
     summary="Tiếp nhận hồ sơ / receive a dossier (receiver)",
     description="201 with the new dossier, its due time and its first open tasks. An admin may give "
@@ -65,6 +66,7 @@ def create(headers, body):
 
 
 @blp.route("", methods=["GET"])
+@requires("staff")
 @blp.doc(
     summary="Danh sách hồ sơ / list dossiers",
     description="Filters combine with AND. `q` matches a code prefix or part of the applicant's name. "
@@ -81,17 +83,19 @@ def list_(args):
 
 
 @blp.route("/<code>", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Chi tiết hồ sơ / a dossier: status, due dates, open tasks, data, timeline")
 @blp.response(200, DossierSchema)
-@errors(blp, 401, 404)
+@errors(blp, 401, 403, 404)
 def get(code):
     return services().dossiers.get_dossier(actor(), code)
 
 
 @blp.route("/<code>/history", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Lịch sử xử lý / audit trail: who did what, when, from which status to which")
 @blp.response(200, HistorySchema)
-@errors(blp, 401, 404)
+@errors(blp, 401, 403, 404)
 def history(code):
     with read_session() as s:
         return queries.dossier_history(s, actor(), code)

@@ -16,7 +16,7 @@ from marshmallow import validate
 
 from engine import monitor
 
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import DateTimeString, PagingArgs, Str, errors
 from .context import actor, read_session, services
 
@@ -124,6 +124,7 @@ class OverdueSchema(ma.Schema):
 
 
 @blp.route("/overdue", methods=["GET"])
+@requires("supervise")
 @blp.doc(
     summary="Hồ sơ và bước quá hạn / overdue dossiers and steps, the most overdue first",
     description="Overdue dossiers (open, no result yet, not paused, due time passed) and overdue steps (ready, "

@@ -1,4 +1,8 @@
-"""Procedures: the catalogue (staff), details and diagram (staff), deployment (analyst, admin).
+"""Procedures: the catalogue (staff, analysts), details and diagram (staff, analysts), deployment (an analyst
+for their own agency's variant, an admin for any; docs/security.md).
+
+A procedure code may have several variants, one per agency that offers it plus at most one province-wide;
+details and diagram take `?agency=` (default: the caller's agency), and fall back to the province-wide one.
 
 POST /procedures takes multipart/form-data: `file` is the BPMN, every other file part (e.g. `forms`,
 repeated) is a form file deployed with it, named by its file name. 201 when a new version was created,
@@ -18,7 +22,7 @@ from engine import queries
 from engine.procedures import Upload, deploy_upload
 from engine.queries import MAX_PER_PAGE_CATALOGUE
 
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import DateTimeString, PageSchema, Str, errors
 from .context import actor, read_session, services
 from .errors import ProblemItemSchema
@@ -99,10 +103,11 @@ class ProcedureListArgs(ma.Schema):
 
 
 @blp.route("", methods=["GET"])
+@requires("procedures")
 @blp.doc(summary="Danh mục thủ tục / procedure catalogue (staff)")
 @blp.arguments(ProcedureListArgs(), location="query")
 @blp.response(200, ProcedurePageSchema)
-@errors(blp, 401, 422)
+@errors(blp, 401, 403, 422)
 def catalogue(args):
     with read_session() as s:
         return queries.list_procedures(
@@ -132,6 +137,7 @@ UPLOAD_DOC = {
 
 
 @blp.route("", methods=["POST"])
+@requires("deploy")
 @blp.doc(summary="Triển khai thủ tục / deploy a procedure (analyst, admin)", requestBody=UPLOAD_DOC)
 @blp.alt_response(
     200,
@@ -150,26 +156,43 @@ def upload():
     return body, 201 if body["created"] else 200
 
 
+class VariantArgs(ma.Schema):
+    agency = ma.fields.String(
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "biến thể của cơ quan này, nếu không có thì biến thể toàn tỉnh; mặc định: cơ quan của "
+            "người gọi / this agency's variant, else the province-wide one; default: the caller's agency"
+        },
+    )
+
+
 @blp.route("/<code>", methods=["GET"])
+@requires("procedures")
 @blp.doc(summary="Chi tiết thủ tục / procedure details: versions, user tasks with roles, forms, deadlines")
+@blp.arguments(VariantArgs(), location="query")
 @blp.response(200, ProcedureDetailSchema)
-@errors(blp, 401, 404)
-def details(code):
+@errors(blp, 401, 403, 404, 422)
+def details(args, code):
     with read_session() as s:
-        return queries.procedure_details(s, actor(), code)
+        return queries.procedure_details(s, actor(), code, args.get("agency"))
 
 
 @blp.route("/<code>/diagram", methods=["GET"])
+@requires("procedures")
 @blp.doc(
     summary="Sơ đồ BPMN / the BPMN XML of the current version",
+    description="Served as a download (`Content-Disposition: attachment`, `X-Content-Type-Options: nosniff`): "
+    "the XML is written by analysts and is never rendered by the browser as a page.",
     responses={"200": {"description": "BPMN 2.0 XML", "content": {"application/xml": {"schema": {"type": "string"}}}}},
 )
-@errors(blp, 401, 404)
-def diagram(code):
+@blp.arguments(VariantArgs(), location="query")
+@errors(blp, 401, 403, 404, 422)
+def diagram(args, code):
     with read_session() as s:
-        filename, xml = queries.procedure_diagram(s, actor(), code)
+        filename, xml = queries.procedure_diagram(s, actor(), code, args.get("agency"))
     resp = Response(xml, mimetype="application/xml")
-    resp.headers["Content-Disposition"] = f'inline; filename="{_ascii(filename)}"'
+    resp.headers["Content-Disposition"] = f'attachment; filename="{_ascii(filename)}"'
+    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
 

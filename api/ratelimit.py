@@ -1,20 +1,26 @@
-"""A small in-process rate limiter (sliding window), so that no extra dependency is needed.
+"""Sign-in and lookup limits, counted in the database (table `throttles`) so that every server process and
+every worker shares them (docs/security.md, "Sign-in").
 
-Used by POST /auth/token (failed attempts per username + client IP) and GET /public/dossiers/{code}
-(lookups per client IP, against enumeration). Counters live in the memory of one server process: with
-`motcua serve` (waitress, one process, many threads) that is the whole server; behind several processes each
-one counts on its own, so the effective limit is multiplied by their number. Memory is bounded: at most
-`max_keys` keys are tracked, the stalest dropped first.
+- `Backoff` (failed sign-ins): each failure adds one to a counter per key; past `free` failures every further
+  one makes the key wait `base · 2^(n − free − 1)` seconds, at most `cap`; `forget` seconds without a failure
+  start the key over. There is no hard lock: the longest wait is `cap`.
+- `FixedWindow` (public lookups): at most `limit` events per key per `window` seconds.
+
+Keys are strings such as `pair:<username>|<address>`; the client address is the one ProxyFix derived from
+`MOTCUA_TRUSTED_PROXIES` (api/hygiene.py). Each check or count is one short transaction on the primary key.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import OrderedDict, deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from engine.errors import MotcuaError
+from engine.models import Throttle, utcnow
 
 
 class TooManyRequests(MotcuaError):
@@ -29,52 +35,124 @@ class TooManyRequests(MotcuaError):
         self.retry_after = retry_after
 
 
-class SlidingWindowLimiter:
-    """At most `limit` events per `window` seconds for each key."""
+def _seconds(until: datetime | None, now: datetime) -> int | None:
+    if until is None or until <= now:
+        return None
+    return max(1, math.ceil((until - now).total_seconds()))
 
-    def __init__(self, limit: int, window: float, max_keys: int = 100_000, clock=time.monotonic):
-        self.limit, self.window, self.max_keys, self.clock = limit, window, max_keys, clock
-        self._events: OrderedDict[str, deque] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def _recent(self, key, now) -> deque | None:
-        q = self._events.get(key)
-        if q is None:
-            return None
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            del self._events[key]
-            return None
-        return q
+def _key(key: str) -> str:
+    return key[:200]
 
-    def retry_after(self, key) -> int | None:
-        """Seconds until one more event is allowed, or None if it is allowed now."""
-        with self._lock:
-            now = self.clock()
-            q = self._recent(key, now)
-            if q is None or len(q) < self.limit:
-                return None
-            return max(1, math.ceil(q[0] + self.window - now))
 
-    def hit(self, key) -> int | None:
-        """Record one event; returns the seconds to wait if this event is over the limit (not recorded then)."""
-        with self._lock:
-            now = self.clock()
-            q = self._recent(key, now)
-            if q is not None and len(q) >= self.limit:
-                return max(1, math.ceil(q[0] + self.window - now))
-            if q is None:
-                q = self._events[key] = deque()
-            q.append(now)
-            self._events.move_to_end(key)
-            while len(self._events) > self.max_keys:
-                self._events.popitem(last=False)
-            return None
+@dataclass
+class Rule:
+    free: int  # failures allowed before any wait
+    base: float  # seconds of the first wait
+    cap: float  # the longest wait
+    forget: float = 900.0  # seconds without a failure after which the key starts over
 
-    def reset(self, key=None) -> None:
-        with self._lock:
-            if key is None:
-                self._events.clear()
-            else:
-                self._events.pop(key, None)
+    def wait(self, failures: int) -> float:
+        over = failures - self.free
+        if over <= 0:
+            return 0.0
+        return min(self.cap, self.base * 2 ** min(over - 1, 40))
+
+
+class Backoff:
+    """Growing delays after failures, per key, shared through the database."""
+
+    def __init__(self, db, rules: dict[str, Rule], clock=utcnow):
+        self.db, self.rules, self.clock = db, rules, clock
+
+    def retry_after(self, keys: dict[str, str]) -> int | None:
+        """Seconds until the next attempt is allowed for all of `keys` ({rule name: key}), or None."""
+        now = self.clock()
+        with self.db.read() as s:
+            until = s.scalars(
+                select(Throttle.blocked_until).where(Throttle.key.in_([_key(k) for k in keys.values()]))
+            ).all()
+        waits = [w for w in (_seconds(u, now) for u in until) if w]
+        return max(waits) if waits else None
+
+    def failed(self, keys: dict[str, str]) -> None:
+        now = self.clock()
+        for _ in range(3):  # a concurrent first failure of the same key: count again
+            try:
+                with self.db.uow() as s:
+                    for rule_name, key in keys.items():
+                        rule = self.rules[rule_name]
+                        row = s.get(Throttle, _key(key), with_for_update=True)
+                        if row is None:
+                            row = Throttle(key=_key(key), count=0, window_start=now)
+                            s.add(row)
+                        elif (now - row.window_start).total_seconds() > rule.forget:
+                            row.count = 0
+                        row.count += 1
+                        row.window_start = now  # the last failure
+                        wait = rule.wait(row.count)
+                        row.blocked_until = now + timedelta(seconds=wait) if wait else None
+                return
+            except IntegrityError:
+                continue
+
+    def succeeded(self, *keys: str) -> None:
+        with self.db.uow() as s:
+            s.execute(delete(Throttle).where(Throttle.key.in_([_key(k) for k in keys])))
+
+    def reset(self) -> None:
+        with self.db.uow() as s:
+            s.execute(delete(Throttle).where(Throttle.key.like("login:%")))
+
+
+class FixedWindow:
+    """At most `limit` events per key per `window` seconds, shared through the database."""
+
+    def __init__(self, db, limit: int, window: float, prefix: str, clock=utcnow):
+        self.db, self.limit, self.window, self.prefix, self.clock = db, limit, window, prefix, clock
+
+    def hit(self, key: str) -> int | None:
+        """Count one event; the seconds to wait if it is over the limit (then it is not counted)."""
+        now = self.clock()
+        key = _key(f"{self.prefix}:{key}")
+        for _ in range(3):
+            try:
+                with self.db.uow() as s:
+                    row = s.get(Throttle, key, with_for_update=True)
+                    if row is None:
+                        s.add(Throttle(key=key, count=1, window_start=now))
+                        return None
+                    end = row.window_start + timedelta(seconds=self.window)
+                    if end <= now:
+                        row.count, row.window_start = 1, now
+                        return None
+                    if row.count >= self.limit:
+                        return _seconds(end, now)
+                    row.count += 1
+                    return None
+            except IntegrityError:
+                continue
+        return None
+
+    def reset(self) -> None:
+        with self.db.uow() as s:
+            s.execute(delete(Throttle).where(Throttle.key.like(f"{self.prefix}:%")))
+
+
+#: Failed sign-ins: one address guessing one account slows down fast; one address trying many accounts
+#: (credential stuffing) a little later; an account attacked from many addresses only a little (at most
+#: 30 s), so that nobody can lock its owner out.
+LOGIN_RULES = {
+    "pair": Rule(free=5, base=2, cap=900),
+    "address": Rule(free=20, base=2, cap=3600),
+    "account": Rule(free=50, base=1, cap=30),
+}
+
+
+def login_keys(username: str, address: str) -> dict[str, str]:
+    user = (username or "").strip().lower()
+    return {
+        "pair": f"login:pair:{user}|{address}",
+        "address": f"login:addr:{address}",
+        "account": f"login:user:{user}",
+    }

@@ -18,7 +18,7 @@ from marshmallow import validate
 from engine import reports
 from engine.errors import PermissionDenied
 
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import DateTimeString, Str, errors
 from .context import actor, read_session, services
 
@@ -125,6 +125,7 @@ class SummarySchema(ma.Schema):
 
 
 @blp.route("/summary", methods=["GET"])
+@requires("reports")
 @blp.doc(
     summary="Báo cáo tình hình giải quyết hồ sơ / the period report (supervisor)",
     description="Per agency and procedure: received (online / in person / postal), carried over, completed "

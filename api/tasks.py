@@ -13,7 +13,7 @@ from engine import queries
 from engine.errors import InvalidInput
 
 from . import idempotency
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import PagingArgs, errors
 from .context import actor, read_session, services
 from .schemas import (
@@ -40,6 +40,7 @@ class TaskListQuery(TaskListArgs, PagingArgs):
 
 
 @blp.route("", methods=["GET"])
+@requires("staff")
 @blp.doc(
     summary="Hộp việc / inbox: ready tasks I may work on",
     description="Ready tasks of the caller's agency with one of the caller's roles, or assigned to / held by "
@@ -64,9 +65,10 @@ def inbox(args):
 
 
 @blp.route("/<task_id>", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Một công việc / a task: its form, current values, due date, dossier summary")
 @blp.response(200, TaskDetailSchema)
-@errors(blp, 401, 404)
+@errors(blp, 401, 403, 404)
 def get(task_id):
     svc = services()
     with read_session() as s:
@@ -74,6 +76,7 @@ def get(task_id):
 
 
 @blp.route("/<task_id>/claim", methods=["POST"])
+@requires("staff")
 @blp.doc(summary="Nhận việc / claim a task", description="409 if someone else holds it or it is no longer open.")
 @blp.response(200, TaskSchema)
 @errors(blp, 401, 403, 404, 409)
@@ -82,6 +85,7 @@ def claim(task_id):
 
 
 @blp.route("/<task_id>/unclaim", methods=["POST"])
+@requires("staff")
 @blp.doc(summary="Trả lại việc / give a task back", description="409 if someone else holds it.")
 @blp.response(200, TaskSchema)
 @errors(blp, 401, 403, 404, 409)
@@ -112,6 +116,7 @@ def _version(body: dict, headers: dict) -> int | None:
 
 
 @blp.route("/<task_id>/complete", methods=["POST"])
+@requires("staff")
 @blp.doc(
     summary="Hoàn thành bước / complete a task with its data",
     description="200 with the dossier's new state and next open tasks. 409: already completed, held by "

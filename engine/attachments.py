@@ -38,8 +38,6 @@ from .models import Attachment, Event, utcnow
 from .views import iso
 
 DOCUMENTS_FIELD = "documents_received"
-#: Roles that are not staff: such users see no dossier documents.
-NON_STAFF_ROLES = frozenset({"citizen", "applicant"})
 HEAD_BYTES = 8192
 CHUNK = 64 * 1024
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -191,13 +189,7 @@ def check_required_documents(s, dossier, runtime, form, data: dict) -> None:
 
 # -- authorization --------------------------------------------------------------------------------------------
 def _require_reader(actor: Actor) -> None:
-    if actor.is_supervisor:
-        return
-    if not (set(actor.roles) - NON_STAFF_ROLES):
-        raise PermissionDenied(
-            "Chỉ cán bộ của cơ quan được xem giấy tờ của hồ sơ",
-            "only staff of the agency may read the dossier's documents",
-        )
+    actor.require_staff()
 
 
 # -- storing --------------------------------------------------------------------------------------------------

@@ -5,7 +5,14 @@ These rules live here, once; the API and the CLI only authenticate and pass an `
 - which agency's records an actor sees (`Actor.sees_agency`) and which agency a list is limited to
   (`agency_scope`);
 - the dossier or task an actor may look at (`visible_dossier`, `visible_task`): another agency's record is
-  the same 404 as an unknown one, so its existence is not shown.
+  the same 404 as an unknown one, so its existence is not shown;
+- staff are the accounts with a duty on dossiers: `receiver`, `supervisor`, `admin`, or a role named by a
+  deployed procedure's lanes or candidate groups (`procedure_roles`); `citizen` and `analyst` never make an
+  account staff, whatever a diagram names. Only staff read dossiers, tasks, history and personal data
+  (`Actor.is_staff`, `Actor.require_staff`, used by all of the above);
+- `PERMISSIONS` names what each operation needs; the API checks it before reading any input;
+- a procedure belongs to the agency of its `agency` property (`Actor.require_owner`).
+docs/security.md lists each rule with the test that proves it.
 """
 
 from __future__ import annotations
@@ -18,9 +25,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from .models import Dossier, Task, User
+from .models import Dossier, ProcedureRole, Task, User
 
-STAFF_ROLES = {"receiver", "analyst", "supervisor", "admin"}
+STAFF_ROLES = {"receiver", "analyst", "supervisor", "admin"}  # the built-in roles (`motcua users add`)
+#: Roles that make an account staff without any procedure naming them.
+DUTY_ROLES = frozenset({"receiver", "supervisor", "admin"})
+#: Roles that never make an account staff, even when a diagram names them as a lane.
+NEVER_STAFF = frozenset({"citizen", "analyst"})
 _hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{2,80}$")
 _ROLE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
@@ -32,6 +43,11 @@ class Actor:
     roles: frozenset
     agency: str
     full_name: str | None = None
+    #: True when one of the roles is named by a deployed procedure (`load_actor` asks the database);
+    #: None: decided by `DUTY_ROLES` alone.
+    lane_staff: bool | None = None
+    #: The user's token generation when loaded (tokens carry it; see `revoke_tokens`).
+    generation: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -41,8 +57,43 @@ class Actor:
     def is_supervisor(self) -> bool:
         return "supervisor" in self.roles or self.is_admin
 
+    @property
+    def is_staff(self) -> bool:
+        """An account with a duty on dossiers (see the module docstring)."""
+        return bool(self.roles & DUTY_ROLES) or bool(self.lane_staff)
+
     def sees_agency(self, agency: str) -> bool:
-        return self.is_supervisor or agency == self.agency
+        """May read this agency's dossiers, tasks, history and applicants: staff of it, or a supervisor."""
+        return self.is_staff and (self.is_supervisor or agency == self.agency)
+
+    def require_staff(self) -> None:
+        if not self.is_staff:
+            raise PermissionDenied(
+                "Chỉ cán bộ xử lý hồ sơ mới được xem hồ sơ, công việc và thông tin người nộp",
+                "only staff with a duty on dossiers may read dossiers, tasks and applicants' data",
+            )
+
+    def may(self, permission: str) -> bool:
+        """Whether the actor holds a permission of `PERMISSIONS` (an unknown name is never held)."""
+        rule = PERMISSIONS.get(permission)
+        return bool(rule and rule(self))
+
+    def require_permission(self, permission: str) -> None:
+        if not self.may(permission):
+            vi, en = PERMISSION_NAMES.get(permission, (permission, permission))
+            raise PermissionDenied(f"Thao tác này dành cho {vi}", f"this operation is for {en}")
+
+    def require_owner(self, agency: str | None) -> None:
+        """Deploying a procedure: an analyst for their own agency's variant, an admin for any (incl. none)."""
+        if self.is_admin:
+            return
+        self.require("analyst")
+        if agency != self.agency:
+            where = agency or "toàn tỉnh / province-wide"
+            raise PermissionDenied(
+                f"Chuyên viên chỉ triển khai thủ tục của cơ quan mình ({self.agency}), không phải của {where}",
+                f"an analyst deploys only their own agency's procedures ({self.agency}), not {where}",
+            )
 
     def require(self, *roles: str) -> None:
         if not (self.roles & set(roles)) and not self.is_admin:
@@ -63,10 +114,35 @@ class Actor:
 
 SYSTEM = Actor("system", frozenset({"admin"}), "*", "Hệ thống")
 
+#: What each operation needs, by name; the API declares one per operation (`api.auth.requires`) and checks
+#: it before parsing any input; the engine's services check the same rules again where they act.
+PERMISSIONS = {
+    "signed_in": lambda a: True,
+    "staff": lambda a: a.is_staff,
+    "procedures": lambda a: a.is_staff or "analyst" in a.roles,
+    "deploy": lambda a: a.is_admin or "analyst" in a.roles,
+    "receive": lambda a: a.is_admin or "receiver" in a.roles,
+    "supervise": lambda a: a.is_staff,  # supervisors see every agency, other staff their own
+    "reports": lambda a: a.is_supervisor,
+    "admin": lambda a: a.is_admin,
+}
+PERMISSION_NAMES = {
+    "signed_in": ("người đã đăng nhập", "signed-in users"),
+    "staff": ("cán bộ xử lý hồ sơ", "staff with a duty on dossiers"),
+    "procedures": ("cán bộ và chuyên viên quy trình", "staff and analysts"),
+    "deploy": ("chuyên viên quy trình hoặc quản trị", "analysts and administrators"),
+    "receive": ("cán bộ tiếp nhận", "receivers"),
+    "supervise": ("cán bộ xử lý hồ sơ", "staff with a duty on dossiers"),
+    "reports": ("lãnh đạo giám sát", "supervisors"),
+    "admin": ("quản trị viên", "administrators"),
+}
+
 
 def agency_scope(actor: Actor, agency: str | None) -> str | None:
     """The agency a list is limited to: the one asked for (or None: every agency) for supervisors; the
-    actor's own agency for other staff, who get PermissionDenied when they ask for another one."""
+    actor's own agency for other staff, who get PermissionDenied when they ask for another one; nothing for
+    an account that is not staff."""
+    actor.require_staff()
     agency = (agency or "").strip() or None
     if actor.is_supervisor:
         return agency
@@ -81,7 +157,8 @@ def agency_scope(actor: Actor, agency: str | None) -> str | None:
 
 def visible_dossier(session, actor: Actor, code: str, lock: bool = False) -> Dossier:
     """The dossier with this code if the actor may see it (their agency, or every agency for supervisors);
-    an unknown code and another agency's dossier are the same 404."""
+    an unknown code and another agency's dossier are the same 404; an account that is not staff gets 403."""
+    actor.require_staff()
     d = None
     if isinstance(code, str) and 0 < len(code) <= 64:
         stmt = select(Dossier).where(Dossier.code == code)
@@ -92,7 +169,9 @@ def visible_dossier(session, actor: Actor, code: str, lock: bool = False) -> Dos
 
 
 def visible_task(session, actor: Actor, task_id: str) -> Task:
-    """The task with this id if the actor may see it; else 404, as for `visible_dossier`."""
+    """The task with this id if the actor may see it; else 404 (403 for an account that is not staff), as for
+    `visible_dossier`."""
+    actor.require_staff()
     task = session.get(Task, task_id) if isinstance(task_id, str) and 0 < len(task_id) <= 36 else None
     if task is None or not actor.sees_agency(task.agency):
         raise task_not_found()
@@ -105,6 +184,55 @@ def task_not_found() -> NotFound:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def _check_password(password) -> None:
+    if not isinstance(password, str) or len(password) < 8:
+        raise InvalidInput(
+            "Mật khẩu phải có ít nhất 8 ký tự",
+            "password must have at least 8 characters",
+            {"fields": {"password": "≥ 8"}},
+        )
+    if len(password) > 1024:
+        raise InvalidInput("Mật khẩu quá dài", "password is too long", {"fields": {"password": "≤ 1024"}})
+
+
+def _user(session, username: str) -> User:
+    user = session.scalars(select(User).where(User.username == username).with_for_update()).first()
+    if user is None:
+        raise NotFound(f"Không có người dùng '{username}'", f"no user '{username}'")
+    return user
+
+
+def revoke_tokens(user: User) -> None:
+    """Every token issued to this user so far stops working (tokens carry the generation they were issued at)."""
+    user.token_generation = (user.token_generation or 0) + 1
+
+
+def set_password(session, username: str, new_password: str, current_password: str | None = None) -> User:
+    """Change a password (with `current_password`, it must match: a user changing their own) and revoke
+    every token issued before."""
+    _check_password(new_password)
+    user = _user(session, username)
+    if current_password is not None:
+        try:
+            _hasher.verify(user.password_hash, current_password)
+        except (VerificationError, InvalidHashError):
+            raise PermissionDenied("Mật khẩu hiện tại không đúng", "the current password is wrong") from None
+    user.password_hash = hash_password(new_password)
+    revoke_tokens(user)
+    session.flush()
+    return user
+
+
+def set_active(session, username: str, active: bool) -> User:
+    """Disable (or enable again) an account; disabling revokes its tokens."""
+    user = _user(session, username)
+    if not active:
+        revoke_tokens(user)
+    user.active = active
+    session.flush()
+    return user
 
 
 def add_user(
@@ -121,8 +249,7 @@ def add_user(
         raise InvalidInput(
             "Tên đăng nhập chỉ gồm chữ, số, . _ - (2–80 ký tự)", "username: letters, digits, . _ - (2–80 characters)"
         )
-    if not password or len(password) < 8:
-        raise InvalidInput("Mật khẩu phải có ít nhất 8 ký tự", "password must have at least 8 characters")
+    _check_password(password)
     roles = sorted({r.strip() for r in roles if r and r.strip()})
     if not roles or not all(_ROLE.match(r) for r in roles):
         raise InvalidInput("Cần ít nhất một vai trò hợp lệ", "at least one valid role is needed")
@@ -155,15 +282,30 @@ def authenticate(session, username: str, password: str) -> Actor:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise bad from None
-    return actor_of(user)
+    return actor_of(user, session)
 
 
-def actor_of(user: User) -> Actor:
-    return Actor(user.username, frozenset(user.roles or ()), user.agency, user.full_name)
+def lane_staff(session, roles) -> bool:
+    """Whether a deployed procedure names one of these roles (one indexed lookup in `procedure_roles`)."""
+    candidates = sorted(set(roles or ()) - NEVER_STAFF - DUTY_ROLES)
+    if not candidates:
+        return False
+    return session.scalar(select(ProcedureRole.role).where(ProcedureRole.role.in_(candidates)).limit(1)) is not None
 
 
-def load_actor(session, username: str) -> Actor:
+def actor_of(user: User, session=None) -> Actor:
+    """The actor of a user row; with a session, whether a procedure's lane makes them staff is looked up."""
+    roles = frozenset(user.roles or ())
+    staff = lane_staff(session, roles) if session is not None else None
+    return Actor(user.username, roles, user.agency, user.full_name, staff, user.token_generation or 0)
+
+
+def load_actor(session, username: str, generation: int | None = None) -> Actor:
+    """The active user's current actor; NotFound if absent, disabled, or (given a token's `generation`)
+    their tokens were revoked since (a changed password or a disabled account)."""
     user = session.scalars(select(User).where(User.username == username)).first()
     if user is None or not user.active:
         raise NotFound("Không tìm thấy người dùng", "user not found")
-    return actor_of(user)
+    if generation is not None and generation != (user.token_generation or 0):
+        raise NotFound("Token đã bị thu hồi", "the token was revoked")
+    return actor_of(user, session)

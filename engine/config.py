@@ -86,6 +86,8 @@ class Settings:
     metrics_token: str | None = None  # MOTCUA_METRICS_TOKEN: required by GET /metrics when set
     channels: ChannelSettings = field(default_factory=ChannelSettings)
     online: OnlineSettings = field(default_factory=OnlineSettings.from_env)
+    #: How many reverse proxies in front of the server append to X-Forwarded-For (0: use the peer address).
+    trusted_proxies: int = 0
 
     def __post_init__(self):
         self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +109,8 @@ class Settings:
             kw["max_upload_bytes"] = int(env["MOTCUA_MAX_UPLOAD_BYTES"])
         if env.get("MOTCUA_SWEEP_SECONDS"):
             kw["sweep_seconds"] = int(env["MOTCUA_SWEEP_SECONDS"])
+        if env.get("MOTCUA_TRUSTED_PROXIES"):
+            kw["trusted_proxies"] = max(0, int(env["MOTCUA_TRUSTED_PROXIES"]))
         if env.get("MOTCUA_REMINDER_HOURS"):
             kw["reminder_hours_before_due"] = float(env["MOTCUA_REMINDER_HOURS"])
         if env.get("MOTCUA_METRICS_TOKEN"):

@@ -34,13 +34,33 @@ from .config import Settings
 from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
 from .expressions import expression_error_of
-from .models import CodeCounter, Dossier, Event, Task, TaskRole, WorkflowState, utcnow
+from .models import CodeCounter, Dossier, Event, Procedure, Task, TaskRole, WorkflowState, utcnow
 from .procedures import Runtime, RuntimeCache, current_version_id
 from .script_engine import make_script_engine
 from .statuses import FINAL, Channel, Status
 from .timers import timer_functions
 from .views import dossier_view, event_view, task_view
 from .workflow_state import dump_state, load_state
+
+
+def receiving_variant(session, actor: Actor, procedure_code, agency: str | None) -> tuple[int, str]:
+    """(procedure version id, receiving agency) of a new dossier: the receiver's own agency (an admin may
+    name another) runs its own variant of the procedure, else the province-wide one. An admin naming no
+    agency receives for their own, or — when the code has a single variant — for that variant's agency."""
+    if not isinstance(procedure_code, str) or not 0 < len(procedure_code) <= 64:
+        raise NotFound(f"Không có thủ tục mã '{procedure_code}'", f"no procedure with code '{procedure_code}'")
+    if not actor.is_admin or agency:
+        agency = agency if (agency and actor.is_admin) else actor.agency
+        return current_version_id(session, procedure_code, agency), agency
+    try:
+        return current_version_id(session, procedure_code, actor.agency), actor.agency
+    except NotFound:
+        variants = (
+            session.execute(select(Procedure.scope).where(Procedure.code == procedure_code).limit(2)).scalars().all()
+        )
+        if len(variants) != 1:
+            raise
+        return current_version_id(session, procedure_code, variants[0]), variants[0] or actor.agency
 
 
 def agency_code(agency: str) -> str:
@@ -238,11 +258,8 @@ class DossierService:
                 )
         received = received_at or now
         with self.db.uow() as s:
-            version_id = current_version_id(s, procedure_code)
+            version_id, agency = receiving_variant(s, actor, procedure_code, agency)
             rt = self.runtimes.get(s, version_id)
-            agency = agency if (agency and actor.is_admin) else actor.agency
-            if actor.is_admin and not agency:
-                agency = rt.meta.get("agency") or actor.agency
             cal = self.calendar(s)
             due = deadline_hours = None
             if rt.meta.get("deadline"):

@@ -73,13 +73,20 @@ class User(Base):
     # where an officer's reminders also go (docs/channels.md, "Officers"); the inbox always has them
     email: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))
+    # Carried in every token; a changed password or a disabled account bumps it, revoking older tokens.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Procedure(Base):
+    """One variant of a procedure: the national code as offered by one agency (`scope` = the agency), or
+    province-wide (`scope` = '', `agency` NULL). Each variant is versioned on its own (docs/security.md)."""
+
     __tablename__ = "procedures"
+    __table_args__ = (UniqueConstraint("code", "scope", name="uq_procedures_code_scope"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
+    code: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(64), default="", server_default="")
     name: Mapped[str] = mapped_column(String(500))
     agency: Mapped[str | None] = mapped_column(String(64), index=True)
     current_version: Mapped[int] = mapped_column(Integer, default=0)
@@ -88,6 +95,26 @@ class Procedure(Base):
     versions: Mapped[list[ProcedureVersion]] = relationship(
         back_populates="procedure", order_by="ProcedureVersion.version", lazy="raise_on_sql"
     )
+
+
+class ProcedureRole(Base):
+    """A role named by a deployed procedure's lanes or candidate groups: holding one makes an account staff."""
+
+    __tablename__ = "procedure_roles"
+
+    role: Mapped[str] = mapped_column(String(100), primary_key=True)
+    procedure_id: Mapped[int] = mapped_column(ForeignKey("procedures.id"), primary_key=True)
+
+
+class Throttle(Base):
+    """A counter of the sign-in and public-lookup limits, shared by every process (api/ratelimit.py)."""
+
+    __tablename__ = "throttles"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProcedureVersion(Base):

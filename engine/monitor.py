@@ -25,7 +25,7 @@ agency is asked for, ``ix_tasks_ready_due`` (partial: ready steps) for the steps
 (partial) for the few paused dossiers whose steps are left out (see docs/reports.md, "Indexes").
 
 Who may look: supervisors (and admins) see every agency; other staff (any account with a role) see only
-their own agency (`Actor.sees_agency`); an account without any role gets `PermissionDenied`.
+their own agency (`Actor.sees_agency`); an account that is not staff gets `PermissionDenied`.
 """
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ def _now(now: datetime | None) -> datetime:
 def scope(actor: Actor, agency: str | None) -> str | None:
     """The agency the actor may monitor: None means every agency (supervisors without a filter).
 
-    Any staff account may look (`PermissionDenied` for an account without any role); the agency is limited
+    Any staff account may look (`PermissionDenied` for an account that is not staff); the agency is limited
     as every list limits it (`engine.auth.agency_scope`).
     """
-    if actor is None or not actor.roles:
+    if actor is None:
         raise PermissionDenied("Chỉ cán bộ mới được xem hồ sơ quá hạn", "only staff may monitor overdue dossiers")
     return agency_scope(actor, agency)
 

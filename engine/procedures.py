@@ -31,7 +31,7 @@ from .calendar import parse_cutoff, parse_deadline
 from .db import Database
 from .errors import Conflict, InvalidInput, MotcuaError, NotFound, ProcedureInvalid, TooLarge
 from .expressions import check_expression
-from .models import Procedure, ProcedureVersion
+from .models import Procedure, ProcedureRole, ProcedureVersion
 from .statuses import Status
 from .timers import check_timer_expression, normalize_timer_expression
 from .workflow_state import spec_from_json, spec_to_json
@@ -401,13 +401,29 @@ class DeployResult:
     warnings: list
 
 
-def deploy(session, loaded: LoadedProcedure, actor: str | None = None) -> DeployResult:
-    """Store a validated procedure: a no-op when this content is already deployed, else the next version."""
-    proc = session.scalars(select(Procedure).where(Procedure.code == loaded.code).with_for_update()).first()
+def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
+    """Store a validated procedure: a no-op when this content is already deployed, else the next version of
+    its variant — the (code, agency) pair; another agency's variant of the same code is never touched.
+
+    `actor` is an `Actor` (the owner rule applies: an analyst deploys only their own agency's variant, an
+    admin any) or, for the operator's CLI and tests, a plain name."""
+    if isinstance(actor, Actor):
+        actor.require_owner(loaded.agency)
+        actor = actor.username
+    scope = loaded.agency or ""
+    proc = session.scalars(
+        select(Procedure).where(Procedure.code == loaded.code, Procedure.scope == scope).with_for_update()
+    ).first()
     if proc is None:
-        proc = Procedure(code=loaded.code, name=loaded.name, agency=loaded.agency, current_version=0)
+        proc = Procedure(code=loaded.code, scope=scope, name=loaded.name, agency=loaded.agency, current_version=0)
         session.add(proc)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                "Thủ tục đang được triển khai đồng thời; vui lòng thử lại",
+                "the procedure is being deployed concurrently; try again",
+            ) from exc
     else:
         same = session.scalars(
             select(ProcedureVersion).where(
@@ -418,7 +434,9 @@ def deploy(session, loaded: LoadedProcedure, actor: str | None = None) -> Deploy
             return DeployResult(loaded.code, same.version, False, loaded.warnings)
     proc.current_version += 1
     proc.name = loaded.name
-    proc.agency = loaded.agency
+    known = set(session.scalars(select(ProcedureRole.role).where(ProcedureRole.procedure_id == proc.id)))
+    for role in sorted(procedure_roles(loaded.user_tasks) - known):
+        session.add(ProcedureRole(role=role, procedure_id=proc.id))
     session.add(
         ProcedureVersion(
             procedure_id=proc.id,
@@ -444,12 +462,19 @@ def deploy(session, loaded: LoadedProcedure, actor: str | None = None) -> Deploy
     return DeployResult(loaded.code, proc.current_version, True, loaded.warnings)
 
 
+def procedure_roles(user_tasks) -> set[str]:
+    """The roles a procedure names (lanes, candidate groups): holders of any of them are staff."""
+    return {
+        r.strip()[:100] for ut in user_tasks or () for r in (ut.get("roles") or ()) if isinstance(r, str) and r.strip()
+    }
+
+
 def deploy_bytes(
     db,
     content: bytes,
     filename: str,
     form_files: dict[str, bytes] | None = None,
-    actor: str | None = None,
+    actor=None,
     max_bytes: int = DEFAULT_MAX_BPMN_BYTES,
 ) -> DeployResult:
     loaded = load_procedure(content, filename, form_files, max_bytes)
@@ -496,7 +521,7 @@ def deploy_upload(
     form_files = {_base_name(f.filename or ""): f.stream.read() for f in forms}
     loaded = load_procedure(content, _base_name(bpmn.filename) or "procedure.bpmn", form_files, max_bytes)
     with db.uow() as s:
-        result = deploy(s, loaded, actor.username)
+        result = deploy(s, loaded, actor)  # the owner rule: an analyst deploys only their own agency's variant
     return {
         "code": result.code,
         "version": result.version,
@@ -565,26 +590,30 @@ class RuntimeCache:
         return rt
 
 
+_P = Procedure.__table__
+_V = ProcedureVersion.__table__
 _CURRENT_VERSION = (
-    select(ProcedureVersion.__table__.c.id)
-    .join(Procedure.__table__, Procedure.__table__.c.id == ProcedureVersion.__table__.c.procedure_id)
+    select(_V.c.id)
+    .join(_P, _P.c.id == _V.c.procedure_id)
     .where(
-        Procedure.__table__.c.code == bindparam("code"),
-        ProcedureVersion.__table__.c.version == Procedure.__table__.c.current_version,
+        _P.c.code == bindparam("code"), _P.c.scope.in_([bindparam("scope"), ""]), _V.c.version == _P.c.current_version
     )
+    .order_by(_P.c.scope.desc())  # the agency's own variant ('H56…') before the province-wide one ('')
+    .limit(1)
 )
 
 
-def current_version_id(session, code: str) -> int:
-    """The id of a procedure's current version: one indexed lookup, no large columns loaded."""
-    vid = session.connection().execute(_CURRENT_VERSION, {"code": code}).scalar_one_or_none()
+def current_version_id(session, code: str, agency: str | None = None) -> int:
+    """The id of the current version of the variant a dossier received by `agency` runs: that agency's own
+    variant, else the province-wide one (docs/security.md). One lookup on the (code, scope) unique index."""
+    vid = session.connection().execute(_CURRENT_VERSION, {"code": code, "scope": agency or ""}).scalar_one_or_none()
     if vid is None:
         raise NotFound(f"Không có thủ tục mã '{code}'", f"no procedure with code '{code}'")
     return vid
 
 
-def current_version(session, code: str) -> ProcedureVersion:
-    return session.get(ProcedureVersion, current_version_id(session, code))
+def current_version(session, code: str, agency: str | None = None) -> ProcedureVersion:
+    return session.get(ProcedureVersion, current_version_id(session, code, agency))
 
 
 __all__ = [

@@ -163,6 +163,7 @@ def list_tasks(
     """Ready tasks the caller may work on: same agency and one of the caller's roles (via task_roles), or
     assigned to / claimed by the caller. Supervisors and admins see every agency's ready tasks.
     `mine` keeps the tasks the caller holds (claimed) or is assigned; `role` keeps one candidate role."""
+    actor.require_staff()
     page, per_page = paging(page, per_page)
     now = utcnow()
     stmt = select(Task).where(Task.state == "ready")
@@ -267,20 +268,31 @@ def list_procedures(
                 func.lower(Procedure.name).like("%" + esc.lower() + "%", escape="\\"),
             )
         )
-    return page_of(session, stmt, (Procedure.code.asc(),), page, per_page, lambda r: _catalogue_item(r[0], r[1]))
+    order = (Procedure.code.asc(), Procedure.scope.asc())
+    return page_of(session, stmt, order, page, per_page, lambda r: _catalogue_item(r[0], r[1]))
 
 
-def _procedure(session, code: str) -> Procedure:
-    p = session.scalars(select(Procedure).where(Procedure.code == code)).first() if code and len(code) <= 64 else None
+def procedure_variant(session, code: str, agency: str | None = None, fallback: str | None = None) -> Procedure:
+    """One variant of a procedure (docs/security.md): `agency`'s own, else the province-wide one (as a
+    dossier received by that agency would run); without `agency`, `fallback`'s (the caller's agency), else
+    the province-wide one, else the first by agency."""
+    rows = []
+    if isinstance(code, str) and 0 < len(code) <= 64 and (agency is None or len(agency) <= 64):
+        rows = session.scalars(select(Procedure).where(Procedure.code == code).order_by(Procedure.scope)).all()
+    by_scope = {p.scope: p for p in rows}
+    if agency is not None:
+        p = by_scope.get(agency) or by_scope.get("")
+    else:
+        p = by_scope.get(fallback or "") or by_scope.get("") or (rows[0] if rows else None)
     if p is None:
         raise NotFound(f"Không có thủ tục mã '{code}'", f"no procedure with code '{code}'")
     return p
 
 
-def procedure_details(session, actor: Actor, code: str) -> dict:
-    """Details of a procedure: its metadata, every version, the current version's user tasks with roles,
-    forms and step deadlines."""
-    p = _procedure(session, code)
+def procedure_details(session, actor: Actor, code: str, agency: str | None = None) -> dict:
+    """Details of a procedure variant: its metadata, every version, the current version's user tasks with
+    roles, forms and step deadlines."""
+    p = procedure_variant(session, code, agency, actor.agency)
     versions = session.scalars(
         select(ProcedureVersion).where(ProcedureVersion.procedure_id == p.id).order_by(ProcedureVersion.version)
     ).all()
@@ -324,9 +336,9 @@ def procedure_details(session, actor: Actor, code: str) -> dict:
     return item
 
 
-def procedure_diagram(session, actor: Actor, code: str) -> tuple[str, str]:
-    """(filename, BPMN XML) of the current version, as deployed."""
-    p = _procedure(session, code)
+def procedure_diagram(session, actor: Actor, code: str, agency: str | None = None) -> tuple[str, str]:
+    """(filename, BPMN XML) of the current version of a variant, as deployed."""
+    p = procedure_variant(session, code, agency, actor.agency)
     v = session.scalars(
         select(ProcedureVersion).where(
             ProcedureVersion.procedure_id == p.id, ProcedureVersion.version == p.current_version
@@ -346,7 +358,11 @@ def public_lookup(session, code: str, id_number: str | None = None) -> dict:
     d = session.scalars(select(Dossier).where(Dossier.code == code)).first() if code and len(code) <= 64 else None
     if d is None:
         raise NotFound("Không tìm thấy hồ sơ", "dossier not found")
-    name = session.scalar(select(Procedure.name).where(Procedure.code == d.procedure_code))
+    name = session.scalar(
+        select(Procedure.name)
+        .join(ProcedureVersion, ProcedureVersion.procedure_id == Procedure.id)
+        .where(ProcedureVersion.id == d.procedure_version_id)
+    )
     st = Status(d.status)
     tasks = session.scalars(
         select(Task).where(Task.dossier_id == d.id, Task.state != "cancelled").order_by(Task.created_at, Task.id)
@@ -403,7 +419,7 @@ def step_counts(session, actor: Actor, code: str, now: datetime | None = None) -
     task's BPMN element id (`tasks.spec_name`); `overdue` by the steps' overdue rule (`engine.domain`).
     Supervisors and admins count every agency, others their own.
     """
-    proc = _procedure(session, code)
+    proc = procedure_variant(session, code, None, actor.agency)
     now = now or utcnow()
     q = (
         select(

@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from engine import queries
 from engine.errors import InvalidInput, TooLarge
 
-from ..auth import authenticate
+from ..auth import authenticate, requires
 from ..common import Str, errors
 from ..context import actor, read_session, services
 
@@ -125,18 +125,20 @@ class WebValidateFormSchema(ma.Schema):
 
 
 @blp.route("/procedures/<code>/counts", methods=["GET"])
+@requires("procedures")
 @blp.doc(summary="Số việc đang chờ theo từng bước / ready tasks per step of a procedure")
 @blp.response(200, WebCountsSchema)
-@errors(blp, 401, 404)
+@errors(blp, 401, 403, 404)
 def counts(code):
     with read_session() as s:
         return queries.step_counts(s, actor(), code)
 
 
 @blp.route("/dossiers/<code>/steps", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Các bước của hồ sơ (phiếu kiểm soát, giấy tiếp nhận) / every step of a dossier")
 @blp.response(200, WebStepsSchema)
-@errors(blp, 401, 404)
+@errors(blp, 401, 403, 404)
 def steps(code):
     with read_session() as s:
         return queries.dossier_steps(s, actor(), code, services().dossiers.runtimes)
@@ -163,6 +165,7 @@ def _uploads():
 
 
 @blp.route("/procedures/validate", methods=["POST"])
+@requires("deploy")
 @blp.doc(
     summary="Kiểm tra thủ tục mà không triển khai / validate a procedure without deploying it",
     requestBody={"required": True, "content": {"multipart/form-data": {"schema": WebValidateFormSchema}}},

@@ -27,6 +27,8 @@ USERS = [
     ("canbo2", ["receiver", "specialist"], AGENCY),
     ("khac", ["receiver", "specialist"], OTHER),
     ("analyst", ["analyst"], AGENCY),
+    ("analyst_khac", ["analyst"], OTHER),
+    ("congdan", ["citizen"], AGENCY),
     ("supervisor", ["supervisor"], "000.00.00.H00"),
     ("admin", ["admin"], AGENCY),
 ]

@@ -7,21 +7,18 @@ from urllib.parse import quote
 
 import pytest
 
-from engine.models import User
 from engine.procedures import deploy_bytes, form_files_beside
 from tests.conftest import BPMN_DIR
 
-from .helpers import AGENCY, assert_problem, new_dossier
+from .helpers import assert_problem, new_dossier
 
 PDF = b"%PDF-1.4\n" + b"1" * 300 + b"\n%%EOF\n"
 BIRTH = BPMN_DIR / "birth_registration" / "birth_registration.bpmn"
 
 
 @pytest.fixture
-def code(app, client, db, password_hash):
-    deploy_bytes(db, BIRTH.read_bytes(), BIRTH.name, form_files_beside(BIRTH))
-    with db.uow() as s:
-        s.add(User(username="congdan", password_hash=password_hash, roles=["citizen"], agency=AGENCY))
+def code(app, client, db):
+    deploy_bytes(db, BIRTH.read_bytes(), BIRTH.name, form_files_beside(BIRTH))  # `congdan` is a citizen
     return new_dossier(client, procedure="1.001193")["code"]
 
 

@@ -8,6 +8,21 @@ function home(user) {
   return '/inbox';
 }
 
+// Where to go after login: only a path of this very site. The candidate is resolved the way the browser
+// would resolve it (which drops tabs and newlines, and reads //host and /\host as another site), and kept
+// only if it stays on this origin; anything else (https://…, //evil, /%09/evil, javascript:) goes home.
+export function sameOriginPath(next) {
+  if (!next || next[0] !== '/' || /[\u0000-\u001f\u007f\\]/.test(next)) return null;
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return null;
+  }
+  if (url.origin !== location.origin) return null;
+  return url.pathname + url.search + url.hash;
+}
+
 export function loginPage() {
   const form = $('#login-form');
   $('#username').focus();
@@ -27,9 +42,7 @@ export function loginPage() {
         full_name: c.name || res.full_name || (res.user && res.user.full_name) || '',
       };
       saveLogin(res.access_token, user);
-      const next = qs('next');
-      // only a path of this site (never //host or /\host, which browsers read as another site)
-      location.href = next && /^\/(?![\/\\])/.test(next) ? next : home(user);
+      location.href = sameOriginPath(qs('next')) || home(user);
     } catch (err) {
       flash(err.status === 401 ? 'Sai tên đăng nhập hoặc mật khẩu.' : `Không đăng nhập được: ${err.message}`, 'error');
       btn.disabled = false;

@@ -1,0 +1,27 @@
+"""Security headers on every response: pages, API answers, files (docs/security.md, "Pages").
+
+The pages load their scripts and styles from /static only (no inline script, no inline event handler), so
+the Content-Security-Policy allows `'self'` and nothing else; images may be data: URLs (the diagram editor).
+"""
+
+from __future__ import annotations
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def security_headers(response):
+    """`after_request` of the whole application."""
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
