@@ -55,7 +55,10 @@ class PublicDossierSchema(ma.Schema):
     applicant = ma.fields.Nested(
         ApplicantSchema, allow_none=True, required=True, metadata={"description": "only when id_number matches"}
     )
-    data = ma.fields.Dict(keys=ma.fields.String(), metadata={"description": "only when id_number matches"})
+    data = ma.fields.Dict(
+        keys=ma.fields.String(),
+        metadata={"description": "only when id_number matches: the fields the forms mark `x-public: true`"},
+    )
 
 
 @blp.route("/dossiers/<code>", methods=["GET"])

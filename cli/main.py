@@ -150,6 +150,58 @@ def users_add(username, password, roles, agency, full_name, email, phone):
     click.echo(f"Đã thêm / added {username} ({', '.join(roles)}) @ {agency}")
 
 
+@users.command("passwd")
+@click.argument("username")
+@click.option(
+    "--password",
+    prompt="Mật khẩu mới / new password",
+    hide_input=True,
+    confirmation_prompt=True,
+    help="the new password (asked for when not given)",
+)
+def users_passwd(username, password):
+    """Đặt mật khẩu mới / set a new password; every token issued before stops working."""
+    from engine.auth import set_password
+
+    database = migrated_db()
+    try:
+        with database.uow() as s:
+            set_password(s, username, password)
+    except MotcuaError as exc:
+        fail(exc)
+    click.echo(f"Đã đổi mật khẩu / password changed: {username}; các phiên cũ đã bị thu hồi / old tokens revoked")
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username):
+    """Khoá tài khoản / disable an account; its tokens stop working."""
+    from engine.auth import set_active
+
+    database = migrated_db()
+    try:
+        with database.uow() as s:
+            set_active(s, username, False)
+    except MotcuaError as exc:
+        fail(exc)
+    click.echo(f"Đã khoá / disabled: {username}")
+
+
+@users.command("enable")
+@click.argument("username")
+def users_enable(username):
+    """Mở lại tài khoản / enable a disabled account (it signs in again with its password)."""
+    from engine.auth import set_active
+
+    database = migrated_db()
+    try:
+        with database.uow() as s:
+            set_active(s, username, True)
+    except MotcuaError as exc:
+        fail(exc)
+    click.echo(f"Đã mở lại / enabled: {username}")
+
+
 @main.command()
 def demo():
     """Tạo tài khoản demo / create the README's demo accounts (skips existing ones)."""

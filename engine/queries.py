@@ -22,6 +22,8 @@ from datetime import datetime
 
 from sqlalchemy import and_, case, func, or_, select
 
+import forms as forms_lib
+
 from .attachments import checklist, provided_documents
 from .auth import Actor, agency_scope, visible_dossier, visible_task
 from .domain import (
@@ -353,8 +355,9 @@ def procedure_diagram(session, actor: Actor, code: str, agency: str | None = Non
 
 
 def public_lookup(session, code: str, id_number: str | None = None) -> dict:
-    """What anyone may see of a dossier by its code: status, dates and steps; the applicant's data only when
-    `id_number` matches theirs. One 404 for every code that is not found."""
+    """What anyone may see of a dossier by its code: status, dates and steps; with an `id_number` matching the
+    applicant's, their contact details and the data fields the forms mark public (`public_data`). One 404
+    for every code that is not found."""
     d = session.scalars(select(Dossier).where(Dossier.code == code)).first() if code and len(code) <= 64 else None
     if d is None:
         raise NotFound("Không tìm thấy hồ sơ", "dossier not found")
@@ -405,7 +408,7 @@ def public_lookup(session, code: str, id_number: str | None = None) -> dict:
             "phone": d.applicant_phone,
             "email": d.applicant_email,
         }
-        out["data"] = d.data or {}
+        out["data"] = public_data(session, d)
     return out
 
 
@@ -550,6 +553,16 @@ def procedure_check(actor: Actor, content: bytes, filename: str, form_files: dic
         "problems": [],
         "warnings": list(loaded.warnings),
     }
+
+
+def public_data(session, d: Dossier) -> dict:
+    """What the applicant sees of the dossier's data: only the fields its forms mark `x-public: true`
+    (forms.public_fields; docs/bpmn-conventions.md). Staff opinions, proposals and notes never appear."""
+    forms = session.scalar(select(ProcedureVersion.forms).where(ProcedureVersion.id == d.procedure_version_id))
+    shown = set()
+    for f in (forms or {}).values():
+        shown |= forms_lib.public_fields((f or {}).get("schema"))
+    return {k: v for k, v in (d.data or {}).items() if k in shown}
 
 
 __all__ = [

@@ -14,13 +14,15 @@ from .errors import FORM_LEVEL, FormError, FormValidationError
 from .files import detect_content_type, safe_filename, sniff_content_type
 from .formats import FORMAT_CHECKER
 from .jsondata import MAX_DATA_BYTES, MAX_DATA_KEYS, MAX_FORM_BYTES
-from .model import Form, Forms, load_form, load_forms
+from .model import PUBLIC_KEYWORD, Form, Forms, load_form, load_forms, public_fields
 
 __all__ = [
     "Form",
     "Forms",
     "load_form",
     "load_forms",
+    "public_fields",
+    "PUBLIC_KEYWORD",
     "FormError",
     "FormValidationError",
     "FORM_LEVEL",

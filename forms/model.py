@@ -141,6 +141,19 @@ _SCHEMA_FORMATS.checks("regex")(_regex_format)
 # -- schema checks ---------------------------------------------------------------------------------------------
 
 
+#: A property marked `"x-public": true` is shown to the applicant by the public lookup (with a matching ID
+#: number); every other field — staff opinions, proposals, notes — never leaves the staff's side.
+PUBLIC_KEYWORD = "x-public"
+
+
+def public_fields(schema) -> set[str]:
+    """The top-level properties of a form's schema marked `x-public: true` (docs/bpmn-conventions.md)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return set()
+    return {name for name, prop in props.items() if isinstance(prop, dict) and prop.get(PUBLIC_KEYWORD) is True}
+
+
 def _pointer(root, fragment: str):
     """Resolve `#/a/b` against `root`; raise LookupError if it does not exist."""
     node = root

@@ -19,7 +19,7 @@ def deploy_named(client, name: str, code: str = "9.000777"):
     xml = xml.replace('name="Thủ tục thử"', f'name="{attr}"').replace("9.000001", code)
     r = client.post(
         "/api/v1/procedures",
-        "analyst",
+        "admin",  # four_steps.bpmn names no agency: province-wide, deployed by an admin (docs/security.md)
         data={"file": (io.BytesIO(xml.encode()), "evil.bpmn")},
         content_type="multipart/form-data",
     )

@@ -615,3 +615,22 @@ def test_form_renderer_widgets_values_and_errors(live_server, new_page):
     assert page.locator("#rf .has-error").count() == 2
     page.evaluate("() => window.rf.clearErrors()")
     assert page.locator("#rf .has-error").count() == 0
+
+
+# -- the login page follows only paths of this site ----------------------------------------------------------
+def test_login_follows_only_same_origin_next(live_server, new_page):
+    page = new_page()
+    origin = live_server("/").rstrip("/")
+    for bad in (
+        "/%09/evil.example",
+        "//evil.example",
+        "/%5Cevil.example",
+        "https%3A%2F%2Fevil.example%2F",
+        "javascript:alert(1)",
+        "/%0A/evil.example",
+    ):
+        login(page, live_server, "tiepnhan", next_path=bad)
+        assert page.url.startswith(origin + "/"), (bad, page.url)
+        assert page.url == origin + "/inbox", (bad, page.url)  # the receiver's home page
+    login(page, live_server, "tiepnhan", next_path="/procedures")
+    assert page.url == origin + "/procedures"
