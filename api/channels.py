@@ -18,7 +18,7 @@ from marshmallow import validate
 
 from engine.channel_service import ChannelService
 
-from .auth import authenticate
+from .auth import authenticate, requires
 from .common import PagingArgs, Str, errors
 from .context import actor, services
 
@@ -37,10 +37,16 @@ admin = Blueprint(
 )
 
 
-@admin.before_request
-def _admin_only():
-    authenticate()
-    actor().require("admin")  # authorization before any validation of the input
+admin.before_request(authenticate)
+
+
+@inbound.before_request
+def _gateway_first():
+    """The SMS gateway's token is checked before the body is parsed: authorization before validation."""
+    if request.endpoint == "inbound.inbound_sms":
+        channel_service().check_gateway_token(
+            request.headers.get("X-Gateway-Token")
+        )  # each operation requires "admin": checked before any input is read
 
 
 def channel_service() -> ChannelService:
@@ -160,7 +166,6 @@ class PreviewOut(ma.Schema):
 @errors(inbound, 401, 403, 422)
 def inbound_sms(body):
     svc = channel_service()
-    svc.check_gateway_token(request.headers.get("X-Gateway-Token"))
     return {"accepted": True, "outcome": svc.inbound("sms", body["sender"], body["text"])}
 
 
@@ -181,25 +186,28 @@ def inbound_zalo():
 
 # -- staff -----------------------------------------------------------------------------------------------
 @blp.route("/dossiers/<code>/deliveries", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Nhật ký gửi tin của hồ sơ / the dossier's delivery log (channel, recipient, tries, result)")
 @blp.arguments(PagingArgs(), location="query")
 @blp.response(200, DeliveryPage)
-@errors(blp, 401, 404, 422)
+@errors(blp, 401, 403, 404, 422)
 def deliveries(args, code):
     return channel_service().deliveries(actor(), code, args["page"], args["per_page"]).to_dict()
 
 
 @blp.route("/me/messages", methods=["GET"])
+@requires("staff")
 @blp.doc(summary="Tin nhắc việc của tôi / my reminders and overdue notices (to me or my roles)")
 @blp.arguments(PagingArgs(), location="query")
 @blp.response(200, DeliveryPage)
-@errors(blp, 401, 422)
+@errors(blp, 401, 403, 422)
 def my_messages(args):
     return channel_service().my_messages(actor(), args["page"], args["per_page"]).to_dict()
 
 
 # -- administrators --------------------------------------------------------------------------------------
 @admin.route("/notifications/dead", methods=["GET"])
+@requires("admin")
 @admin.doc(summary="Thư chết / dead letters: messages given up after the last try")
 @admin.arguments(DeadArgs(), location="query")
 @admin.response(200, DeliveryPage)
@@ -209,6 +217,7 @@ def dead(args):
 
 
 @admin.route("/notifications/resend", methods=["POST"])
+@requires("admin")
 @admin.doc(summary="Gửi lại thư chết / re-send dead letters (a new round of tries, now)")
 @admin.arguments(ResendSchema())
 @admin.response(200, ResendResult)
@@ -218,6 +227,7 @@ def resend(body):
 
 
 @admin.route("/templates", methods=["GET"])
+@requires("admin")
 @admin.doc(summary="Mẫu tin nhắn / message templates, shipped and overridden")
 @admin.response(200, TemplateList)
 @errors(admin, 401, 403)
@@ -226,6 +236,7 @@ def templates():
 
 
 @admin.route("/templates/preview", methods=["POST"])
+@requires("admin")
 @admin.doc(summary="Xem trước / preview an event's messages (sample data, or yours; unsaved drafts)")
 @admin.arguments(PreviewIn())
 @admin.response(200, PreviewOut)
@@ -235,6 +246,7 @@ def preview(body):
 
 
 @admin.route("/templates/<path:name>", methods=["GET"])
+@requires("admin")
 @admin.doc(summary="Một mẫu / one template: its source, the shipped default, whether overridden")
 @admin.response(200, TemplateSchema)
 @errors(admin, 401, 403, 404)
@@ -243,6 +255,7 @@ def template(name):
 
 
 @admin.route("/templates/<path:name>", methods=["PUT"])
+@requires("admin")
 @admin.doc(summary="Sửa mẫu / override a template (checked by rendering it with sample data first)")
 @admin.arguments(TemplateIn())
 @admin.response(200, TemplateSchema)
@@ -252,6 +265,7 @@ def put_template(body, name):
 
 
 @admin.route("/templates/<path:name>", methods=["DELETE"])
+@requires("admin")
 @admin.doc(summary="Bỏ sửa đổi / back to the shipped template")
 @admin.response(204)
 @errors(admin, 401, 403, 404)

@@ -434,7 +434,8 @@ def step_counts(session, actor: Actor, code: str, now: datetime | None = None) -
         .where(Task.procedure_code == code, Task.state == "ready")
         .group_by(Task.spec_name)
     )
-    agency = agency_scope(actor, None)
+    # Numbers only, no dossier: analysts (not staff) see their own agency's, as other staff do.
+    agency = agency_scope(actor, None) if actor.is_staff else actor.agency
     if agency is not None:
         q = q.where(Task.agency == agency)
     counts = {

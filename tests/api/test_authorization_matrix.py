@@ -29,6 +29,7 @@ SIGNED_IN = EVERYONE - {"anonymous"}
 RECEIVERS = {"receiver", "admin"}
 SUPERVISORS = {"supervisor", "admin"}
 ADMINS = {"admin"}
+GATEWAY: set[str] = set()  # no user: 401 without the gateway's token, 403 with a wrong one
 
 # (method, path) -> (who may call it, whether it reads one agency's dossier or task: 404 across agencies)
 TABLE = {
@@ -68,6 +69,18 @@ TABLE = {
     ("PUT", "/api/v1/calendar/days/{day}"): (ADMINS, False),
     ("DELETE", "/api/v1/calendar/days/{day}"): (ADMINS, False),
     ("GET", "/api/v1/monitor/overdue"): (STAFF, False),
+    ("GET", "/api/v1/dossiers/{code}/deliveries"): (STAFF, True),
+    ("GET", "/api/v1/me/messages"): (STAFF, False),
+    ("GET", "/api/v1/notifications/dead"): (ADMINS, False),
+    ("POST", "/api/v1/notifications/resend"): (ADMINS, False),
+    ("GET", "/api/v1/templates"): (ADMINS, False),
+    ("POST", "/api/v1/templates/preview"): (ADMINS, False),
+    ("GET", "/api/v1/templates/{name}"): (ADMINS, False),
+    ("PUT", "/api/v1/templates/{name}"): (ADMINS, False),
+    ("DELETE", "/api/v1/templates/{name}"): (ADMINS, False),
+    # The SMS / Zalo gateways: a shared token (X-Gateway-Token), never a user's bearer token.
+    ("POST", "/api/v1/inbound/sms"): (GATEWAY, False),
+    ("POST", "/api/v1/inbound/zalo"): (GATEWAY, False),
     ("GET", "/api/v1/reports/summary"): (SUPERVISORS, False),
 }
 # Operations whose path names a dossier or a task: the bodies sent there are malformed, so a caller past
@@ -102,7 +115,7 @@ def test_every_protected_operation_declares_what_it_needs(app):
     adapter = app.url_map.bind("localhost")
     for method, path in protected:
         url = path.replace("{code}", "X").replace("{task_id}", "T").replace("{day}", "2030-01-01")
-        url = url.replace("{attachment_id}", "1")
+        url = url.replace("{attachment_id}", "1").replace("{name}", "received/sms.txt")
         endpoint, _ = adapter.match(url, method=method)
         assert required_of(app.view_functions[endpoint]) is not None, (method, path)
 
@@ -120,6 +133,7 @@ def _request(client, method, path, user, resource):
         .replace("{task_id}", resource["tasks"][0]["id"])
         .replace("{day}", "2030-01-01")
         .replace("{attachment_id}", "1")
+        .replace("{name}", "received/sms.txt")
     )
     if path == "/api/v1/procedures/{code}" or path.startswith("/api/v1/procedures/{code}/"):
         url = path.replace("{code}", "9.000002")
@@ -148,6 +162,9 @@ def test_matrix(client, world, actor, side):
         if hidden and (method == "GET" or "claim" in path):
             expected = 404  # another agency's dossier or task does not exist for its staff
             ok = got == 404
+        elif who is GATEWAY:
+            expected = "401 or 403"
+            ok = got in (401, 403)
         elif actor not in who:
             expected = 401 if actor == "anonymous" else 403
             ok = got == expected
