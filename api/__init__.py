@@ -49,7 +49,7 @@ from .errors import (
 )
 from .headers import security_headers
 from .hygiene import check_request
-from .ratelimit import LOGIN_RULES, Backoff, FixedWindow
+from .ratelimit import LOGIN_RULES, LOOKUP_PER_ADDRESS, Backoff
 
 log = logging.getLogger("motcua.api")
 
@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         db=db,
         dossiers=DossierService(db, settings),
         login_limiter=Backoff(db, LOGIN_RULES),
-        lookup_limiter=FixedWindow(db, limit=30, window=60, prefix="lookup"),
+        lookup_limiter=LOOKUP_PER_ADDRESS,
     )
     if settings.trusted_proxies:
         # The client address (limits, audit) is the one the trusted proxies saw, never a header the client

@@ -22,8 +22,9 @@ from engine.config import Settings
 from engine.db import Database
 from engine.dossiers import DossierService
 from engine.models import Base
+from engine.ratelimit import Limit
 
-from .ratelimit import Backoff, FixedWindow
+from .ratelimit import Backoff
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Services:
     db: Database
     dossiers: DossierService
     login_limiter: Backoff
-    lookup_limiter: FixedWindow
+    lookup_limiter: Limit
 
 
 def services() -> Services:

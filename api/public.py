@@ -10,11 +10,10 @@ from flask import request
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from engine import queries
+from engine import queries, ratelimit
 
 from .common import DateTimeString, errors
 from .context import read_session, services
-from .ratelimit import TooManyRequests
 from .schemas import STATUSES, ApplicantSchema
 
 blp = Blueprint(
@@ -68,8 +67,6 @@ class PublicDossierSchema(ma.Schema):
 @errors(blp, 404, 422, 429)
 def lookup(args, code):
     svc = services()
-    wait = svc.lookup_limiter.hit(request.remote_addr or "-")
-    if wait:
-        raise TooManyRequests(wait)
+    ratelimit.check(svc.db, (svc.lookup_limiter, request.remote_addr or "-"))  # shared by every process
     with read_session() as s:
         return queries.public_lookup(s, code, args.get("id_number"))

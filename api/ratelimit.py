@@ -4,7 +4,8 @@ every worker shares them (docs/security.md, "Sign-in").
 - `Backoff` (failed sign-ins): each failure adds one to a counter per key; past `free` failures every further
   one makes the key wait `base · 2^(n − free − 1)` seconds, at most `cap`; `forget` seconds without a failure
   start the key over. There is no hard lock: the longest wait is `cap`.
-- `FixedWindow` (public lookups): at most `limit` events per key per `window` seconds.
+- the public lookup is limited by `engine.ratelimit` (a fixed window, table `rate_counters`), like online
+  submission: 30 lookups per minute per address (`LOOKUP_PER_ADDRESS`).
 
 Keys are strings such as `pair:<username>|<address>`; the client address is the one ProxyFix derived from
 `MOTCUA_TRUSTED_PROXIES` (api/hygiene.py). Each check or count is one short transaction on the primary key.
@@ -19,20 +20,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import MotcuaError
 from engine.models import Throttle, utcnow
+from engine.ratelimit import Limit, RateLimited
 
-
-class TooManyRequests(MotcuaError):
-    status = 429
-    code = "too_many_requests"
-
-    def __init__(self, retry_after: int, message_vi: str | None = None, message_en: str | None = None):
-        super().__init__(
-            message_vi or f"Quá nhiều yêu cầu; vui lòng thử lại sau {retry_after} giây",
-            message_en or f"too many requests; retry in {retry_after} s",
-        )
-        self.retry_after = retry_after
+TooManyRequests = RateLimited  # one 429 for every limit (Retry-After)
+LOOKUP_PER_ADDRESS = Limit("lookup", 30, 60)
 
 
 def _seconds(until: datetime | None, now: datetime) -> int | None:
@@ -103,40 +95,6 @@ class Backoff:
     def reset(self) -> None:
         with self.db.uow() as s:
             s.execute(delete(Throttle).where(Throttle.key.like("login:%")))
-
-
-class FixedWindow:
-    """At most `limit` events per key per `window` seconds, shared through the database."""
-
-    def __init__(self, db, limit: int, window: float, prefix: str, clock=utcnow):
-        self.db, self.limit, self.window, self.prefix, self.clock = db, limit, window, prefix, clock
-
-    def hit(self, key: str) -> int | None:
-        """Count one event; the seconds to wait if it is over the limit (then it is not counted)."""
-        now = self.clock()
-        key = _key(f"{self.prefix}:{key}")
-        for _ in range(3):
-            try:
-                with self.db.uow() as s:
-                    row = s.get(Throttle, key, with_for_update=True)
-                    if row is None:
-                        s.add(Throttle(key=key, count=1, window_start=now))
-                        return None
-                    end = row.window_start + timedelta(seconds=self.window)
-                    if end <= now:
-                        row.count, row.window_start = 1, now
-                        return None
-                    if row.count >= self.limit:
-                        return _seconds(end, now)
-                    row.count += 1
-                    return None
-            except IntegrityError:
-                continue
-        return None
-
-    def reset(self) -> None:
-        with self.db.uow() as s:
-            s.execute(delete(Throttle).where(Throttle.key.like(f"{self.prefix}:%")))
 
 
 #: Failed sign-ins: one address guessing one account slows down fast; one address trying many accounts

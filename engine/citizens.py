@@ -32,7 +32,7 @@ from forms.formats import normalize_phone_vn
 
 from . import ratelimit
 from .errors import InvalidInput, NotFound, PermissionDenied
-from .models import Attachment, Dossier, Notification, OtpCode, Procedure, Task, utcnow
+from .models import Attachment, Dossier, Notification, OtpCode, Procedure, ProcedureVersion, Task, utcnow
 from .outbox import unaccent
 from .ratelimit import Limit, RateLimited
 from .statuses import Status
@@ -217,7 +217,8 @@ def my_dossiers(session, citizen: Citizen, page: int = 1, per_page: int = 20) ->
     stmt = (
         select(Dossier.code, Dossier.procedure_code, Procedure.name, Dossier.status, Dossier.received_at)
         .add_columns(Dossier.due_at, Dossier.channel, Dossier.finished)
-        .join(Procedure, Procedure.code == Dossier.procedure_code, isouter=True)
+        .join(ProcedureVersion, ProcedureVersion.id == Dossier.procedure_version_id)
+        .join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
         .where(citizen.owner_condition())
     )
 
@@ -267,7 +268,11 @@ def citizen_view(session, runtimes, citizen: Citizen, code: str) -> dict:
         "status_label": st.label_vi,
         "status_label_en": st.label_en,
         "procedure_code": d.procedure_code,
-        "procedure_name": session.scalar(select(Procedure.name).where(Procedure.code == d.procedure_code)),
+        "procedure_name": session.scalar(
+            select(Procedure.name)
+            .join(ProcedureVersion, ProcedureVersion.procedure_id == Procedure.id)
+            .where(ProcedureVersion.id == d.procedure_version_id)
+        ),
         "agency": d.agency,
         "channel": d.channel,
         "received_at": iso(d.received_at),

@@ -35,7 +35,7 @@ from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
 from .expressions import expression_error_of
 from .models import CodeCounter, Dossier, Event, Procedure, Task, TaskRole, WorkflowState, utcnow
-from .procedures import Runtime, RuntimeCache, current_version_id
+from .procedures import Runtime, RuntimeCache, current_version_id, variant_for
 from .script_engine import make_script_engine
 from .statuses import FINAL, Channel, Status
 from .timers import timer_functions
@@ -55,12 +55,8 @@ def receiving_variant(session, actor: Actor, procedure_code, agency: str | None)
     try:
         return current_version_id(session, procedure_code, actor.agency), actor.agency
     except NotFound:
-        variants = (
-            session.execute(select(Procedure.scope).where(Procedure.code == procedure_code).limit(2)).scalars().all()
-        )
-        if len(variants) != 1:
-            raise
-        return current_version_id(session, procedure_code, variants[0]), variants[0] or actor.agency
+        vid, owner = variant_for(session, procedure_code, None)
+        return vid, owner or actor.agency
 
 
 def agency_code(agency: str) -> str:

@@ -41,8 +41,8 @@ from .attachments import (
 from .auth import Actor
 from .citizens import Citizen, normalize_phone, owned_dossier
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Attachment, Event, Notification, Procedure, ProcedureVersion, utcnow
-from .procedures import current_version_id
+from .models import Attachment, Event, Notification, ProcedureVersion, utcnow
+from .procedures import variant_for
 from .ratelimit import Limit
 from .statuses import Channel, Status
 
@@ -59,8 +59,12 @@ def portal_actor(agency: str, citizen: Citizen | None) -> Actor:
     return Actor(citizen.subject if citizen else "online", frozenset({"receiver"}), agency, "Cổng dịch vụ công")
 
 
-def _procedure_for_online(s, code: str, agency: str | None) -> tuple[dict, str]:
-    vid = current_version_id(s, code)
+def _procedure_for_online(s, code: str, agency: str | None) -> tuple[dict, str, int]:
+    """The variant the receiving agency runs (docs/security.md): the one asked for, else the code's only
+    (or province-wide) one; its metadata, the receiving agency, its current version id."""
+    if not isinstance(code, str) or not 0 < len(code) <= 64:
+        raise NotFound(f"Không có thủ tục mã '{code}'", f"no procedure with code '{code}'")
+    vid, owner = variant_for(s, code, (agency or "").strip() or None)
     v = s.get(ProcedureVersion, vid)
     meta = v.meta or {}
     level = str(meta.get("level") or "")
@@ -71,8 +75,7 @@ def _procedure_for_online(s, code: str, agency: str | None) -> tuple[dict, str]:
             f"procedure '{code}' is at level {shown}, which takes no online submission (only 3, 4, toan_trinh, mot_phan)",
             {"fields": {"procedure_code": f"level {shown}"}, "level": level or None},
         )
-    proc_agency = s.scalar(select(Procedure.agency).where(Procedure.code == code))
-    return meta, (agency or proc_agency or meta.get("agency") or "").strip()
+    return meta, (agency or owner or meta.get("agency") or "").strip(), vid
 
 
 def _applicant(applicant: dict, citizen: Citizen | None) -> dict:
@@ -139,8 +142,8 @@ def submit(service, procedure_code: str, applicant: dict, data: dict, files=(), 
     """Start an online dossier (module docstring). The answer of `POST /public/dossiers`."""
     files = list(files or [])
     with service.db.read() as s:
-        meta, agency = _procedure_for_online(s, procedure_code, agency)
-        rt = service.runtimes.get(s, current_version_id(s, procedure_code))
+        meta, agency, vid = _procedure_for_online(s, procedure_code, agency)
+        rt = service.runtimes.get(s, vid)
     person = _applicant(applicant or {}, citizen)
     form = intake_form(rt)
     if form is not None and form.applicant_fields():

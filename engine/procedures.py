@@ -612,6 +612,27 @@ def current_version_id(session, code: str, agency: str | None = None) -> int:
     return vid
 
 
+def variant_for(session, code: str, agency: str | None) -> tuple[int, str | None]:
+    """(current version id, owning agency or None) of the variant a dossier of `code` received by `agency`
+    runs (`current_version_id`). Without an agency: the code's only variant, else its province-wide one;
+    several agencies' variants and no province-wide one is a 422 asking for the agency."""
+    if agency:
+        vid = current_version_id(session, code, agency)
+        scope = session.scalar(select(Procedure.scope).join(ProcedureVersion).where(ProcedureVersion.id == vid))
+        return vid, scope or None
+    scopes = session.scalars(select(Procedure.scope).where(Procedure.code == code).limit(50)).all()
+    if not scopes:
+        raise NotFound(f"Không có thủ tục mã '{code}'", f"no procedure with code '{code}'")
+    if len(scopes) == 1 or "" in scopes:
+        scope = scopes[0] if len(scopes) == 1 else ""
+        return current_version_id(session, code, scope), scope or None
+    raise InvalidInput(
+        f"Thủ tục '{code}' do nhiều cơ quan giải quyết; hãy chọn cơ quan ({', '.join(sorted(scopes))})",
+        f"procedure '{code}' is offered by several agencies; choose one ({', '.join(sorted(scopes))})",
+        {"fields": {"agency": ", ".join(sorted(scopes))}},
+    )
+
+
 def current_version(session, code: str, agency: str | None = None) -> ProcedureVersion:
     return session.get(ProcedureVersion, current_version_id(session, code, agency))
 

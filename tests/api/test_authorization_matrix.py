@@ -29,7 +29,9 @@ SIGNED_IN = EVERYONE - {"anonymous"}
 RECEIVERS = {"receiver", "admin"}
 SUPERVISORS = {"supervisor", "admin"}
 ADMINS = {"admin"}
-GATEWAY: set[str] = set()  # no user: 401 without the gateway's token, 403 with a wrong one
+GATEWAY: set[str] = set()  # no user: 401 without the gateway's token, 403 with a wrong one (404 unconfigured)
+CITIZEN_TOKEN: set[str] = set()  # a citizen's own token: 401 with any staff account's token
+ANONYMOUS_OR_CITIZEN_TOKEN = {"anonymous"}  # no token, or a citizen's: 401 with a staff account's token
 
 # (method, path) -> (who may call it, whether it reads one agency's dossier or task: 404 across agencies)
 TABLE = {
@@ -78,6 +80,25 @@ TABLE = {
     ("GET", "/api/v1/templates/{name}"): (ADMINS, False),
     ("PUT", "/api/v1/templates/{name}"): (ADMINS, False),
     ("DELETE", "/api/v1/templates/{name}"): (ADMINS, False),
+    # Citizens online: the public catalogue and submission are open to anyone (rate-limited)…
+    ("GET", "/api/v1/public/procedures"): (EVERYONE, False),
+    ("GET", "/api/v1/public/procedures/{code}"): (EVERYONE, False),
+    ("GET", "/api/v1/public/procedures/{code}/forms/{key}"): (EVERYONE, False),
+    ("POST", "/api/v1/public/dossiers"): (ANONYMOUS_OR_CITIZEN_TOKEN, False),
+    ("POST", "/api/v1/public/otp"): (EVERYONE, False),
+    ("POST", "/api/v1/public/otp/verify"): (EVERYONE, False),
+    ("GET", "/api/v1/public/oidc/login"): (EVERYONE, False),
+    # … the identity provider's and the payment gateway's callbacks carry their own proof (state, signature)…
+    ("GET", "/api/v1/public/oidc/callback"): (GATEWAY, False),
+    ("GET", "/api/v1/payments/ipn"): (GATEWAY, False),
+    ("POST", "/api/v1/payments/ipn"): (GATEWAY, False),
+    # … and a citizen's own dossiers need a citizen's token (SMS code or national identity), never a staff one.
+    ("GET", "/api/v1/public/my/dossiers"): (CITIZEN_TOKEN, False),
+    ("GET", "/api/v1/public/my/dossiers/{code}"): (CITIZEN_TOKEN, False),
+    ("POST", "/api/v1/public/my/dossiers/{code}/supplement"): (CITIZEN_TOKEN, False),
+    ("POST", "/api/v1/public/my/dossiers/{code}/withdraw"): (CITIZEN_TOKEN, False),
+    ("GET", "/api/v1/public/my/dossiers/{code}/files/{file_id}"): (CITIZEN_TOKEN, False),
+    ("POST", "/api/v1/public/my/dossiers/{code}/payment"): (CITIZEN_TOKEN, False),
     # The SMS / Zalo gateways: a shared token (X-Gateway-Token), never a user's bearer token.
     ("POST", "/api/v1/inbound/sms"): (GATEWAY, False),
     ("POST", "/api/v1/inbound/zalo"): (GATEWAY, False),
@@ -103,7 +124,7 @@ def test_the_table_covers_every_operation(app):
 def test_every_protected_operation_declares_what_it_needs(app):
     """An operation behind a bearer token names its permission (`api.auth.requires`) rather than relying on
     the default."""
-    from api.auth import required_of
+    from api.auth import authenticate, required_of
 
     spec = app.extensions["motcua_api"].spec.to_dict()
     protected = {
@@ -113,11 +134,16 @@ def test_every_protected_operation_declares_what_it_needs(app):
         if m in ("get", "post", "put", "delete", "patch") and op.get("security") != []
     }
     adapter = app.url_map.bind("localhost")
+    checked = 0
     for method, path in protected:
         url = path.replace("{code}", "X").replace("{task_id}", "T").replace("{day}", "2030-01-01")
-        url = url.replace("{attachment_id}", "1").replace("{name}", "received/sms.txt")
+        url = url.replace("{attachment_id}", "1").replace("{name}", "received/sms.txt").replace("{file_id}", "1")
         endpoint, _ = adapter.match(url, method=method)
+        if authenticate not in app.before_request_funcs.get(endpoint.rsplit(".", 1)[0], ()):
+            continue  # a citizen's own token (api/citizen_auth.py): the matrix shows staff tokens get 401
+        checked += 1
         assert required_of(app.view_functions[endpoint]) is not None, (method, path)
+    assert checked > 40
 
 
 @pytest.fixture
@@ -134,9 +160,11 @@ def _request(client, method, path, user, resource):
         .replace("{day}", "2030-01-01")
         .replace("{attachment_id}", "1")
         .replace("{name}", "received/sms.txt")
+        .replace("{key}", "intake.json")
+        .replace("{file_id}", "1")
     )
-    if path == "/api/v1/procedures/{code}" or path.startswith("/api/v1/procedures/{code}/"):
-        url = path.replace("{code}", "9.000002")
+    if path.startswith(("/api/v1/procedures/{code}", "/api/v1/public/procedures/{code}")):
+        url = path.replace("{code}", "9.000002").replace("{key}", "intake.json")
     kw = {}
     if method in ("POST", "PUT"):
         if path in ("/api/v1/procedures", "/api/v1/procedures/validate") or path.endswith("/attachments"):
@@ -163,8 +191,11 @@ def test_matrix(client, world, actor, side):
             expected = 404  # another agency's dossier or task does not exist for its staff
             ok = got == 404
         elif who is GATEWAY:
-            expected = "401 or 403"
-            ok = got in (401, 403)
+            expected = "401, 403 or 404"
+            ok = got in (401, 403, 404)
+        elif who is CITIZEN_TOKEN or (who is ANONYMOUS_OR_CITIZEN_TOKEN and actor != "anonymous"):
+            expected = 401
+            ok = got == 401
         elif actor not in who:
             expected = 401 if actor == "anonymous" else 403
             ok = got == expected

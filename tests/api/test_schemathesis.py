@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from api import create_app
 from api.ratelimit import Rule
 from engine.config import Settings
+from engine.ratelimit import Limit
 
 from .helpers import Client, new_dossier
 
@@ -77,7 +78,7 @@ def loaded(app):
     d = new_dossier(client, "canbo")
     ids = {"code": d["code"], "task_id": d["tasks"][0]["id"]}
     svc = app.extensions["motcua"]
-    svc.lookup_limiter.limit = 100_000  # the limiters have their own tests
+    svc.lookup_limiter = Limit("lookup", 100_000, 60)  # the limiters have their own tests
     svc.login_limiter.rules = {k: Rule(free=100_000, base=1, cap=1) for k in svc.login_limiter.rules}
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     return schema, ids, tokens
