@@ -34,7 +34,7 @@ from .config import Settings
 from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
 from .expressions import expression_error_of
-from .models import CodeCounter, Dossier, Event, Procedure, Task, TaskRole, WorkflowState, utcnow
+from .models import CodeCounter, Dossier, Event, Task, TaskRole, WorkflowState, utcnow
 from .procedures import Runtime, RuntimeCache, current_version_id, variant_for
 from .script_engine import make_script_engine
 from .statuses import FINAL, Channel, Status
