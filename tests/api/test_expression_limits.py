@@ -39,7 +39,7 @@ def deploy_condition(client, condition: str, code: str) -> None:
     xml = xml.replace('decision == "refuse"', text)
     r = client.post(
         "/api/v1/procedures",
-        "analyst",
+        "admin",  # four_steps.bpmn names no agency: province-wide, deployed by an admin (docs/security.md)
         data={"file": (io.BytesIO(xml.encode()), "runaway.bpmn")},
         content_type="multipart/form-data",
     )
