@@ -1,7 +1,7 @@
 """procedure variants per agency, procedure roles, token generation, shared throttles
 
 Revision ID: 5aafd1f1732a
-Revises: 595ec83994a5
+Revises: 9e4a6c2d8b31
 Create Date: 2026-12-01 21:46:14.108085
 
 - procedures: keyed by (code, scope), scope = the owning agency or '' (province-wide); the code alone is no
@@ -17,7 +17,7 @@ import engine.models
 
 
 revision = '5aafd1f1732a'
-down_revision = '595ec83994a5'
+down_revision = '9e4a6c2d8b31'
 branch_labels = None
 depends_on = None
 
