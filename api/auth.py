@@ -66,14 +66,16 @@ def issue_token(actor: Actor, secret: str, ttl: int) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def requires(permission: str | None = "staff", *, roles: tuple[str, ...] = ()):
+def requires(permission: str | None = "staff", *, roles: tuple[str, ...] = (), task: bool = False):
     """Declare what an operation needs: a name of `engine.auth.PERMISSIONS`, or `roles` (any one of them;
     admins always pass). `authenticate` checks it before flask-smorest parses the body or the query, so a
     caller without it gets 403 whatever the input holds. An operation of a protected blueprint that
-    declares nothing needs "staff"."""
+    declares nothing needs "staff". `task=True`: the operation acts on the step named by its `task_id`
+    path parameter, and the caller must also hold one of that step's roles (checked before the input too)."""
 
     def decorator(func):
         func._motcua_requires = (permission, tuple(roles))
+        func._motcua_task = task
         return func
 
     return decorator
@@ -90,6 +92,15 @@ def required_of(view) -> tuple[str | None, tuple[str, ...]] | None:
     return None
 
 
+def _acts_on_task(view) -> bool:
+    seen = 0
+    while view is not None and seen < 20:
+        if getattr(view, "_motcua_task", False):
+            return True
+        view, seen = getattr(view, "__wrapped__", None), seen + 1
+    return False
+
+
 def _authorize(a: Actor) -> None:
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     permission, roles = required_of(view) or ("staff", ())
@@ -97,6 +108,9 @@ def _authorize(a: Actor) -> None:
         a.require(*roles)
     if permission:
         a.require_permission(permission)
+    task_id = (request.view_args or {}).get("task_id")
+    if task_id is not None and _acts_on_task(view):
+        services().dossiers.authorize_task(a, str(task_id))
 
 
 def authenticate() -> None:

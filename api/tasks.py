@@ -76,7 +76,7 @@ def get(task_id):
 
 
 @blp.route("/<task_id>/claim", methods=["POST"])
-@requires("staff")
+@requires("staff", task=True)
 @blp.doc(summary="Nhận việc / claim a task", description="409 if someone else holds it or it is no longer open.")
 @blp.response(200, TaskSchema)
 @errors(blp, 401, 403, 404, 409)
@@ -85,7 +85,7 @@ def claim(task_id):
 
 
 @blp.route("/<task_id>/unclaim", methods=["POST"])
-@requires("staff")
+@requires("staff", task=True)
 @blp.doc(summary="Trả lại việc / give a task back", description="409 if someone else holds it.")
 @blp.response(200, TaskSchema)
 @errors(blp, 401, 403, 404, 409)
@@ -116,7 +116,7 @@ def _version(body: dict, headers: dict) -> int | None:
 
 
 @blp.route("/<task_id>/complete", methods=["POST"])
-@requires("staff")
+@requires("staff", task=True)
 @blp.doc(
     summary="Hoàn thành bước / complete a task with its data",
     description="200 with the dossier's new state and next open tasks. 409: already completed, held by "

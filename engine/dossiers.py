@@ -384,16 +384,27 @@ class DossierService:
             )
             return task_view(task, paused)
 
+    @staticmethod
+    def _check_may_work(actor: Actor, task) -> None:
+        if not actor.may_work(task.roles, task.agency, task.assignee):
+            raise PermissionDenied(
+                "Bạn không có vai trò thực hiện bước này", f"this step needs one of the roles {task.roles}"
+            )
+
     def _check_workable(self, actor: Actor, task: Task) -> None:
         if task.state != "ready":
             raise Conflict(
                 "Công việc đã được hoàn thành hoặc không còn hiệu lực",
                 "the task is already completed or no longer open",
             )
-        if not actor.may_work(task.roles, task.agency, task.assignee):
-            raise PermissionDenied(
-                "Bạn không có vai trò thực hiện bước này", f"this step needs one of the roles {task.roles}"
-            )
+        self._check_may_work(actor, task)
+
+    def authorize_task(self, actor: Actor, task_id: str) -> None:
+        """Whether the actor may act on this step at all, before the request's input is read
+        (docs/security.md, "Authorization before validation"): a task they cannot see is a 404, one that
+        needs a role they lack a 403. Claim, unclaim and complete check it again under their lock."""
+        with self.db.read() as s:
+            self._check_may_work(actor, visible_task(s, actor, task_id))
 
     def complete_task(
         self, actor: Actor, task_id: str, data: dict | None = None, expected_version: int | None = None

@@ -64,7 +64,8 @@ TABLE = {
     # The task in question is an intake step (role `receiver`): other staff may not hold it (403).
     ("POST", "/api/v1/tasks/{task_id}/claim"): (RECEIVERS, True),
     ("POST", "/api/v1/tasks/{task_id}/unclaim"): (RECEIVERS, True),
-    ("POST", "/api/v1/tasks/{task_id}/complete"): (STAFF, True),
+    # claim, unclaim, complete: the step's own role, checked before the body (the world's step is the intake)
+    ("POST", "/api/v1/tasks/{task_id}/complete"): (RECEIVERS, True),
     ("GET", "/api/v1/public/dossiers/{code}"): (EVERYONE, False),
     ("GET", "/api/v1/calendar/due"): (STAFF, False),
     ("GET", "/api/v1/calendar/days"): (STAFF, False),
@@ -187,7 +188,7 @@ def test_matrix(client, world, actor, side):
         r = _request(client, method, path, ACTORS[actor], resource)
         got = r.status_code
         hidden = scoped and side == "other" and actor in STAFF - OVERSEE_EVERY_AGENCY
-        if hidden and (method == "GET" or "claim" in path):
+        if hidden and (method == "GET" or "claim" in path or path.endswith("/complete")):
             expected = 404  # another agency's dossier or task does not exist for its staff
             ok = got == 404
         elif who is GATEWAY:

@@ -127,6 +127,20 @@ def test_a_receiver_changing_the_calendar_gets_403_whatever_the_body(client):
     )
 
 
+def test_a_step_of_another_role_is_refused_before_its_body_is_read(client, dossier):
+    """Staff of the agency without the step's role get 403, another agency's staff 404, whatever the body;
+    only a holder of the role meets the form's 422."""
+    tid = dossier["tasks"][0]["id"]  # the intake step: role receiver
+    for body in ({"data": "not an object"}, {"version": "x"}, [1, 2]):
+        r = client.post(f"/api/v1/tasks/{tid}/complete", "chuyenvien", json=body)
+        assert_problem(r, 403)
+        assert_problem(client.post(f"/api/v1/tasks/{tid}/complete", "khac", json=body), 404)
+    for action in ("claim", "unclaim"):
+        assert_problem(client.post(f"/api/v1/tasks/{tid}/{action}", "chuyenvien"), 403)
+    assert_problem(client.post(f"/api/v1/tasks/{tid}/complete", "tiepnhan", json={"data": "not an object"}), 422)
+    assert client.get(f"/api/v1/dossiers/{dossier['code']}", "tiepnhan").get_json()["tasks"][0]["id"] == tid
+
+
 # -- 8. a changed password or a disabled account revokes tokens -----------------------------------------------
 def test_changing_the_password_revokes_older_tokens(client, app):
     app.config["MOTCUA_ACTOR_CACHE_SECONDS"] = 0  # the 5-second cache is the only grace (docs/security.md)
