@@ -185,7 +185,9 @@ class ChannelService:
 
     def resend(self, actor: Actor, ids: list[int]) -> int:
         actor.require("admin")
-        ids = [i for i in ids if isinstance(i, int) and 0 < i < 2**63]
+        ids = [
+            i for i in ids if isinstance(i, int) and 0 < i < 2**31
+        ]  # the id column is an INTEGER: larger ids name no row
         if not ids:
             raise InvalidInput("Cần danh sách id", "give the ids of dead letters", {"fields": {"ids": "required"}})
         n = resend(self.db, ids, actor.username)
