@@ -18,7 +18,7 @@ Who may do what (`WHO_MAY`, the one table; admins may do everything; only in the
     stop                 receiver, agency leaders              any open status
     extend               receiver                              any open status but supplement_requested
 
-The due-time rules (domain.md, "The convention this product uses"; every number can be checked by hand)
+The due-time rules (docs/deadlines.md, the counting convention; every number can be checked by hand)
 
 Supplement: the clock pauses, the time already used still counts.
     On `request_supplement` at instant P the dossier keeps its due time and records `paused_at = P`;

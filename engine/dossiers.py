@@ -849,5 +849,5 @@ _ACCENTS = str.maketrans(
 
 
 def _unaccent(text: str) -> str:
-    """SMS templates are sent without Vietnamese diacritics (domain.md)."""
+    """SMS templates are sent without Vietnamese diacritics (docs/channels.md)."""
     return text.translate(_ACCENTS)

@@ -1,6 +1,6 @@
 """Timers and deadline watching: what is due, and firing it exactly once.
 
-The database is the source of truth (huey has no acknowledgements, see /work/shared/lessons.md): every
+The database is the source of truth (huey has no acknowledgements, see docs/deadlines.md, "Exactly once, without acknowledgements"): every
 dossier row carries `next_timer_at`, the next instant at which something must happen to it, and
 `fire_due()` handles every dossier whose `next_timer_at <= now`. huey only wakes workers up: a periodic
 sweep (every `settings.sweep_seconds`) and a task scheduled at each new `next_timer_at` both just call
