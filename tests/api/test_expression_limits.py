@@ -124,7 +124,7 @@ def test_the_pool_kills_a_condition_that_the_budget_misses(client, app, warm_poo
     for name, value in [("MAX_SECONDS", 30.0), ("MAX_INT_BITS", 10**12)]:
         monkeypatch.setattr(expressions, name, value)
     monkeypatch.setattr(expressions, "POOL_MARGIN", -28.5)  # the caller still waits only 1.5 s
-    condition = "[(7 ** 4000000) % 10 for i in [1]][0] >= 0"  # seconds of CPU in one C call
+    condition = "[(7 ** 16000000) % 10 for i in [1]][0] >= 0"  # ~10 s of CPU in one C call, even on a quick machine
     deploy_condition(client, condition, "9.000912")
     d = new_dossier(client, procedure="9.000912")
     with served(app) as base:
