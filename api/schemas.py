@@ -81,6 +81,13 @@ class DossierSchema(_StatusFields):
     channel = ma.fields.Integer(required=True, metadata={"enum": CHANNELS})
     applicant = ma.fields.Nested(ApplicantSchema, required=True)
     data = ma.fields.Dict(keys=ma.fields.String(), required=True)
+    data_view = ma.fields.List(
+        ma.fields.Dict(keys=ma.fields.String()),
+        metadata={
+            "description": "dữ liệu theo nhãn của biểu mẫu: [{form, title, fields: [{key, label, kind, value, "
+            "text|texts|fields|columns+rows, staff_only}]}] / the data as its forms label it (GET only)"
+        },
+    )
     received_at = DateTimeString(required=True)
     due_at = DateTimeString()
     original_due_at = DateTimeString()

@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from forms import MAX_DATA_BYTES
+from forms import MAX_DATA_BYTES, labelled_view
 
 from . import payments
 from .attachments import check_required_documents
@@ -716,6 +716,9 @@ class DossierService:
         with self.db.read() as s:
             d = visible_dossier(s, actor, code)
             view = self._view(s, d)
+            # the data as the forms label it (forms.labelled_view; docs/bpmn-conventions.md)
+            runtime = self.runtimes.get(s, d.procedure_version_id)
+            view["data_view"] = labelled_view(runtime.forms_in_order(), d.data or {})
             view["timeline"] = [
                 event_view(e)
                 for e in s.scalars(select(Event).where(Event.dossier_id == d.id).order_by(Event.id).limit(200))

@@ -551,6 +551,12 @@ class Runtime:
         ut = self.user_tasks.get(spec_name) or {}
         return self.forms.get(ut.get("form_key")) if ut.get("form_key") else None
 
+    def forms_in_order(self) -> list:
+        """The forms of the user tasks in the diagram's order, then any other form of the version."""
+        keys = [ut.get("form_key") for ut in self.user_tasks.values() if ut.get("form_key") in self.forms]
+        keys += list(self.forms)
+        return [self.forms[k] for k in dict.fromkeys(keys)]
+
 
 class RuntimeCache:
     """Deserialized specs by procedure version id; a bounded LRU shared by every request and worker thread."""

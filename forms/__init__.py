@@ -9,6 +9,7 @@ a content type proved by their bytes.
 This package does not import Flask; nothing here fetches anything from the network.
 """
 
+from .display import labelled_view
 from .documents import check_attachment, check_documents, normalize_documents
 from .errors import FORM_LEVEL, FormError, FormValidationError
 from .files import detect_content_type, safe_filename, sniff_content_type
@@ -22,6 +23,7 @@ __all__ = [
     "load_form",
     "load_forms",
     "public_fields",
+    "labelled_view",
     "PUBLIC_KEYWORD",
     "FormError",
     "FormValidationError",

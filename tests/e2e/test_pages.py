@@ -216,7 +216,7 @@ def test_analyst_models_validates_and_deploys_a_procedure(live_server, new_page,
     assert badge.get_attribute("data-ready") == "1"
     assert page.locator("#versions tbody tr").count() == 2
     assert "hiện hành" in page.inner_text("#versions tr[data-version='2']")
-    assert "20.000 đồng" in page.inner_text("#proc-head")
+    assert re.search(r"20\.000\s₫", page.inner_text("#proc-head"))
 
 
 # -- 2 ------------------------------------------------------------------------------------------------------

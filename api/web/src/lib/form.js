@@ -282,24 +282,3 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
   fields.set(path, { get, control, wrap, error, required });
   return wrap;
 }
-
-/** A read-only rendering of submitted data with the form's labels: [[label, text], ...]. */
-export function describeData(schema, data) {
-  const out = [];
-  const props = (schema && schema.properties) || {};
-  for (const [k, v] of Object.entries(data || {})) {
-    const s = resolveRef(schema || {}, props[k] || {});
-    const choices = choicesOf(s);
-    let text = v;
-    if (choices) {
-      const c = choices.find((x) => x.value === v);
-      if (c) text = c.label;
-    } else if (typeof v === 'boolean') {
-      text = v ? 'Có' : 'Không';
-    } else if (v && typeof v === 'object') {
-      text = JSON.stringify(v);
-    }
-    out.push([s.title || k, String(text)]);
-  }
-  return out;
-}

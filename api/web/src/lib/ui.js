@@ -1,5 +1,6 @@
 // Small DOM and formatting helpers shared by every page. Dates shown to people are in UTC+7.
 import { serverNow } from './api.js';
+import { formatMoney } from './display.js';
 
 export const TZ = 'Asia/Ho_Chi_Minh';
 
@@ -179,11 +180,9 @@ export function qs(name) {
   return new URLSearchParams(location.search).get(name);
 }
 
+/** A fee: "20.000 ₫", or "Miễn phí" (lib/display.js writes every amount). */
 export function money(v) {
-  if (v === undefined || v === null || v === '') return '—';
-  const n = Number(v);
-  if (Number.isNaN(n)) return String(v);
-  return n === 0 ? 'Miễn phí' : `${n.toLocaleString('vi-VN')} đồng`;
+  return formatMoney(v, { free: 'Miễn phí' });
 }
 
 export function table(headers, rows, opts = {}) {

@@ -3,6 +3,7 @@
 // The citizen's token is kept in sessionStorage under its own key, apart from an officer's.
 import { api, ApiError } from '../lib/api.js';
 import { renderForm } from '../lib/form.js';
+import { formatMoney } from '../lib/display.js';
 import { $, h, mount, dt, flash, clearFlash, statusBadge } from '../lib/ui.js';
 
 const KEY = 'motcua.citizen';
@@ -47,7 +48,7 @@ function requireCitizen() {
   return t;
 }
 
-const money = (n) => `${Number(n || 0).toLocaleString('vi-VN')} đồng`;
+const money = (n) => formatMoney(n || 0);
 
 // -- catalogue ---------------------------------------------------------------------------------------
 export function citizenHomePage() {

@@ -1,6 +1,6 @@
 // A dossier: its summary, open steps and timeline; and the receiver's page that starts a new one.
 import { api, itemsOf, hasRole } from '../lib/api.js';
-import { describeData } from '../lib/form.js';
+import { renderDataView } from '../lib/display.js';
 import {
   $, h, mount, dt, dueCell, flash, statusBadge, table, CHANNEL_VI, ACTION_VI, STATUS_VI,
 } from '../lib/ui.js';
@@ -156,9 +156,9 @@ export function dossierPage() {
           h('td', t.claimed_by || '—'),
           h('td', dueCell(t.due_at, t.overdue)))))
           : h('p.muted', d.finished ? 'Hồ sơ đã kết thúc.' : 'Không có bước nào đang chờ.'));
-      const data = describeData({}, d.data || {});
-      mount($('#dossier-data'), h('h2', 'Dữ liệu hồ sơ'), data.length
-        ? h('dl.facts', data.map(([k, v]) => [h('dt', k), h('dd', v)]))
+      const view = d.data_view || [];
+      mount($('#dossier-data'), h('h2', 'Dữ liệu hồ sơ'), view.length
+        ? renderDataView(view)
         : h('p.muted', 'Chưa có dữ liệu.'));
       mount($('#timeline'), h('h2', 'Quá trình xử lý'),
         h('ol.timeline', history.map((e) => timelineItem(e, byId))));
