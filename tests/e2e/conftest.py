@@ -53,7 +53,16 @@ def _why_skip() -> str | None:
     return None
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "province: browser tests over a province's volumes (1,500 procedures, 5,000 open tasks)"
+    )
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "province_server" in item.fixturenames:
+            item.add_marker(pytest.mark.province)
     reason = _why_skip()
     if not reason:
         return
@@ -75,13 +84,15 @@ class LiveServer:
         self.app = app
         self.db = db
         self.settings = settings
+        self.loaded = None
 
     def __call__(self, path: str = "/") -> str:
         return self.url + path
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def _serve(tmp, load=None):
+    """The app over a new SQLite database with the procedures of bpmn/ and the demo accounts, served in a
+    thread; `load(db, service)` adds data before the first request."""
     from werkzeug.serving import make_server
 
     from api import create_app
@@ -90,7 +101,6 @@ def live_server(tmp_path_factory):
     from engine.demo import create_demo_accounts
     from engine.procedures import deploy, load_path
 
-    tmp = tmp_path_factory.mktemp("e2e-server")
     settings = Settings(
         var_dir=tmp / "var",
         database_url=f"sqlite:///{tmp / 'motcua.db'}",
@@ -104,12 +114,31 @@ def live_server(tmp_path_factory):
     create_demo_accounts(db)
     app = create_app(settings, database=db)
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    live = LiveServer(f"http://127.0.0.1:{server.server_port}", app, db, settings)
+    if load is not None:
+        live.loaded = load(db, app.extensions["motcua"].dossiers)
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
-    yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, db, settings)
+    yield live
     server.shutdown()
     thread.join(10)
     db.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    yield from _serve(tmp_path_factory.mktemp("e2e-server"))
+
+
+@pytest.fixture(scope="session")
+def province_server(tmp_path_factory):
+    """A second server loaded with a province's volumes (tests/e2e/province.py): 1,500 procedures beside the
+    three of bpmn/, 5,000 open tasks (3 in 5 at the demo accounts' agency), built once per session in a few
+    seconds. `province_server.loaded` is the `Province` summary (counts, a sample procedure). Tests that
+    use it are marked `province` (`pytest -m province`)."""
+    from .province import load_province
+
+    yield from _serve(tmp_path_factory.mktemp("e2e-province"), load_province)
 
 
 @pytest.fixture(scope="session")
