@@ -17,6 +17,11 @@ ALL = (EMAIL, SMS, ZALO, ZALO_OA, NATIONAL_PORTAL, NATIONAL_REPORT, OFFICER, PUB
 
 REPORT_PERIODS = ("monthly", "quarterly", "half_year", "yearly")
 
+#: channels whose messages are never dead-lettered: tried, with the capped backoff, until accepted, their backlog
+#: and its age shown by /metrics (docs/channels.md, "Backoff and dead letters"). The national portal's figures
+#: rank the province: a status change it never receives is never right again.
+RETRIED_FOREVER = frozenset({NATIONAL_PORTAL})
+
 
 @dataclass
 class ChannelPolicy:
@@ -29,8 +34,9 @@ class ChannelPolicy:
     backoff_cap: float = 3600.0
 
     def backoff(self, tries: int) -> float:
-        """Seconds to wait after the `tries`-th failed attempt: base·2^(tries-1), at most the cap."""
-        return min(self.backoff_cap, self.backoff_base * (2 ** max(0, tries - 1)))
+        """Seconds to wait after the `tries`-th failed attempt: base·2^(tries-1), at most the cap (the exponent is
+        bounded too, so a message retried for months never overflows a float)."""
+        return min(self.backoff_cap, self.backoff_base * (2.0 ** min(max(0, tries - 1), 60)))
 
 
 @dataclass
@@ -55,6 +61,11 @@ class ChannelSettings:
 
     def policy_for(self, channel: str) -> ChannelPolicy:
         return self.policies.get(channel, self.policy)
+
+    def gives_up(self, channel: str, tries: int) -> bool:
+        """Whether a message of `channel` that failed its `tries`-th attempt is dead-lettered now: at the
+        channel's `max_tries`, except on the channels retried forever (`RETRIED_FOREVER`)."""
+        return channel not in RETRIED_FOREVER and tries >= self.policy_for(channel).max_tries
 
     @property
     def zalo_configured(self) -> bool:

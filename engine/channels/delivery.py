@@ -8,15 +8,18 @@
    threads (`policy.concurrency`), each attempt bounded by `policy.timeout`.
 3. **Record** (one short transaction): sent → `sent_at`, `next_try_at = NULL`; failed → `next_try_at =
    now + backoff(tries)` (base·2^(tries-1), capped) and `last_error`, or, at `policy.max_tries`,
-   `dead_at` (the dead letters administrators list and re-send).
+   `dead_at` (the dead letters administrators list and re-send). The national portal's updates are never
+   dead-lettered (`config.RETRIED_FOREVER`): they are tried every `backoff_cap` seconds until accepted, and a
+   portal outage shows as the channel's growing backlog and age in /metrics.
 
 Each channel drains in its own thread with its own time budget, so a dead SMS gateway delays only SMS.
 
 The national portal must see each dossier's status changes in order: only the *head* of a dossier's
 queue (its lowest unsent `sequence`) can be claimed, together with the unsent ones after it, which are sent
 with it as one list in sequence order. A later status therefore never leaves before an earlier one has
-been accepted, whatever the retries, leases and number of workers; a dead-lettered head holds the rest of
-its dossier's updates until it is re-sent. Each update carries its idempotency key `<code>-<sequence>`.
+been accepted, whatever the retries, leases and number of workers. Portal updates are never dead-lettered,
+so a head that keeps failing is retried (every `backoff_cap` seconds at most) and the rest of its dossier
+waits behind it; a dead-lettered head of an older version of this rule holds them until it is re-sent. Each update carries its idempotency key `<code>-<sequence>`.
 """
 
 from __future__ import annotations
@@ -208,6 +211,7 @@ class Delivery:
     # -- 3. record -------------------------------------------------------------------------------------
     def record(self, channel: str, outcomes: list[tuple[list[Message], str | None]], now: datetime) -> ChannelResult:
         policy = self.channels.policy_for(channel)
+        gives_up = self.channels.gives_up
         res = ChannelResult(channel)
         ok = [m.id for g, err in outcomes if err is None for m in g]
         with self.db.uow() as s:
@@ -223,7 +227,7 @@ class Delivery:
                     continue
                 res.errors.append(err)
                 for m in group:
-                    if m.tries >= policy.max_tries:
+                    if gives_up(channel, m.tries):
                         values = dict(dead_at=now, next_try_at=None, last_error=err)
                         res.dead += 1
                     else:

@@ -171,6 +171,73 @@ def test_a_failing_gateway_backs_off_then_dead_letters_and_an_admin_resends(serv
     assert any(e["action"] == "notification.resent" and e["actor"] == "admin" for e in items)
 
 
+def metrics(client) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.app.config["MOTCUA_METRICS_CACHE_SECONDS"] = 0
+    out = {}
+    for fam in text_string_to_metric_families(client.raw.get("/metrics").get_data(as_text=True)):
+        for s in fam.samples:
+            out[(s.name, s.labels.get("channel"))] = s.value
+    return out
+
+
+def test_the_portal_is_retried_forever_with_capped_backoff_in_order_and_shows_as_a_backlog(servers, client, worker, db):
+    """max_tries = 3 dead-letters the SMS; the portal, answering 500 for 10 tries (the clock moved on), is
+    retried every backoff_cap (120 s) and never dead-lettered; its backlog and age are in /metrics; every try
+    carries the dossier's updates from its first unsent one, in order; when the portal recovers, all arrive."""
+    portal = servers["portal"]
+    portal.status = servers["sms"].status = 500
+    t0 = utcnow()
+    d = new_dossier(client)
+    worker.deliver()
+    finish(client, d)  # three more status changes queue behind the failing head
+    waits, now = [], t0
+    for _ in range(9):
+        (head,) = [r for r in rows(db, channel="national_portal") if r.sequence == 1]
+        now = head.next_try_at + timedelta(seconds=1)
+        with time_machine.travel(now, tick=True):
+            worker.deliver()
+        (head,) = [r for r in rows(db, channel="national_portal") if r.sequence == 1]
+        waits.append(round((head.next_try_at - now).total_seconds()))
+    heads = rows(db, channel="national_portal")
+    assert heads[0].tries == 10 and heads[0].dead_at is None and "HTTP 500" in heads[0].last_error
+    assert [w // 10 for w in waits] == [6, 12, 12, 12, 12, 12, 12, 12, 12]  # 60 s, then the 120 s cap
+    assert all(r.dead_at is None for r in heads) and [r.tries for r in heads] == [10, 9, 9, 9]
+    sent = [r["json"] if isinstance(r["json"], list) else [r["json"]] for r in portal.requests]
+    assert len(sent) == 10 and all([i["sequence"] for i in b] == list(range(1, len(b) + 1)) for b in sent)
+    sms = rows(db, channel="sms")
+    assert len(sms) == 4 and all(r.dead_at is not None and r.tries == 3 for r in sms)  # others still give up
+
+    with time_machine.travel(now + timedelta(seconds=5), tick=True):
+        m = metrics(client)
+        log = client.get(f"/api/v1/dossiers/{d['code']}/deliveries", "tiepnhan").get_json()["items"]
+    assert m[("motcua_outbox_pending", "national_portal")] == 4
+    assert m[("motcua_outbox_oldest_pending_seconds", "national_portal")] >= (now - t0).total_seconds()
+    assert m.get(("motcua_outbox_dead", "national_portal"), 0) == 0 and m[("motcua_outbox_dead", "sms")] == 4
+    assert {i["result"] for i in log if i["channel"] == "national_portal"} == {"retrying"}
+    dead = client.get("/api/v1/notifications/dead", "admin").get_json()
+    assert {i["channel"] for i in dead["items"]} == {"sms"}
+
+    portal.status = 200  # the portal recovers: the next try sends the dossier's whole backlog, in order
+    with time_machine.travel(now + timedelta(seconds=121), tick=True):
+        out = worker.deliver()
+        m = metrics(client)
+    assert out["national_portal"]["sent"] == 4
+    last = portal.requests[-1]["json"]
+    assert [i["sequence"] for i in last] == [1, 2, 3, 4] and [i["status_code"] for i in last] == [2, 4, 9, 10]
+    assert all(r.sent_at for r in rows(db, channel="national_portal"))
+    assert m.get(("motcua_outbox_pending", "national_portal"), 0) == 0
+
+
+def test_backoff_stays_at_its_cap_for_a_message_retried_for_months():
+    from engine.channels.config import ChannelSettings
+
+    p, ch = ChannelPolicy(backoff_base=30, backoff_cap=3600), ChannelSettings()
+    assert [p.backoff(t) for t in (1, 2, 3, 8, 5000, 10**6)] == [30, 60, 120, 3600, 3600, 3600]
+    assert ch.gives_up("sms", 8) and not ch.gives_up("sms", 7) and not ch.gives_up("national_portal", 10**6)
+
+
 def test_a_slow_gateway_slows_neither_requests_nor_other_channels(servers, client, worker, db):
     servers["sms"].delay = 5.0  # answers after 5 s; the SMS timeout is 1 s
     new_dossier(client)
