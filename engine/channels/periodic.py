@@ -1,13 +1,20 @@
 """The period report sent to the national reporting system (Decree 09/2019/NĐ-CP reporting regime).
 
 Each configured period type (`MOTCUA_REPORTS_SCHEDULE`: monthly, quarterly, half_year, yearly; default
-monthly) is sent once after its data cut-off, as the decree counts it: a month runs from the 15th of the
-previous month to the 14th; a quarter from the 15th of the month before it to the 14th of its last month;
-the half-year from 15 December of the previous year to 14 June; the year from 15 December of the
-previous year to 14 December. On the 15th (UTC+7) after a period closes, the delivery tick writes one
-`national_report` row (kind `report:<type>:<label>`, payload = `GET /reports/summary` for that period);
-the row is delivered, retried and dead-lettered like any other message, and stays as the record of the
-sending. Only when `MOTCUA_REPORTS_URL` is set.
+monthly) is sent once after its data cut-off, as the decree's article on the cut-off of periodic reports
+counts it (docs/channels.md, "The national reporting system"): every period ends on the 14th of its last
+month and starts on the 15th of the month before its first month:
+
+* monthly: 15th of the previous month – 14th of the month (label `2026-10`);
+* quarterly: 15 December/March/June/September – 14 March/June/September/December (`2026-Q3`);
+* half-year: first half 15 December of the previous year – 14 June, second half 15 June – 14 December
+  (`2026-H1`, `2026-H2`);
+* yearly: 15 December of the previous year – 14 December (`2026`).
+
+From the 15th (UTC+7) after a cut-off, the delivery tick writes one `national_report` row for each scheduled
+period that has closed (kind `report:<type>:<label>`, payload = `GET /reports/summary` for that period); the
+row is delivered, retried and dead-lettered like any other message, and stays as the record of the sending.
+Only when `MOTCUA_REPORTS_URL` is set.
 """
 
 from __future__ import annotations
@@ -24,30 +31,42 @@ from .config import NATIONAL_REPORT
 N = cast(Table, Notification.__table__)
 
 
-def _minus_month(d: date) -> date:
-    return date(d.year - 1, 12, d.day) if d.month == 1 else date(d.year, d.month - 1, d.day)
+#: the months whose 14th closes a period of each type
+CUTOFF_MONTHS = {"monthly": tuple(range(1, 13)), "quarterly": (3, 6, 9, 12), "half_year": (6, 12), "yearly": (12,)}
+CUTOFF_DAY = 14
+
+
+def _cutoffs_before(period: str, today: date):
+    """The cut-off days of `period` strictly before `today`, latest first."""
+    months = CUTOFF_MONTHS[period]
+    year = today.year
+    while True:
+        for month in reversed(months):
+            d = date(year, month, CUTOFF_DAY)
+            if d < today:
+                yield d
+        year -= 1
+
+
+def _label(period: str, end: date) -> str:
+    if period == "monthly":
+        return f"{end.year}-{end.month:02d}"
+    if period == "quarterly":
+        return f"{end.year}-Q{end.month // 3}"
+    if period == "half_year":
+        return f"{end.year}-H{end.month // 6}"
+    return f"{end.year}"
 
 
 def last_closed(period: str, today: date) -> tuple[str, date, date]:
-    """The latest period of this type whose cut-off (the 14th) is before `today`: (label, first, last day)."""
-    if period == "monthly":
-        end = date(today.year, today.month, 14) if today.day >= 15 else _minus_month(date(today.year, today.month, 14))
-        return f"{end.year}-{end.month:02d}", _minus_month(end) + timedelta(days=1), end
-    if period == "quarterly":
-        end = date(today.year, today.month, 14) if today.day >= 15 else _minus_month(date(today.year, today.month, 14))
-        while end.month % 3:
-            end = _minus_month(end)
-        first = _minus_month(_minus_month(_minus_month(end))) + timedelta(days=1)
-        return f"{end.year}-Q{end.month // 3}", first, end
-    if period == "half_year":  # the decree's six-month report: 15 December to 14 June
-        year = today.year if today > date(today.year, 6, 14) else today.year - 1
-        return f"{year}-6T", date(year - 1, 12, 15), date(year, 6, 14)
-    if period == "yearly":
-        end = date(today.year, 12, 14)
-        if today <= end:
-            end = date(today.year - 1, 12, 14)
-        return f"{end.year}", date(end.year - 1, 12, 15), end
-    raise ValueError(f"unknown report period {period!r}")
+    """The latest period of this type whose cut-off (the 14th) is before `today`: (label, first, last day).
+
+    The period runs from the day after the previous cut-off of the same type to its own cut-off."""
+    if period not in CUTOFF_MONTHS:
+        raise ValueError(f"unknown report period {period!r}")
+    ends = _cutoffs_before(period, today)
+    end, previous = next(ends), next(ends)
+    return _label(period, end), previous + timedelta(days=1), end
 
 
 def enqueue_due_reports(db, settings, now: datetime | None = None) -> list[str]:

@@ -450,3 +450,59 @@ def test_period_report_is_sent_once_per_period_on_schedule(servers, settings, cl
         assert all(r.sent_at for r in rows(db, channel="national_report"))
     finally:
         reports.close()
+
+
+def test_report_periods_follow_the_decree_cut_off_and_are_sent_from_the_15th_utc7(
+    servers, settings, client, worker, db
+):
+    """Decree 09/2019's cut-off: every period ends on the 14th of its last month (UTC+7) and starts the day
+    after the previous one of its type; both halves of the year are reported; each is sent from the 15th."""
+    from datetime import datetime
+
+    from engine.calendar import VN_TZ
+    from engine.channels.periodic import enqueue_due_reports
+
+    reports = Gateway()
+    settings.channels.reports_url = reports.url
+    settings.channels.reports_schedule = ("monthly", "quarterly", "half_year", "yearly")
+
+    def at(y, mo, d, h, mi):
+        with time_machine.travel(datetime(y, mo, d, h, mi, tzinfo=VN_TZ), tick=False):
+            return enqueue_due_reports(db, settings)
+
+    try:
+        # first run: the latest closed period of each type
+        assert at(2026, 12, 14, 23, 55) == [
+            "report:monthly:2026-11",
+            "report:quarterly:2026-Q3",
+            "report:half_year:2026-H1",
+            "report:yearly:2025",
+        ]
+        assert at(2026, 12, 15, 0, 5) == [  # 17:05 UTC on the 14th: already the 15th in Vietnam
+            "report:monthly:2026-12",
+            "report:quarterly:2026-Q4",
+            "report:half_year:2026-H2",
+            "report:yearly:2026",
+        ]
+        assert at(2027, 1, 14, 23, 55) == []
+        assert at(2027, 1, 15, 8, 0) == ["report:monthly:2027-01"]
+        assert at(2027, 6, 15, 8, 0) == [
+            "report:monthly:2027-06",
+            "report:quarterly:2027-Q2",
+            "report:half_year:2027-H1",
+        ]
+        with time_machine.travel(datetime(2027, 6, 15, 8, 1, tzinfo=VN_TZ), tick=True):
+            worker.deliver()
+        got = {r["headers"]["Idempotency-Key"]: (r["json"]["from"], r["json"]["to"]) for r in reports.requests}
+        assert len(got) == 12 and all(r.sent_at for r in rows(db, channel="national_report"))
+        assert got["report:monthly:2026-12"] == ("2026-11-15", "2026-12-14")
+        assert got["report:monthly:2027-01"] == ("2026-12-15", "2027-01-14")
+        assert got["report:quarterly:2026-Q4"] == ("2026-09-15", "2026-12-14")
+        assert got["report:quarterly:2027-Q2"] == ("2027-03-15", "2027-06-14")
+        assert got["report:half_year:2026-H1"] == ("2025-12-15", "2026-06-14")
+        assert got["report:half_year:2026-H2"] == ("2026-06-15", "2026-12-14")
+        assert got["report:half_year:2027-H1"] == ("2026-12-15", "2027-06-14")
+        assert got["report:yearly:2025"] == ("2024-12-15", "2025-12-14")
+        assert got["report:yearly:2026"] == ("2025-12-15", "2026-12-14")
+    finally:
+        reports.close()
