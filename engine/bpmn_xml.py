@@ -37,6 +37,7 @@ SUPPORTED_NODES = {
     "userTask",
     "manualTask",
     "scriptTask",
+    "businessRuleTask",
     "subProcess",
     "callActivity",
     "transaction",
@@ -70,10 +71,6 @@ UNSUPPORTED_REASONS = {
     ),
     "sendTask": ("bước gửi tin (sendTask) chưa được hỗ trợ", "send tasks are not supported"),
     "receiveTask": ("bước nhận tin (receiveTask) chưa được hỗ trợ", "receive tasks are not supported"),
-    "businessRuleTask": (
-        "bảng quyết định (DMN) chưa được hỗ trợ khi triển khai",
-        "business rule (DMN) tasks are not supported",
-    ),
     "complexGateway": ("cổng phức hợp (complexGateway) chưa được hỗ trợ", "complex gateways are not supported"),
     "adHocSubProcess": ("quy trình con ad-hoc chưa được hỗ trợ", "ad-hoc subprocesses are not supported"),
 }
@@ -88,6 +85,16 @@ class XmlRefused(Exception):
 
 def parse_xml(content: bytes, max_bytes: int) -> etree._Element:
     """Parse untrusted BPMN bytes: no DTD, no entities, no network, bounded size."""
+    root = parse_untrusted(content, max_bytes)
+    if etree.QName(root).namespace != BPMN_NS or etree.QName(root).localname != "definitions":
+        raise XmlRefused(
+            "Không phải tệp BPMN 2.0 (thiếu bpmn:definitions)", "not a BPMN 2.0 file (no bpmn:definitions root)"
+        )
+    return root
+
+
+def parse_untrusted(content: bytes, max_bytes: int) -> etree._Element:
+    """Parse untrusted XML bytes (BPMN, DMN): no DTD, no entities, no network, bounded size and elements."""
     if len(content) > max_bytes:
         raise XmlRefused(
             f"Tệp quá lớn ({len(content)} byte, tối đa {max_bytes})",
@@ -109,10 +116,6 @@ def parse_xml(content: bytes, max_bytes: int) -> etree._Element:
         root = etree.fromstring(content, parser=parser)
     except etree.XMLSyntaxError as exc:
         raise XmlRefused(f"XML không hợp lệ: {exc}", f"malformed XML: {exc}") from exc
-    if etree.QName(root).namespace != BPMN_NS or etree.QName(root).localname != "definitions":
-        raise XmlRefused(
-            "Không phải tệp BPMN 2.0 (thiếu bpmn:definitions)", "not a BPMN 2.0 file (no bpmn:definitions root)"
-        )
     count = sum(1 for _ in root.iter())
     if count > MAX_ELEMENTS:
         raise XmlRefused(f"Quá nhiều phần tử XML ({count})", f"too many XML elements ({count})")
@@ -222,6 +225,7 @@ class ProcessInfo:
     problems: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
     call_activities: list[tuple[str, str]] = field(default_factory=list)
+    business_rules: list[tuple[str, str | None]] = field(default_factory=list)  # (element id, decision id)
 
 
 def _problem(el_id, message_vi, message_en):
@@ -314,6 +318,11 @@ def describe_process(process) -> ProcessInfo:
                         f"{_where(owner)}: timer event has no date, duration or cycle",
                     )
                 )
+        elif tag == "businessRuleTask":
+            ref = el.get(f"{{{CAMUNDA_NS}}}decisionRef") or "".join(
+                el.xpath("./bpmn:extensionElements/spiffworkflow:calledDecisionId/text()", namespaces=NS)
+            )
+            info.business_rules.append((eid, ref.strip() or None))
         elif tag == "callActivity":
             info.call_activities.append((eid, el.get("calledElement") or ""))
     return info

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from forms import MAX_DATA_BYTES, labelled_view
 
-from . import payments
+from . import decisions, payments
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
 from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
@@ -513,7 +513,7 @@ class DossierService:
     def _run(workflow, rt: Runtime) -> None:
         # Waiting timers are refreshed by the scheduler when they are due (engine/scheduler.py), not here.
         workflow.do_engine_steps()
-        payments.settle_free(workflow, payments.fee_of(rt.meta))  # a fee of 0 asks for no payment
+        payments.settle_free(workflow, payments.fee_of(rt.meta, workflow))  # a fee of 0 asks for no payment
 
     def _after_step(
         self,
@@ -594,6 +594,7 @@ class DossierService:
         if role_rows:
             conn.execute(INSERT_ROLE, role_rows[0] if len(role_rows) == 1 else role_rows)
         ready = list(after.values())
+        decisions.record_fee(dossier, workflow)  # a fee decided by a table (docs/bpmn-conventions.md)
         # Status: an end event's status when finished; else the open task's declared status; else in process.
         new_status = Status(dossier.status)
         if new_status in CLOSED_BY_ACTION:
@@ -640,7 +641,7 @@ class DossierService:
             self._notify_applicant(s, dossier, "received")
         self._set_status(dossier, new_status, now)
         if new_status == Status.PAYMENT_REQUIRED and old_status != new_status:
-            payments.open_order(s, dossier, payments.fee_of(rt.meta))
+            payments.open_order(s, dossier, payments.fee_of(rt.meta, workflow))
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings)

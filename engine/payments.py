@@ -35,6 +35,7 @@ from urllib.parse import quote_plus
 from sqlalchemy import select
 
 from .calendar import VN_TZ
+from .decisions import decided_fee
 from .errors import Conflict, InvalidInput, MotcuaError, NotFound
 from .models import Payment, utcnow
 from .views import iso
@@ -195,7 +196,12 @@ def settle_free(workflow, fee: int) -> bool:
     return delivered
 
 
-def fee_of(meta: dict) -> int:
+def fee_of(meta: dict, workflow=None) -> int:
+    """The fee to pay: what a decision table decided for this dossier (engine/decisions.py), else the
+    procedure's `fee` property."""
+    decided = decided_fee(workflow) if workflow is not None else None
+    if decided is not None:
+        return decided
     try:
         return max(0, int((meta or {}).get("fee") or 0))
     except (TypeError, ValueError):

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 import forms as forms_lib
 
-from . import bpmn_xml
+from . import bpmn_xml, decisions
 from .auth import Actor
 from .calendar import parse_cutoff, parse_deadline
 from .db import Database
@@ -273,6 +273,35 @@ def _validate_task_props(info, problems):
             )
 
 
+def _check_business_rules(involved, tables: dict, problems) -> set[str]:
+    """Each business rule task names a decision deployed with the procedure; the decisions used."""
+    used = set()
+    for info in involved:
+        for eid, ref in info.business_rules:
+            if not ref:
+                problems.append(
+                    _p(
+                        eid,
+                        f"Bước quy tắc '{eid}' chưa chọn bảng quyết định (camunda:decisionRef)",
+                        f"business rule task '{eid}' names no decision (camunda:decisionRef)",
+                    )
+                )
+            elif ref not in tables:
+                known = ", ".join(sorted(tables)) or "—"
+                problems.append(
+                    _p(
+                        eid,
+                        f"Bước quy tắc '{eid}' dùng bảng quyết định '{ref}' nhưng không tệp .dmn nào được triển khai "
+                        f"kèm khai báo nó (có: {known})",
+                        f"business rule task '{eid}' uses decision '{ref}', which no .dmn file deployed with it "
+                        f"declares (known: {known})",
+                    )
+                )
+            else:
+                used.add(ref)
+    return used
+
+
 def _normalize_timers(root):
     for tag in ("timeDate", "timeDuration", "timeCycle"):
         for el in root.iter(f"{{{bpmn_xml.BPMN_NS}}}{tag}"):
@@ -280,9 +309,11 @@ def _normalize_timers(root):
                 el.text = normalize_timer_expression(el.text.strip())
 
 
-def _parse_spec(root, dialect, main_id, filename, problems):
+def _parse_spec(root, dialect, main_id, filename, problems, decision_files=()):
     parser = SpiffBpmnParser() if dialect == "spiff" else CamundaParser()
     try:
+        for df in decision_files:
+            parser.add_dmn_xml(df.root, df.filename)
         parser.add_bpmn_xml(etree.ElementTree(root), filename)
         spec = parser.get_spec(main_id)
         subs = parser.get_subprocess_specs(main_id)
@@ -316,8 +347,10 @@ def load_procedure(
     max_bytes: int = DEFAULT_MAX_BPMN_BYTES,
 ) -> LoadedProcedure:
     """Read and validate one procedure. Raises ProcedureInvalid listing every problem, each naming its element."""
-    form_files = form_files or {}
+    form_files = dict(form_files or {})
+    dmn_files = {n: form_files.pop(n) for n in list(form_files) if decisions.is_decision_file(n)}
     problems: list[dict] = []
+    dmn_warnings: list[dict] = []
     try:
         root = bpmn_xml.parse_xml(content, max_bytes)
     except bpmn_xml.XmlRefused as exc:
@@ -334,10 +367,12 @@ def load_procedure(
         _validate_task_props(info, problems)
     meta = _read_meta(main, problems)
     forms = _load_forms(involved, form_files, problems, dialect)
+    tables = decisions.load_decisions(dmn_files, max_bytes, problems, dmn_warnings)
+    used = _check_business_rules(involved, tables, problems)
     spec = subs = None
     if not problems:
         _normalize_timers(root)
-        spec, subs = _parse_spec(root, dialect, main.id, filename, problems)
+        spec, subs = _parse_spec(root, dialect, main.id, filename, problems, [tables[d] for d in sorted(used)])
     if problems:
         raise ProcedureInvalid(
             f"{filename}: {len(problems)} lỗi; " + "; ".join(p["message_vi"] for p in problems[:5]),
@@ -348,7 +383,7 @@ def load_procedure(
     produced = set()
     for f in forms.values():
         produced |= forms_lib.Form.from_dict(f).fields()
-    warnings = [w for info in involved for w in info.warnings]
+    warnings = [w for info in involved for w in info.warnings] + dmn_warnings
     for info in involved:
         for flow_id, text in info.conditions:
             missing = sorted(_condition_names(text) - produced)
@@ -363,6 +398,8 @@ def load_procedure(
     end_status = {eid: s for info in involved for eid, s in info.end_events.items()}
     task_status = {tid: s for info in involved for tid, s in info.task_status.items()}
     meta.update({"dialect": dialect, "end_status": end_status, "task_status": task_status})
+    if used:
+        meta["decisions"] = {d: tables[d].summary() for d in sorted(used)}
     code = str(meta.get("procedure_code") or main.id)
     return LoadedProcedure(
         code=code,
@@ -373,7 +410,7 @@ def load_procedure(
         filename=filename,
         bpmn_xml=content.decode("utf-8", errors="replace"),
         spec_json=spec_to_json(dialect, spec, subs or {}),
-        content_hash=content_hash(content, {k: v for k, v in form_files.items()}),
+        content_hash=content_hash(content, {**form_files, **dmn_files}),
         meta=meta,
         user_tasks=user_tasks,
         forms=forms,
@@ -382,9 +419,12 @@ def load_procedure(
 
 
 def form_files_beside(path: Path) -> dict[str, bytes]:
-    """The form files deployed with a .bpmn file: the .json and .form (form-js) files in its folder."""
+    """The files deployed with a .bpmn file: the forms (.json, .form for form-js) and decision tables (.dmn)
+    in its folder."""
     return {
-        p.name: p.read_bytes() for p in sorted(path.parent.iterdir()) if p.suffix in (".json", ".form") and p.is_file()
+        p.name: p.read_bytes()
+        for p in sorted(path.parent.iterdir())
+        if p.suffix in (".json", ".form", ".dmn") and p.is_file()
     }
 
 

@@ -506,6 +506,8 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
     meta = version.meta or {}
     return {
         "code": d.code,
+        # the dossier's fee: what a decision table decided for it (engine/decisions.py), else the procedure's
+        "fee": (d.data or {}).get("fee", meta.get("fee")) if (meta.get("decisions")) else meta.get("fee"),
         "procedure": {
             "code": proc.code,
             "name": proc.name,

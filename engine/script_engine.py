@@ -9,6 +9,7 @@ depends on it (no import cycle).
 
 from __future__ import annotations
 
+import ast
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 
@@ -94,6 +95,9 @@ class SandboxScriptEngine(PythonScriptEngine):
         super().__init__(environment=environment or SandboxEnvironment())
 
     def validate(self, expression):
+        # A text that is not an expression at all is a SyntaxError, as from SpiffWorkflow's own engine: its DMN
+        # engine relies on it to tell an entry such as `< 5` (the input is prepended) from a value such as `5`.
+        ast.parse(expression, mode="eval")
         problems = check_expression(expression, kind="condition", known_functions=self.environment.functions)
         if problems:
             raise ExpressionError(

@@ -93,6 +93,7 @@ class WebPersonSchema(ma.Schema):
 
 class WebStepsSchema(ma.Schema):
     code = ma.fields.String(required=True)
+    fee = ma.fields.Raw(allow_none=True, metadata={"description": "lệ phí của hồ sơ (VND) / the dossier's fee"})
     procedure = ma.fields.Nested(WebProcedureFactsSchema, required=True)
     received_by = ma.fields.Nested(WebPersonSchema, allow_none=True)
     steps = ma.fields.List(ma.fields.Nested(WebStepSchema), required=True)

@@ -393,6 +393,10 @@ def test_supervisor_sees_an_overdue_dossier_after_the_clock_moves(live_server, n
     code = page.url.split("/dossiers/")[1].split("?")[0]
     page.wait_for_selector("#dossier-facts dd")
     assert "Quá hạn" not in page.inner_text("#dossier-facts")
+    # its receipt shows the fee the procedure's decision table (fee.dmn) decided for a desk submission
+    page.click("#link-receipt")
+    page.wait_for_selector("#slip-fee")
+    assert page.inner_text("#slip-fee") == "20.000 đồng"
 
     # 7 working days later, and some (Tết included): the server's clock (datetime.now in this process) moves 45 days.
     with time_machine.travel(datetime.now(UTC) + timedelta(days=45), tick=True):

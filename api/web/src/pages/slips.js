@@ -48,7 +48,7 @@ export function receiptPage() {
         h('li', `Thời gian giải quyết hồ sơ theo quy định: ${deadlineText(proc)}.`),
         h('li', 'Thời gian nhận hồ sơ: ', h('strong#slip-received', dtLong(d.received_at)), '.'),
         h('li', 'Thời gian trả kết quả giải quyết hồ sơ: ', h('strong#slip-due', dtLong(d.due_at)), '.'),
-        h('li', `Lệ phí: ${money(proc.fee)}.`),
+        h('li', 'Lệ phí: ', h('strong#slip-fee', money(steps && steps.fee != null ? steps.fee : proc.fee)), '.'),
         h('li', 'Tra cứu tình trạng hồ sơ: ', h('span.url', lookup), ' (nhập mã hồ sơ và số định danh).')),
       h('div.signatures',
         h('div', h('div.strong', 'NGƯỜI NỘP HỒ SƠ'), h('div.muted', '(Ký và ghi rõ họ tên)'), h('div.sign-space'), h('div', a.name || '')),
