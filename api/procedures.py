@@ -6,8 +6,9 @@ details and diagram take `?agency=` (default: the caller's agency), and fall bac
 
 POST /procedures takes multipart/form-data: `file` is the BPMN, every other file part (e.g. `forms`,
 repeated) is a form file deployed with it, named by its file name. 201 when a new version was created,
-200 with `created: false` when identical content is already deployed, 422 listing every problem (each naming
-its BPMN element), 413 when the BPMN is larger than `settings.max_bpmn_bytes` (or the whole request larger
+200 with `created: false` and the existing version when a version of the same meaning is already deployed
+(by meaning, not bytes: layout, whitespace, attribute order do not count; docs/bpmn-conventions.md, 11),
+422 listing every problem (each naming its BPMN element), 413 when the BPMN is larger than `settings.max_bpmn_bytes` (or the whole request larger
 than `settings.max_upload_bytes`).
 """
 
@@ -83,7 +84,9 @@ class ProcedureDetailSchema(ProcedureItemSchema):
 class DeployResultSchema(ma.Schema):
     code = ma.fields.String(required=True)
     version = ma.fields.Integer(required=True)
-    created = ma.fields.Boolean(required=True, metadata={"description": "false: identical content was deployed"})
+    created = ma.fields.Boolean(
+        required=True, metadata={"description": "false: a version of the same meaning was already deployed (returned)"}
+    )
     name = Str()
     warnings = ma.fields.List(ma.fields.Nested(ProblemItemSchema), required=True)
 
@@ -143,7 +146,7 @@ UPLOAD_DOC = {
     200,
     schema=DeployResultSchema,
     success=True,
-    description="Nội dung này đã được triển khai / identical content already deployed",
+    description="Không thay đổi so với phiên bản đã triển khai / unchanged: the existing version",
 )
 @blp.response(201, DeployResultSchema, description="Phiên bản mới / a new version was deployed")
 @errors(blp, 401, 403, 413, 422)

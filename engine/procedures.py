@@ -1,14 +1,17 @@
 """The procedure library: load a BPMN file (and the form files beside it), validate it, deploy it as a
 versioned procedure, and keep each deployed version's parsed spec in process memory.
 
-Deploying the same content again is a no-op; changed content becomes version N+1; running dossiers stay on
-the version they started with (they reference a `ProcedureVersion` row, never "the current one").
+Deploying the same procedure again is a no-op, judged by meaning, not by bytes (`meaning_hash`: the parsed
+process, the metadata, the user tasks and the parsed forms; never the diagram's layout, the whitespace, the
+attribute order or the file names); a changed meaning becomes version N+1; running dossiers stay on the
+version they started with (they reference a `ProcedureVersion` row, never "the current one").
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -334,10 +337,40 @@ def _parse_spec(root, dialect, main_id, filename, problems, decision_files=()):
 
 
 def content_hash(bpmn: bytes, forms: dict[str, bytes]) -> str:
+    """The bytes of a BPMN file and its form files (not what decides a no-op deploy: `meaning_hash` does)."""
     h = hashlib.sha256(bpmn)
     for name in sorted(forms):
         h.update(b"\0" + name.encode() + b"\0" + forms[name])
     return h.hexdigest()
+
+
+def _without_file_names(value):
+    """The parsed spec without the `file` each process spec records (the uploaded file's name)."""
+    if isinstance(value, dict):
+        return {k: _without_file_names(v) for k, v in value.items() if k != "file"}
+    if isinstance(value, list):
+        return [_without_file_names(v) for v in value]
+    return value
+
+
+def meaning_hash(spec_json: str, meta: dict, user_tasks: list, forms: dict) -> str:
+    """What a deployed version means, as a SHA-256 of a canonical JSON form (sorted keys, no spaces) of the
+    parsed process spec (no file name), the metadata, the user tasks and each form's key, title, schema
+    and UI schema. The diagram's layout (bpmndi), whitespace, attribute order, namespace prefixes and the
+    file names do not count: a procedure reopened in the modeler and deployed unchanged is the same
+    procedure (docs/bpmn-conventions.md, section 11). Computed from the columns a `ProcedureVersion` stores, so a version
+    deployed before this rule is compared the same way."""
+    canonical = {
+        "spec": _without_file_names(json.loads(spec_json)),
+        "meta": meta,
+        "user_tasks": user_tasks,
+        "forms": {
+            k: {"title": f.get("title"), "schema": f.get("schema"), "ui_schema": f.get("ui_schema")}
+            for k, f in (forms or {}).items()
+        },
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_procedure(
@@ -401,6 +434,7 @@ def load_procedure(
     if used:
         meta["decisions"] = {d: tables[d].summary() for d in sorted(used)}
     code = str(meta.get("procedure_code") or main.id)
+    spec_json = spec_to_json(dialect, spec, subs or {})
     return LoadedProcedure(
         code=code,
         name=str(meta.get("procedure_name") or main.name or main.id),
@@ -409,8 +443,8 @@ def load_procedure(
         dialect=dialect,
         filename=filename,
         bpmn_xml=content.decode("utf-8", errors="replace"),
-        spec_json=spec_to_json(dialect, spec, subs or {}),
-        content_hash=content_hash(content, {**form_files, **dmn_files}),
+        spec_json=spec_json,
+        content_hash=meaning_hash(spec_json, meta, user_tasks, forms),
         meta=meta,
         user_tasks=user_tasks,
         forms=forms,
@@ -442,8 +476,9 @@ class DeployResult:
 
 
 def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
-    """Store a validated procedure: a no-op when this content is already deployed, else the next version of
-    its variant — the (code, agency) pair; another agency's variant of the same code is never touched.
+    """Store a validated procedure: a no-op when a version of its variant already means the same
+    (`meaning_hash`), returning that version; else the next version of its variant — the (code, agency)
+    pair; another agency's variant of the same code is never touched.
 
     `actor` is an `Actor` (the owner rule applies: an analyst deploys only their own agency's variant, an
     admin any) or, for the operator's CLI and tests, a plain name."""
@@ -470,6 +505,8 @@ def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
                 ProcedureVersion.procedure_id == proc.id, ProcedureVersion.content_hash == loaded.content_hash
             )
         ).first()
+        if same is None:
+            same = _same_meaning_as_current(session, proc, loaded)
         if same is not None:
             return DeployResult(loaded.code, same.version, False, loaded.warnings)
     proc.current_version += 1
@@ -500,6 +537,20 @@ def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
             "the procedure is being deployed concurrently; try again",
         ) from exc
     return DeployResult(loaded.code, proc.current_version, True, loaded.warnings)
+
+
+def _same_meaning_as_current(session, proc: Procedure, loaded: LoadedProcedure) -> ProcedureVersion | None:
+    """The current version when it means the same as `loaded` though its stored hash differs (a version
+    whose `content_hash` was computed from its bytes, before `meaning_hash`)."""
+    current = session.scalars(
+        select(ProcedureVersion).where(
+            ProcedureVersion.procedure_id == proc.id, ProcedureVersion.version == proc.current_version
+        )
+    ).first()
+    if current is None:
+        return None
+    theirs = meaning_hash(current.spec_json, current.meta or {}, current.user_tasks or [], current.forms or {})
+    return current if theirs == loaded.content_hash else None
 
 
 def procedure_roles(user_tasks) -> set[str]:
@@ -545,7 +596,7 @@ def deploy_upload(
     """Deploy an uploaded BPMN file with its form files (each named by its file name): analysts and
     administrators only; a missing file is a 422 naming the field `file`, a BPMN larger than `max_bytes` a
     413 (read no further than that), an invalid procedure a 422 listing every problem. Returns the outcome;
-    `created` is false when identical content is already deployed."""
+    `created` is false when a version meaning the same is already deployed (`meaning_hash`)."""
     actor.require("analyst")
     if bpmn is None or not bpmn.filename:
         raise InvalidInput(
@@ -697,5 +748,6 @@ __all__ = [
     "current_version",
     "current_version_id",
     "content_hash",
+    "meaning_hash",
     "form_files_beside",
 ]

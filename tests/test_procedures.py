@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from cli.main import main as cli
 from engine.dossiers import DossierService
 from engine.errors import ProcedureInvalid
-from engine.procedures import deploy, deploy_bytes, load_path, load_procedure
+from engine.models import ProcedureVersion
+from engine.procedures import content_hash, deploy, deploy_bytes, form_files_beside, load_path, load_procedure
 from tests.conftest import BPMN_DIR, EXTERNAL_BPMN, ROOT
 from tests.helpers import fill_form, staff
 
@@ -59,6 +63,54 @@ def test_deploy_is_idempotent_and_versions(db):
     assert (first.version, first.created) == (1, True)
     assert (again.version, again.created) == (1, False)
     assert (changed.version, changed.created) == (2, True)
+
+
+def _relaid(content: bytes) -> bytes:
+    """The same procedure as a modeler saves it again: moved shapes, other whitespace, attributes reordered,
+    another namespace prefix, another file name."""
+    text = content.decode()
+    text = re.sub(r'(x|y)="(\d+)"', lambda m: f'{m.group(1)}="{int(m.group(2)) + 13}"', text)
+    text = re.sub(r'<bpmn:userTask id="(\w+)" name="([^"]*)"', r'<bpmn:userTask   name="\2"\n      id="\1"', text)
+    return text.replace("bpmn:", "semantic:").replace("xmlns:bpmn=", "xmlns:semantic=").encode()
+
+
+def test_deploying_an_unchanged_procedure_is_a_no_op_by_meaning_not_bytes(db):
+    path = BPMN_DIR / "birth_registration" / "birth_registration.bpmn"
+    forms = form_files_beside(path)
+    first = deploy_bytes(db, path.read_bytes(), path.name, forms)
+    assert (first.version, first.created) == (1, True)
+    # layout, whitespace, attribute order, prefixes, file names and the forms' formatting do not count
+    pretty = {name: json.dumps(json.loads(body), indent=4, sort_keys=True).encode() for name, body in forms.items()}
+    again = deploy_bytes(db, _relaid(path.read_bytes()), "saved-by-the-modeler.bpmn", pretty)
+    assert (again.version, again.created) == (1, False)
+    # a changed meaning is a new version: a step's name, or a form's field
+    renamed = path.read_bytes().replace("Trả kết quả".encode(), "Trả kết quả cho công dân".encode())
+    result = deploy_bytes(db, renamed, path.name, forms)
+    assert (result.version, result.created) == (2, True)
+    intake = json.loads(forms["intake.json"])
+    intake["properties"]["note"]["maxLength"] = 7
+    changed = dict(forms, **{"intake.json": json.dumps(intake).encode()})
+    result = deploy_bytes(db, renamed, path.name, changed)
+    assert (result.version, result.created) == (3, True)
+
+
+def test_a_decision_table_counts_by_its_rules_not_its_layout(db):
+    path = BPMN_DIR / "permanent_residence" / "permanent_residence.bpmn"
+    files = form_files_beside(path)
+    assert deploy_bytes(db, path.read_bytes(), path.name, files).created
+    moved = dict(files, **{"fee.dmn": files["fee.dmn"].replace(b'x="160"', b'x="260"')})
+    assert not deploy_bytes(db, path.read_bytes(), path.name, moved).created
+    dearer = dict(files, **{"fee.dmn": files["fee.dmn"].replace(b"<text>10000</text>", b"<text>12000</text>")})
+    assert deploy_bytes(db, path.read_bytes(), path.name, dearer).version == 2
+
+
+def test_a_version_hashed_by_its_bytes_is_compared_by_meaning(db):
+    """A version deployed when the hash was of the file's bytes is still recognised by what it means."""
+    first = deploy_bytes(db, _proc(SIMPLE), "p.bpmn")
+    with db.uow() as s:
+        s.execute(update(ProcedureVersion).values(content_hash=content_hash(_proc(SIMPLE), {})))
+    again = deploy_bytes(db, _proc(SIMPLE).replace(b"<bpmn:startEvent", b"\n  <bpmn:startEvent"), "q.bpmn")
+    assert (again.version, again.created) == (first.version, False)
 
 
 def test_unquoted_and_working_day_timers_are_accepted(db):
@@ -129,7 +181,9 @@ def test_script_with_import_is_refused_and_runs_nothing(tmp_path):
         '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t1"/>',
         f"""
       <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="sc"/>
-      <bpmn:scriptTask id="sc" scriptFormat="python"><bpmn:script>import os
+      <bpmn:scriptTask id="sc" scriptFormat="python"><bpmn:script>import json
+import os
+import re
 os.system("touch {marker}")</bpmn:script></bpmn:scriptTask>
       <bpmn:sequenceFlow id="f0" sourceRef="sc" targetRef="t1"/>""",
     )

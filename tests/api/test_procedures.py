@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 
 from .helpers import BROKEN, FORM_STEPS, FOUR_STEPS, assert_problem
 
@@ -61,6 +63,26 @@ def test_deploy_new_version_then_identical_is_a_no_op(client):
     assert [v["version"] for v in detail["versions"]] == [1, 2]
     assert detail["versions"][1]["deployed_by"] == "admin" and detail["versions"][1]["current"] is True
     assert detail["deadline"] == "4 working days"
+
+
+def test_deploying_it_again_reformatted_answers_200_with_the_existing_version(client):
+    """What the modeler sends when an analyst reopens a procedure and deploys it unchanged: the same
+    process written out again (other indentation and attribute order, another file name)."""
+    content = FORM_STEPS.read_bytes().replace(b"9.000002", b"9.000004")
+    forms = {"intake.json": (FORM_STEPS.parent / "intake.json").read_bytes()}
+    r = upload(client, "admin", content, "form_steps.bpmn", forms)
+    assert r.status_code == 201 and r.get_json()["version"] == 1
+    again = re.sub(rb">\s+<", b">\n    <", content).replace(
+        'id="form_steps" name="Thủ tục thử có biểu mẫu" isExecutable="true"'.encode(),
+        'isExecutable="true"  name="Thủ tục thử có biểu mẫu" id="form_steps"'.encode(),
+    )
+    assert b'isExecutable="true"  name=' in again and again.count(b">\n    <") > 5
+    reformatted = {"intake.json": json.dumps(json.loads(forms["intake.json"]), indent=8).encode()}
+    r = upload(client, "admin", again, "9.000004.bpmn", reformatted)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["created"] is False and r.get_json()["version"] == 1
+    versions = client.get("/api/v1/procedures/9.000004", "admin").get_json()["versions"]
+    assert [v["version"] for v in versions] == [1]
 
 
 def test_deploy_with_form_files(client):

@@ -179,9 +179,13 @@ def test_analyst_models_validates_and_deploys_a_procedure(live_server, new_page,
     # ... and a change deployed from there becomes version 2.
     page.wait_for_selector("#p-fee")
     assert page.input_value("#p-procedure_code") == PROC_CODE
+    page.click("#btn-deploy")  # unchanged: no new version, and the page says so
+    page.wait_for_selector("#deployed[data-created=false]")
+    assert "Không có thay đổi" in page.inner_text("#deployed")
+    assert f"{PROC_CODE} phiên bản 1" in page.inner_text("#deployed")
     fill_prop(page, "#p-fee", "20000")
     page.click("#btn-deploy")
-    page.wait_for_selector("#deployed")
+    page.wait_for_selector("#deployed[data-created=true]")
     assert f"{PROC_CODE} phiên bản 2" in page.inner_text("#deployed")
 
     # The deployed procedure runs: a dossier of it, its intake form (integer, date, boolean, radio, textarea

@@ -393,8 +393,15 @@ function start() {
       const res = await api('procedures', { form: await payload() });
       showProblems([], check.warnings || []);
       const link = h('a#deployed-link', { href: `/procedures/${encodeURIComponent(res.code)}` }, `${res.code} phiên bản ${res.version}`);
-      mount($('#flash'), h('div.alert.alert-success#deployed', { role: 'status' }, 'Đã triển khai thủ tục ', link,
-        res.created === false ? ' (nội dung không đổi, giữ nguyên phiên bản).' : '.'));
+      if (res.created === false) {
+        // Same meaning as a deployed version (layout and formatting do not count): nothing new was made.
+        mount($('#flash'), h('div.alert.alert-info#deployed', { role: 'status', dataset: { created: 'false' } },
+          'Không có thay đổi so với ', link, ' đã triển khai: không tạo phiên bản mới. ',
+          h('span', { lang: 'en' }, '(Unchanged: no new version.)')));
+      } else {
+        mount($('#flash'), h('div.alert.alert-success#deployed', { role: 'status', dataset: { created: 'true' } },
+          'Đã triển khai thủ tục ', link, '.'));
+      }
       loadedVersion = res.version;
       $('#version-info').textContent = `Phiên bản hiện tại: v${res.version}`;
       return { ok: true, ...res };
