@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 
-from api.idempotency import _fingerprint
+from api.idempotency import _HELD, _fingerprint
 from engine.models import Dossier, IdempotencyRecord
 
 from .helpers import AGENCY, OTHER, assert_problem, new_dossier
@@ -90,28 +91,65 @@ def test_idempotency_key_returns_the_first_result(client, app):
         client.post("/api/v1/dossiers", "tiepnhan", headers=h, json={**body, "applicant": {"name": "Người khác"}}), 422
     )
     assert "Idempotency-Key" in p["fields"]
-    # A request still running under the key (pending record) is a 409; one stuck for long says so.
+    # A request still running under the key (pending record within its lease) is a 409; a pending record past
+    # its lease belongs to a request whose process died before any effect: the retry takes the key over and
+    # runs once; a record whose first request took effect but lost its answer says so (409, no second effect).
     fp = _fingerprint("POST /api/v1/dossiers", {**body, "channel": 1, "data": {}, "received_at": None})
     now = datetime.now(UTC)
     with app.extensions["motcua"].db.uow() as s:
-        for key, at in (("busy", now), ("stuck", now - timedelta(minutes=10))):
+        for key, at, status in (
+            ("busy", now, 0),
+            ("killed", now - timedelta(seconds=6), 0),
+            ("lost", now - timedelta(seconds=6), -1),
+        ):
             s.add(
                 IdempotencyRecord(
                     key=key,
                     username="tiepnhan",
                     endpoint="POST /api/v1/dossiers",
-                    status=0,
+                    status=status,
                     body={"request_sha256": fp},
                     created_at=at,
                 )
             )
     p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "busy"}, json=body), 409)
     assert "đang được xử lý" in p["message_vi"]
-    p = assert_problem(
-        client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "stuck"}, json=body), 409
-    )
-    assert "Không rõ kết quả" in p["message_vi"]
-    assert client.get("/api/v1/dossiers", "tiepnhan").get_json()["total"] == 2  # tiepnhan's and canbo's
+    p = assert_problem(client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "lost"}, json=body), 409)
+    assert "đã có hiệu lực" in p["message_vi"]
+    taken = client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "killed"}, json=body)
+    assert taken.status_code == 201, taken.get_json()
+    replay = client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "killed"}, json=body)
+    assert replay.get_json() == taken.get_json() and replay.headers["Idempotent-Replayed"] == "true"
+    assert client.get("/api/v1/dossiers", "tiepnhan").get_json()["total"] == 3  # + canbo's and the taken-over one
+
+
+def test_idempotency_overtaken_request_rolls_back(client, app):
+    """A request whose lease a retry took over (it was slow, the client gave up on it) does not take effect: its
+    transaction rolls back with a 409 at commit, so the key's request takes effect once."""
+    body = {"procedure_code": "9.000001", "applicant": APPLICANT}
+
+    def retry_takes_over(session):  # at the use case's commit, before the key is marked: a retry took it over
+        if _HELD.get() is not None:
+            session.execute(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.key == "slow")
+                .values(created_at=datetime.now(UTC) + timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
+
+    event.listen(Session, "before_commit", retry_takes_over, insert=True)
+    try:
+        p = assert_problem(
+            client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "slow"}, json=body), 409
+        )
+    finally:
+        if event.contains(Session, "before_commit", retry_takes_over):
+            event.remove(Session, "before_commit", retry_takes_over)
+    assert "đang được xử lý" in p["message_vi"]
+    assert client.get("/api/v1/dossiers", "tiepnhan").get_json()["total"] == 0  # rolled back: no dossier
+    again = client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "slow"}, json=body)
+    assert again.status_code == 201  # the key's one effect
+    assert client.get("/api/v1/dossiers", "tiepnhan").get_json()["total"] == 1
 
 
 def test_idempotency_refused_request_can_be_retried(client):
