@@ -338,6 +338,8 @@ def install_wakeups(db: Database, schedule, deliver=None) -> None:
 
     @event.listens_for(engine, "rollback")
     def _rollback(conn):
+        if conn.invalidated:  # the database cut the connection: its info went with it (a new one comes empty)
+            return
         conn.info.pop(_PENDING, None)
         conn.info.pop(_OUTBOX, None)
 
