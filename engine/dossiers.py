@@ -35,7 +35,7 @@ from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
 from .expressions import expression_error_of
 from .models import CodeCounter, Dossier, Event, Task, TaskRole, WorkflowState, utcnow
-from .procedures import Runtime, RuntimeCache, current_version_id, variant_for
+from .procedures import CALLED_VERSIONS, Runtime, RuntimeCache, current_version_id, variant_for
 from .script_engine import make_script_engine
 from .statuses import FINAL, Channel, Status
 from .timers import timer_functions
@@ -264,7 +264,10 @@ class DossierService:
                 deadline_hours = d.hours
             code = self.next_code(s, agency, received)
             initial = Status.NEW if channel == Channel.ONLINE else Status.RECEIVED
-            workflow = BpmnWorkflow(rt.spec, rt.subprocess_specs, script_engine=self.script_engine(cal))
+            subprocess_specs, called = self.runtimes.called_specs(s, rt, agency)  # called versions fixed now
+            workflow = BpmnWorkflow(rt.spec, subprocess_specs, script_engine=self.script_engine(cal))
+            if called:
+                workflow.data[CALLED_VERSIONS] = called
             start_data = dict(data)
             start_data.update({"channel": int(channel)})
             workflow.task_tree.data.update(start_data)
@@ -323,6 +326,7 @@ class DossierService:
                         "version": rt.version,
                         "channel": int(channel),
                         "received_at": received.isoformat(),
+                        **({"called_versions": called} if called else {}),
                     },
                 ),
             )
@@ -434,7 +438,7 @@ class DossierService:
                     f"the dossier is '{dossier.status}'; it cannot be processed now",
                 )
             rt = self.runtimes.get(s, dossier.procedure_version_id)
-            form = rt.form_for(task.spec_name)
+            form = self.runtimes.form_of(s, rt.version_id, task)
             if form is not None:
                 data = form.validate(data)
                 check_required_documents(s, dossier, rt, form, data)
@@ -464,7 +468,14 @@ class DossierService:
             workflow.script_engine = self.script_engine(cal)
             return workflow
         blob = s.connection().execute(SELECT_STATE, {"_id": dossier.id}).scalar_one()
-        return load_state(rt.dialect, blob, rt.spec, rt.subprocess_specs, self.script_engine(cal))
+        return load_state(
+            rt.dialect,
+            blob,
+            rt.spec,
+            lambda called: self.runtimes.called_specs(s, rt, dossier.agency, called)[0],
+            self.script_engine(cal),
+            CALLED_VERSIONS,
+        )
 
     # -- building blocks for other use cases (legal actions, timers) -----------------------------------
     def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> Loaded:
@@ -560,7 +571,7 @@ class DossierService:
         for tid, t in after.items():
             if tid in before:
                 continue
-            ut = rt.user_tasks.get(t.task_spec.name, {})
+            ut = rt.user_task(t)
             step_due = None
             if ut.get("deadline"):
                 step_due = cal.due_at(now, _deadline(ut["deadline"]))
@@ -612,7 +623,7 @@ class DossierService:
         elif payments.waits_for_payment(workflow):
             new_status = Status.PAYMENT_REQUIRED  # the fee is due (engine/payments.py): processing waits
         elif new_status not in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED):
-            declared = [rt.meta.get("task_status", {}).get(t.task_spec.name) for t in ready]
+            declared = [rt.user_task(t).get("status") for t in ready]
             declared = [d for d in declared if d]
             if declared:
                 new_status = Status(declared[0])
@@ -731,7 +742,7 @@ class DossierService:
         with self.db.read() as s:
             task = visible_task(s, actor, task_id)
             vid = s.scalar(select(Dossier.procedure_version_id).where(Dossier.id == task.dossier_id))
-            form = self.runtimes.get(s, vid).form_for(task.spec_name)
+            form = self.runtimes.form_of(s, vid, task)
             return form.to_dict() if form is not None else None
 
 

@@ -319,8 +319,10 @@ def _parse_spec(root, dialect, main_id, filename, problems, decision_files=()):
             parser.add_dmn_xml(df.root, df.filename)
         parser.add_bpmn_xml(etree.ElementTree(root), filename)
         spec = parser.get_spec(main_id)
-        subs = parser.get_subprocess_specs(main_id)
-        return spec, subs
+        # a call activity naming no process of this file calls another deployed procedure by its code: its spec
+        # is joined when a dossier starts (RuntimeCache.called_specs)
+        subs = parser.get_subprocess_specs(main_id, require_call_activity_specs=False)
+        return spec, {name: sp for name, sp in subs.items() if sp is not None}
     except ValidationException as exc:
         el = getattr(exc, "id", None) or None
         where = f"{getattr(exc, 'tag', '')} '{el}'" if el else filename
@@ -399,6 +401,16 @@ def load_procedure(
         _check_expressions(info, problems)
         _validate_task_props(info, problems)
     meta = _read_meta(main, problems)
+    for info in involved:
+        for eid, target in info.call_activities:
+            if not target.strip():
+                problems.append(
+                    _p(
+                        eid,
+                        f"Hoạt động gọi '{eid}' chưa nêu thủ tục được gọi (calledElement: mã thủ tục)",
+                        f"call activity '{eid}' names no procedure to call (calledElement: a procedure code)",
+                    )
+                )
     forms = _load_forms(involved, form_files, problems, dialect)
     tables = decisions.load_decisions(dmn_files, max_bytes, problems, dmn_warnings)
     used = _check_business_rules(involved, tables, problems)
@@ -428,11 +440,15 @@ def load_procedure(
                         f"condition on '{flow_id}' reads {missing}, which no form produces",
                     )
                 )
+    local = {p.get("id") for p in bpmn_xml.processes(root)}
+    calls = {eid: target for info in involved for eid, target in info.call_activities if target not in local}
     end_status = {eid: s for info in involved for eid, s in info.end_events.items()}
     task_status = {tid: s for info in involved for tid, s in info.task_status.items()}
     meta.update({"dialect": dialect, "end_status": end_status, "task_status": task_status})
     if used:
         meta["decisions"] = {d: tables[d].summary() for d in sorted(used)}
+    if calls:
+        meta["calls"] = calls  # call activity id → the code of the procedure it calls
     code = str(meta.get("procedure_code") or main.id)
     spec_json = spec_to_json(dialect, spec, subs or {})
     return LoadedProcedure(
@@ -485,6 +501,7 @@ def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
     if isinstance(actor, Actor):
         actor.require_owner(loaded.agency)
         actor = actor.username
+    check_callees(session, loaded)
     scope = loaded.agency or ""
     proc = session.scalars(
         select(Procedure).where(Procedure.code == loaded.code, Procedure.scope == scope).with_for_update()
@@ -551,6 +568,40 @@ def _same_meaning_as_current(session, proc: Procedure, loaded: LoadedProcedure) 
         return None
     theirs = meaning_hash(current.spec_json, current.meta or {}, current.user_tasks or [], current.forms or {})
     return current if theirs == loaded.content_hash else None
+
+
+def check_callees(session, loaded: LoadedProcedure) -> None:
+    """Every procedure a call activity calls by code is deployed (the receiving agency's variant or the
+    province-wide one) and is not this procedure itself; else ProcedureInvalid naming each call activity."""
+    problems = []
+    for eid, code in sorted((loaded.meta.get("calls") or {}).items()):
+        if code == loaded.code:
+            problems.append(
+                _p(
+                    eid,
+                    f"Hoạt động gọi '{eid}' gọi chính thủ tục '{code}'",
+                    f"call activity '{eid}' calls its own procedure '{code}'",
+                )
+            )
+            continue
+        scopes = [loaded.agency or "", ""]
+        if session.scalar(select(Procedure.id).where(Procedure.code == code, Procedure.scope.in_(scopes)).limit(1)):
+            continue
+        problems.append(
+            _p(
+                eid,
+                f"Hoạt động gọi '{eid}' gọi thủ tục '{code}', thủ tục này chưa được triển khai "
+                "(calledElement là mã thủ tục hoặc id một quy trình trong cùng tệp)",
+                f"call activity '{eid}' calls procedure '{code}', which is not deployed "
+                "(calledElement is a procedure code or the id of a process in the same file)",
+            )
+        )
+    if problems:
+        raise ProcedureInvalid(
+            f"{loaded.filename}: " + "; ".join(p["message_vi"] for p in problems),
+            f"{loaded.filename}: " + "; ".join(p["message_en"] for p in problems),
+            problems,
+        )
 
 
 def procedure_roles(user_tasks) -> set[str]:
@@ -642,6 +693,16 @@ class Runtime:
         ut = self.user_tasks.get(spec_name) or {}
         return self.forms.get(ut.get("form_key")) if ut.get("form_key") else None
 
+    def user_task(self, task) -> dict:
+        """What the BPMN says of a ready SpiffWorkflow task (roles, form, deadline, status): from the version
+        that owns its process - this one, or a procedure it calls (`RuntimeCache.called_specs`). A called
+        procedure's form key is qualified with its version id (`form_key@version_id`, `RuntimeCache.form_of`)."""
+        owner = getattr(getattr(task.task_spec, "_wf_spec", None), OWNER, None) or self
+        ut = owner.user_tasks.get(task.task_spec.name, {})
+        if owner is not self and ut.get("form_key"):
+            ut = {**ut, "form_key": f"{ut['form_key']}@{owner.version_id}"}
+        return ut
+
     def forms_in_order(self) -> list:
         """The forms of the user tasks in the diagram's order, then any other form of the version."""
         keys = [ut.get("form_key") for ut in self.user_tasks.values() if ut.get("form_key") in self.forms]
@@ -680,12 +741,52 @@ class RuntimeCache:
             user_tasks={ut["id"]: ut for ut in row.user_tasks},
             forms={k: forms_lib.Form.from_dict(v) for k, v in (row.forms or {}).items()},
         )
+        for owned in (spec, *subs.values()):
+            setattr(owned, OWNER, rt)  # the version a called process's tasks belong to (Runtime.user_task)
         with self._lock:
             self._items[version_id] = rt
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return rt
 
+    def called_specs(
+        self, session, rt: Runtime, agency: str | None, pinned: dict | None = None
+    ) -> tuple[dict, dict[str, int]]:
+        """The subprocess specs a dossier of `rt` runs with, and the version id of each procedure it calls by
+        code. The versions are chosen when the dossier starts - the current version of the variant the
+        receiving agency runs - and `pinned` (stored in the dossier's state) keeps them for its whole life."""
+        if not rt.meta.get("calls"):
+            return rt.subprocess_specs, {}
+        pinned = dict(pinned or {})
+        specs = dict(rt.subprocess_specs)
+        todo = [rt]
+        seen = {rt.version_id}
+        while todo:
+            caller = todo.pop()
+            for code in sorted(set((caller.meta.get("calls") or {}).values())):
+                vid = pinned.get(code)
+                if vid is None:
+                    vid = pinned[code] = current_version_id(session, code, agency)
+                callee = self.get(session, vid)
+                specs[code] = callee.spec
+                specs.update(callee.subprocess_specs)
+                if vid not in seen:
+                    seen.add(vid)
+                    todo.append(callee)
+        return specs, pinned
+
+    def form_of(self, session, version_id: int, task):
+        """The form of a task row: its version's, or a called procedure's (`form_key@version_id`)."""
+        key = task.form_key or ""
+        if "@" in key:
+            name, _, vid = key.rpartition("@")
+            if vid.isdigit():
+                return self.get(session, int(vid)).forms.get(name)
+        return self.get(session, version_id).form_for(task.spec_name)
+
+
+OWNER = "motcua_runtime"  # attribute set on each deployed process spec: the Runtime that owns it
+CALLED_VERSIONS = "motcua_called_versions"  # key of a dossier's workflow data: {called code: version id}
 
 _P = Procedure.__table__
 _V = ProcedureVersion.__table__

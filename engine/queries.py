@@ -212,8 +212,7 @@ def task_detail(session, actor: Actor, task_id: str, runtimes) -> dict:
     d = session.get(Dossier, task.dossier_id)
     form = values = None
     if task.form_key:
-        rt = runtimes.get(session, d.procedure_version_id)
-        f = rt.forms.get(task.form_key)
+        f = runtimes.form_of(session, d.procedure_version_id, task)  # a called procedure's too
         if f is not None:
             form = {"key": f.key, "title": f.title, "schema": f.schema, "ui_schema": f.ui_schema}
             values = f.prefill(d.data or {})

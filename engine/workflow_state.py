@@ -152,8 +152,12 @@ def dump_state(dialect: str, workflow) -> bytes:
     return zlib.compress(json.dumps(dct, separators=(",", ":")).encode(), 1)
 
 
-def load_state(dialect: str, blob: bytes, spec, subprocess_specs, script_engine):
+def load_state(dialect: str, blob: bytes, spec, subprocess_specs, script_engine, called_key: str | None = None):
+    """The workflow of a stored state. `subprocess_specs` is a dict, or a function of the `called_key` entry
+    of the workflow's data (the versions of the procedures it calls, engine/procedures.py) returning one."""
     dct = json.loads(zlib.decompress(blob))
+    if callable(subprocess_specs):
+        subprocess_specs = subprocess_specs((dct.get("data") or {}).get(called_key) if called_key else None)
     s = serializer(dialect, escaped=bool(dct.pop(ESCAPE_MARKER, 0)))
     s.migrate(dct)
     dct["_spec"] = spec

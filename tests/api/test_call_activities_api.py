@@ -1,0 +1,39 @@
+"""Call activities across files through the API: deploy names a missing callee; a dossier runs the called
+procedure's step with its role and form (docs/bpmn-conventions.md, "Gọi thủ tục khác / Calling another
+procedure")."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from ..test_call_activities import SUB_FORM, callee, caller
+
+
+def test_deploy_through_the_api_names_a_missing_callee(client):
+    data = {"file": (io.BytesIO(caller(called="9.999999")), "main.bpmn")}
+    r = client.post("/api/v1/procedures", "analyst", data=data, content_type="multipart/form-data")
+    assert r.status_code == 422, r.get_json()
+    assert [p["element"] for p in r.get_json()["problems"]] == ["Call_Sub"]
+    data = {"file": (io.BytesIO(callee()), "sub.bpmn"), "forms": [(io.BytesIO(SUB_FORM), "sub_form.json")]}
+    r = client.post("/api/v1/procedures", "analyst", data=data, content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    data = {"file": (io.BytesIO(caller()), "main.bpmn")}
+    r = client.post("/api/v1/procedures", "analyst", data=data, content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    r = client.post(
+        "/api/v1/dossiers",
+        "tiepnhan",
+        json={"procedure_code": "9.000401", "applicant": {"name": "An"}, "channel": 1, "data": {}},
+    )
+    assert r.status_code == 201, r.get_json()
+    task = r.get_json()["tasks"][0]
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", "tiepnhan", json={"data": {}})
+    assert r.status_code == 200, r.get_json()
+    (sub,) = r.get_json()["tasks"]
+    assert sub["roles"] == ["police_officer"] and sub["name"] == "Thẩm định (thủ tục con)"
+    # the step's form is the called procedure's
+    got = client.get(f"/api/v1/tasks/{sub['id']}", "admin").get_json()
+    assert got["form"]["title"] == "Ý kiến thẩm định"
+    r = client.post(f"/api/v1/tasks/{sub['id']}/complete", "admin", json={"data": {}})
+    assert r.status_code == 422 and "opinion" in json.dumps(r.get_json())
