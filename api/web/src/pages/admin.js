@@ -20,7 +20,7 @@ export function deadLettersPage() {
         ? table(['', 'Kênh', 'Người nhận', 'Loại', 'Lần thử', 'Thất bại lúc', 'Lỗi cuối'], page.items.map((n) => h('tr',
           h('td', h('input', { type: 'checkbox', value: String(n.id), 'aria-label': `Chọn tin ${n.id}` })),
           h('td', n.channel), h('td', n.recipient || '—'), h('td', n.kind), h('td.num', String(n.tries)),
-          h('td', dt(n.dead_at)), h('td', n.last_error || ''))))
+          h('td', dt(n.dead_at)), h('td', n.last_error || ''))), { class: 'stack' })
         : h('p.muted', 'Không có tin nào thất bại.'));
       button.disabled = !page.items.length;
     } catch (err) {

@@ -110,7 +110,7 @@ async function deliveryLog(code) {
   try {
     const page = await api(`dossiers/${encodeURIComponent(code)}/deliveries?per_page=50`);
     mount(box, h('h2', 'Nhật ký gửi tin'), page.items.length
-      ? table(['Kênh', 'Người nhận', 'Thời gian', 'Số lần', 'Kết quả'], deliveryRows(page.items))
+      ? table(['Kênh', 'Người nhận', 'Thời gian', 'Số lần', 'Kết quả'], deliveryRows(page.items), { class: 'stack' })
       : h('p.muted', 'Chưa có tin nào.'));
   } catch (err) {
     mount(box, h('h2', 'Nhật ký gửi tin'), h('p.muted', `Không tải được: ${err.message}`));
@@ -154,7 +154,7 @@ export function dossierPage() {
           h('td', h('a', { href: `/tasks/${encodeURIComponent(t.id)}` }, t.name || t.title)),
           h('td', (t.roles || []).join(', ')),
           h('td', t.claimed_by || '—'),
-          h('td', dueCell(t.due_at, t.overdue)))))
+          h('td', dueCell(t.due_at, t.overdue)))), { class: 'stack' })
           : h('p.muted', d.finished ? 'Hồ sơ đã kết thúc.' : 'Không có bước nào đang chờ.'));
       const view = d.data_view || [];
       mount($('#dossier-data'), h('h2', 'Dữ liệu hồ sơ'), view.length
