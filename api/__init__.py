@@ -63,6 +63,7 @@ BLUEPRINTS = [
     "api.tasks",
     "api.public",
     "api.calendar",
+    "api.agencies",  # agencies and their calendars (admin; docs/deadlines.md)
     "api.actions",  # legal actions on dossiers (docs/deadlines.md)
     "api.attachments",  # dossier attachments and the documents checklist
     "api.monitor",

@@ -2,7 +2,7 @@
 administrators' overrides (admin).
 
     GET    /api/v1/calendar/due?start=&deadline=&cutoff=&agency=   → {due_at, ...}
-    GET    /api/v1/calendar/days?year=                              → {year, days: [{date, working, name, source}]}
+    GET    /api/v1/calendar/days?year=&agency=                      → {year, days: [{date, working, name, source}]}
     PUT    /api/v1/calendar/days/{date}   {working, name}           → the override (admin)
     DELETE /api/v1/calendar/days/{date}                             → 204 (admin; 404 if there was none)
 
@@ -50,7 +50,10 @@ class DueArgs(ma.Schema):
         },
     )
     cutoff = Str(validate=validate.Length(max=20), metadata={"example": "15:00"})
-    agency = Str(validate=validate.Length(max=64), metadata={"description": "mã cơ quan / agency id (echoed)"})
+    agency = Str(
+        validate=validate.Length(max=64),
+        metadata={"description": "mã cơ quan: tính theo lịch của cơ quan đó / agency code: its calendar is used"},
+    )
 
 
 class DueSchema(ma.Schema):
@@ -69,6 +72,10 @@ class YearArgs(ma.Schema):
     year = ma.fields.Integer(
         required=True, validate=validate.Range(min=calendar_admin.MIN_YEAR, max=calendar_admin.MAX_YEAR)
     )
+    agency = Str(
+        validate=validate.Length(max=64),
+        metadata={"description": "mã cơ quan: lịch của cơ quan đó / agency code: that agency's calendar"},
+    )
 
 
 class DaySchema(ma.Schema):
@@ -76,7 +83,10 @@ class DaySchema(ma.Schema):
     weekday = ma.fields.String(required=True)
     working = ma.fields.Boolean(required=True, metadata={"description": "true: make-up working day"})
     name = ma.fields.String(required=True)
-    source = ma.fields.String(required=True, metadata={"enum": ["holidays", "swap", "override"]})
+    source = ma.fields.String(
+        required=True,
+        metadata={"description": "holidays | swap | override (national) | agency:<code> (an agency's own day)"},
+    )
     updated_by = Str()
 
 
@@ -122,7 +132,7 @@ def due(args):
 @errors(blp, 401, 403, 422)
 def days(args):
     with read_session() as s:
-        return {"year": args["year"], "days": calendar_admin.list_days(s, args["year"])}
+        return {"year": args["year"], "days": calendar_admin.list_days(s, args["year"], args.get("agency"))}
 
 
 @blp.route("/days/<day>", methods=["PUT"])

@@ -17,6 +17,7 @@ import click
 
 from engine.errors import MotcuaError, ProcedureInvalid
 
+from .agencies import agencies_cli
 from .calendar import calendar_cli
 from .common import fail, migrated_db, settings
 
@@ -291,3 +292,4 @@ def serve(host, port, threads, workers, with_worker):
 
 
 main.add_command(calendar_cli)  # `motcua calendar list|set|delete` (cli/calendar.py)
+main.add_command(agencies_cli)  # `motcua agencies import FILE` (cli/agencies.py)

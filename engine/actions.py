@@ -319,13 +319,17 @@ class LegalActions:
             )
             return self._view(d, open_tasks)
 
-    @staticmethod
-    def _shift_steps(s, d, cal, hours: float) -> int:
+    def _shift_steps(self, s, d, cal, hours: float) -> int:
+        """Move the open steps' due times on by the paused working hours, each on its performing agency's
+        calendar (docs/deadlines.md, "Agencies and their calendars")."""
         rows = s.execute(
-            select(Task.id, Task.due_at).where(Task.dossier_id == d.id, Task.state == "ready", Task.due_at.is_not(None))
+            select(Task.id, Task.due_at, Task.agency).where(
+                Task.dossier_id == d.id, Task.state == "ready", Task.due_at.is_not(None)
+            )
         ).all()
-        for tid, due in rows:
-            s.execute(update(Task).where(Task.id == tid).values(due_at=cal.add_working_hours(due, hours)))
+        for tid, due, agency in rows:
+            step_cal = cal if agency == d.agency else self.service.calendar(s, agency)
+            s.execute(update(Task).where(Task.id == tid).values(due_at=step_cal.add_working_hours(due, hours)))
         return len(rows)
 
     # -- closing actions ---------------------------------------------------------------------------

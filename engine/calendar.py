@@ -58,6 +58,8 @@ __all__ = [
     "parse_cutoff",
     "WorkCalendar",
     "calendar_from_session",
+    "cached_calendar",
+    "national_overrides",
     "set_override",
     "delete_override",
 ]
@@ -523,24 +525,35 @@ _cache_lock = threading.Lock()
 _calendars: dict[tuple, WorkCalendar] = {}
 
 
-def calendar_from_session(session) -> WorkCalendar:
-    """The calendar with the administrators' current overrides: one query of the small calendar_days
-    table on every call (so a new override counts at once); the computed calendar is reused while
-    the overrides are unchanged."""
+def cached_calendar(overrides: Iterable[tuple[date, bool, str]], periods=DEFAULT_PERIODS) -> WorkCalendar:
+    """The calendar of these overrides and office periods, computed once per process and shared by every
+    agency whose calendar is the same (most agencies follow the national calendar)."""
+    key = (tuple(sorted((d, bool(w), n) for d, w, n in overrides)), tuple(periods))
+    cal = _calendars.get(key)
+    if cal is None:
+        cal = WorkCalendar({d: (w, n) for d, w, n in key[0]}, periods=key[1])
+        with _cache_lock:
+            if len(_calendars) >= 64:
+                _calendars.clear()
+            _calendars[key] = cal
+    return cal
+
+
+def national_overrides(session) -> list[tuple[date, bool, str]]:
+    """The administrators' overrides of the national calendar (table calendar_days), one small query."""
     from sqlalchemy import select
 
     from .models import CalendarDay
 
     rows = session.execute(select(CalendarDay.day, CalendarDay.working, CalendarDay.name)).all()
-    key = tuple(sorted((r[0], bool(r[1]), r[2]) for r in rows))
-    cal = _calendars.get(key)
-    if cal is None:
-        cal = WorkCalendar({d: (w, n) for d, w, n in key})
-        with _cache_lock:
-            if len(_calendars) >= 16:
-                _calendars.clear()
-            _calendars[key] = cal
-    return cal
+    return [(r[0], bool(r[1]), r[2]) for r in rows]
+
+
+def calendar_from_session(session) -> WorkCalendar:
+    """The national calendar with the administrators' current overrides: one query of the small calendar_days
+    table on every call (so a new override counts at once); the computed calendar is reused while the
+    overrides are unchanged. An agency's own calendar: `engine.agencies.calendar_for`."""
+    return cached_calendar(national_overrides(session))
 
 
 def _as_day(day) -> date:

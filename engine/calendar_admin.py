@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Protocol
 
+from .agencies import calendar_for, calendar_sources
 from .auth import Actor
 from .calendar import VN_TZ, calendar_from_session, delete_override, parse_cutoff, parse_deadline, set_override
 from .db import Database
@@ -87,9 +88,19 @@ def day_view(d: dict) -> dict:
     }
 
 
-def list_days(session, year: int) -> list[dict]:
-    """The year's holidays, swapped days off and make-up working days, with names and where each comes from."""
-    return [day_view(d) for d in calendar_from_session(session).non_working_days(parse_year(year))]
+def list_days(session, year: int, agency: str | None = None) -> list[dict]:
+    """The year's holidays, swapped days off and make-up working days, with names and where each comes from;
+    with `agency`, that agency's calendar (its own and its ancestors' days: source `agency:<code>`)."""
+    year = parse_year(year)
+    if not agency:
+        return [day_view(d) for d in calendar_from_session(session).non_working_days(year)]
+    sources = calendar_sources(session, agency)
+    out = []
+    for d in calendar_for(session, agency).non_working_days(year):
+        if d["source"] == "override":
+            d = {**d, "source": sources.get(d["date"], "override")}
+        out.append(day_view(d))
+    return out
 
 
 def set_day(session, day, working, name, actor: str | None) -> dict:
@@ -120,10 +131,9 @@ def delete_day(session, day) -> dict:
 
 
 def compute_due(session, start, deadline, cutoff=None, agency: str | None = None) -> dict:
-    """The due time of `deadline` counted from `start` by the convention of docs/deadlines.md.
-
-    All agencies share the national calendar and office hours for now; `agency` is accepted and echoed.
-    """
+    """The due time of `deadline` counted from `start` by the convention of docs/deadlines.md, on the calendar
+    of `agency` (its office hours and days, inherited from its ancestors: engine/agencies.py), else the
+    national one."""
     start_dt = parse_instant(start, "start") if start not in (None, "") else datetime.now(UTC)
     if not deadline or not str(deadline).strip():
         raise _field_error(
@@ -139,7 +149,7 @@ def compute_due(session, start, deadline, cutoff=None, agency: str | None = None
         cut = parse_cutoff(cutoff) if cutoff not in (None, "") else None
     except InvalidInput as exc:
         raise _field_error("cutoff", exc.message_vi, exc.message_en) from None
-    cal = calendar_from_session(session)
+    cal = calendar_for(session, agency or None)
     due = cal.due_at(start_dt, dl, cut)
     return {
         "due_at": due.astimezone(VN_TZ).isoformat(),

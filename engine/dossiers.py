@@ -27,9 +27,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from forms import MAX_DATA_BYTES, labelled_view
 
 from . import decisions, payments
+from .agencies import calendar_for
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
-from .calendar import VN_TZ, WorkCalendar, calendar_from_session, parse_cutoff, parse_deadline
+from .calendar import VN_TZ, WorkCalendar, parse_cutoff, parse_deadline
 from .config import Settings
 from .db import Database
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
@@ -163,34 +164,40 @@ class DossierService:
         self.settings = settings or Settings.from_env()
         self.runtimes = RuntimeCache()
         self.workflows = WorkflowCache()
-        self._calendar: WorkCalendar | None = None
+        self._calendars: dict[str, tuple[WorkCalendar, float]] = {}
         self._notifier = None
-        self._script_engine = None
-        self._calendar_loaded = 0.0
+        self._script_engines: dict[WorkCalendar, object] = {}
         self._lock = threading.Lock()
 
     # -- calendar ----------------------------------------------------------------------------------
-    def calendar(self, session) -> WorkCalendar:
-        """The working calendar with administrators' overrides; re-read at most every 30 s per process."""
+    def calendar(self, session, agency: str | None = None) -> WorkCalendar:
+        """The working calendar of `agency` (None: the national one) with the administrators' overrides and
+        the agency's own hours and days (engine/agencies.py); re-read at most every 30 s per process."""
+        key = agency or ""
         with self._lock:
-            if self._calendar is not None and _time.monotonic() - self._calendar_loaded < 30:
-                return self._calendar
-        cal = calendar_from_session(session)
+            hit = self._calendars.get(key)
+            if hit is not None and _time.monotonic() - hit[1] < 30:
+                return hit[0]
+        cal = calendar_for(session, agency)
         with self._lock:
-            self._calendar, self._calendar_loaded = cal, _time.monotonic()
+            if len(self._calendars) >= 5000:
+                self._calendars.clear()
+            self._calendars[key] = (cal, _time.monotonic())
         return cal
 
     def invalidate_calendar(self) -> None:
         with self._lock:
-            self._calendar = None
+            self._calendars.clear()
 
     def script_engine(self, cal: WorkCalendar):
         """The sandboxed script engine bound to this calendar (one per calendar, reused by every step)."""
-        cached = self._script_engine
-        if cached is not None and cached[0] is cal:
-            return cached[1]
-        engine = make_script_engine(timer_functions(cal.add_working_hours, utcnow))
-        self._script_engine = (cal, engine)
+        engine = self._script_engines.get(cal)
+        if engine is None:
+            engine = make_script_engine(timer_functions(cal.add_working_hours, utcnow))
+            with self._lock:
+                if len(self._script_engines) >= 64:
+                    self._script_engines.clear()
+                self._script_engines[cal] = engine
         return engine
 
     # -- codes -------------------------------------------------------------------------------------
@@ -256,7 +263,7 @@ class DossierService:
         with self.db.uow() as s:
             version_id, agency = receiving_variant(s, actor, procedure_code, agency)
             rt = self.runtimes.get(s, version_id)
-            cal = self.calendar(s)
+            cal = self.calendar(s, agency)  # the dossier's due time: the receiving agency's calendar
             due = deadline_hours = None
             if rt.meta.get("deadline"):
                 d = parse_deadline(rt.meta["deadline"])
@@ -442,7 +449,7 @@ class DossierService:
             if form is not None:
                 data = form.validate(data)
                 check_required_documents(s, dossier, rt, form, data)
-            cal = self.calendar(s)
+            cal = self.calendar(s, dossier.agency)
             workflow = self._restore(s, dossier, rt, cal)
             spiff_task = workflow.get_task_from_id(UUID(task.id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
@@ -488,7 +495,7 @@ class DossierService:
         s.expunge(dossier)  # detached: finish_step writes it back with Core
         _snapshot(dossier)
         rt = self.runtimes.get(s, dossier.procedure_version_id)
-        cal = self.calendar(s)
+        cal = self.calendar(s, dossier.agency)
         workflow = self._restore(s, dossier, rt, cal)
         return Loaded(dossier, rt, cal, workflow, _ready_ids(workflow))
 
@@ -572,9 +579,11 @@ class DossierService:
             if tid in before:
                 continue
             ut = rt.user_task(t)
+            performer = dossier.agency  # the agency whose staff do the step (its inbox gets the task)
             step_due = None
-            if ut.get("deadline"):
-                step_due = cal.due_at(now, _deadline(ut["deadline"]))
+            if ut.get("deadline"):  # a step's due time: the performing agency's calendar
+                step_cal = cal if performer == dossier.agency else self.calendar(s, performer)
+                step_due = step_cal.due_at(now, _deadline(ut["deadline"]))
             roles = list(ut.get("roles") or [])
             new_rows.append(
                 dict(
@@ -582,7 +591,7 @@ class DossierService:
                     dossier_id=dossier.id,
                     dossier_code=dossier.code,
                     procedure_code=dossier.procedure_code,
-                    agency=dossier.agency,
+                    agency=performer,
                     spec_name=t.task_spec.name,
                     title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name,
                     roles=roles,
@@ -597,7 +606,7 @@ class DossierService:
                     completed_by=None,
                 )
             )
-            role_rows.extend({"task_id": tid, "role": role, "agency": dossier.agency} for role in roles)
+            role_rows.extend({"task_id": tid, "role": role, "agency": performer} for role in roles)
         if new_rows:
             # Core inserts: these rows are written once here and never need the ORM's bookkeeping.
             conn.execute(INSERT_TASK, new_rows[0] if len(new_rows) == 1 else new_rows)

@@ -322,6 +322,36 @@ class CalendarDay(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class Agency(Base):
+    """An agency (cơ quan) and its own working calendar: office hours and days that override its parent's.
+
+    The hierarchy is the one its code carries (engine/agencies.py, docs/deadlines.md "Agencies and their
+    calendars"): `000.00.00.H56` the province, `000.00.14.H56` a department or district, `000.31.14.H56` a
+    commune of that district. `parent` is derived from the code and stored for the lists."""
+
+    __tablename__ = "agencies"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parent: Mapped[str | None] = mapped_column(String(64), index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    # [["07:00", "11:30"], ["13:30", "17:00"]]; NULL: the parent's (in the end the national default)
+    office_hours: Mapped[list | None] = mapped_column(JSON)
+    updated_by: Mapped[str | None] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AgencyDay(Base):
+    """An agency's own override of one day (an extra day off, a make-up working day), inherited downwards."""
+
+    __tablename__ = "agency_days"
+
+    agency: Mapped[str] = mapped_column(ForeignKey("agencies.code", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    working: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(200))
+
+
 class IdempotencyRecord(Base):
     """First answer to a request carrying an Idempotency-Key, replayed on retries."""
 

@@ -36,3 +36,38 @@ def test_calendar_set_list_delete(tmp_path, empty_database):
     assert r.exit_code == 2 and "invalid date '2026-02-30'" in r.output
     r = runner.invoke(cli, ["calendar", "list", "--year", "1800"], env=env)
     assert r.exit_code == 2 and "the year must be 2000-2100" in r.output
+
+
+def test_agencies_import(tmp_path, empty_database):
+    """`motcua agencies import FILE`: every row checked first (a bad one names its line, nothing written),
+    then all of them in one transaction behind a progress bar."""
+    env = {**os.environ, "DATABASE_URL": empty_database, "MOTCUA_VAR": str(tmp_path / "var")}
+    runner = CliRunner()
+    good = tmp_path / "co_quan.csv"
+    good.write_text(
+        "code;name;office_hours\n"
+        "000.00.00.H56;UBND tỉnh Khánh Hòa;07:30-11:30 13:30-17:30\n"
+        "000.00.14.H56;UBND huyện Diên Khánh;\n"
+        "000.31.14.H56;UBND xã Diên An;\n",
+        encoding="utf-8",
+    )
+    bad = tmp_path / "sai.csv"
+    bad.write_text("code,name\n000.00.14.H56,Huyện\n000.31.00.H56,Xã không có huyện\n", encoding="utf-8")
+
+    r = runner.invoke(cli, ["agencies", "import", str(bad)], env=env)
+    assert r.exit_code == 2 and "line 3" in r.output and "000.31.00.H56" in r.output
+
+    r = runner.invoke(cli, ["agencies", "import", str(good)], env=env)
+    assert r.exit_code == 0, r.output
+    assert "3 cơ quan / agencies: 3 mới / created, 0 cập nhật / updated" in r.output
+
+    r = runner.invoke(cli, ["agencies", "import", str(good)], env=env)
+    assert "0 mới / created, 3 cập nhật / updated" in r.output
+
+    # the commune works by its province's hours: the calendar's due time says so
+    from engine import calendar_admin
+    from engine.db import Database
+
+    with Database(empty_database).read() as s:
+        due = calendar_admin.compute_due(s, "2026-03-02T16:30:00+07:00", "1 working hour", agency="000.31.14.H56")
+    assert due["due_at"] == "2026-03-02T17:30:00+07:00"
