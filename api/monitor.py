@@ -87,6 +87,9 @@ class OverdueTaskSchema(Lateness):
     roles = ma.fields.List(ma.fields.String(), required=True)
     created_at = DateTimeString(required=True)
     due_at = DateTimeString(required=True)
+    late_flagged_at = DateTimeString(
+        metadata={"description": "khi bước bị báo quá hạn / when the step was flagged late and its holders told"}
+    )
 
 
 class CountSchema(ma.Schema):
@@ -141,7 +144,7 @@ def overdue(args):
         return monitor.overdue(
             s,
             actor(),
-            svc.dossiers.calendar(s),
+            lambda agency: svc.dossiers.calendar(s, agency),  # each row on its own agency's calendar
             agency=args.get("agency"),
             procedure_code=args.get("procedure_code"),
             page=args["page"],

@@ -323,13 +323,16 @@ class LegalActions:
         """Move the open steps' due times on by the paused working hours, each on its performing agency's
         calendar (docs/deadlines.md, "Agencies and their calendars")."""
         rows = s.execute(
-            select(Task.id, Task.due_at, Task.agency).where(
+            select(Task.id, Task.due_at, Task.agency, Task.remind_at).where(
                 Task.dossier_id == d.id, Task.state == "ready", Task.due_at.is_not(None)
             )
         ).all()
-        for tid, due, agency in rows:
+        for tid, due, agency, remind_at in rows:
             step_cal = cal if agency == d.agency else self.service.calendar(s, agency)
-            s.execute(update(Task).where(Task.id == tid).values(due_at=step_cal.add_working_hours(due, hours)))
+            values = {"due_at": step_cal.add_working_hours(due, hours)}
+            if remind_at is not None:  # a reminder not sent yet moves with its step
+                values["remind_at"] = step_cal.add_working_hours(remind_at, hours)
+            s.execute(update(Task).where(Task.id == tid).values(**values))
         return len(rows)
 
     # -- closing actions ---------------------------------------------------------------------------

@@ -82,6 +82,8 @@ class Settings:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_bpmn_bytes: int = 5 * 1024 * 1024
     reminder_hours_before_due: float = 4.0
+    # working hours before a step's own due time when its holder is reminded (MOTCUA_STEP_REMINDER_HOURS; 0: none)
+    step_reminder_hours_before_due: float = 2.0
     sweep_seconds: int = 30
     metrics_token: str | None = None  # MOTCUA_METRICS_TOKEN: required by GET /metrics when set
     channels: ChannelSettings = field(default_factory=ChannelSettings)
@@ -113,6 +115,8 @@ class Settings:
             kw["trusted_proxies"] = max(0, int(env["MOTCUA_TRUSTED_PROXIES"]))
         if env.get("MOTCUA_REMINDER_HOURS"):
             kw["reminder_hours_before_due"] = float(env["MOTCUA_REMINDER_HOURS"])
+        if env.get("MOTCUA_STEP_REMINDER_HOURS"):
+            kw["step_reminder_hours_before_due"] = float(env["MOTCUA_STEP_REMINDER_HOURS"])
         if env.get("MOTCUA_METRICS_TOKEN"):
             kw["metrics_token"] = env["MOTCUA_METRICS_TOKEN"]
         kw["channels"] = ChannelSettings.from_env(env)

@@ -580,10 +580,11 @@ class DossierService:
                 continue
             ut = rt.user_task(t)
             performer = dossier.agency  # the agency whose staff do the step (its inbox gets the task)
-            step_due = None
+            step_due = remind_at = None
             if ut.get("deadline"):  # a step's due time: the performing agency's calendar
                 step_cal = cal if performer == dossier.agency else self.calendar(s, performer)
                 step_due = step_cal.due_at(now, _deadline(ut["deadline"]))
+                remind_at = step_reminder_at(now, step_due, step_cal, self.settings)
             roles = list(ut.get("roles") or [])
             new_rows.append(
                 dict(
@@ -600,6 +601,8 @@ class DossierService:
                     state="ready",
                     created_at=now,
                     due_at=step_due,
+                    remind_at=remind_at,
+                    overdue_flagged_at=None,
                     claimed_by=None,
                     claimed_at=None,
                     completed_at=None,
@@ -664,7 +667,7 @@ class DossierService:
             payments.open_order(s, dossier, payments.fee_of(rt.meta, workflow))
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
-        dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings)
+        dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings, open_tasks)
         if completed_task is not None:
             conn.execute(
                 INSERT_EVENT,
@@ -848,12 +851,19 @@ def _counter_stmt(dialect: str):
     )
 
 
-def compute_next_timer(dossier, workflow, cal, settings):
-    """BPMN timers, reminder and due instants: the rule lives in engine/scheduler.py (imported late: it
-    imports this module)."""
+def compute_next_timer(dossier, workflow, cal, settings, tasks=()):
+    """BPMN timers, reminder and due instants (the dossier's and its open steps'): the rule lives in
+    engine/scheduler.py (imported late: it imports this module)."""
     from .scheduler import compute_next_timer as rule
 
-    return rule(dossier, workflow, cal, settings)
+    return rule(dossier, workflow, cal, settings, tasks)
+
+
+def step_reminder_at(created_at, due, cal, settings):
+    """When a step's holder is reminded: the rule lives in engine/scheduler.py (imported late)."""
+    from .scheduler import step_reminder_at as rule
+
+    return rule(created_at, due, cal, settings)
 
 
 def _paused(s, dossier_id: int) -> bool:

@@ -270,6 +270,10 @@ class Task(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by: Mapped[str | None] = mapped_column(String(80))
+    # The step's deadline watch (engine/scheduler.py, docs/deadlines.md "Step deadlines"): when its reminder
+    # is due (NULL: sent, or none), and when it was flagged late (NULL: not yet).
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    overdue_flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TaskRole(Base):

@@ -30,6 +30,7 @@ their own agency (`Actor.sees_agency`); an account that is not staff gets `Permi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, func, select
@@ -47,6 +48,8 @@ from .views import iso
 __all__ = ["MAX_PER_PAGE", "DUE_SOON_HOURS", "overdue", "overdue_page", "overdue_counts", "scope"]
 
 DUE_SOON_HOURS = 24
+# one calendar for every row, or each agency's (engine/agencies.py): `lambda agency: WorkCalendar`
+Calendars = WorkCalendar | Callable[[str], WorkCalendar]
 
 
 def _now(now: datetime | None) -> datetime:
@@ -76,10 +79,13 @@ def _filters(stmt, model, agency, procedure_code):
     return stmt
 
 
-def _lateness(calendar: WorkCalendar, due: datetime, now: datetime) -> dict:
+def _lateness(calendar: Calendars, due: datetime, now: datetime, agency: str) -> dict:
+    """How late, in wall-clock hours and in working hours of the agency that does the work (a dossier's
+    receiving agency, a step's performing agency) when `calendar` gives each agency's calendar."""
+    cal = calendar if isinstance(calendar, WorkCalendar) else calendar(agency)
     return {
         "hours_late": round((now - due).total_seconds() / 3600, 2),
-        "working_hours_late": round(calendar.working_hours_between(due, now), 2),
+        "working_hours_late": round(cal.working_hours_between(due, now), 2),
     }
 
 
@@ -97,7 +103,7 @@ def _holder(t) -> dict:
 def overdue_page(
     session,
     actor: Actor,
-    calendar: WorkCalendar,
+    calendar: Calendars,
     agency: str | None = None,
     procedure_code: str | None = None,
     page: int = 1,
@@ -158,7 +164,7 @@ def overdue_page(
                 "original_due_at": iso(r.original_due_at),
                 "extended": r.extended_at is not None,
                 "supplement_count": r.supplement_count,
-                **_lateness(calendar, r.due_at, now),
+                **_lateness(calendar, r.due_at, now, r.agency),
                 "held_by": holders.get(r.id, []),
             }
         )
@@ -176,6 +182,7 @@ def overdue_page(
         Task.roles,
         Task.created_at,
         Task.due_at,
+        Task.overdue_flagged_at,
     ).where(step_overdue_sql(now))
     tq = _filters(tq, Task, agency, procedure_code).order_by(Task.due_at, Task.id).limit(per_page).offset(offset)
     tasks = []
@@ -194,7 +201,8 @@ def overdue_page(
                 "roles": list(t.roles or []),
                 "created_at": iso(t.created_at),
                 "due_at": iso(t.due_at),
-                **_lateness(calendar, t.due_at, now),
+                "late_flagged_at": iso(t.overdue_flagged_at),
+                **_lateness(calendar, t.due_at, now, t.agency),
             }
         )
     return {"now": iso(now), "page": page, "per_page": per_page, "dossiers": dossiers, "tasks": tasks}
@@ -262,7 +270,7 @@ def overdue_counts(
 def overdue(
     session,
     actor: Actor,
-    calendar: WorkCalendar,
+    calendar: Calendars,
     agency: str | None = None,
     procedure_code: str | None = None,
     page: int = 1,

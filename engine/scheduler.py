@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -58,7 +59,7 @@ from .auth import SYSTEM
 from .calendar import VN_TZ, WorkCalendar
 from .channels.notify import vn_time
 from .errors import Conflict, NotFound
-from .models import Dossier, Event, Notification, utcnow
+from .models import Dossier, Event, Notification, Task, utcnow
 from .statuses import FINAL, Status
 from .timers import due_of_event_value as _due_of
 from .timers import pending_timers
@@ -78,25 +79,37 @@ CHUNK = 25  # dossiers per transaction: locks are held for a few tens of millise
 # What is due next
 
 
-def reminder_at(dossier: Dossier, cal: WorkCalendar, hours_before: float) -> datetime | None:
-    """The instant `hours_before` working hours before the dossier's due time (None: no reminder).
+def hours_before(start: datetime | None, due: datetime | None, cal: WorkCalendar, hours: float) -> datetime | None:
+    """The instant `hours` working hours before `due`, counted back on `cal` from a deadline that started at
+    `start` (None: no reminder). When the whole deadline is shorter than the window, it is `start`."""
+    if due is None or not hours or hours <= 0:
+        return None
+    ref = min(start or due, due)
+    total = cal.working_hours_between(ref, due)
+    if total <= hours:
+        return ref
+    return cal.add_working_hours(ref, total - hours)
+
+
+def reminder_at(dossier: Dossier, cal: WorkCalendar, hours_before_due: float) -> datetime | None:
+    """The instant `hours_before_due` working hours before the dossier's due time (None: no reminder).
 
     Counted back on the office calendar: with the default 4 hours and a due time of Wednesday 10:00,
     the reminder is Tuesday 13:30 + 1 h = 14:30 (Wed 07:00-10:00 is 3 h, Tue 16:00-17:00 the 4th).
     When the whole deadline is shorter than the window, the reminder is due at once.
     """
-    due = dossier.due_at
-    if due is None or not hours_before or hours_before <= 0:
-        return None
-    ref = min(dossier.received_at or due, due)
-    total = cal.working_hours_between(ref, due)
-    if total <= hours_before:
-        return ref
-    return cal.add_working_hours(ref, total - hours_before)
+    return hours_before(dossier.received_at, dossier.due_at, cal, hours_before_due)
 
 
-def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: Settings) -> datetime | None:
-    """The dossier's `next_timer_at`: min(pending BPMN timers, reminder, due), None when paused/finished."""
+def step_reminder_at(created_at: datetime, due: datetime | None, cal: WorkCalendar, settings: Settings):
+    """When a step's holder is reminded: `settings.step_reminder_hours_before_due` working hours before the
+    step's own due time, on the performing agency's calendar `cal` (None: no due time, or no reminder)."""
+    return hours_before(created_at, due, cal, settings.step_reminder_hours_before_due)
+
+
+def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: Settings, tasks=()) -> datetime | None:
+    """The dossier's `next_timer_at`: min(pending BPMN timers, reminder, due, and each open step's reminder
+    and due time in `tasks`), None when paused/finished."""
     if dossier.finished or dossier.paused_at is not None:
         return None
     try:
@@ -112,6 +125,13 @@ def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: 
                 candidates.append(at)
         if dossier.overdue_flagged_at is None:
             candidates.append(dossier.due_at)
+    for t in tasks:  # the steps' own deadlines (docs/deadlines.md, "Step deadlines")
+        if getattr(t, "state", "ready") != "ready":
+            continue
+        if t.remind_at is not None:
+            candidates.append(t.remind_at)
+        if t.due_at is not None and t.overdue_flagged_at is None:
+            candidates.append(t.due_at)
     return min(candidates, default=None)
 
 
@@ -185,6 +205,8 @@ class SweepResult:
     timers: int = 0  # BPMN timers that fired
     reminders: int = 0
     overdue: int = 0
+    step_reminders: int = 0
+    step_overdue: int = 0
     failures: int = 0
     incidents: int = 0
     skipped: int = 0  # candidates another worker had taken or already handled
@@ -198,6 +220,8 @@ class SweepResult:
             "timers",
             "reminders",
             "overdue",
+            "step_reminders",
+            "step_overdue",
             "failures",
             "incidents",
             "skipped",
@@ -281,7 +305,10 @@ class _Rows:
         return row
 
     def notify_officers(self, d: Dossier, kind: str, body: str, open_tasks, now: datetime) -> None:
-        for rcpt in officer_recipients(d, open_tasks):
+        self.notify(d, kind, body, officer_recipients(d, open_tasks), now)
+
+    def notify(self, d: Dossier, kind: str, body: str, recipients: list[str], now: datetime) -> None:
+        for rcpt in recipients:
             self.notifications.append(
                 {
                     "dossier_id": d.id,
@@ -359,7 +386,20 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
         )
         result.timers += len(fired)
     messages = _deadline_watch(service, d, loaded.cal, now, result, rows)
+    step_messages = _step_watch(s, service, d, wf, now, result, rows)
     open_tasks = service.finish_step(s, loaded, SYSTEM, now)
+    for t, event, body in step_messages:
+        recipients = step_recipients(t)
+        rows.notify(d, event, body, recipients, now)
+        service.notifier.officers(
+            s.connection(),
+            d,
+            STEP_EVENTS[event],
+            recipients,
+            {"step": t.title, "due_date": vn_time(t.due_at)},
+            now,
+            inbox=False,
+        )
     for kind, body in messages:
         rows.notify_officers(d, kind, body, open_tasks, now)
         event = OFFICER_EVENTS.get(kind)
@@ -423,6 +463,56 @@ def _deadline_watch(
 
 
 OFFICER_EVENTS = {"deadline.reminder": "officer_reminder", "deadline.overdue": "officer_overdue"}
+# the message templates of a step's reminder and late event (engine/channels/templates/)
+STEP_EVENTS = {"step.reminder": "officer_reminder", "step.overdue": "officer_step_overdue"}
+
+
+def _step_watch(s, service, d: Dossier, wf, now: datetime, result: SweepResult, rows: _Rows) -> list[tuple]:
+    """Each open step's reminder and late event when due, once each (`tasks.remind_at` cleared,
+    `tasks.overdue_flagged_at` set, inside the dossier's lock); returns (task, event, text) to tell.
+
+    A step the workflow no longer waits on (a boundary timer just cancelled it) is left to `finish_step`."""
+    ready = {str(t.id) for t in wf.get_tasks(state=TaskState.READY, manual=True)}
+    due = (Task.remind_at <= now) | ((Task.overdue_flagged_at.is_(None)) & (Task.due_at <= now))
+    steps = s.scalars(
+        select(Task).where(Task.dossier_id == d.id, Task.state == "ready", due).order_by(Task.due_at, Task.id)
+    ).all()
+    out = []
+    for t in steps:
+        if t.id not in ready:
+            continue
+        due_local = t.due_at.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y") if t.due_at else ""
+        details = {"task": t.spec_name, "title": t.title, "agency": t.agency, "due_at": vn_iso(t.due_at)}
+        if t.remind_at is not None and t.remind_at <= now:
+            t.remind_at = None
+            if t.due_at is not None and now < t.due_at:  # past due, the late event below tells them instead
+                left = round(service.calendar(s, t.agency).working_hours_between(now, t.due_at), 2)
+                rows.event(d, "step.reminder", now, {**details, "working_hours_left": left})["task_id"] = t.id
+                text = f"Bước «{t.title}» của hồ sơ {d.code} sắp đến hạn ({due_local}), còn {left:g} giờ làm việc."
+                out.append((t, "step.reminder", text))
+                result.step_reminders += 1
+        if t.due_at is not None and t.overdue_flagged_at is None and t.due_at <= now:
+            t.overdue_flagged_at = now
+            rows.event(d, "step.overdue", now, {**details, "holder": t.claimed_by or t.assignee})["task_id"] = t.id
+            out.append((t, "step.overdue", f"Bước «{t.title}» của hồ sơ {d.code} đã quá hạn ({due_local})."))
+            result.step_overdue += 1
+    if steps:
+        s.flush()
+    return out
+
+
+def step_recipients(t) -> list[str]:
+    """Who is told about a step's deadline: its holder (the claimant, else its assignee), else the holders
+    of its roles in the agency that performs it. Recipients as in `officer_recipients`."""
+    if t.claimed_by:
+        return [f"user:{t.claimed_by}"]
+    if t.assignee:
+        return [f"user:{t.assignee}"]
+    return [f"role:{r}@{t.agency}" for r in (t.roles or [])][:20] or [f"role:receiver@{t.agency}"]
+
+
+def vn_iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(VN_TZ).isoformat() if dt else None
 
 
 def officer_recipients(d: Dossier, open_tasks) -> list[str]:

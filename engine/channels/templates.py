@@ -42,7 +42,7 @@ APPLICANT_EVENTS = (
     "status",
     "otp",
 )
-OFFICER_EVENTS = ("officer_reminder", "officer_overdue")
+OFFICER_EVENTS = ("officer_reminder", "officer_overdue", "officer_step_overdue")
 EVENTS = APPLICANT_EVENTS + OFFICER_EVENTS
 PARTS = ("sms.txt", "email_subject.txt", "email.txt", "email.html", "zalo.json")
 LOOKUP = ("lookup/answer.txt", "lookup/unknown.txt", "lookup/help.txt", "lookup/limit.txt")
