@@ -19,11 +19,12 @@ The convention (docs/deadlines.md, "The counting convention", with a worked exam
 Which days are working days, in order of precedence (later wins):
 
 1. Monday to Friday are working days, Saturday and Sunday are not.
-2. The Python package `holidays` (country "VN", names in Vietnamese) marks public holidays, the
-   compensatory days it computes and the swapped days off it knows of.
-3. `GOVERNMENT_SWAPS`, below: swaps announced by the government that `holidays` does not model, above
-   all the make-up working Saturdays (`holidays` has no notion of a working Saturday). Pass
-   ``swaps=...`` to `WorkCalendar` to replace this table.
+2. The public holidays and compensatory days of the reviewed file engine/data/holidays_vn.csv for
+   2024-2030 (generated once from the Python package `holidays`, country "VN", and checked against the
+   government's announcements: engine/holiday_seed.py); the package itself for other years.
+3. `GOVERNMENT_SWAPS`, below: the government's swaps from the same file (a weekday off and the make-up
+   working Saturday; `holidays` has no notion of a working Saturday). Pass ``swaps=...`` to
+   `WorkCalendar` to replace this table.
 4. The administrators' overrides (table `calendar_days`, see `calendar_from_session`): extra holidays
    and make-up working days, effective for every deadline computed after they are saved.
 
@@ -44,8 +45,7 @@ from functools import cache, lru_cache
 from itertools import accumulate
 from types import MappingProxyType
 
-import holidays as _holidays
-
+from . import holiday_seed
 from .errors import InvalidInput
 
 __all__ = [
@@ -75,27 +75,10 @@ _US = 1_000_000
 _HOUR_US = 3600 * _US
 _MINUTE_US = 60 * _US
 
-# Swaps announced by the government that `holidays` 0.109 does not model (checked against its output
-# for 2025-2027). Both sides of each swap are listed, so the table is right even if a later `holidays`
-# release drops or adds the day off. Administrators' overrides win over this table.
-#   2025: 30/4-1/5: Friday 2 May off, Saturday 26 April worked (holidays: has 2 May, lacks 26 April).
-#   2026: New Year: Friday 2 January off, Saturday 10 January worked (Official Dispatch
-#         12729/VPCP-KGVX of 25 Dec 2025; holidays: lacks both).
-#   2026: National Day: Monday 31 August off, Saturday 22 August worked (holidays: has 31 August,
-#         lacks 22 August).
-# Left to administrators (overrides), not corrected here:
-#   * holidays 0.109 makes 24 November a holiday from 2026 (Vietnam Cultural Day, Resolution 80-NQ/TW);
-#     in early 2026 the Labour Code amendment that makes it a paid day off was still a proposal.
-#   * 2027 and later: holidays' Tết and compensatory days are its rules' estimates; the government's
-#     swaps for those years are announced late in the previous year.
-GOVERNMENT_SWAPS: dict[date, tuple[bool, str]] = {
-    date(2025, 4, 26): (True, "Làm bù cho ngày nghỉ 02/05/2025 (hoán đổi dịp 30/4 - 1/5)"),
-    date(2025, 5, 2): (False, "Nghỉ hoán đổi dịp 30/4 - 1/5 (làm bù thứ Bảy 26/04/2025)"),
-    date(2026, 1, 2): (False, "Nghỉ hoán đổi Tết Dương lịch (làm bù thứ Bảy 10/01/2026)"),
-    date(2026, 1, 10): (True, "Làm bù cho ngày nghỉ 02/01/2026 (hoán đổi Tết Dương lịch)"),
-    date(2026, 8, 22): (True, "Làm bù cho ngày nghỉ 31/08/2026 (hoán đổi dịp Quốc khánh)"),
-    date(2026, 8, 31): (False, "Nghỉ hoán đổi dịp Quốc khánh (làm bù thứ Bảy 22/08/2026)"),
-}
+# Swaps announced by the government (a weekday off, paid back by a Saturday worked): read from the reviewed
+# file engine/data/holidays_vn.csv (rows of kind swap_off / makeup, each with its source), for the years it
+# covers (engine/holiday_seed.py). Administrators' overrides win over this table.
+GOVERNMENT_SWAPS: dict[date, tuple[bool, str]] = holiday_seed.file_swaps()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,9 +240,12 @@ def parse_cutoff(text: str | time | None) -> time | None:
 
 @cache
 def _vn_holidays(year: int) -> dict[date, str]:
-    """holidays.VN for one year, names in Vietnamese; only dates inside that year."""
-    hs = _holidays.country_holidays("VN", years=year, language="vi")
-    return {d: name for d, name in sorted(hs.items()) if d.year == year}
+    """The public holidays and compensatory days of one year, names in Vietnamese: from the reviewed file
+    engine/data/holidays_vn.csv for the years it covers (2024-2030), so that upgrading the `holidays`
+    package never moves a due date silently; from the package (country VN) for other years."""
+    if holiday_seed.covers(year):
+        return dict(sorted(holiday_seed.file_days_off(year).items()))
+    return holiday_seed.package_days(year)
 
 
 @cache
@@ -407,8 +393,8 @@ class WorkCalendar:
     def non_working_days(self, year: int) -> list[dict]:
         """The special days of `year`, sorted: holidays (including those on a weekend), swapped days
         off and make-up working days, each as {"date", "working", "name", "source"} where source is
-        "holidays" (the package), "swap" (the built-in GOVERNMENT_SWAPS table) or "override" (an
-        administrator). Plain weekends are not listed. The last source wins for a day."""
+        "holidays" (the seeded holidays: engine/data/holidays_vn.csv), "swap" (GOVERNMENT_SWAPS, same
+        file) or "override" (an administrator). Plain weekends are not listed. The last source wins."""
         days: dict[date, dict] = {}
         for d, name in _vn_holidays(year).items():
             days[d] = {"date": d, "working": False, "name": name, "source": "holidays"}
