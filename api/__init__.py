@@ -30,6 +30,7 @@ from sqlalchemy.exc import TimeoutError as SqlaTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from engine.caches import CacheWatch
 from engine.config import Settings
 from engine.db import Database
 from engine.dossiers import DossierService
@@ -153,8 +154,19 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     api = MotcuaApi(app)
     app.extensions["motcua_api"] = api
 
+    # Per-process caches (the calendar, users' roles) follow changes made in other processes (engine/caches.py).
+    watch = CacheWatch(
+        db,
+        {
+            "calendar": app.extensions["motcua"].dossiers.invalidate_calendar,
+            "users": lambda: app.extensions.get("motcua_actors", {}).clear(),
+        },
+        every=settings.cache_check_seconds,
+    )
+    app.extensions["motcua_cache_watch"] = watch
     app.before_request(_check_unprotected_request)
     observability.init_app(app)  # request id, latency metrics, access log: before every other hook
+    app.before_request(watch.check)
     app.after_request(security_headers)
     app.register_error_handler(MotcuaError, from_motcua)
     app.register_error_handler(HTTPException, from_http_exception)

@@ -3,8 +3,9 @@
 Tokens are HS256 JWTs signed with `settings.secret_key` (MOTCUA_SECRET_KEY: use 32+ random bytes), valid
 `settings.token_ttl_seconds`, with claims `sub` (username), `roles`, `agency`, `name`, `iat`, `exp`. On every
 request the user is read again from the database (`engine.auth.load_actor`), at most every
-`ACTOR_CACHE_SECONDS` (5 s; app config `MOTCUA_ACTOR_CACHE_SECONDS`) per user and process, so a deactivated
-user or a changed role takes effect within seconds, not at token expiry. The role and agency rules
+`ACTOR_CACHE_SECONDS` (5 s; app config `MOTCUA_ACTOR_CACHE_SECONDS`) per user and process, and the cache is
+emptied within about a second when any process changed a user (engine/caches.py), so a deactivated user or a
+changed role takes effect at once, not at token expiry. The role and agency rules
 themselves live in `engine.auth.Actor`.
 
 Tokens also carry the user's token generation (`gen`): changing the password (`POST /auth/password`,

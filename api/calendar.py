@@ -7,7 +7,8 @@ administrators' overrides (admin).
     DELETE /api/v1/calendar/days/{date}                             → 204 (admin; 404 if there was none)
 
 A bad date, year, deadline or cut-off is a 422 whose `fields` names it. A change counts at once in this
-process (the dossier service's calendar cache is invalidated) and within 30 s in other processes; due times
+process (the dossier service's calendar cache is invalidated) and within about a second in other processes
+(engine/caches.py); due times
 already set are not moved.
 """
 

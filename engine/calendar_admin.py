@@ -6,7 +6,7 @@ HTTP API (api/calendar.py); who may change the calendar (administrators) is deci
 An override (table calendar_days) is an extra holiday (`working=False`) or a make-up working day
 (`working=True`, e.g. a Saturday worked in exchange for a bridge day off). It counts for every deadline
 computed after it is saved: in the process that saved it at once (`DossierService.invalidate_calendar`),
-in other processes (the worker, other API servers) within 30 s. Due times already set are not moved
+in other processes (the worker, other API servers) within about a second (engine/caches.py). Due times already set are not moved
 (docs/deadlines.md: deadlines already set are not moved silently).
 """
 

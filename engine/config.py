@@ -85,6 +85,8 @@ class Settings:
     # working hours before a step's own due time when its holder is reminded (MOTCUA_STEP_REMINDER_HOURS; 0: none)
     step_reminder_hours_before_due: float = 2.0
     sweep_seconds: int = 30
+    #: How often a process looks whether another one changed the calendar or users (engine/caches.py).
+    cache_check_seconds: float = 1.0
     metrics_token: str | None = None  # MOTCUA_METRICS_TOKEN: required by GET /metrics when set
     channels: ChannelSettings = field(default_factory=ChannelSettings)
     online: OnlineSettings = field(default_factory=OnlineSettings.from_env)
@@ -111,6 +113,8 @@ class Settings:
             kw["max_upload_bytes"] = int(env["MOTCUA_MAX_UPLOAD_BYTES"])
         if env.get("MOTCUA_SWEEP_SECONDS"):
             kw["sweep_seconds"] = int(env["MOTCUA_SWEEP_SECONDS"])
+        if env.get("MOTCUA_CACHE_CHECK_SECONDS"):
+            kw["cache_check_seconds"] = float(env["MOTCUA_CACHE_CHECK_SECONDS"])
         if env.get("MOTCUA_TRUSTED_PROXIES"):
             kw["trusted_proxies"] = max(0, int(env["MOTCUA_TRUSTED_PROXIES"]))
         if env.get("MOTCUA_REMINDER_HOURS"):

@@ -510,3 +510,14 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sweeps: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CacheGeneration(Base):
+    """A counter per kind of data that processes keep in memory (the working calendar, users and their roles),
+    bumped in the same transaction as any change of that data; every process compares it to what it last saw
+    and drops its copy when it moved (engine/caches.py, docs/operations.md "Scaling")."""
+
+    __tablename__ = "cache_generations"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)

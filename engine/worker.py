@@ -46,6 +46,7 @@ from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Insert, Update
 
+from .caches import CacheWatch
 from .channels.delivery import Delivery
 from .channels.senders import build_senders
 from .config import Settings
@@ -128,6 +129,7 @@ class Worker:
         self._queue_away_until = 0.0
         self.sweeps = 0
         self.last_sweep = _time.monotonic()
+        self._watch: CacheWatch | None = None
 
     # -- lazily built collaborators ----------------------------------------------------------------
     @property
@@ -168,6 +170,9 @@ class Worker:
 
     def sweep(self) -> dict:
         """The periodic task: fire what is due (the messages it writes are sent by `motcua.deliver`)."""
+        if self._watch is None:
+            self._watch = CacheWatch(self.db, {"calendar": self.service.invalidate_calendar}, 0.0)
+        self._watch.check()  # an administrator's calendar change, made in an API process, counts here too
         r = self.fire_all()
         self.sweeps += 1
         self.last_sweep = _time.monotonic()
