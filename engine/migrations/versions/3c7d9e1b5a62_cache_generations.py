@@ -1,7 +1,7 @@
 """cache generations (docs/operations.md, "Scaling")
 
 Revision ID: 3c7d9e1b5a62
-Revises: 5aafd1f1732a
+Revises: 3f7d2b9c5e14
 Create Date: 2026-12-07 11:55:00
 
 A counter per kind of per-process cache (the working calendar, users), bumped with every change, so every
@@ -11,7 +11,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '3c7d9e1b5a62'
-down_revision = '5aafd1f1732a'
+down_revision = '3f7d2b9c5e14'
 branch_labels = None
 depends_on = None
 
