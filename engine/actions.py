@@ -63,6 +63,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from . import messages
 from .auth import Actor
 from .calendar import HOURS_PER_WORKING_DAY, VN_TZ
 from .channels.templates import APPLICANT_EVENTS
@@ -293,6 +294,8 @@ class LegalActions:
             self.service._set_status(d, self._status_before_pause(s, d), now)
             moved_steps = self._shift_steps(s, d, cal, paused) if paused > 0 else 0
             moved_timers = shift_timers(loaded.workflow, cal, paused)
+            # a diagram that waits at a `supplement` message catch event moves on from it (engine/messages.py)
+            resumed = messages.deliver(loaded.workflow, messages.SUPPLEMENT, {"supplement": {"note": note}})
             open_tasks = self.service.finish_step(s, loaded, actor, now)
             self._event(
                 s,
@@ -309,6 +312,7 @@ class LegalActions:
                     "due_at": iso(d.due_at),
                     "steps_moved": moved_steps,
                     "timers_moved": moved_timers,
+                    "message_delivered": resumed,
                 },
             )
             self._notify(

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from forms import MAX_DATA_BYTES, labelled_view
 
-from . import decisions, payments
+from . import decisions, messages, payments
 from .agencies import calendar_for
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
@@ -634,6 +634,8 @@ class DossierService:
             new_status = Status(declared) if declared else Status.RETURNED
         elif payments.waits_for_payment(workflow):
             new_status = Status.PAYMENT_REQUIRED  # the fee is due (engine/payments.py): processing waits
+        elif messages.waiting(workflow, messages.SUPPLEMENT):
+            new_status = Status.SUPPLEMENT_REQUESTED  # the diagram asks for a supplement (engine/messages.py)
         elif new_status not in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED):
             declared = [rt.user_task(t).get("status") for t in ready]
             declared = [d for d in declared if d]
@@ -665,6 +667,10 @@ class DossierService:
         self._set_status(dossier, new_status, now)
         if new_status == Status.PAYMENT_REQUIRED and old_status != new_status:
             payments.open_order(s, dossier, payments.fee_of(rt.meta, workflow))
+        if new_status == Status.SUPPLEMENT_REQUESTED and dossier.paused_at is None:
+            dossier.paused_at, dossier.supplement_count = now, (dossier.supplement_count or 0) + 1  # clock paused
+        if rt.meta.get("waits"):
+            messages.sync_waits(s, dossier, workflow, rt.meta["waits"], now)
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings, open_tasks)

@@ -34,6 +34,7 @@ from urllib.parse import quote_plus
 
 from sqlalchemy import select
 
+from . import messages
 from .calendar import VN_TZ
 from .decisions import decided_fee
 from .errors import Conflict, InvalidInput, MotcuaError, NotFound
@@ -42,7 +43,7 @@ from .views import iso
 
 log = logging.getLogger("motcua.payments")
 
-PAYMENT_MESSAGE = "payment"
+PAYMENT_MESSAGE = messages.PAYMENT
 ORDER_TTL = timedelta(minutes=15)
 
 
@@ -154,37 +155,14 @@ def gateway_of(settings) -> HmacGateway:
 # -- the workflow side ---------------------------------------------------------------------------------------
 
 
-def _payment_waits(workflow) -> list:
-    from SpiffWorkflow.util.task import TaskState
-
-    out = []
-    for t in workflow.get_tasks(state=TaskState.WAITING):
-        definition = getattr(t.task_spec, "event_definition", None)
-        if definition is not None and getattr(definition, "name", None) == PAYMENT_MESSAGE:
-            out.append(t)
-    return out
-
-
 def waits_for_payment(workflow) -> bool:
     """Is the workflow waiting at a `payment` message catch event?"""
-    return bool(_payment_waits(workflow))
+    return bool(messages.waiting(workflow, PAYMENT_MESSAGE))
 
 
 def deliver(workflow, payload: dict | None = None) -> None:
     """The `payment` message reaches the waiting catch event; the workflow runs on to its next wait."""
-    from SpiffWorkflow.bpmn.util import BpmnEvent
-
-    waiting = _payment_waits(workflow)
-    if not waiting:
-        return
-    # the dialect's own event definition (Camunda and Spiff subclass the message definition); Camunda's puts
-    # `payload` into the task data under `result_var`
-    definition = waiting[0].task_spec.event_definition
-    data = payload or {}
-    if hasattr(definition, "result_var"):
-        data = {"payload": data, "result_var": PAYMENT_MESSAGE}
-    workflow.send_event(BpmnEvent(definition, payload=data))
-    workflow.do_engine_steps()
+    messages.deliver(workflow, PAYMENT_MESSAGE, payload)
 
 
 def settle_free(workflow, fee: int) -> bool:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 import forms as forms_lib
 
-from . import bpmn_xml, decisions
+from . import bpmn_xml, decisions, messages
 from .auth import Actor
 from .calendar import parse_cutoff, parse_deadline
 from .db import Database
@@ -449,6 +449,9 @@ def load_procedure(
         meta["decisions"] = {d: tables[d].summary() for d in sorted(used)}
     if calls:
         meta["calls"] = calls  # call activity id → the code of the procedure it calls
+    waits = messages.wait_events(root, involved)
+    if waits:
+        meta["waits"] = waits  # message catch event id → `payment` / `supplement` (engine/messages.py)
     code = str(meta.get("procedure_code") or main.id)
     spec_json = spec_to_json(dialect, spec, subs or {})
     return LoadedProcedure(

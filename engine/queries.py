@@ -24,6 +24,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 import forms as forms_lib
 
+from . import messages
 from .attachments import checklist, provided_documents
 from .auth import Actor, agency_scope, visible_dossier, visible_task
 from .domain import (
@@ -415,10 +416,11 @@ def public_lookup(session, code: str, id_number: str | None = None) -> dict:
 
 
 def step_counts(session, actor: Actor, code: str, now: datetime | None = None) -> dict:
-    """`{code, version, now, agency, counts: {element_id: {ready, overdue, claimed}}, total}`.
+    """`{code, version, now, agency, counts: {element_id: {ready, overdue, claimed, waiting}}, total}`.
 
     Ready tasks of every version (element ids are kept across versions by the modeler), grouped by the
     task's BPMN element id (`tasks.spec_name`); `overdue` by the steps' overdue rule (`engine.domain`).
+    `waiting`: dossiers waiting at that message catch event (payment, supplement; engine/messages.py).
     Supervisors and admins count every agency, others their own.
     """
     proc = procedure_variant(session, code, None, actor.agency)
@@ -438,9 +440,19 @@ def step_counts(session, actor: Actor, code: str, now: datetime | None = None) -
     if agency is not None:
         q = q.where(Task.agency == agency)
     counts = {
-        name: {"ready": int(n), "overdue": int(late or 0), "claimed": int(claimed or 0)}
+        name: {"ready": int(n), "overdue": int(late or 0), "claimed": int(claimed or 0), "waiting": 0}
         for name, n, late, claimed in session.execute(q)
     }
+    # dossiers waiting at a message catch event (payment, supplement: engine/messages.py), by event id
+    w = (
+        select(Task.spec_name, func.count())
+        .where(Task.state == messages.WAITING, Task.procedure_code == code)
+        .group_by(Task.spec_name)
+    )
+    if agency is not None:
+        w = w.where(Task.agency == agency)
+    for name, n in session.execute(w):
+        counts.setdefault(name, {"ready": 0, "overdue": 0, "claimed": 0, "waiting": 0})["waiting"] = int(n)
     return {
         "code": proc.code,
         "version": proc.current_version,

@@ -34,6 +34,9 @@ class WebStepCountSchema(ma.Schema):
     ready = ma.fields.Integer(required=True, metadata={"description": "việc đang chờ / ready tasks"})
     overdue = ma.fields.Integer(required=True, metadata={"description": "trong đó quá hạn bước / of which overdue"})
     claimed = ma.fields.Integer(required=True, metadata={"description": "đã có người nhận / claimed"})
+    waiting = ma.fields.Integer(
+        metadata={"description": "hồ sơ đang chờ tại sự kiện (nộp lệ phí, bổ sung) / dossiers waiting at the event"}
+    )
 
 
 class WebCountsSchema(ma.Schema):

@@ -305,7 +305,11 @@ def test_a_citizen_sees_only_their_own_dossiers_and_no_staff_fields(c):
     assert [d["code"] for d in listing["items"]] == [mine] and listing["total"] == 1
     view = c.get(f"/api/v1/public/my/dossiers/{mine}", headers=h).get_json()
     assert view["status"] == "payment_required" and view["data"] == {"purpose": "Xin việc"}
-    assert [s["name"] for s in view["steps"]] == ["Kiểm tra, tiếp nhận hồ sơ"]
+    # the step done, and where the dossier waits for the applicant (engine/messages.py)
+    assert [(s["name"], s["state"]) for s in view["steps"]] == [
+        ("Kiểm tra, tiếp nhận hồ sơ", "completed"),
+        ("Chờ nộp lệ phí", "waiting"),
+    ]
     assert view["payments"][0]["amount"] == 15000 and view["payments"][0]["status"] == "pending"
     assert_problem(c.get(f"/api/v1/public/my/dossiers/{theirs}", headers=h), 404)
     assert_problem(c.get("/api/v1/public/my/dossiers/NO-SUCH", headers=h), 404)

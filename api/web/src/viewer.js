@@ -23,9 +23,22 @@ function start() {
       overlays.remove({ type: 'count' });
       const counts = c.counts || {};
       let total = 0;
+      let waiting = 0;
       for (const [id, n] of Object.entries(counts)) {
         if (!registry.get(id)) continue;
         total += n.ready || 0;
+        if (n.waiting) {
+          // dossiers waiting at a message catch event (payment, supplement)
+          waiting += n.waiting;
+          overlays.add(id, 'count', {
+            position: { top: -24, left: 0 },
+            html: h('div.count-badge.waiting', {
+              title: `${n.waiting} hồ sơ đang chờ tại đây`,
+              dataset: { element: id, waiting: n.waiting },
+            }, `${n.waiting} hồ sơ chờ`),
+          });
+          if (!n.ready) continue;
+        }
         overlays.add(id, 'count', {
           position: { top: -24, left: 0 },
           html: h(`div.count-badge${n.overdue ? '.overdue' : ''}`, {
@@ -34,7 +47,8 @@ function start() {
           }, `${n.ready} việc`, n.overdue ? h('span', ` · ${n.overdue} quá hạn`) : null),
         });
       }
-      $('#counts-info').textContent = `${total} việc đang chờ xử lý · cập nhật lúc ${dt(c.now || new Date().toISOString())}`;
+      const waits = waiting ? ` · ${waiting} hồ sơ chờ nộp lệ phí/bổ sung` : '';
+      $('#counts-info').textContent = `${total} việc đang chờ xử lý${waits} · cập nhật lúc ${dt(c.now || new Date().toISOString())}`;
     } catch (err) {
       $('#counts-info').textContent = `Không tải được số việc: ${err.message}`;
     }

@@ -310,7 +310,8 @@ export function citizenDossierPage() {
       d.result_files.length ? h('section.card#results', h('h2', 'Kết quả điện tử'), fileList(d.result_files, 'result-files')) : null,
       d.documents.length ? h('section.card', h('h2', 'Giấy tờ đã nộp'), fileList(d.documents, 'my-documents')) : null,
       h('section.card', h('h2', 'Các bước xử lý'), h('ol.timeline', d.steps.map((s) => h('li.timeline-item',
-        h('strong', s.name), ' ', s.completed_at ? h('span.badge.status-returned', 'Đã xong') : h('span.badge.status-in_process', 'Đang xử lý'))))),
+        h('strong', s.name), ' ', s.completed_at ? h('span.badge.status-returned', 'Đã xong')
+          : (s.state === 'waiting' ? h('span.badge.status-payment_required', 'Đang chờ bạn') : h('span.badge.status-in_process', 'Đang xử lý')))))),
       d.can_withdraw ? h('section.card', h('details', h('summary', 'Rút hồ sơ'),
         h('form#withdraw-form.form', { onsubmit: withdraw },
           h('div.field', h('label', { for: 'withdraw-reason' }, 'Lý do rút hồ sơ'), h('textarea#withdraw-reason', { required: true, maxlength: 2000 })),

@@ -58,6 +58,7 @@ export function receiptPage() {
 }
 
 function verdict(s, now) {
+  if (s.state === 'waiting') return 'Đang chờ';  // a payment or supplement wait (no due time of its own)
   if (!s.due_at) return s.completed_at ? 'Hoàn thành' : 'Đang xử lý';
   const due = new Date(s.due_at).getTime();
   if (s.completed_at) {
