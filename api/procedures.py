@@ -20,7 +20,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from engine import queries
-from engine.procedures import Upload, deploy_upload
+from engine.procedures import LEVELS, Upload, deploy_upload
 from engine.queries import MAX_PER_PAGE_CATALOGUE
 
 from .auth import authenticate, requires
@@ -96,7 +96,14 @@ class ProcedureListArgs(ma.Schema):
         validate=validate.Length(min=1, max=100),
         metadata={"description": "đầu mã hoặc một phần tên / code prefix or part of the name"},
     )
-    agency = ma.fields.String(validate=validate.Length(min=1, max=64))
+    agency = ma.fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "cơ quan sở hữu; '-' = thủ tục toàn tỉnh / owning agency; '-' = province-wide"},
+    )
+    level = ma.fields.String(
+        validate=validate.OneOf(sorted(LEVELS)),
+        metadata={"description": "mức độ / level of service"},
+    )
     page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = ma.fields.Integer(
         load_default=100,
@@ -114,7 +121,7 @@ class ProcedureListArgs(ma.Schema):
 def catalogue(args):
     with read_session() as s:
         return queries.list_procedures(
-            s, actor(), args.get("q"), args.get("agency"), args["page"], args["per_page"]
+            s, actor(), args.get("q"), args.get("agency"), args["page"], args["per_page"], level=args.get("level")
         ).to_dict()
 
 

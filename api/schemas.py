@@ -230,6 +230,10 @@ class TaskListArgs(ma.Schema):
     role = ma.fields.String(validate=validate.Length(min=1, max=100))
     overdue = ma.fields.Boolean()
     procedure_code = ma.fields.String(validate=validate.Length(min=1, max=64))
+    q = ma.fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "đầu mã hồ sơ hoặc mã thủ tục / dossier or procedure code prefix"},
+    )
 
 
 class CompleteSchema(ma.Schema):

@@ -61,6 +61,7 @@ def inbox(args):
             page=args["page"],
             per_page=args["per_page"],
             procedure_code=args.get("procedure_code"),
+            q=args.get("q"),
         ).to_dict()
 
 

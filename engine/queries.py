@@ -38,7 +38,7 @@ from .domain import (
 from .errors import InvalidInput, NotFound, PermissionDenied, ProcedureInvalid
 from .models import Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, User, utcnow
 from .paging import MAX_PER_PAGE, Page, page_of, paging
-from .procedures import load_procedure
+from .procedures import LEVELS, load_procedure
 from .statuses import BY_CODE, Status
 from .views import dossier_summary, event_view, iso, task_view
 
@@ -162,10 +162,12 @@ def list_tasks(
     page=1,
     per_page=20,
     procedure_code: str | None = None,
+    q: str | None = None,
 ) -> Page:
     """Ready tasks the caller may work on: same agency and one of the caller's roles (via task_roles), or
     assigned to / claimed by the caller. Supervisors and admins see every agency's ready tasks.
-    `mine` keeps the tasks the caller holds (claimed) or is assigned; `role` keeps one candidate role."""
+    `mine` keeps the tasks the caller holds (claimed) or is assigned; `role` keeps one candidate role;
+    `q` keeps the tasks whose dossier code or procedure code starts with it."""
     actor.require_staff()
     page, per_page = paging(page, per_page)
     now = utcnow()
@@ -192,6 +194,14 @@ def list_tasks(
         stmt = stmt.where(step_not_overdue_sql(now))
     if procedure_code:
         stmt = stmt.where(Task.procedure_code == procedure_code)
+    q = (q or "").strip()
+    if q:
+        esc = _like_escape(q)
+        stmt = stmt.where(
+            or_(
+                Task.dossier_code.like(esc.upper() + "%", escape="\\"), Task.procedure_code.like(esc + "%", escape="\\")
+            )
+        )
     order = (Task.due_at.is_(None), Task.due_at.asc(), Task.created_at.asc(), Task.id.asc())
     result = page_of(session, stmt, order, page, per_page, lambda r: r[0])
     paused = _paused_among(session, {t.dossier_id for t in result.items})
@@ -251,16 +261,34 @@ def _str(v):
 
 
 def list_procedures(
-    session, actor: Actor, q: str | None = None, agency: str | None = None, page=1, per_page=100
+    session,
+    actor: Actor,
+    q: str | None = None,
+    agency: str | None = None,
+    page=1,
+    per_page=100,
+    level: str | None = None,
 ) -> Page:
-    """The catalogue: every deployed procedure with its current version's metadata, by code."""
+    """The catalogue: every deployed procedure with its current version's metadata, by code. `q` is a code
+    prefix or part of the name (any case), `agency` the owning agency (`-` for province-wide ones),
+    `level` the level of service (`engine.procedures.LEVELS`)."""
     page, per_page = paging(page, per_page, MAX_PER_PAGE_CATALOGUE)
     stmt = select(Procedure, ProcedureVersion).outerjoin(
         ProcedureVersion,
         and_(ProcedureVersion.procedure_id == Procedure.id, ProcedureVersion.version == Procedure.current_version),
     )
-    if agency:
+    if agency == "-":
+        stmt = stmt.where(Procedure.scope == "")
+    elif agency:
         stmt = stmt.where(Procedure.agency == agency)
+    if level:
+        if level not in LEVELS:
+            raise InvalidInput(
+                f"Mức độ '{level}' không hợp lệ",
+                f"unknown level '{level}'",
+                {"fields": {"level": ", ".join(sorted(LEVELS))}},
+            )
+        stmt = stmt.where(ProcedureVersion.meta["level"].as_string() == level)
     q = (q or "").strip()
     if q:
         esc = _like_escape(q)

@@ -45,6 +45,17 @@ def test_catalogue(client):
     assert [p["code"] for p in r.get_json()["items"]] == ["9.000002"] and r.get_json()["total"] == 2
 
 
+def test_catalogue_filters_by_level_and_agency_on_the_server(client):
+    r = client.get("/api/v1/procedures?level=toan_trinh", "chuyenvien")
+    assert [p["code"] for p in r.get_json()["items"]] == ["9.000002"]
+    assert client.get("/api/v1/procedures?level=3", "chuyenvien").get_json()["total"] == 0
+    r = client.get("/api/v1/procedures?agency=-", "chuyenvien")  # province-wide
+    assert [p["code"] for p in r.get_json()["items"]] == ["9.000001"]
+    r = client.get("/api/v1/procedures?agency=000.31.14.H56&level=toan_trinh&q=thử", "chuyenvien")
+    assert [p["code"] for p in r.get_json()["items"]] == ["9.000002"]
+    assert "level" in assert_problem(client.get("/api/v1/procedures?level=5", "chuyenvien"), 422)["fields"]
+
+
 def test_catalogue_errors(client):
     assert_problem(client.get("/api/v1/procedures"), 401)
     body = assert_problem(client.get("/api/v1/procedures?per_page=1001", "chuyenvien"), 422)

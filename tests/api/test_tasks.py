@@ -61,6 +61,16 @@ def test_inbox_shows_ready_tasks_of_my_roles_and_agency(client):
     assert inbox(client, "canbo", "?procedure_code=9.000002")["total"] == 0
 
 
+def test_inbox_searches_by_dossier_or_procedure_code_on_the_server(client):
+    d1, d2 = new_dossier(client), new_dossier(client)
+    found = inbox(client, "tiepnhan", f"?q={d2['code']}&per_page=1")
+    assert found["total"] == 1 and [t["dossier_code"] for t in found["items"]] == [d2["code"]]
+    assert inbox(client, "tiepnhan", f"?q={d1['code'][:-1].lower()}")["total"] == 2  # a prefix, any case
+    assert inbox(client, "tiepnhan", "?q=9.0000")["total"] == 2 and inbox(client, "tiepnhan", "?q=8.")["total"] == 0
+    assert inbox(client, "tiepnhan", "?q=%25")["total"] == 0  # LIKE wildcards are text
+    assert "q" in assert_problem(client.get(f"/api/v1/tasks?q={'x' * 65}", "tiepnhan"), 422)["fields"]
+
+
 def test_inbox_mine(client):
     d = new_dossier(client)
     tid = d["tasks"][0]["id"]

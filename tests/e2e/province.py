@@ -66,7 +66,7 @@ class Province:
     open_tasks: int = 0  # every ready task, the two templates' included
     home_tasks: dict = field(default_factory=dict)  # role -> ready tasks of that role in the demo agency
     codes: list = field(default_factory=list)  # the copied procedures' codes, in catalogue order
-    sample_procedure: dict = field(default_factory=dict)  # one copied procedure: code, name, agency, level
+    sample_procedure: dict = field(default_factory=dict)  # a copied province-wide one: code, name, agency, level
     overdue_home_tasks: int = 0
     seconds: float = 0.0  # how long the load took
 
@@ -160,12 +160,12 @@ def load_province(db, service, procedures: int = PROCEDURES, open_tasks: int = O
         conn.execute(insert(ProcedureRole), role_rows)
         out.procedures = procedures
         out.codes = [r["code"] for r in proc_rows]
-        sample = proc_rows[1234 % procedures]
+        sample = proc_rows[1233 % procedures]
         out.sample_procedure = {
             "code": sample["code"],
             "name": sample["name"],
             "agency": sample["agency"],
-            "level": version_rows[1234 % procedures]["meta"]["level"],
+            "level": version_rows[1233 % procedures]["meta"]["level"],
         }
         # which copied procedures a dossier of template t received by an agency may run
         runs: dict[tuple[int, str], list[tuple[int, str]]] = {}

@@ -5,6 +5,7 @@ import {
   $, h, mount, dt, dueCell, flash, statusBadge, table, CHANNEL_VI, ACTION_VI, STATUS_VI,
 } from '../lib/ui.js';
 import { requireLogin } from './common.js';
+import { procedurePicker } from '../lib/lists.js';
 
 export async function loadDossierBundle(code) {
   const [dossier, steps] = await Promise.all([
@@ -180,14 +181,13 @@ export function newDossierPage() {
   const user = requireLogin();
   if (!user) return;
   if (!hasRole(user, 'receiver')) flash('Chỉ cán bộ tiếp nhận (receiver) được tiếp nhận hồ sơ mới.', 'warning');
-  const select = $('#procedure_code');
-  api('procedures?per_page=500').then((data) => {
-    const procs = itemsOf(data, 'procedures');
-    mount(select, h('option', { value: '' }, '— Chọn thủ tục —'),
-      procs.map((p) => h('option', { value: p.code }, `${p.code} — ${p.name}`)));
-    const wanted = new URLSearchParams(location.search).get('procedure');
-    if (wanted) select.value = wanted;
-  }).catch((err) => flash(`Không tải được danh mục thủ tục: ${err.message}`, 'error'));
+  // one page of the catalogue at a time, searched on the server as the receiver types (lib/lists.js)
+  procedurePicker({
+    search: $('#procedure_search'),
+    select: $('#procedure_code'),
+    status: $('#procedure_matches'),
+    value: new URLSearchParams(location.search).get('procedure') || '',
+  }).ready.catch((err) => flash(`Không tải được danh mục thủ tục: ${err.message}`, 'error'));
 
   const form = $('#new-dossier');
   form.addEventListener('submit', async (ev) => {

@@ -2,8 +2,7 @@
 import { api, itemsOf } from '../lib/api.js';
 import { $, h, mount, dt, dueCell, flash, table, statusBadge, STATUS_VI, CHANNEL_VI } from '../lib/ui.js';
 import { requireLogin } from './common.js';
-
-const PER_PAGE = 25;
+import { PER_PAGE, pager } from '../lib/lists.js';
 
 export function dossiersPage() {
   const user = requireLogin();
@@ -26,8 +25,7 @@ export function dossiersPage() {
       const data = await api(`dossiers?${q}`);
       const items = itemsOf(data, 'dossiers');
       const total = data.total ?? items.length;
-      const pages = Math.max(1, Math.ceil(total / PER_PAGE));
-      $('#d-count').textContent = `${total} hồ sơ`;
+      $('#d-count').textContent = `${total.toLocaleString('vi-VN')} hồ sơ`;
       mount($('#dossiers'), table(['Mã hồ sơ', 'Người nộp', 'Thủ tục', 'Kênh', 'Trạng thái', 'Ngày nhận', 'Hẹn trả'],
         items.map((d) => h(`tr${d.overdue ? '.row-overdue' : ''}`, { dataset: { code: d.code } },
           h('td', h('a', { href: `/dossiers/${encodeURIComponent(d.code)}` }, d.code)),
@@ -38,11 +36,7 @@ export function dossiersPage() {
           h('td', dt(d.received_at)),
           h('td', dueCell(d.due_at, d.overdue, d.finished)))),
         { class: 'stack', empty: 'Không có hồ sơ nào khớp.' }),
-        pages > 1 ? h('nav.pager', { 'aria-label': 'Phân trang' },
-          h('button.btn.btn-small', { type: 'button', disabled: page <= 1, onclick: () => { page -= 1; load(); } }, '← Trước'),
-          h('span', ` Trang ${page}/${pages} `),
-          h('button.btn.btn-small', { type: 'button', disabled: page >= pages, onclick: () => { page += 1; load(); } }, 'Sau →'))
-          : null);
+        pager({ page, perPage: PER_PAGE, total, id: 'dossiers-pager', onGo: (n) => { page = n; load(); } }));
     } catch (err) {
       flash(`Không tải được danh sách hồ sơ: ${err.message}`, 'error');
     }

@@ -2,6 +2,7 @@
 import { api, itemsOf, download, serverNow } from '../lib/api.js';
 import { $, h, mount, dt, flash, table, duration, statusBadge } from '../lib/ui.js';
 import { requireLogin } from './common.js';
+import { procedurePicker } from '../lib/lists.js';
 
 function bars(title, entries, labelOf, keys) {
   const max = Math.max(1, ...entries.map((e) => keys.reduce((s, k) => s + (e[k.key] || 0), 0)));
@@ -17,11 +18,13 @@ function bars(title, entries, labelOf, keys) {
     h('div.legend', keys.map((k) => h('span', h(`i.swatch.${k.cls}`), ` ${k.label}`))));
 }
 
-async function fillProcedureFilter(select) {
-  try {
-    const procs = itemsOf(await api('procedures?per_page=500'), 'procedures');
-    for (const p of procs) select.appendChild(h('option', { value: p.code }, `${p.code} — ${p.name}`));
-  } catch (e) { /* the filter still accepts any code via the URL */ }
+/** The procedure filter: one page of the catalogue, searched on the server (lib/lists.js). */
+function procedureFilter(prefix, value) {
+  const picker = procedurePicker({
+    search: $(`#${prefix}-procedure-search`), select: $(`#${prefix}-procedure`), emptyLabel: 'Tất cả', value,
+  });
+  picker.ready.catch(() => { /* the filter still takes a code from the URL */ });
+  return picker;
 }
 
 export function boardPage() {
@@ -30,7 +33,7 @@ export function boardPage() {
   const form = $('#filters');
   const params = new URLSearchParams(location.search);
   $('#f-agency').value = params.get('agency') || '';
-  fillProcedureFilter($('#f-procedure')).then(() => { $('#f-procedure').value = params.get('procedure_code') || ''; });
+  const procPicker = procedureFilter('f', params.get('procedure_code') || '');
 
   async function load() {
     const q = new URLSearchParams({ per_page: '100' });
@@ -89,7 +92,13 @@ export function boardPage() {
   }
 
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
-  $('#reset').addEventListener('click', () => { $('#f-agency').value = ''; $('#f-procedure').value = ''; load(); });
+  $('#reset').addEventListener('click', () => {
+    $('#f-agency').value = '';
+    $('#f-procedure-search').value = '';
+    procPicker.setValue('').catch(() => {});
+    $('#f-procedure').value = '';
+    load();
+  });
   load();
 }
 
@@ -118,8 +127,8 @@ export async function reportPage() {
   if (!user) return;
   const params = new URLSearchParams(location.search);
   $('#r-agency').value = params.get('agency') || '';
-  await fillProcedureFilter($('#r-procedure')); // also reads the server's clock for the default period
-  $('#r-procedure').value = params.get('procedure_code') || '';
+  await procedureFilter('r', params.get('procedure_code') || '').ready.catch(() => {}); // also reads the server's clock
+
   const today = todayVN();
   $('#r-from').value = params.get('from') || `${today.slice(0, 8)}01`;
   $('#r-to').value = params.get('to') || today;
