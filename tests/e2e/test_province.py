@@ -31,7 +31,7 @@ def test_the_province_is_loaded_and_its_copies_work_like_received_dossiers(provi
     r = client.get("/api/v1/tasks?per_page=20", headers=desk)
     assert r.status_code == 200
     page = r.get_json()
-    assert page["total"] == loaded.home_tasks["receiver"] > 1000
+    assert page["total"] >= loaded.home_tasks["receiver"] > 1000  # other tests may receive a few more
     assert len(page["items"]) == 20
 
     # a copied dossier's step: its form, a claim, a completion that moves the dossier on
