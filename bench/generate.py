@@ -1,6 +1,6 @@
 """Load a province's year of dossiers (default 1,000,000) for the monitor and report benchmarks.
 
-    .venv/bin/python bench/generate.py [--url URL] [-n 1000000] [--reset]
+    .venv/bin/python bench/generate.py [--url URL] [-n 1000000] [--reset] [--replicate-to 10000000]
 
 URL defaults to $DATABASE_URL, else SQLite at var/bench/reports.db. The target must be a database of
 its own: with --reset every motcua table in it is dropped and created again; without --reset the
@@ -356,6 +356,66 @@ def build_indexes(engine, tables, drop: bool):
                     ix.create(conn, checkfirst=True)
 
 
+def replicate(engine, target: int) -> None:
+    """PostgreSQL: copy the generated dossiers (with their steps and roles) in SQL until there are `target`
+    of them — `INSERT … SELECT` over `generate_series`, secondary indexes dropped meanwhile and built after.
+    Copy k of dossier i is dossier i + k·M (M the generated count), code suffixed `.k`, the same times,
+    statuses and agency: each month then holds k times the generated month, with the same mix."""
+    heavy = [Dossier.__table__, Task.__table__, TaskRole.__table__]
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        m = conn.execute(text("SELECT max(id) FROM dossiers")).scalar() or 0
+        have = conn.execute(text("SELECT count(*) FROM dossiers")).scalar() or 0
+    if have != m or not m:
+        sys.exit("--replicate-to needs a database freshly made by this generator (ids 1..n)")
+    copies = -(-target // m) - 1
+    if copies < 1:
+        return
+    print(f"replicating {m:,} dossiers {copies} times up to {target:,} ...", file=sys.stderr, flush=True)
+    build_indexes(engine, heavy, drop=True)
+
+    def cols(table, skip):
+        return [c.name for c in table.columns if c.name not in skip]
+
+    d_cols = cols(Dossier.__table__, {"id", "code"})
+    t_cols = cols(Task.__table__, {"id", "dossier_id", "dossier_code"})
+    new_id = "md5(t.id || ':' || k)::uuid::text"
+    series = f"generate_series(1, {copies}) AS k"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO dossiers (id, code, {', '.join(d_cols)}) SELECT d.id + k * {m}, d.code || '.' || k, "
+                f"{', '.join('d.' + c for c in d_cols)} FROM dossiers d, {series} WHERE d.id + k * {m} <= {target}"
+            )
+        )
+        print(f"  dossiers {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        has_code = "dossier_code" in Task.__table__.columns
+        conn.execute(
+            text(
+                f"INSERT INTO tasks (id, dossier_id, {'dossier_code, ' if has_code else ''}{', '.join(t_cols)}) "
+                f"SELECT {new_id}, t.dossier_id + k * {m}, {'t.dossier_code || chr(46) || k, ' if has_code else ''}"
+                f"{', '.join('t.' + c for c in t_cols)} FROM tasks t, {series} "
+                f"WHERE t.dossier_id <= {m} AND t.dossier_id + k * {m} <= {target}"
+            )
+        )
+        print(f"  tasks {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        conn.execute(
+            text(
+                f"INSERT INTO task_roles (task_id, role, agency) SELECT {new_id}, r.role, r.agency "
+                f"FROM task_roles r JOIN tasks t ON t.id = r.task_id, {series} "
+                f"WHERE t.dossier_id <= {m} AND t.dossier_id + k * {m} <= {target}"
+            )
+        )
+    print(f"  rows {time.perf_counter() - t0:.0f} s; indexing ...", file=sys.stderr, flush=True)
+    build_indexes(engine, heavy, drop=False)
+    with engine.begin() as conn:
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('dossiers', 'id'), (SELECT max(id) FROM dossiers))"))
+        conn.execute(text("ANALYZE"))
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM dossiers")).scalar()
+    print(f"{n:,} dossiers after replication, {time.perf_counter() - t0:.0f} s with indexes", file=sys.stderr)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", default=None, help="SQLAlchemy URL (default $DATABASE_URL or var/bench/reports.db)")
@@ -372,6 +432,13 @@ def main(argv=None):
         action="store_true",
         help="also ANALYZE on SQLite (the server never does; PostgreSQL is always analyzed, as its autovacuum would)",
     )
+    ap.add_argument(
+        "--replicate-to",
+        type=int,
+        default=None,
+        help="PostgreSQL: after generating (or on a database this generator made), copy its dossiers in SQL up to"
+        " this many (fast: 10,000,000 from 1,000,000 generated)",
+    )
     args = ap.parse_args(argv)
     url = args.url or default_url()
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
@@ -379,6 +446,11 @@ def main(argv=None):
         now = now.replace(tzinfo=VN_TZ)
     engine = make_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
+    if args.replicate_to and not args.reset:
+        if engine.dialect.name != "postgresql":
+            sys.exit("--replicate-to needs PostgreSQL")
+        replicate(engine, args.replicate_to)
+        return
     if args.reset:
         Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
@@ -569,6 +641,8 @@ def main(argv=None):
         f"{stats['tasks']:,} ready steps, {len(world.offerings)} (agency, procedure) offerings; "
         f"rows {t_load:.0f} s, total with indexes {total:.0f} s -> {shown}"
     )
+    if args.replicate_to and writer.pg:
+        replicate(engine, args.replicate_to)
 
 
 if __name__ == "__main__":
