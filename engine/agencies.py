@@ -37,7 +37,8 @@ from sqlalchemy import delete, func, insert, select, update
 from .auth import Actor
 from .calendar import DEFAULT_PERIODS, HOURS_PER_WORKING_DAY, VN_TZ, WorkCalendar, cached_calendar, national_overrides
 from .db import Database
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, WorkflowDataError
+from .expressions import ExpressionError, check_expression, safe_evaluate
 from .models import Agency, AgencyDay, Event, utcnow
 from .paging import page_of, paging
 
@@ -112,6 +113,59 @@ def ancestors(code: str) -> list[str]:
     except InvalidInput:
         pass
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The agency that performs a step (docs/bpmn-conventions.md, "Inter-agency procedures")
+
+
+def performer_problems(text: str) -> list[tuple[str, str]]:
+    """What is wrong with a lane's or user task's `agency` (a code, or an expression over the dossier's data
+    giving one), read without a database: [(vi, en)]."""
+    if CODE_RE.match(text) or re.fullmatch(r"[\d.]+\.[A-Za-z]\d{2}", text):
+        try:
+            parse_code(text)
+        except InvalidInput as exc:
+            return [(exc.message_vi, exc.message_en)]
+        return []
+    return [(m, m) for m in check_expression(text, kind="condition")]
+
+
+def unknown_agencies(session, codes) -> list[str]:
+    """The fixed agency codes among `codes` that the agencies table does not hold."""
+    wanted = sorted({c for c in codes if CODE_RE.match(c)})
+    known = set(session.scalars(select(Agency.code).where(Agency.code.in_(wanted)))) if wanted else set()
+    return [c for c in wanted if c not in known]
+
+
+def performing_agency(session, spec: str | None, data: dict, default: str, element: str) -> str:
+    """The agency whose staff do a step: `default` (the dossier's receiving agency) when the step names none,
+    the code it names, or what its expression gives over the dossier's data; the agency must be registered.
+    A failing expression or an unknown agency is WorkflowDataError naming the element (the step is not taken)."""
+    if not spec:
+        return default
+    code: Any = spec
+    if not CODE_RE.match(spec):
+        try:
+            code = safe_evaluate(spec, data)
+        except ExpressionError as exc:
+            raise _performer_error(element, spec, exc.message_vi, exc.message_en) from None
+    if not isinstance(code, str) or not CODE_RE.match(code) or session.get(Agency, code) is None:
+        raise _performer_error(
+            element,
+            spec,
+            f"cho ra '{code}', không phải mã một cơ quan đã đăng ký",
+            f"gives '{code}', which is not the code of a registered agency",
+        )
+    return code
+
+
+def _performer_error(element: str, spec: str, vi: str, en: str) -> WorkflowDataError:
+    return WorkflowDataError(
+        f"Cơ quan thực hiện bước '{element}' ({spec}) {vi}",
+        f"the performing agency of step '{element}' ({spec}) {en}",
+        {"element": element, "problems": [{"element": element, "message_vi": vi, "message_en": en}]},
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -242,6 +242,19 @@ def _lanes_by_node(process) -> dict[str, list[str]]:
     return out
 
 
+def _lane_agencies(process) -> dict[str, str]:
+    """The performing agency a lane names (its `agency` property) for each node in it (docs/bpmn-conventions.md,
+    "Inter-agency procedures")."""
+    out = {}
+    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
+        agency = (properties(lane).get("agency") or "").strip()
+        if agency:
+            for ref in lane.findall(f"{{{BPMN_NS}}}flowNodeRef"):
+                if ref.text:
+                    out[ref.text.strip()] = agency
+    return out
+
+
 def describe_process(process) -> ProcessInfo:
     """Everything the engine needs from one bpmn:process, with the problems found along the way."""
     info = ProcessInfo(
@@ -251,6 +264,7 @@ def describe_process(process) -> ProcessInfo:
         meta=properties(process),
     )
     lanes = _lanes_by_node(process)
+    lane_agencies = _lane_agencies(process)
     for el in process.iter():
         if not isinstance(el.tag, str) or etree.QName(el).namespace != BPMN_NS:
             continue
@@ -294,6 +308,11 @@ def describe_process(process) -> ProcessInfo:
                     "inline_form": inline,
                 }
             )
+            # the agency whose staff do the step: a code or an expression (engine/agencies.py); only when
+            # named, so that a procedure without one means what it meant before
+            agency = (props.get("agency") or "").strip() or lane_agencies.get(eid)
+            if agency:
+                info.user_tasks[-1]["agency"] = agency
             if props.get("status"):
                 info.task_status[eid] = props["status"]
         elif tag == "endEvent":

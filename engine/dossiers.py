@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from forms import MAX_DATA_BYTES, labelled_view
 
 from . import decisions, messages, payments
-from .agencies import calendar_for
+from .agencies import calendar_for, performing_agency
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
 from .calendar import VN_TZ, WorkCalendar, parse_cutoff, parse_deadline
@@ -579,7 +579,9 @@ class DossierService:
             if tid in before:
                 continue
             ut = rt.user_task(t)
-            performer = dossier.agency  # the agency whose staff do the step (its inbox gets the task)
+            # the agency whose staff do the step (its inbox gets the task): the receiving agency unless the
+            # lane or the task names another, by code or by an expression over the dossier's data
+            performer = performing_agency(s, ut.get("agency"), t.data, dossier.agency, t.task_spec.name)
             step_due = remind_at = None
             if ut.get("deadline"):  # a step's due time: the performing agency's calendar
                 step_cal = cal if performer == dossier.agency else self.calendar(s, performer)
@@ -610,6 +612,27 @@ class DossierService:
                 )
             )
             role_rows.extend({"task_id": tid, "role": role, "agency": performer} for role in roles)
+        handed_from = completed_task.agency if completed_task is not None else dossier.agency
+        for r in new_rows:
+            if r["agency"] != handed_from:  # a hand-over between agencies: on the timeline (docs/bpmn-conventions.md)
+                conn.execute(
+                    INSERT_EVENT,
+                    dict(
+                        dossier_id=dossier.id,
+                        actor=actor.username,
+                        action="step.handed_over",
+                        at=now,
+                        from_status=dossier.status,
+                        to_status=dossier.status,
+                        task_id=r["id"],
+                        details={
+                            "task": r["spec_name"],
+                            "title": r["title"],
+                            "from_agency": handed_from,
+                            "to_agency": r["agency"],
+                        },
+                    ),
+                )
         if new_rows:
             # Core inserts: these rows are written once here and never need the ORM's bookkeeping.
             conn.execute(INSERT_TASK, new_rows[0] if len(new_rows) == 1 else new_rows)

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 import forms as forms_lib
 
-from . import bpmn_xml, decisions, messages
+from . import agencies, bpmn_xml, decisions, messages
 from .auth import Actor
 from .calendar import parse_cutoff, parse_deadline
 from .db import Database
@@ -257,6 +257,14 @@ def _validate_task_props(info, problems):
                         f"step deadline of '{ut['id']}' is invalid: {exc.message_en}",
                     )
                 )
+        for vi, en in agencies.performer_problems(ut["agency"]) if ut.get("agency") else ():
+            problems.append(
+                _p(
+                    ut["id"],
+                    f"Cơ quan thực hiện bước '{ut['id']}' ({ut['agency']}): {vi}",
+                    f"performing agency of step '{ut['id']}' ({ut['agency']}): {en}",
+                )
+            )
         if ut.get("status") and ut["status"] not in valid_status:
             problems.append(
                 _p(
@@ -505,6 +513,7 @@ def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
         actor.require_owner(loaded.agency)
         actor = actor.username
     check_callees(session, loaded)
+    check_performers(session, loaded)
     scope = loaded.agency or ""
     proc = session.scalars(
         select(Procedure).where(Procedure.code == loaded.code, Procedure.scope == scope).with_for_update()
@@ -599,6 +608,28 @@ def check_callees(session, loaded: LoadedProcedure) -> None:
                 "(calledElement is a procedure code or the id of a process in the same file)",
             )
         )
+    if problems:
+        raise ProcedureInvalid(
+            f"{loaded.filename}: " + "; ".join(p["message_vi"] for p in problems),
+            f"{loaded.filename}: " + "; ".join(p["message_en"] for p in problems),
+            problems,
+        )
+
+
+def check_performers(session, loaded: LoadedProcedure) -> None:
+    """Every agency a lane or user task names by code is registered (engine/agencies.py); else
+    ProcedureInvalid naming each step (docs/bpmn-conventions.md, "Inter-agency procedures")."""
+    named = [(ut["id"], ut["agency"]) for ut in loaded.user_tasks if ut.get("agency")]
+    unknown = set(agencies.unknown_agencies(session, [code for _, code in named]))
+    problems = [
+        _p(
+            eid,
+            f"Bước '{eid}' giao cho cơ quan '{code}', cơ quan này chưa được đăng ký (motcua agencies import)",
+            f"step '{eid}' is given to agency '{code}', which is not registered (motcua agencies import)",
+        )
+        for eid, code in named
+        if code in unknown
+    ]
     if problems:
         raise ProcedureInvalid(
             f"{loaded.filename}: " + "; ".join(p["message_vi"] for p in problems),

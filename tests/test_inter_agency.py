@@ -1,0 +1,162 @@
+"""Inter-agency procedures (liên thông; docs/bpmn-conventions.md, "Inter-agency procedures"): a lane or a user
+task names the agency whose staff do it, by code or by an expression over the dossier's data; that agency's
+inbox gets the task, its due time is on that agency's calendar, and each hand-over is on the timeline.
+
+A Decree 63/2024-like group received by a commune: birth registration by the commune of the child's
+residence (an expression), permanent residence by the commune police (a code), the health-insurance card by
+the provincial social insurance (a code on the task itself).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from engine import agencies
+from engine.calendar import VN_TZ
+from engine.dossiers import DossierService
+from engine.errors import NotFound, ProcedureInvalid, WorkflowDataError
+from engine.models import Event, Task
+from engine.procedures import deploy_bytes
+from engine.queries import list_tasks
+from tests.helpers import staff
+
+COMMUNE, POLICE, INSURANCE = "000.31.14.H56", "000.05.14.H56", "000.00.30.H56"
+OTHER_COMMUNE = "000.07.15.H56"
+
+GROUP = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d" targetNamespace="t">
+  <bpmn:process id="lien_thong" name="Lien thong khai sinh, thuong tru, BHYT" isExecutable="true">
+    <bpmn:extensionElements><camunda:properties>
+      <camunda:property name="procedure_code" value="9.063024"/>
+      <camunda:property name="deadline" value="10 working days"/>
+    </camunda:properties></bpmn:extensionElements>
+    <bpmn:laneSet>
+      <bpmn:lane id="desk" name="Mot cua (receiver)"><bpmn:flowNodeRef>intake</bpmn:flowNodeRef></bpmn:lane>
+      <bpmn:lane id="justice" name="Tu phap xa (civil_status)">
+        <bpmn:extensionElements><camunda:properties><camunda:property name="agency" value="child_commune"/></camunda:properties></bpmn:extensionElements>
+        <bpmn:flowNodeRef>birth</bpmn:flowNodeRef></bpmn:lane>
+      <bpmn:lane id="police" name="Cong an xa (police_officer)">
+        <bpmn:extensionElements><camunda:properties><camunda:property name="agency" value="000.05.14.H56"/></camunda:properties></bpmn:extensionElements>
+        <bpmn:flowNodeRef>residence</bpmn:flowNodeRef></bpmn:lane>
+      <bpmn:lane id="bhxh" name="Bao hiem xa hoi (insurance_officer)"><bpmn:flowNodeRef>card</bpmn:flowNodeRef></bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="intake"/>
+    <bpmn:userTask id="intake" name="Tiep nhan"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="intake" targetRef="birth"/>
+    <bpmn:userTask id="birth" name="Dang ky khai sinh"><bpmn:extensionElements><camunda:properties>
+      <camunda:property name="deadline" value="1 working day"/></camunda:properties></bpmn:extensionElements></bpmn:userTask>
+    <bpmn:sequenceFlow id="f3" sourceRef="birth" targetRef="residence"/>
+    <bpmn:userTask id="residence" name="Dang ky thuong tru"><bpmn:extensionElements><camunda:properties>
+      <camunda:property name="deadline" value="1 working day"/></camunda:properties></bpmn:extensionElements></bpmn:userTask>
+    <bpmn:sequenceFlow id="f4" sourceRef="residence" targetRef="card"/>
+    <bpmn:userTask id="card" name="Cap the BHYT"><bpmn:extensionElements><camunda:properties>
+      <camunda:property name="agency" value="000.00.30.H56"/>
+      <camunda:property name="deadline" value="1 working day"/></camunda:properties></bpmn:extensionElements></bpmn:userTask>
+    <bpmn:sequenceFlow id="f5" sourceRef="card" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+admin = staff({"admin"}, "000.00.00.H56", "quantri")
+receiver = staff({"receiver"}, COMMUNE, "tiepnhan")
+justice = staff({"civil_status"}, COMMUNE, "tuphap")
+police = staff({"police_officer"}, POLICE, "congan")
+insurance = staff({"insurance_officer"}, INSURANCE, "bhxh")
+police_elsewhere = staff({"police_officer"}, COMMUNE, "congan_khac")
+
+
+def vn(*args) -> datetime:
+    return datetime(*args, tzinfo=VN_TZ)
+
+
+def register(db):
+    for code, name, days in (
+        (COMMUNE, "UBND xã Diên An", []),
+        (POLICE, "Công an xã Diên An", []),
+        (INSURANCE, "Bảo hiểm xã hội tỉnh", [{"date": "2026-03-03", "working": False, "name": "Kiểm kê"}]),
+    ):
+        agencies.put_agency(db, admin, code, {"name": name, "days": days})
+
+
+@pytest.fixture
+def service(db, settings):
+    register(db)
+    deploy_bytes(db, GROUP, "lien_thong.bpmn")
+    return DossierService(db, settings)
+
+
+def inbox(service, actor) -> list[str]:
+    with service.db.read() as s:
+        return [t["spec_name"] for t in list_tasks(s, actor).items]
+
+
+def test_an_unknown_agency_or_a_bad_expression_is_refused_at_deploy(db):
+    with pytest.raises(ProcedureInvalid) as err:  # nothing registered yet
+        deploy_bytes(db, GROUP, "lien_thong.bpmn")
+    assert {p["element"] for p in err.value.details} == {"residence", "card"}
+    assert "000.05.14.H56" in err.value.message_en and "not registered" in err.value.message_en
+    bad = GROUP.replace(b'value="child_commune"', b'value="child_commune +"').replace(
+        b'value="000.00.30.H56"', b'value="000.30.00.H56"'
+    )
+    with pytest.raises(ProcedureInvalid) as err:
+        deploy_bytes(db, bad, "lien_thong.bpmn")
+    assert {p["element"] for p in err.value.details} == {"birth", "card"}
+
+
+def test_three_agencies_each_get_their_own_step(service, db):
+    with time_machine.travel(vn(2026, 3, 2, 9, 0), tick=False):
+        d = service.start_dossier(receiver, "9.063024", {"name": "Nguyễn Văn An"}, data={"child_commune": COMMUNE})
+        service.complete_task(receiver, d["tasks"][0]["id"], {})
+    assert inbox(service, justice) == ["birth"] and inbox(service, police_elsewhere) == []
+
+    with time_machine.travel(vn(2026, 3, 2, 10, 0), tick=False):
+        birth = service.complete_task(justice, _task(db, d["code"], "birth").id, {})
+    residence = _task(db, d["code"], "residence")
+    assert residence.agency == POLICE and inbox(service, police) == ["residence"]
+    assert inbox(service, justice) == [] and inbox(service, police_elsewhere) == []  # the commune's own police role
+    with pytest.raises(NotFound):
+        service.claim(receiver, residence.id)  # another agency's step does not exist for the commune's staff
+    assert [t["spec_name"] for t in birth["tasks"]] == ["residence"]
+
+    with time_machine.travel(vn(2026, 3, 2, 11, 0), tick=False):
+        service.complete_task(police, residence.id, {})
+    card = _task(db, d["code"], "card")
+    assert card.agency == INSURANCE and inbox(service, insurance) == ["card"]
+    # 1 working day on the social insurance's calendar, which takes Tuesday 03/03 off: Wednesday 04/03 11:00
+    assert card.due_at == vn(2026, 3, 4, 11, 0)
+    with time_machine.travel(vn(2026, 3, 3, 15, 0), tick=False):
+        done = service.complete_task(insurance, card.id, {})
+    assert done["finished"] is True and done["status"] == "returned" and done["tasks"] == []
+
+    with db.read() as s:
+        handed = [
+            (e.details["task"], e.details["from_agency"], e.details["to_agency"])
+            for e in s.scalars(select(Event).where(Event.action == "step.handed_over").order_by(Event.id))
+        ]
+    assert handed == [("residence", COMMUNE, POLICE), ("card", POLICE, INSURANCE)]
+
+
+def test_an_expression_giving_no_registered_agency_stops_the_step_naming_it(service, db):
+    with time_machine.travel(vn(2026, 3, 2, 9, 0), tick=False):
+        d = service.start_dossier(receiver, "9.063024", {"name": "A"}, data={"child_commune": OTHER_COMMUNE})
+        with pytest.raises(WorkflowDataError) as err:
+            service.complete_task(receiver, d["tasks"][0]["id"], {})
+    assert err.value.details["element"] == "birth" and OTHER_COMMUNE in err.value.message_en
+    assert inbox(service, receiver) == ["intake"]  # nothing changed: the intake is still open
+    agencies.put_agency(service.db, admin, OTHER_COMMUNE, {"name": "UBND xã khác"})
+    with time_machine.travel(vn(2026, 3, 2, 9, 30), tick=False):
+        service.complete_task(receiver, d["tasks"][0]["id"], {})
+    assert _task(db, d["code"], "birth").agency == OTHER_COMMUNE
+
+
+def _task(db, code, spec) -> Task:
+    with db.read() as s:
+        t = s.scalars(select(Task).where(Task.dossier_code == code, Task.spec_name == spec)).one()
+        s.expunge(t)
+        return t
