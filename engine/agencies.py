@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import delete, func, insert, select, update
 
+from . import caches
 from .auth import Actor
 from .calendar import DEFAULT_PERIODS, HOURS_PER_WORKING_DAY, VN_TZ, WorkCalendar, cached_calendar, national_overrides
 from .db import Database
@@ -517,6 +518,7 @@ def import_agencies(
                 s.execute(insert(Agency).values(code=r["code"], **values))
                 created += 1
         _audit(s, actor, "agencies.imported", {"created": created, "updated": updated})
+        caches.bump(s, "calendar")  # written with Core: other processes are told here (engine/caches.py)
     if cache is not None:
         cache.invalidate_calendar()
     return {"created": created, "updated": updated, "total": created + updated}

@@ -1,8 +1,8 @@
 """Per-process caches kept correct across processes (docs/operations.md, "Scaling").
 
-Each API process and worker keeps a few things in memory: the working calendar with the administrators'
-overrides (the dossier service), and users' roles and agency (the API's actor cache). Every change of those
-rows bumps a counter in `cache_generations` in the same transaction (a flush hook on every session, so no
+Each API process and worker keeps a few things in memory: the working calendars with the administrators'
+overrides and the agencies' hours and days (the dossier service), and users' roles and agency (the API's
+actor cache). Every change of those rows bumps a counter in `cache_generations` in the same transaction (a flush hook on every session, so no
 writer can forget it: API, CLI, worker). Each process reads the counters (one primary-key scan of two rows)
 at most every `MOTCUA_CACHE_CHECK_SECONDS` (1 s) and drops its copy of what moved: a change made in one
 process counts in all of them within about a second, instead of at the caches' expiry (30 s and 5 s).
@@ -19,11 +19,12 @@ from sqlalchemy import event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from .models import CacheGeneration, CalendarDay, User
+from .models import Agency, AgencyDay, CacheGeneration, CalendarDay, User
 
 log = logging.getLogger("motcua.caches")
 
-WATCHED: dict[type, str] = {CalendarDay: "calendar", User: "users"}
+# an agency's office hours and days are part of its calendar (engine/agencies.py)
+WATCHED: dict[type, str] = {CalendarDay: "calendar", Agency: "calendar", AgencyDay: "calendar", User: "users"}
 
 
 @event.listens_for(Session, "before_flush")
@@ -31,12 +32,18 @@ def _bump(session: Session, _context, _instances) -> None:
     changed = {WATCHED[type(o)] for o in (*session.new, *session.deleted) if type(o) in WATCHED}
     changed.update(WATCHED[type(o)] for o in session.dirty if type(o) in WATCHED and session.is_modified(o))
     for name in sorted(changed):
-        session.execute(
-            update(CacheGeneration)
-            .where(CacheGeneration.name == name)
-            .values(generation=CacheGeneration.generation + 1)
-            .execution_options(synchronize_session=False)
-        )
+        bump(session, name)
+
+
+def bump(session, name: str) -> None:
+    """Tell every process that `name` changed, in the caller's transaction (for changes written with Core
+    statements, which the flush hook does not see)."""
+    session.execute(
+        update(CacheGeneration)
+        .where(CacheGeneration.name == name)
+        .values(generation=CacheGeneration.generation + 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class CacheWatch:

@@ -175,3 +175,23 @@ def test_import_reads_the_csv_all_or_nothing(service, db):
     assert "already on line 4" in err.value.message_en
     with pytest.raises(InvalidInput):
         agencies.read_csv("ma,ten\n1,2\n")
+
+
+def test_other_processes_hear_of_an_agency_change(service, db):
+    """An agency's hours and days are part of the calendar each process caches (engine/caches.py): a put and an
+    import both bump the calendar's generation in their own transaction."""
+    from engine.models import CacheGeneration
+
+    def generation():
+        with db.read() as s:
+            return s.scalar(select(CacheGeneration.generation).where(CacheGeneration.name == "calendar"))
+
+    before = generation()
+    if before is None:  # the table is seeded by the migrations; create_all leaves it empty
+        with db.uow() as s:
+            s.add(CacheGeneration(name="calendar", generation=0))
+        before = 0
+    put(db, COMMUNE, "UBND xã Diên An")
+    after_put = generation()
+    agencies.import_agencies(db, admin, agencies.read_csv(f"code,name\n{DISTRICT},UBND huyện\n"))
+    assert before < after_put < generation()
