@@ -1,5 +1,6 @@
-"""Attachments of a dossier (thành phần hồ sơ): upload (receiver of its agency), list and download (staff of its
-agency, supervisors, admins). The rules live in engine/attachments.py; this is the HTTP shell.
+"""Attachments of a dossier (thành phần hồ sơ): upload and remove (receiver of its agency; removal only until
+intake is completed), list with the checklist's states, and download (staff of its agency, supervisors,
+admins). The rules live in engine/attachments.py; this is the HTTP shell.
 
 POST takes multipart/form-data: `file` (the document) and optionally `document_key` (a key of the procedure's
 documents checklist, `x-documents` of its intake form; that entry's size limit and accepted types apply).
@@ -46,8 +47,38 @@ class AttachmentSchema(ma.Schema):
     uploaded_by = Str()
 
 
+class DocumentStateSchema(ma.Schema):
+    key = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    required = ma.fields.Boolean(required=True)
+    description = Str()
+    accept = ma.fields.List(ma.fields.String(), required=True, metadata={"example": ["application/pdf"]})
+    max_bytes = ma.fields.Integer(allow_none=True)
+    attached = ma.fields.Boolean(required=True, metadata={"description": "có tệp tải lên / a file was uploaded"})
+    received_on_paper = ma.fields.Boolean(
+        required=True, metadata={"description": "đã đánh dấu nhận bản giấy / ticked as received on paper"}
+    )
+    files = ma.fields.Integer(required=True)
+    state = ma.fields.String(
+        required=True,
+        metadata={
+            "enum": ["attached", "paper", "missing", "not_given"],
+            "description": "đã có tệp / nhận bản giấy / thiếu (bắt buộc) / không nộp (không bắt buộc)",
+        },
+    )
+
+
 class AttachmentListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(AttachmentSchema), required=True)
+    documents = ma.fields.List(
+        ma.fields.Nested(DocumentStateSchema),
+        required=True,
+        metadata={"description": "danh mục giấy tờ của thủ tục và tình trạng / the checklist with each state"},
+    )
+    uploadable = ma.fields.Boolean(required=True, metadata={"description": "the caller may upload now"})
+    removable = ma.fields.Boolean(
+        required=True, metadata={"description": "the caller may remove documents now (before intake completes)"}
+    )
 
 
 UPLOAD_DOC = {
@@ -119,7 +150,20 @@ def upload(code):
 @blp.response(200, AttachmentListSchema)
 @errors(blp, 401, 403, 404)
 def list_(code):
-    return {"items": engine_attachments.list_attachments(services().dossiers, actor(), code)}
+    return engine_attachments.attachments_overview(services().dossiers, actor(), code)
+
+
+@blp.route("/<code>/attachments/<int:attachment_id>", methods=["DELETE"])
+@requires("receive")
+@blp.doc(
+    summary="Xóa giấy tờ tải nhầm / remove a document uploaded by mistake (receiver, before intake completes)",
+    description="204 when removed (an audit event records it). 409 once intake is completed (the documents "
+    "are part of the record), for a result file, or when the dossier is finished.",
+)
+@blp.response(204)
+@errors(blp, 401, 403, 404, 409)
+def remove(code, attachment_id):
+    engine_attachments.remove(services().dossiers, actor(), code, attachment_id)
 
 
 @blp.route("/<code>/attachments/<int:attachment_id>", methods=["GET"])

@@ -1,14 +1,15 @@
 """Security headers on every response: pages, API answers, files (docs/security.md, "Pages").
 
 The pages load their scripts and styles from /static only (no inline script, no inline event handler), so
-the Content-Security-Policy allows `'self'` and nothing else; images may be data: URLs (the diagram editor).
+the Content-Security-Policy allows `'self'` and nothing else; images may be data: URLs (the diagram editor);
+images and frames may be blob: URLs (the dossier page previews a document it fetched with its token).
 """
 
 from __future__ import annotations
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "font-src 'self' data:; connect-src 'self'; frame-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'"
 )
 HEADERS = {

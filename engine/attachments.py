@@ -9,7 +9,13 @@ Who may do what:
 - upload: staff of the dossier's agency with the role `receiver` (or an admin), while the dossier is not
   finished (else 409);
 - list and download: any staff of the dossier's agency, supervisors and admins; another agency's dossier is
-  404 (it is not shown to exist), a user of the agency without a staff role (e.g. `citizen`) gets 403.
+  404 (it is not shown to exist), a user of the agency without a staff role (e.g. `citizen`) gets 403;
+- remove: who may upload, a document (not a result file), until intake is completed (`intake_done`: a step
+  whose form shows the documents checklist was completed) — after that the documents are part of the
+  record (409). The row goes with an audit event; the stored bytes stay (content-addressed, possibly shared).
+
+Each checklist entry's state (`document_states`): `attached` (a file uploaded), `paper` (ticked as received
+on paper in the intake form's `documents_received`), else `missing` (required) or `not_given` (optional).
 
 Limits: a document of the procedure's checklist (`x-documents` of its intake form) has that entry's
 `max_bytes` and `accept`; a file under any other key (or none) has `settings.max_upload_bytes` and the
@@ -34,7 +40,7 @@ from forms.documents import DEFAULT_ACCEPT
 
 from .auth import Actor, visible_dossier
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
-from .models import Attachment, Event, utcnow
+from .models import Attachment, Event, Task, utcnow
 from .views import iso
 
 DOCUMENTS_FIELD = "documents_received"
@@ -120,6 +126,60 @@ def result_files(runtime) -> list[dict]:
             if doc["key"] not in seen:
                 seen.add(doc["key"])
                 out.append(doc)
+    return out
+
+
+def intake_done(s, dossier_id: int, runtime) -> bool:
+    """Whether intake is completed: a completed step of the dossier has a form showing the documents
+    checklist (one declaring `x-documents`)."""
+    keys = [k for k, form in (runtime.forms or {}).items() if form.documents()]
+    if not keys:
+        return False
+    return (
+        s.scalar(
+            select(Task.id)
+            .where(Task.dossier_id == dossier_id, Task.state == "completed", Task.form_key.in_(keys))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def document_states(s, dossier, runtime) -> list[dict]:
+    """The procedure's checklist with each entry's state on this dossier (see the module docstring) and how
+    many files were uploaded for it: what the receipt, the control slip and the dossier page show."""
+    counts: dict[str, int] = {}
+    for key in s.scalars(
+        select(Attachment.document_key).where(
+            Attachment.dossier_id == dossier.id, Attachment.kind == "document", Attachment.document_key.is_not(None)
+        )
+    ):
+        counts[key] = counts.get(key, 0) + 1
+    ticked = (dossier.data or {}).get(DOCUMENTS_FIELD) or []
+    on_paper = {k for k in ticked if isinstance(k, str)} if isinstance(ticked, list) else set()
+    out = []
+    for doc in checklist(runtime):
+        key = doc["key"]
+        if counts.get(key):
+            state = "attached"
+        elif key in on_paper:
+            state = "paper"
+        else:
+            state = "missing" if doc["required"] else "not_given"
+        out.append(
+            {
+                "key": key,
+                "name": doc["name"],
+                "required": doc["required"],
+                "description": doc.get("description"),
+                "accept": list(doc.get("accept") or DEFAULT_ACCEPT),
+                "max_bytes": doc.get("max_bytes"),
+                "attached": bool(counts.get(key)),
+                "received_on_paper": key in on_paper,
+                "files": counts.get(key, 0),
+                "state": state,
+            }
+        )
     return out
 
 
@@ -362,6 +422,62 @@ def list_attachments(service, actor: Actor, code: str) -> list[dict]:
         _require_reader(actor)
         rows = s.scalars(select(Attachment).where(Attachment.dossier_id == d.id).order_by(Attachment.id)).all()
         return [attachment_view(a) for a in rows]
+
+
+def attachments_overview(service, actor: Actor, code: str) -> dict:
+    """The dossier's attachments, its checklist's states and whether the caller may still remove documents:
+    `{items, documents, removable}` (the dossier page's documents panel)."""
+    with service.db.read() as s:
+        d = visible_dossier(s, actor, code)
+        _require_reader(actor)
+        rows = s.scalars(select(Attachment).where(Attachment.dossier_id == d.id).order_by(Attachment.id)).all()
+        rt = service.runtimes.get(s, d.procedure_version_id)
+        may_upload = (actor.is_admin or "receiver" in actor.roles) and (actor.is_admin or d.agency == actor.agency)
+        return {
+            "items": [attachment_view(a) for a in rows],
+            "documents": document_states(s, d, rt),
+            "uploadable": bool(may_upload and not d.finished),
+            "removable": bool(may_upload and not d.finished and not intake_done(s, d.id, rt)),
+        }
+
+
+def remove(service, actor: Actor, code: str, attachment_id: int) -> None:
+    """Remove a document uploaded by mistake, before intake is completed (see the module docstring)."""
+    with service.db.uow() as s:
+        d = visible_dossier(s, actor, code, lock=True)
+        actor.require("receiver")
+        if not actor.is_admin and d.agency != actor.agency:
+            raise PermissionDenied(
+                "Chỉ cán bộ tiếp nhận của cơ quan giải quyết được xóa giấy tờ",
+                "only a receiver of the dossier's agency may remove documents",
+            )
+        a = s.get(Attachment, attachment_id) if isinstance(attachment_id, int) and 0 < attachment_id < 2**31 else None
+        if a is None or a.dossier_id != d.id:
+            raise NotFound("Không tìm thấy tệp đính kèm", "attachment not found")
+        if d.finished or (a.kind or "document") != "document":
+            raise Conflict(
+                "Không thể xóa: hồ sơ đã kết thúc hoặc tệp là kết quả giải quyết",
+                "cannot remove: the dossier is finished or the file is a result",
+            )
+        if intake_done(s, d.id, service.runtimes.get(s, d.procedure_version_id)):
+            raise Conflict(
+                "Hồ sơ đã tiếp nhận xong: giấy tờ đã thuộc hồ sơ, không xóa được",
+                "intake is completed: the documents are part of the record and cannot be removed",
+            )
+        view = attachment_view(a)
+        s.delete(a)
+        s.add(
+            Event(
+                dossier_id=d.id,
+                actor=actor.username,
+                action="attachment.removed",
+                at=utcnow(),
+                from_status=d.status,
+                to_status=d.status,
+                details={k: view[k] for k in ("document_key", "filename", "content_type", "size", "sha256")}
+                | {"attachment_id": view["id"]},
+            )
+        )
 
 
 def open_attachment(service, actor: Actor, code: str, attachment_id: int) -> tuple[dict, Path]:

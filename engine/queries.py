@@ -25,7 +25,7 @@ from sqlalchemy import and_, case, func, or_, select
 import forms as forms_lib
 
 from . import messages
-from .attachments import checklist, provided_documents
+from .attachments import document_states
 from .auth import Actor, agency_scope, visible_dossier, visible_task
 from .domain import (
     dossier_not_overdue_sql,
@@ -531,17 +531,7 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
                 "overdue": step_overdue(t, now, paused),
             }
         )
-    attached = provided_documents(session, d.id)
-    documents = [
-        {
-            "key": doc["key"],
-            "name": doc["name"],
-            "required": doc["required"],
-            "description": doc.get("description"),
-            "attached": doc["key"] in attached,
-        }
-        for doc in checklist(runtimes.get(session, d.procedure_version_id))
-    ]
+    documents = document_states(session, d, runtimes.get(session, d.procedure_version_id))
     meta = version.meta or {}
     return {
         "code": d.code,

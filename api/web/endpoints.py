@@ -76,6 +76,11 @@ class WebDocumentSchema(ma.Schema):
     required = ma.fields.Boolean()
     description = Str()
     attached = ma.fields.Boolean()
+    received_on_paper = ma.fields.Boolean()
+    files = ma.fields.Integer()
+    state = ma.fields.String(
+        metadata={"enum": ["attached", "paper", "missing", "not_given"], "description": "engine/attachments.py"}
+    )
 
 
 class WebProcedureFactsSchema(ma.Schema):

@@ -64,6 +64,9 @@ class Client:
     def post(self, path, user=None, headers=None, **kw):
         return self.raw.post(path, headers=self.headers(user, headers), **kw)
 
+    def delete(self, path, user=None, headers=None, **kw):
+        return self.raw.delete(path, headers=self.headers(user, headers), **kw)
+
 
 def new_dossier(client: Client, user="tiepnhan", procedure="9.000001", **extra):
     body = {

@@ -126,3 +126,49 @@ def test_openapi_documents_the_endpoints(client):
 def test_attachment_id_beyond_the_column_range_is_404(client, code):
     r = client.get(f"/api/v1/dossiers/{code}/attachments/{2**40}", "tiepnhan")
     assert r.status_code == 404
+
+
+def test_the_list_gives_each_checklist_entry_its_state(client, code):
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    upload(client, code, content=png, filename="cccd.png", content_type="image/png", key="giay_to_tuy_than")
+    body = client.get(f"/api/v1/dossiers/{code}/attachments", "tiepnhan").get_json()
+    states = {d["key"]: d["state"] for d in body["documents"]}
+    assert states["giay_to_tuy_than"] == "attached" and states["to_khai"] == "missing"
+    assert body["uploadable"] is True and body["removable"] is True
+    assert client.get(f"/api/v1/dossiers/{code}/attachments", "chuyenvien").get_json()["removable"] is False
+    # documents ticked as received on paper at intake are "paper", never "missing": here, on the receipt's
+    # source (/steps) and in the list
+    assert _intake(client, code, {"documents_received": ["to_khai", "giay_chung_sinh"]}).status_code == 200
+    body = client.get(f"/api/v1/dossiers/{code}/attachments", "tiepnhan").get_json()
+    states = {d["key"]: d["state"] for d in body["documents"]}
+    assert states == {**states, "to_khai": "paper", "giay_chung_sinh": "paper", "giay_to_tuy_than": "attached"}
+    assert "missing" not in {d["state"] for d in body["documents"] if d["required"]}
+    steps = client.get(f"/api/v1/dossiers/{code}/steps", "tiepnhan").get_json()
+    assert {d["key"]: d["state"] for d in steps["documents"]} == states
+    assert body["removable"] is False and body["uploadable"] is True
+
+
+def test_a_document_is_removed_only_before_intake_is_completed(client, code):
+    first = upload(client, code).get_json()
+    second = upload(client, code, filename="Tờ khai (bản 2).pdf").get_json()
+    url = f"/api/v1/dossiers/{code}/attachments/{first['id']}"
+    assert_problem(client.delete(url), 401)
+    assert_problem(client.delete(url, "chuyenvien"), 403)  # staff, not a receiver
+    assert_problem(client.delete(url, "khac"), 404)  # another agency's dossier
+    assert_problem(client.delete(f"/api/v1/dossiers/{code}/attachments/999999", "tiepnhan"), 404)
+    r = client.delete(url, "tiepnhan")
+    assert r.status_code == 204
+    items = client.get(f"/api/v1/dossiers/{code}/attachments", "tiepnhan").get_json()["items"]
+    assert [a["id"] for a in items] == [second["id"]]
+    assert_problem(client.get(url, "tiepnhan"), 404)
+    assert client.get(f"/api/v1/dossiers/{code}/attachments/{second['id']}", "tiepnhan").data == PDF  # same bytes
+    events = client.get(f"/api/v1/dossiers/{code}/history", "tiepnhan").get_json()["events"]
+    removed = [e for e in events if e["action"] == "attachment.removed"]
+    assert len(removed) == 1 and removed[0]["details"]["filename"] == "Tờ khai.pdf"
+    # once intake is completed the documents are part of the record
+    assert _intake(client, code, {"documents_received": ["giay_chung_sinh", "giay_to_tuy_than"]}).status_code == 200
+    body = assert_problem(
+        client.delete(f"/api/v1/dossiers/{code}/attachments/{second['id']}", "tiepnhan"), 409, "conflict"
+    )
+    assert "intake" in body["detail"] or "tiếp nhận" in body["detail"]
+    assert len(client.get(f"/api/v1/dossiers/{code}/attachments", "tiepnhan").get_json()["items"]) == 1

@@ -53,6 +53,7 @@ TABLE = {
     ("GET", "/api/v1/dossiers/{code}/attachments"): (STAFF, True),
     ("GET", "/api/v1/dossiers/{code}/attachments/{attachment_id}"): (STAFF, True),
     ("POST", "/api/v1/dossiers/{code}/attachments"): (RECEIVERS, True),
+    ("DELETE", "/api/v1/dossiers/{code}/attachments/{attachment_id}"): (RECEIVERS, True),
     ("POST", "/api/v1/dossiers/{code}/supplement-request"): (RECEIVERS, True),
     ("POST", "/api/v1/dossiers/{code}/supplement-received"): (RECEIVERS, True),
     ("POST", "/api/v1/dossiers/{code}/refuse"): (RECEIVERS, True),
