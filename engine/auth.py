@@ -33,7 +33,7 @@ DUTY_ROLES = frozenset({"receiver", "supervisor", "admin"})
 #: Roles that never make an account staff, even when a diagram names them as a lane.
 NEVER_STAFF = frozenset({"citizen", "analyst"})
 _hasher = PasswordHasher()
-_USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{2,80}$")
+USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{2,80}$")  # also what a BPMN camunda:assignee may name
 _ROLE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 
@@ -245,7 +245,7 @@ def add_user(
     email: str | None = None,
     phone: str | None = None,
 ) -> User:
-    if not _USERNAME.match(username or ""):
+    if not USERNAME.match(username or ""):
         raise InvalidInput(
             "Tên đăng nhập chỉ gồm chữ, số, . _ - (2–80 ký tự)", "username: letters, digits, . _ - (2–80 characters)"
         )

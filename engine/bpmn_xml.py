@@ -16,6 +16,8 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 from lxml import etree
 
+from .auth import USERNAME
+
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -279,9 +281,21 @@ def describe_process(process) -> ProcessInfo:
             roles = []
             groups = el.get(f"{{{CAMUNDA_NS}}}candidateGroups")
             assignee = el.get(f"{{{CAMUNDA_NS}}}assignee")
+            if assignee is not None:
+                assignee = assignee.strip() or None
+            if assignee and not USERNAME.match(assignee):
+                info.problems.append(
+                    _problem(
+                        eid,
+                        f"{_where(el)}: camunda:assignee '{assignee}' phải là tên đăng nhập của một cán bộ "
+                        "(biểu thức như ${{...}} không được hỗ trợ)",
+                        f"{_where(el)}: camunda:assignee '{assignee}' must be an officer's username "
+                        "(expressions such as ${{...}} are not supported)",
+                    )
+                )
             if groups:
                 roles = [g.strip() for g in groups.split(",") if g.strip()]
-            elif eid in lanes:
+            elif eid in lanes and not assignee:  # a named assignee overrides the lane (docs/bpmn-conventions.md)
                 roles = lanes[eid]
             form_key = el.get(f"{{{CAMUNDA_NS}}}formKey") or props.get("formJsonSchemaFilename")
             ui_key = props.get("formUiSchemaFilename")

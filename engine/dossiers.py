@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from forms import MAX_DATA_BYTES, labelled_view
 
-from . import decisions, messages, payments
+from . import decisions, messages, payments, statuses
 from .agencies import calendar_for, performing_agency
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
@@ -552,6 +552,7 @@ class DossierService:
         Returns the dossier's open task rows.
         """
         old_status = dossier.status
+        outcome = None
         conn = s.connection()
         after = _ready_ids(workflow)
         gone = [tid for tid in before if tid not in after]
@@ -655,6 +656,9 @@ class DossierService:
             )
             declared = end_status[ends[-1].task_spec.name] if ends else None
             new_status = Status(declared) if declared else Status.RETURNED
+            new_status, outcome = statuses.portal_end(new_status, Status(old_status))
+            if outcome == "refused":  # refused after appraisal: 9 on the way to 10 (docs/bpmn-conventions.md)
+                self._set_status(dossier, Status.PROCESSED, now)
         elif payments.waits_for_payment(workflow):
             new_status = Status.PAYMENT_REQUIRED  # the fee is due (engine/payments.py): processing waits
         elif messages.waiting(workflow, messages.SUPPLEMENT):
@@ -708,7 +712,12 @@ class DossierService:
                     from_status=Status.RECEIVED.value if accepted else old_status,
                     to_status=dossier.status,
                     task_id=completed_task.id,
-                    details={"task": completed_task.spec_name, "title": completed_task.title, "data": task_data or {}},
+                    details={
+                        "task": completed_task.spec_name,
+                        "title": completed_task.title,
+                        "data": task_data or {},
+                        **({"outcome": outcome} if outcome else {}),
+                    },
                 ),
             )
         if old_status != dossier.status and completed_task is not None:

@@ -58,6 +58,23 @@ LABELS_EN = {
     Status.RETURNED: "Result returned",
 }
 
+# Where a dossier had been accepted: a refusal from here on is a decision on the merits, not a refusal at intake.
+BEFORE_ACCEPTANCE = frozenset({Status.NEW, Status.RECEIVED})
+
+
+def portal_end(declared: Status, before: Status) -> tuple[Status, str | None]:
+    """The status a finished workflow leaves a dossier in, as the national portal reads the codes
+    (docs/bpmn-conventions.md, "Trạng thái / Statuses"), and its outcome when that is not the status itself.
+
+    Code 3 (Không được tiếp nhận) is a refusal *at intake*: an end event declaring `refused` reached while the
+    dossier was still new or received. Reached after the dossier was accepted (in process, after appraisal),
+    the refusal is the result of the procedure - a written refusal handed to the applicant: the dossier goes
+    9 (processed) → 10 (result returned) with the outcome `refused`."""
+    if declared == Status.REFUSED and before not in BEFORE_ACCEPTANCE:
+        return Status.RETURNED, "refused"
+    return declared, None
+
+
 # Statuses in which the dossier is closed: no more work, the deadline no longer runs.
 FINAL = frozenset({Status.REFUSED, Status.WITHDRAWN, Status.STOPPED, Status.RETURNED})
 

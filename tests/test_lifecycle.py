@@ -54,7 +54,7 @@ PATHS = {
             "Task_Appraisal": {"proposal": "refuse", "site_inspection": "not_needed"},
             "Task_Approval": {"approval": "refuse", "note": "Không đủ điều kiện"},
         },
-        "refused",
+        "returned",  # a refusal after appraisal is a result handed back: 9 → 10, outcome refused (not 3)
         ["Task_Intake", "Task_Appraisal", "Task_Approval"],
     ),
 }
