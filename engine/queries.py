@@ -25,8 +25,10 @@ from sqlalchemy import and_, case, func, or_, select
 import forms as forms_lib
 
 from . import messages
+from .agencies import calendar_for
 from .attachments import document_states
 from .auth import Actor, agency_scope, visible_dossier, visible_task
+from .calendar import WorkCalendar
 from .domain import (
     dossier_not_overdue_sql,
     dossier_overdue_sql,
@@ -509,15 +511,30 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
     )
     paused = d.paused_at is not None
     steps = []
+    # Each agency's share of the time: its steps' office hours on its own calendar (docs/bpmn-conventions.md,
+    # "Inter-agency procedures"); a step whose agency differs from the one before it was handed over.
+    calendars: dict[str, WorkCalendar] = {}
+    shares: dict[str, dict] = {}
+    previous = d.agency
     for t in tasks:
         on_time = None
         if t.due_at is not None and t.completed_at is not None:
             on_time = t.completed_at <= t.due_at
+        cal = calendars.get(t.agency)
+        if cal is None:
+            cal = calendars[t.agency] = calendar_for(session, t.agency)
+        hours = round(max(0.0, cal.working_hours_between(t.created_at, t.completed_at or now)), 2)
+        share = shares.setdefault(t.agency, {"agency": t.agency, "steps": 0, "working_hours": 0.0})
+        share["steps"] += 1
+        share["working_hours"] = round(share["working_hours"] + hours, 2)
         steps.append(
             {
                 "id": t.id,
                 "spec_name": t.spec_name,
                 "title": t.title,
+                "agency": t.agency,
+                "handed_over_from": previous if t.agency != previous else None,
+                "working_hours": hours,
                 "roles": list(t.roles or []),
                 "state": t.state,
                 "created_at": iso(t.created_at),
@@ -531,6 +548,7 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
                 "overdue": step_overdue(t, now, paused),
             }
         )
+        previous = t.agency
     documents = document_states(session, d, runtimes.get(session, d.procedure_version_id))
     meta = version.meta or {}
     return {
@@ -549,6 +567,7 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
         },
         "received_by": {"username": d.created_by, "full_name": names.get(d.created_by)} if d.created_by else None,
         "steps": steps,
+        "agencies": list(shares.values()),
         "documents": documents,
     }
 

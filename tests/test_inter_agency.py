@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from engine import agencies
+from engine import agencies, queries
 from engine.calendar import VN_TZ
 from engine.dossiers import DossierService
 from engine.errors import NotFound, ProcedureInvalid, WorkflowDataError
@@ -112,6 +112,7 @@ def test_an_unknown_agency_or_a_bad_expression_is_refused_at_deploy(db):
 def test_three_agencies_each_get_their_own_step(service, db):
     with time_machine.travel(vn(2026, 3, 2, 9, 0), tick=False):
         d = service.start_dossier(receiver, "9.063024", {"name": "Nguyễn Văn An"}, data={"child_commune": COMMUNE})
+    with time_machine.travel(vn(2026, 3, 2, 9, 15), tick=False):
         service.complete_task(receiver, d["tasks"][0]["id"], {})
     assert inbox(service, justice) == ["birth"] and inbox(service, police_elsewhere) == []
 
@@ -140,6 +141,22 @@ def test_three_agencies_each_get_their_own_step(service, db):
             for e in s.scalars(select(Event).where(Event.action == "step.handed_over").order_by(Event.id))
         ]
     assert handed == [("residence", COMMUNE, POLICE), ("card", POLICE, INSURANCE)]
+
+    # The control slip: each step's agency, each hand-over, and each agency's share of the time on its own
+    # calendar (the card: Mon 11:00-11:30 and 13:30-17:00; Tuesday is the social insurance's day off).
+    with db.read() as s:
+        slip = queries.dossier_steps(s, admin, d["code"], service.runtimes, now=vn(2026, 3, 3, 16, 0))
+    assert [(x["spec_name"], x["agency"], x["handed_over_from"], x["working_hours"]) for x in slip["steps"]] == [
+        ("intake", COMMUNE, None, 0.25),
+        ("birth", COMMUNE, None, 0.75),
+        ("residence", POLICE, COMMUNE, 1.0),
+        ("card", INSURANCE, POLICE, 4.0),
+    ]
+    assert slip["agencies"] == [
+        {"agency": COMMUNE, "steps": 2, "working_hours": 1.0},
+        {"agency": POLICE, "steps": 1, "working_hours": 1.0},
+        {"agency": INSURANCE, "steps": 1, "working_hours": 4.0},
+    ]
 
 
 def test_an_expression_giving_no_registered_agency_stops_the_step_naming_it(service, db):
