@@ -1,25 +1,31 @@
 """Outbox benchmark: drain N waiting messages (default 100,000: a quarter each SMS, Zalo, e-mail and national
 portal) to local gateways, and the API's task-completion latency while it drains, as a ratio to idle.
 
-Three processes besides this one, as in production: the API (waitress, bench_api's server), the local
-gateways (one threaded HTTP server for SMS, Zalo and the portal; aiosmtpd for e-mail; tests/channels_support),
-and the drainer (engine.channels.delivery.Delivery with the senders chosen by the environment, each channel
-in its own thread, as `motcua.deliver` runs). The portal's messages are 10 status updates of each of N/40
-dossiers, so its per-dossier order rule is in force. This process drives 4-task dossiers over HTTP, first
-idle, then for as long as the drainer runs, and prints the median and p99 completion latencies and their
-ratio (goal ≤ 1.2×), and each channel's messages per second.
+Processes besides this one, as in production: the API (waitress, bench_api's server), the local gateways
+(a threaded HTTP server for SMS, Zalo and the portal; aiosmtpd for e-mail; each in its own process,
+tests/channels_support), and the drainer (engine.channels.delivery.Delivery with the senders chosen by the
+environment, each channel in its own thread, as `motcua.deliver` runs). The portal's messages are 10 status
+updates of each of N/40 dossiers, so its per-dossier order rule is in force. This process drives 4-task
+dossiers over HTTP: busy (8 dossiers while the drainer works) and idle (2 dossiers while it is paused, after
+its rounds under way were recorded) alternate, so both are measured under the same machine load. It prints
+the median and p99 completion latencies and their ratio (goal ≤ 1.2×), each channel's messages per second
+(pauses left out), and how long the drainer held SQLite's write lock.
 
     .venv/bin/python bench/bench_channels.py [N=100000] [CONCURRENCY=8]
+
+BENCH_WORKER_NICE (default 10) is the drainer's nice level.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +38,13 @@ sys.path.insert(0, str(HERE))
 from bench_api import Client, drive, p99, prepare  # noqa: E402
 
 
-def gateways() -> None:
-    """Child process: the local gateways; prints {http, smtp} ports, then serves until killed."""
+def gateways(kind: str) -> None:
+    """Child process: a local gateway (`http`: SMS, Zalo and the portal; `smtp`: e-mail), each in its own process
+    so that neither waits for the other's interpreter; prints its address, then serves until killed."""
     from tests.channels_support import Gateway, SmtpServer
 
     os.nice(10)  # stands in for remote gateways: it must not compete with the API for this machine's CPU
-    http, smtp = Gateway(), SmtpServer()
-    print(json.dumps({"http": http.url.rsplit("/", 1)[0], "smtp": smtp.url}), flush=True)
+    print(Gateway().url.rsplit("/", 1)[0] if kind == "http" else SmtpServer().url, flush=True)
     while True:
         time.sleep(3600)
 
@@ -54,13 +60,95 @@ def drain() -> None:
     settings = Settings.from_env()
     db = Database.from_settings(settings)
     delivery = Delivery(db, settings.channels, build_senders(settings.channels, settings.var_dir))
+    # How long the drainer holds SQLite's write lock: from its BEGIN IMMEDIATE returning (the lock taken; the
+    # engine's own listener runs first) to its COMMIT or ROLLBACK being issued (the commit itself, a WAL append,
+    # is left out). An API write that arrives meanwhile waits for it.
+    from sqlalchemy import event
+
+    writes: list[float] = []
+    held = threading.local()
+
+    @event.listens_for(db.write_engine, "begin")
+    def _taken(conn):
+        held.t = time.perf_counter()
+
+    def _released(conn):
+        t = getattr(held, "t", None)
+        if t is not None:
+            writes.append(time.perf_counter() - t)
+            held.t = None
+
+    for name in ("commit", "rollback"):
+        event.listen(db.write_engine, name, _released)
+
+    # Paused by SIGUSR1, resumed by SIGUSR2 (the parent measures the idle baseline in the pauses): a paused
+    # drainer starts no new round; once the rounds under way are recorded, it touches the file BENCH_QUIET.
+    go, busy_rounds, count = threading.Event(), [0], threading.Lock()
+    go.set()
+    quiet = Path(os.environ["BENCH_QUIET"])
+    paused: list[list[float]] = []
+
+    def settle() -> None:
+        with count:
+            if not go.is_set() and busy_rounds[0] == 0:
+                quiet.touch()
+
+    def pause(*_):
+        paused.append([time.perf_counter(), 0.0])
+        go.clear()
+        settle()
+
+    def resume(*_):
+        quiet.unlink(missing_ok=True)
+        if paused:
+            paused[-1][1] = time.perf_counter()
+        go.set()
+
+    signal.signal(signal.SIGUSR1, pause)
+    signal.signal(signal.SIGUSR2, resume)
+    claim, record = delivery.claim, delivery.record
+
+    def claim_round(*a, **kw):
+        go.wait()
+        with count:
+            busy_rounds[0] += 1
+        groups = claim(*a, **kw)
+        if not groups:
+            with count:
+                busy_rounds[0] -= 1
+            settle()
+        return groups
+
+    def record_round(*a, **kw):
+        try:
+            return record(*a, **kw)
+        finally:
+            with count:
+                busy_rounds[0] -= 1
+            settle()
+
+    delivery.claim, delivery.record = claim_round, record_round  # type: ignore[method-assign]
+    print("ready", flush=True)  # the signals' handlers are in place
     t0 = time.perf_counter()
-    results = delivery.drain(budget_seconds=3600, channels=["sms", "zalo", "email", "national_portal"])
+    results: dict = {}
+    runner = threading.Thread(
+        target=lambda: results.update(
+            delivery.drain(budget_seconds=7200, channels=["sms", "zalo", "email", "national_portal"])
+        )
+    )
+    runner.start()
+    while runner.is_alive():  # the main thread stays free for the signal handlers
+        runner.join(0.2)
     total = time.perf_counter() - t0
+
+    def active(seconds: float) -> float:  # a channel's seconds less the pauses while it ran
+        end = t0 + seconds
+        return seconds - sum(max(0.0, min(b or end, end) - max(a, t0)) for a, b in paused)
+
     print(
         json.dumps(
-            {c: {"sent": r.sent, "failed": r.failed, "seconds": r.seconds} for c, r in results.items()}
-            | {"total": total}
+            {c: {"sent": r.sent, "failed": r.failed, "seconds": active(r.seconds)} for c, r in results.items()}
+            | {"total": active(total), "writes": sorted(writes)}
         ),
         flush=True,
     )
@@ -164,7 +252,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-channels-"))
     env = prepare(tmp)
     me = str(Path(__file__).resolve())
-    gw = subprocess.Popen([sys.executable, me, "--gateways"], cwd=str(ROOT), stdout=subprocess.PIPE, text=True)
+    gws = [
+        subprocess.Popen([sys.executable, me, "--gateways", kind], cwd=str(ROOT), stdout=subprocess.PIPE, text=True)
+        for kind in ("http", "smtp")
+    ]
     server = subprocess.Popen(
         [sys.executable, str(HERE / "bench_api.py"), "--serve"],
         env=env,
@@ -172,33 +263,44 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    quiet = tmp / "drainer-quiet"
     try:
-        ports = json.loads(gw.stdout.readline())
+        http, smtp = (g.stdout.readline().strip() for g in gws)
         port = int(server.stdout.readline())
         made = fill(env["DATABASE_URL"], n)
         client = Client(port)
         client.login()
         drive(client, 20)  # warm-up
-        _, idle = drive(client, 100)
+        idle, busy = drive(client, 50)[1], []  # an idle baseline before, then the pauses of the drainer
         denv = {
             **env,
-            "MOTCUA_SMS_URL": ports["http"] + "/sms",
-            "MOTCUA_ZALO_URL": ports["http"] + "/zalo",
+            "MOTCUA_SMS_URL": http + "/sms",
+            "MOTCUA_ZALO_URL": http + "/zalo",
             "MOTCUA_ZALO_TOKEN": "t",
-            "MOTCUA_PORTAL_URL": ports["http"] + "/portal",
-            "MOTCUA_SMTP_URL": ports["smtp"],
+            "MOTCUA_PORTAL_URL": http + "/portal",
+            "MOTCUA_SMTP_URL": smtp,
             "MOTCUA_CHANNEL_CONCURRENCY": concurrency,
+            "BENCH_QUIET": str(quiet),
         }
         drainer = subprocess.Popen(
             [sys.executable, me, "--drain"], env=denv, cwd=str(ROOT), stdout=subprocess.PIPE, text=True
         )
-        busy = []
+        assert drainer.stdout.readline().strip() == "ready"
+        # Busy and idle alternate under the same machine load: 8 dossiers while the drainer works, then it is
+        # paused and, once its rounds under way are recorded, 2 dossiers with nothing draining.
         while drainer.poll() is None:
-            _, lat = drive(client, 10)
-            busy.extend(lat)
+            busy.extend(drive(client, 8)[1])
+            drainer.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 30
+            while not quiet.exists() and drainer.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if drainer.poll() is None and quiet.exists():
+                idle.extend(drive(client, 2)[1])
+            if drainer.poll() is None:
+                drainer.send_signal(signal.SIGUSR2)
         figures = json.loads(drainer.stdout.readline())
     finally:
-        for p in (server, gw):
+        for p in (server, *gws):
             p.terminate()
             p.wait(10)
     med = statistics.median
@@ -214,18 +316,26 @@ def main() -> None:
         )
     print(f"  all channels: {made} in {figures['total']:.1f} s = {made / figures['total']:.0f} messages/s")
     print(
-        f"task completion over HTTP: idle median {med(idle) * 1000:.2f} ms p99 {p99(idle) * 1000:.2f} ms; "
-        f"while draining median {med(busy) * 1000:.2f} ms p99 {p99(busy) * 1000:.2f} ms ({len(busy)} completions)"
+        f"task completion over HTTP: idle median {med(idle) * 1000:.2f} ms p99 {p99(idle) * 1000:.2f} ms "
+        f"({len(idle)} completions); while draining median {med(busy) * 1000:.2f} ms p99 {p99(busy) * 1000:.2f} ms "
+        f"({len(busy)} completions)"
+    )
+    w = figures["writes"]
+    print(
+        f"drainer's write lock held (BEGIN IMMEDIATE … COMMIT): {len(w)} times ({len(w) / figures['total']:.1f}/s), "
+        f"median {med(w) * 1000:.1f} ms, p99 {p99(w) * 1000:.1f} ms, max {w[-1] * 1000:.1f} ms, "
+        f"{sum(w) / figures['total'] * 100:.0f}% of the time"
     )
     print(
         f"ratio while draining / idle: median {med(busy) / med(idle):.2f}x, p99 {p99(busy) / p99(idle):.2f}x "
         f"(goal ≤ 1.2x)"
     )
+    print(f"machine load (uptime): {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--gateways"]:
-        gateways()
+        gateways(sys.argv[2])
     elif sys.argv[1:2] == ["--drain"]:
         drain()
     else:

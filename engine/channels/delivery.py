@@ -1,6 +1,6 @@
 """Delivery of the outbox: claim → send → record, per channel, with backoff, dead letter and isolation.
 
-1. **Claim** (one short transaction): the channel's due rows (`next_try_at <= now`, by
+1. **Claim** (one short transaction, one statement): the channel's due rows (`next_try_at <= now`, by
    ix_notifications_due; on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the writers' lock) get
    `tries + 1` and `next_try_at = now + lease`, so no other worker takes them while they are being sent.
    A worker that dies mid-send leaves them to be taken again when the lease ends: at-least-once.
@@ -24,6 +24,7 @@ waits behind it; a dead-lettered head of an older version of this rule holds the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -86,6 +87,9 @@ class Delivery:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_lock = threading.Lock()
         self._lock = not db.is_sqlite
+        # SQLite has one writer at a time: the channels' threads take turns here, in order, rather than all
+        # waiting in SQLite's busy handler beside the requests' transactions (docs/channels.md, "Measured").
+        self._writing = threading.Lock() if db.is_sqlite else contextlib.nullcontext()
 
     def _pool(self, channel: str) -> ThreadPoolExecutor:
         with self._pools_lock:
@@ -111,38 +115,40 @@ class Delivery:
         return out
 
     # -- 1. claim --------------------------------------------------------------------------------------
-    def claim(self, channel: str, now: datetime, limit: int) -> list[list[Message]]:
-        """Take up to `limit` due messages of `channel`; groups of one, or a dossier's run for the portal."""
+    def _lease(self, channel: str, groups: int) -> float:
+        """Seconds a claim is kept: the worst case of sending `groups` (a crashed worker's rows come back after)."""
         policy = self.channels.policy_for(channel)
-        with self.db.uow() as s:
-            if channel == NATIONAL_PORTAL:
-                groups = self._claim_portal(s, now, limit)
-            else:
-                q = (
-                    select(N)
-                    .where(N.c.channel == channel, N.c.next_try_at <= now)
-                    .order_by(N.c.next_try_at, N.c.id)
-                    .limit(limit)
-                )
-                if self._lock:
-                    q = q.with_for_update(skip_locked=True)
-                groups = [[_message(r)] for r in s.execute(q)]
-            ids = [m.id for g in groups for m in g]
-            if ids:
-                n = len(groups)
-                # the worst case of sending this batch: a crashed worker's rows are retried soon after it
-                lease = policy.timeout * math.ceil(n / max(1, policy.concurrency)) + LEASE_MARGIN
+        return policy.timeout * math.ceil(groups / max(1, policy.concurrency)) + LEASE_MARGIN
+
+    def claim(self, channel: str, now: datetime, limit: int) -> list[list[Message]]:
+        """Take up to `limit` due messages of `channel`; groups of one, or a dossier's run for the portal.
+
+        The writing transaction is kept to one statement (two for the portal on SQLite), so the database's
+        write lock, which on SQLite every request's transaction needs too, is held for as little as possible."""
+        if channel == NATIONAL_PORTAL:
+            return self._claim_portal(now, limit)
+        due = (
+            select(N.c.id)
+            .where(N.c.channel == channel, N.c.next_try_at <= now)
+            .order_by(N.c.next_try_at, N.c.id)
+            .limit(limit)
+        )
+        if self._lock:
+            due = due.with_for_update(skip_locked=True)
+        lease = now + timedelta(seconds=self._lease(channel, limit))
+        with self._writing, self.db.uow() as s:
+            rows = list(
                 s.execute(
                     update(N)
-                    .where(N.c.id.in_(ids))
-                    .values(tries=N.c.tries + 1, next_try_at=now + timedelta(seconds=lease))
+                    .where(N.c.id.in_(due.scalar_subquery()))
+                    .values(tries=N.c.tries + 1, next_try_at=lease)
+                    .returning(*N.c)
                 )
-                for g in groups:
-                    for m in g:
-                        m.tries += 1
-            return groups
+            )
+        return [[_message(r)] for r in sorted(rows, key=lambda r: r.id)]
 
-    def _claim_portal(self, s, now: datetime, limit: int) -> list[list[Message]]:
+    def _portal_runs(self, s, now: datetime, limit: int, lock: bool) -> list[list[Message]]:
+        """The due heads (a dossier's lowest unsent update) and, after each, its unsent updates in sequence."""
         earlier = aliased(Notification)
         head = (
             select(N)
@@ -161,7 +167,7 @@ class Delivery:
             .order_by(N.c.next_try_at, N.c.id)
             .limit(limit)
         )
-        if self._lock:
+        if lock:
             head = head.with_for_update(skip_locked=True)
         heads = list(s.execute(head))
         if not heads:
@@ -176,7 +182,7 @@ class Delivery:
             )
             .order_by(N.c.dossier_id, N.c.sequence)
         )
-        if self._lock:
+        if lock:
             follow = follow.with_for_update(skip_locked=True)
         runs: dict[int, list] = {}
         for r in s.execute(follow):
@@ -194,6 +200,41 @@ class Delivery:
                 if len(run) >= 50:
                     break
             groups.append(run or [_message(h)])
+        return groups
+
+    def _claim_portal(self, now: datetime, limit: int) -> list[list[Message]]:
+        lease = now + timedelta(seconds=self._lease(NATIONAL_PORTAL, limit))
+        claimed = dict(tries=N.c.tries + 1, next_try_at=lease)
+        if self._lock:  # PostgreSQL: the runs are read under row locks (SKIP LOCKED), then claimed
+            with self._writing, self.db.uow() as s:
+                groups = self._portal_runs(s, now, limit, lock=True)
+                ids = [m.id for g in groups for m in g]
+                if ids:
+                    s.execute(update(N).where(N.c.id.in_(ids)).values(**claimed))
+        else:
+            # SQLite: the runs are read from a snapshot, without the write lock; the claim then takes only the
+            # heads still due (another worker may have taken some meanwhile) and the runs behind those. A run's
+            # updates are only ever claimed with its head, so winning the head wins the run.
+            with self.db.read() as s:
+                groups = self._portal_runs(s, now, limit, lock=False)
+            if not groups:
+                return []
+            with self._writing, self.db.uow() as s:
+                won = set(
+                    s.scalars(
+                        update(N)
+                        .where(N.c.id.in_([g[0].id for g in groups]), N.c.next_try_at <= now, N.c.sent_at.is_(None))
+                        .values(**claimed)
+                        .returning(N.c.id)
+                    )
+                )
+                groups = [g for g in groups if g[0].id in won]
+                rest = [m.id for g in groups for m in g[1:]]
+                if rest:
+                    s.execute(update(N).where(N.c.id.in_(rest)).values(**claimed))
+        for g in groups:
+            for m in g:
+                m.tries += 1
         return groups
 
     # -- 2. send ---------------------------------------------------------------------------------------
@@ -214,7 +255,7 @@ class Delivery:
         gives_up = self.channels.gives_up
         res = ChannelResult(channel)
         ok = [m.id for g, err in outcomes if err is None for m in g]
-        with self.db.uow() as s:
+        with self._writing, self.db.uow() as s:
             if ok:
                 s.execute(
                     update(N)
