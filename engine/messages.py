@@ -7,8 +7,9 @@ An intermediate message catch event whose message is named
   "supplement received" action (engine/actions.py) delivers it, the workflow then runs on from the event.
 
 Each such event a dossier waits at is a row of `tasks` in state `waiting` (no role, no due time: nobody's
-inbox), written when the wait begins and completed when the message arrives, so the diagram's live counts
-show how many dossiers wait there and the dossier's timeline shows the wait. Versions deployed before this
+inbox), written when the wait begins and `waited` when the message arrives, so the diagram's live counts
+show how many dossiers wait there and the dossier's timeline shows the wait (not counted in any agency's
+share of the time, nor as a hand-over between agencies). Versions deployed before this
 (no `waits` in their metadata) and diagrams without such events are untouched: no row, no extra query.
 """
 
@@ -22,7 +23,9 @@ from .models import Task
 PAYMENT = "payment"
 SUPPLEMENT = "supplement"
 WAIT_MESSAGES = (PAYMENT, SUPPLEMENT)
-WAITING = "waiting"  # the state of a wait's task row
+WAITING = "waiting"  # the state of a wait's task row while the dossier waits there
+WAITED = "waited"  # … once the message came: never a step of the agency's own (no share of its time)
+WAIT_STATES = (WAITING, WAITED)
 
 
 def waiting(workflow, name: str | None = None) -> list:
@@ -65,7 +68,7 @@ def sync_waits(s, dossier, workflow, waits: dict, now) -> None:
     )
     gone = sorted(rows - set(current))
     if gone:
-        conn.execute(update(Task).where(Task.id.in_(gone)).values(state="completed", completed_at=now))
+        conn.execute(update(Task).where(Task.id.in_(gone)).values(state=WAITED, completed_at=now))
     new = [
         dict(
             id=tid,

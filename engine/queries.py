@@ -524,16 +524,18 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
         if cal is None:
             cal = calendars[t.agency] = calendar_for(session, t.agency)
         hours = round(max(0.0, cal.working_hours_between(t.created_at, t.completed_at or now)), 2)
-        share = shares.setdefault(t.agency, {"agency": t.agency, "steps": 0, "working_hours": 0.0})
-        share["steps"] += 1
-        share["working_hours"] = round(share["working_hours"] + hours, 2)
+        wait = t.state in messages.WAIT_STATES  # the applicant's time (payment, supplement): no agency's share
+        if not wait:
+            share = shares.setdefault(t.agency, {"agency": t.agency, "steps": 0, "working_hours": 0.0})
+            share["steps"] += 1
+            share["working_hours"] = round(share["working_hours"] + hours, 2)
         steps.append(
             {
                 "id": t.id,
                 "spec_name": t.spec_name,
                 "title": t.title,
                 "agency": t.agency,
-                "handed_over_from": previous if t.agency != previous else None,
+                "handed_over_from": previous if t.agency != previous and not wait else None,
                 "working_hours": hours,
                 "roles": list(t.roles or []),
                 "state": t.state,
@@ -548,7 +550,7 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
                 "overdue": step_overdue(t, now, paused),
             }
         )
-        previous = t.agency
+        previous = previous if wait else t.agency
     documents = document_states(session, d, runtimes.get(session, d.procedure_version_id))
     meta = version.meta or {}
     return {

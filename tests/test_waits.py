@@ -51,6 +51,11 @@ def test_a_supplement_wait_pauses_and_the_desk_action_resumes_it(service, db):
     with db.read() as s:
         counts = queries.step_counts(s, ALL_ROLES, "9.000501")["counts"]
     assert counts == {"Event_Supplement": {"ready": 0, "overdue": 0, "claimed": 0, "waiting": 1}}
+    with db.read() as s:
+        slip = queries.dossier_steps(s, ALL_ROLES, d["code"], service.runtimes)
+    # the wait is on the control slip, but it is the applicant's time: no agency's share, no hand-over
+    assert [(st["spec_name"], st["state"]) for st in slip["steps"]][-1] == ("Event_Supplement", "waiting")
+    assert [a["steps"] for a in slip["agencies"]] == [2] and slip["steps"][-1]["handed_over_from"] is None
     d = LegalActions(service).supplement_received(receiver, d["code"], "Đủ giấy tờ")
     assert d["status"] == "in_process" and not d["paused"]
     assert [t["spec_name"] for t in d["tasks"]] == ["Task_Appraisal"]

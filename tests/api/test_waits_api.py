@@ -80,7 +80,7 @@ def test_payment_and_supplement_waits_are_counted_and_correlated_by_code(c, gate
     steps = c.get(f"/api/v1/dossiers/{code}/steps", "tiepnhan").get_json()["steps"]
     waits = [(s["spec_name"], s["title"], s["state"]) for s in steps if s["spec_name"].startswith("Event_")]
     assert waits == [
-        ("Event_Payment", "Chờ nộp lệ phí", "completed"),
+        ("Event_Payment", "Chờ nộp lệ phí", "waited"),
         ("Event_Supplement", "Chờ bổ sung hồ sơ", "waiting"),
     ]
     # nobody's inbox holds a wait, and nobody can claim one
