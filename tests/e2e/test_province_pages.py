@@ -187,3 +187,148 @@ def test_the_dossier_list_and_the_board_filter_page_on_the_server(province_serve
     page.wait_for_selector(f"#r-procedure option[value='{sample['code']}']", state="attached")
     assert page.input_value("#r-procedure") == sample["code"]
     watch.assert_paged()
+
+
+# -- item 1: documents at the desk ----------------------------------------------------------------------------
+def _pdf() -> bytes:
+    """A small real PDF (one page saying hello), so the browser's viewer has something to show."""
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        None,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    stream = b"BT /F1 18 Tf 20 40 Td (To khai) Tj ET"
+    objs[3] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream)
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return out
+
+
+def _png(width=4, height=3) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x20\x60\xc0" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+DROP = """([selector, name, type, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], name, { type }));
+  const zone = document.querySelector(selector);
+  zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+}"""
+
+
+def test_the_desk_uploads_previews_downloads_and_removes_documents(province_server, new_page, tmp_path):
+    import base64
+
+    client = province_server.app.test_client()
+
+    def auth(user):
+        r = client.post("/api/v1/auth/token", json={"username": user, "password": "motcua-demo"})
+        return {"Authorization": f"Bearer {r.get_json()['access_token']}"}
+
+    desk = auth("tiepnhan")
+    r = client.post(
+        "/api/v1/dossiers",
+        headers=desk,
+        json={"procedure_code": "1.001193", "applicant": {"name": "Phạm Thị Giấy"}, "channel": 1, "data": {}},
+    )
+    assert r.status_code == 201, r.get_json()
+    code = r.get_json()["code"]
+    pdf, png = _pdf(), _png()
+    (tmp_path / "to-khai.pdf").write_bytes(pdf)
+
+    page = new_page(390, 844)  # the desk's phone or tablet
+    page.on("dialog", lambda d: d.accept())
+    login(page, province_server, "tiepnhan", next_path=f"/dossiers/{code}")
+    page.goto(province_server(f"/dossiers/{code}"))
+    entry = "#dossier-documents li.doc-entry[data-key='{}']"
+    page.wait_for_selector(entry.format("to_khai") + "[data-state=missing]")
+    picker = page.locator("#doc-input-to_khai")
+    assert picker.get_attribute("capture") == "environment"  # a phone opens its camera
+    assert "application/pdf" in picker.get_attribute("accept") and "image/jpeg" in picker.get_attribute("accept")
+
+    # a file picked for an entry, and a scan dropped on another
+    picker.set_input_files(str(tmp_path / "to-khai.pdf"))
+    page.wait_for_selector(entry.format("to_khai") + "[data-state=attached] li.doc-file")
+    args = [".dropzone[data-key='giay_to_tuy_than']", "cccd.png", "image/png", base64.b64encode(png).decode()]
+    page.evaluate(DROP, args)
+    page.wait_for_selector(entry.format("giay_to_tuy_than") + "[data-state=attached] li.doc-file")
+    page.evaluate(DROP, [args[0], "cccd-mat-sau.png", "image/png", args[3]])
+    page.wait_for_function(
+        "(sel) => document.querySelectorAll(sel + ' li.doc-file').length === 2",
+        arg=entry.format("giay_to_tuy_than"),
+    )
+    shot(page, "p1-documents-uploaded")
+
+    # download gives the very bytes
+    with page.expect_download(timeout=30000) as dl:
+        page.locator(entry.format("to_khai") + " .doc-download").click()
+    assert open(dl.value.path(), "rb").read() == pdf
+
+    # inline previews: the image drawn, the PDF in a frame
+    page.locator(entry.format("giay_to_tuy_than") + " .doc-preview").first.click()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#doc-preview img'); return i && i.naturalWidth === 4; }",
+        timeout=30000,
+    )
+    page.locator(entry.format("to_khai") + " .doc-preview").click()
+    frame = page.wait_for_selector("#doc-preview iframe.doc-frame[data-attachment]", timeout=30000)
+    assert frame.get_attribute("src").startswith("blob:")
+    assert page.locator("#doc-preview img").count() == 0
+    shot(page, "p1-documents-preview")
+    page.click("#doc-preview-close")
+    assert page.locator("#doc-preview iframe").count() == 0
+
+    # a wrong scan taken back before intake
+    page.locator(entry.format("giay_to_tuy_than") + " .doc-remove").last.click()
+    page.wait_for_function(
+        "(sel) => document.querySelectorAll(sel + ' li.doc-file').length === 1",
+        arg=entry.format("giay_to_tuy_than"),
+    )
+
+    # intake completed with the birth certificate ticked as received on paper
+    task = client.get(f"/api/v1/dossiers/{code}", headers=desk).get_json()["tasks"][0]
+    form = client.get(f"/api/v1/tasks/{task['id']}", headers=desk).get_json()["form"]
+    from tests.helpers import fill_form
+
+    data = fill_form(form, {"decision": "accept", "documents_received": ["giay_chung_sinh"]})
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=desk, json={"data": data})
+    assert r.status_code == 200, r.get_json()
+    page.reload()
+    page.wait_for_selector(entry.format("giay_chung_sinh") + "[data-state=paper]")
+    assert page.locator("#dossier-documents .doc-remove").count() == 0  # part of the record now
+    assert page.locator("#dossier-documents .dropzone").count() > 0  # still open to additions
+
+    # the receipt and the control slip: nothing received is "missing"
+    for path, table in (
+        (f"/dossiers/{code}/receipt", "#slip"),
+        (f"/dossiers/{code}/control-slip", "#control-documents"),
+    ):
+        page.goto(province_server(path))
+        page.wait_for_selector(f"{table} .slip-docs td[data-key='giay_chung_sinh']")
+        assert page.inner_text(f"{table} td[data-key='giay_chung_sinh']") == "Đã nộp (bản giấy)"
+        assert page.inner_text(f"{table} td[data-key='to_khai']") == "Đã nộp (bản điện tử)"
+        assert page.inner_text(f"{table} td[data-key='giay_to_tuy_than']") == "Đã nộp (bản điện tử)"
+        assert "Chưa nộp" not in page.inner_text(table)
+    shot(page, "p1-control-slip-documents")

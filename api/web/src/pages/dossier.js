@@ -6,6 +6,7 @@ import {
 } from '../lib/ui.js';
 import { requireLogin } from './common.js';
 import { procedurePicker } from '../lib/lists.js';
+import { documentsPanel } from './documents.js';
 
 export async function loadDossierBundle(code) {
   const [dossier, steps] = await Promise.all([
@@ -164,6 +165,7 @@ export function dossierPage() {
       mount($('#timeline'), h('h2', 'Quá trình xử lý'),
         h('ol.timeline', history.map((e) => timelineItem(e, byId))));
       deliveryLog(code);
+      documentsPanel($('#dossier-documents'), code);
       const panel = actionsPanel(user, d, code);
       const box = $('#dossier-actions');
       if (panel) mount(box, panel);

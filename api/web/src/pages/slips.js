@@ -12,6 +12,23 @@ function header(agencyName, agencyId) {
       h('div.strong.underline', 'Độc lập - Tự do - Hạnh phúc')));
 }
 
+/** A checklist entry's state as the slips print it (the states: engine/attachments.document_states). */
+function documentNote(doc) {
+  switch (doc.state) {
+    case 'attached': return doc.received_on_paper ? 'Đã nộp (bản giấy và bản điện tử)' : 'Đã nộp (bản điện tử)';
+    case 'paper': return 'Đã nộp (bản giấy)';
+    case 'missing': return 'Chưa nộp (bắt buộc)';
+    case 'not_given': return 'Không nộp';
+    default: return doc.attached ? 'Đã nộp' : (doc.required ? 'Bắt buộc' : 'Nếu có');
+  }
+}
+
+function documentsTable(docs) {
+  return h('table.table.slip-docs', h('thead', h('tr', h('th', 'STT'), h('th', 'Tên giấy tờ'), h('th', 'Tình trạng'))),
+    h('tbody', docs.map((doc, i) => h('tr', h('td', String(i + 1)), h('td', doc.name),
+      h('td', { dataset: { key: doc.key, state: doc.state || '' } }, documentNote(doc))))));
+}
+
 function deadlineText(proc) {
   return proc && proc.deadline ? deadlineVi(proc.deadline) : 'Theo quy định';
 }
@@ -40,10 +57,7 @@ export function receiptPage() {
         h('dt', 'Nội dung yêu cầu giải quyết'), h('dd', `${proc.name || d.procedure_code} (mã thủ tục ${d.procedure_code})`)),
       h('ol.slip-items',
         h('li', 'Thành phần hồ sơ nộp gồm:',
-          docs.length ? h('table.table.slip-docs', h('thead', h('tr', h('th', 'STT'), h('th', 'Tên giấy tờ'), h('th', 'Ghi chú'))),
-            h('tbody', docs.map((doc, i) => h('tr', h('td', String(i + 1)), h('td', doc.name),
-              h('td', doc.attached ? 'Đã nộp' : (doc.required ? 'Bắt buộc' : 'Nếu có'))))))
-            : h('p.muted', 'Theo danh mục thành phần hồ sơ của thủ tục.')),
+          docs.length ? documentsTable(docs) : h('p.muted', 'Theo danh mục thành phần hồ sơ của thủ tục.')),
         h('li', 'Số lượng hồ sơ: 01 bộ.'),
         h('li', `Thời gian giải quyết hồ sơ theo quy định: ${deadlineText(proc)}.`),
         h('li', 'Thời gian nhận hồ sơ: ', h('strong#slip-received', dtLong(d.received_at)), '.'),
@@ -103,6 +117,8 @@ export function controlSlipPage() {
           h('td', s.completed_at ? dt(s.completed_at) : '—'),
           h('td', verdict(s, now))))
           : h('tr', h('td.muted', { colSpan: 7 }, 'Chưa có bước nào.')))),
+      (steps && steps.documents && steps.documents.length)
+        ? h('div#control-documents', h('h2.slip-subtitle', 'Thành phần hồ sơ'), documentsTable(steps.documents)) : null,
       h('p.muted.small', `In lúc ${dt(new Date(serverNow()).toISOString())}.`));
   }).catch((err) => flash(`Không tải được hồ sơ: ${err.message}`, 'error'));
 }
