@@ -33,12 +33,13 @@ def calendar_cli():
 
 @calendar_cli.command("list")
 @click.option("--year", type=int, default=lambda: datetime.now(VN_TZ).year, show_default="this year")
-def calendar_list(year):
+@click.option("--agency", default=None, help="Lịch của cơ quan này / this agency's calendar, e.g. 000.31.14.H56")
+def calendar_list(year, agency):
     """Liệt kê ngày nghỉ và ngày làm bù của năm / list a year's special days."""
     database = migrated_db()
     try:
         with database.read() as s:
-            days = calendar_admin.list_days(s, year)
+            days = calendar_admin.list_days(s, year, agency)
     except InvalidInput as exc:
         fail(exc)
     for d in days:

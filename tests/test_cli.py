@@ -64,10 +64,19 @@ def test_agencies_import(tmp_path, empty_database):
     r = runner.invoke(cli, ["agencies", "import", str(good)], env=env)
     assert "0 mới / created, 3 cập nhật / updated" in r.output
 
-    # the commune works by its province's hours: the calendar's due time says so
-    from engine import calendar_admin
+    from engine import agencies, calendar_admin
+    from engine.auth import Actor
     from engine.db import Database
 
+    # the commune's calendar, listed with the days it inherits
+    admin = Actor("cli", frozenset({"admin"}), "*", "cli")
+    body = {"name": "UBND huyện Diên Khánh", "days": [{"date": "2026-03-03", "working": False, "name": "Lễ hội"}]}
+    agencies.put_agency(Database(empty_database), admin, "000.00.14.H56", body)
+    r = runner.invoke(cli, ["calendar", "list", "--year", "2026", "--agency", "000.31.14.H56"], env=env)
+    line = next(x for x in r.output.splitlines() if x.startswith("2026-03-03"))
+    assert "Lễ hội" in line and "[agency:000.00.14.H56]" in line
+
+    # the commune works by its province's hours: the calendar's due time says so
     with Database(empty_database).read() as s:
         due = calendar_admin.compute_due(s, "2026-03-02T16:30:00+07:00", "1 working hour", agency="000.31.14.H56")
     assert due["due_at"] == "2026-03-02T17:30:00+07:00"
