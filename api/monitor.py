@@ -1,6 +1,7 @@
 """Supervisors' overdue monitor over HTTP.
 
-    GET /api/v1/monitor/overdue?agency=&procedure_code=&page=&per_page=
+    GET /api/v1/monitor/overdue?agency=&procedure_code=&page=&tasks_page=&per_page=
+    GET /api/v1/monitor/due-soon?agency=&procedure_code=&page=&per_page=
 
 Supervisors and admins see every agency (and may filter by one); other staff see their own agency only
 (asking for another one is 403). Overdue dossiers and overdue steps, the most overdue first, each with
@@ -30,6 +31,18 @@ blp.before_request(authenticate)
 
 
 class OverdueArgs(PagingArgs):
+    agency = ma.fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "mã cơ quan / agency id (staff: only their own)"},
+    )
+    procedure_code = ma.fields.String(validate=validate.Length(min=1, max=64))
+    tasks_page = ma.fields.Integer(
+        validate=validate.Range(min=1, max=1_000_000),
+        metadata={"description": "trang của danh sách bước quá hạn (mặc định = page) / the steps' page"},
+    )
+
+
+class DueSoonArgs(PagingArgs):
     agency = ma.fields.String(
         validate=validate.Length(min=1, max=64),
         metadata={"description": "mã cơ quan / agency id (staff: only their own)"},
@@ -115,9 +128,32 @@ class CountsSchema(ma.Schema):
     totals = ma.fields.Nested(CountSchema, required=True)
 
 
+class DueSoonDossierSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    agency = ma.fields.String(required=True)
+    procedure_code = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    status_label = ma.fields.String(required=True)
+    applicant_name = Str(required=True)
+    received_at = DateTimeString(required=True)
+    due_at = DateTimeString(required=True)
+    hours_left = ma.fields.Float(required=True, metadata={"description": "giờ còn lại (đồng hồ) / wall-clock hours"})
+    held_by = ma.fields.List(ma.fields.Nested(HolderSchema), required=True)
+
+
+class DueSoonSchema(ma.Schema):
+    now = DateTimeString(required=True)
+    due_soon_hours = ma.fields.Integer(required=True)
+    page = ma.fields.Integer(required=True)
+    per_page = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True)
+    items = ma.fields.List(ma.fields.Nested(DueSoonDossierSchema), required=True)
+
+
 class OverdueSchema(ma.Schema):
     now = DateTimeString(required=True)
     page = ma.fields.Integer(required=True)
+    tasks_page = ma.fields.Integer(required=True)
     per_page = ma.fields.Integer(required=True)
     total_dossiers = ma.fields.Integer(required=True, metadata={"description": "tổng hồ sơ quá hạn / for paging"})
     total_tasks = ma.fields.Integer(required=True, metadata={"description": "tổng bước quá hạn / for paging"})
@@ -145,6 +181,30 @@ def overdue(args):
             s,
             actor(),
             lambda agency: svc.dossiers.calendar(s, agency),  # each row on its own agency's calendar
+            agency=args.get("agency"),
+            procedure_code=args.get("procedure_code"),
+            page=args["page"],
+            per_page=args["per_page"],
+            tasks_page=args.get("tasks_page"),
+        )
+
+
+@blp.route("/due-soon", methods=["GET"])
+@requires("supervise")
+@blp.doc(
+    summary="Hồ sơ sắp đến hạn / dossiers due within 24 hours, the soonest first",
+    description="One page of the open, not paused dossiers not overdue yet whose due time falls within the "
+    "next 24 hours (the board's 'due within 24 hours' count), with their ready steps and who holds "
+    "them. Supervisors: every agency; other staff: their own agency only.",
+)
+@blp.arguments(DueSoonArgs(), location="query")
+@blp.response(200, DueSoonSchema)
+@errors(blp, 401, 403, 422)
+def due_soon(args):
+    with read_session() as s:
+        return monitor.due_soon_page(
+            s,
+            actor(),
             agency=args.get("agency"),
             procedure_code=args.get("procedure_code"),
             page=args["page"],

@@ -45,7 +45,7 @@ from .reports import unindexed
 from .statuses import Status
 from .views import iso
 
-__all__ = ["MAX_PER_PAGE", "DUE_SOON_HOURS", "overdue", "overdue_page", "overdue_counts", "scope"]
+__all__ = ["MAX_PER_PAGE", "DUE_SOON_HOURS", "overdue", "overdue_page", "overdue_counts", "due_soon_page", "scope"]
 
 DUE_SOON_HOURS = 24
 # one calendar for every row, or each agency's (engine/agencies.py): `lambda agency: WorkCalendar`
@@ -109,13 +109,16 @@ def overdue_page(
     page: int = 1,
     per_page: int = DEFAULT_PER_PAGE,
     now: datetime | None = None,
+    tasks_page: int | None = None,
 ) -> dict:
-    """One page of overdue dossiers and one page of overdue steps, the most overdue first.
+    """One page of overdue dossiers (`page`) and one page of overdue steps (`tasks_page`, default `page`),
+    the most overdue first.
 
-    Returns ``{"now", "page", "per_page", "dossiers": [...], "tasks": [...]}`` (no totals: see
+    Returns ``{"now", "page", "tasks_page", "per_page", "dossiers": [...], "tasks": [...]}`` (no totals: see
     `overdue_counts`, or `overdue` which gives both)."""
     agency = scope(actor, agency)
     page, per_page = paging(page, per_page)
+    tasks_page, _ = paging(tasks_page if tasks_page is not None else page, per_page)
     now = _now(now)
     offset = (page - 1) * per_page
     D = Dossier
@@ -184,7 +187,8 @@ def overdue_page(
         Task.due_at,
         Task.overdue_flagged_at,
     ).where(step_overdue_sql(now))
-    tq = _filters(tq, Task, agency, procedure_code).order_by(Task.due_at, Task.id).limit(per_page).offset(offset)
+    tq = _filters(tq, Task, agency, procedure_code).order_by(Task.due_at, Task.id)
+    tq = tq.limit(per_page).offset((tasks_page - 1) * per_page)
     tasks = []
     for t in session.execute(tq):
         tasks.append(
@@ -205,7 +209,76 @@ def overdue_page(
                 **_lateness(calendar, t.due_at, now, t.agency),
             }
         )
-    return {"now": iso(now), "page": page, "per_page": per_page, "dossiers": dossiers, "tasks": tasks}
+    return {
+        "now": iso(now),
+        "page": page,
+        "tasks_page": tasks_page,
+        "per_page": per_page,
+        "dossiers": dossiers,
+        "tasks": tasks,
+    }
+
+
+def due_soon_page(
+    session,
+    actor: Actor,
+    agency: str | None = None,
+    procedure_code: str | None = None,
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+    now: datetime | None = None,
+) -> dict:
+    """One page of the dossiers due within the next `DUE_SOON_HOURS` (not overdue yet, open, not paused:
+    the rows `overdue_counts` counts as ``due_soon_dossiers``), soonest first, with its total.
+
+    Returns ``{"now", "due_soon_hours", "page", "per_page", "total", "items": [...]}``; each item as the
+    dossier list shows it plus its ready steps and who holds them."""
+    agency = scope(actor, agency)
+    page, per_page = paging(page, per_page)
+    now = _now(now)
+    soon = now + timedelta(hours=DUE_SOON_HOURS)
+    D = Dossier
+    cond = _filters(select(D.id).where(dossier_overdue_sql(soon), D.due_at >= now), D, agency, procedure_code)
+    total = session.scalar(select(func.count()).select_from(cond.subquery()))
+    q = select(D.id, D.code, D.agency, D.procedure_code, D.status, D.applicant_name, D.received_at, D.due_at).where(
+        dossier_overdue_sql(soon), D.due_at >= now
+    )
+    q = _filters(q, D, agency, procedure_code).order_by(D.due_at, D.id).limit(per_page).offset((page - 1) * per_page)
+    rows = session.execute(q).all()
+    holders: dict[int, list] = {}
+    if rows:
+        tq = (
+            select(Task.id, Task.dossier_id, Task.title, Task.claimed_by, Task.assignee, Task.roles, Task.due_at)
+            .where(Task.dossier_id.in_([r.id for r in rows]), unindexed(Task.state) == "ready")
+            .order_by(Task.created_at, Task.id)
+        )
+        for t in session.execute(tq):
+            holders.setdefault(t.dossier_id, []).append(_holder(t))
+    items = []
+    for r in rows:
+        st = Status(r.status)
+        items.append(
+            {
+                "code": r.code,
+                "agency": r.agency,
+                "procedure_code": r.procedure_code,
+                "status": st.value,
+                "status_label": st.label_vi,
+                "applicant_name": r.applicant_name,
+                "received_at": iso(r.received_at),
+                "due_at": iso(r.due_at),
+                "hours_left": round((r.due_at - now).total_seconds() / 3600, 1),
+                "held_by": holders.get(r.id, []),
+            }
+        )
+    return {
+        "now": iso(now),
+        "due_soon_hours": DUE_SOON_HOURS,
+        "page": page,
+        "per_page": per_page,
+        "total": int(total or 0),
+        "items": items,
+    }
 
 
 _COUNT_KEYS = ("overdue_dossiers", "due_soon_dossiers", "overdue_tasks", "due_soon_tasks")
@@ -276,12 +349,13 @@ def overdue(
     page: int = 1,
     per_page: int = DEFAULT_PER_PAGE,
     now: datetime | None = None,
+    tasks_page: int | None = None,
 ) -> dict:
     """The monitor: one page of overdue dossiers and steps with how late they are and who holds them,
     plus the counts by agency and procedure; ``total_dossiers`` / ``total_tasks`` (for paging) are the
     overdue totals of the counts."""
     now = _now(now)
-    result = overdue_page(session, actor, calendar, agency, procedure_code, page, per_page, now)
+    result = overdue_page(session, actor, calendar, agency, procedure_code, page, per_page, now, tasks_page)
     counts = overdue_counts(session, actor, agency, procedure_code, now)
     result["total_dossiers"] = counts["totals"]["overdue_dossiers"]
     result["total_tasks"] = counts["totals"]["overdue_tasks"]

@@ -76,6 +76,7 @@ TABLE = {
     ("GET", "/api/v1/agencies/{code}"): (ADMINS, False),
     ("PUT", "/api/v1/agencies/{code}"): (ADMINS, False),
     ("GET", "/api/v1/monitor/overdue"): (STAFF, False),
+    ("GET", "/api/v1/monitor/due-soon"): (STAFF, False),
     ("GET", "/api/v1/dossiers/{code}/deliveries"): (STAFF, True),
     ("GET", "/api/v1/me/messages"): (STAFF, False),
     ("GET", "/api/v1/notifications/dead"): (ADMINS, False),
