@@ -332,3 +332,28 @@ def test_the_desk_uploads_previews_downloads_and_removes_documents(province_serv
         assert page.inner_text(f"{table} td[data-key='giay_to_tuy_than']") == "Đã nộp (bản điện tử)"
         assert "Chưa nộp" not in page.inner_text(table)
     shot(page, "p1-control-slip-documents")
+
+
+def test_the_board_pages_overdue_dossiers_steps_and_the_due_soon_list_apart(province_server, new_page):
+    page = new_page(1440, 960)
+    watch = ApiWatch(page)
+    login(page, province_server, "supervisor", next_path="/supervisor")
+    page.goto(province_server("/supervisor"))
+    for pager_id in ("overdue-dossiers-pager", "overdue-tasks-pager", "due-soon-pager"):
+        page.wait_for_selector(f"#{pager_id}")
+    assert page.locator("#overdue-dossiers tbody tr").count() == 25
+    assert page.locator("#due-soon tbody tr").count() == 25
+    soon = int(page.inner_text("#due-soon h2").rsplit("(", 1)[1].rstrip(")"))
+    assert soon == int(page.inner_text("#kpi-due-soon .kpi-value"))  # the list is what the number counts
+    first_step = page.locator("#overdue-tasks tbody tr").first.inner_text()
+    page.click("#overdue-tasks-pager .pager-next")
+    page.wait_for_selector("#overdue-tasks-pager[data-page='2']")
+    assert page.locator("#overdue-tasks tbody tr").first.inner_text() != first_step
+    assert page.locator("#overdue-dossiers-pager[data-page='1']").count() == 1  # the dossiers stay put
+    page.click("#due-soon-pager .pager-next")
+    page.wait_for_selector("#due-soon-pager[data-page='2']")
+    shot(page, "p2-board-paged", full_page=False)
+    last = watch.lists("monitor/overdue")[-1]
+    assert last["page"] == "1" and last["tasks_page"] == "2"
+    assert watch.lists("monitor/due-soon")[-1]["page"] == "2"
+    watch.assert_paged()

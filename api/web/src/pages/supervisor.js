@@ -2,7 +2,7 @@
 import { api, itemsOf, download, serverNow } from '../lib/api.js';
 import { $, h, mount, dt, flash, table, duration, statusBadge } from '../lib/ui.js';
 import { requireLogin } from './common.js';
-import { procedurePicker } from '../lib/lists.js';
+import { PER_PAGE, pager, procedurePicker } from '../lib/lists.js';
 
 function bars(title, entries, labelOf, keys) {
   const max = Math.max(1, ...entries.map((e) => keys.reduce((s, k) => s + (e[k.key] || 0), 0)));
@@ -34,13 +34,42 @@ export function boardPage() {
   const params = new URLSearchParams(location.search);
   $('#f-agency').value = params.get('agency') || '';
   const procPicker = procedureFilter('f', params.get('procedure_code') || '');
+  let page = 1;  // the overdue dossiers' page
+  let tasksPage = 1;  // the overdue steps' page
+  let soonPage = 1;  // the due-soon dossiers' page
+
+  async function loadDueSoon(agency, proc) {
+    const q = new URLSearchParams({ page: String(soonPage), per_page: String(PER_PAGE) });
+    if (agency) q.set('agency', agency);
+    if (proc) q.set('procedure_code', proc);
+    try {
+      const data = await api(`monitor/due-soon?${q}`);
+      const items = data.items || [];
+      mount($('#due-soon'), h('h2', `Hồ sơ đến hạn trong ${data.due_soon_hours || 24} giờ tới (${data.total ?? items.length})`),
+        table(['Mã hồ sơ', 'Người nộp', 'Thủ tục', 'Cơ quan', 'Hạn trả', 'Còn lại', 'Đang giữ'],
+          items.map((d) => h('tr.row-soon', { dataset: { code: d.code } },
+            h('td', h('a', { href: `/dossiers/${encodeURIComponent(d.code)}` }, d.code)),
+            h('td', d.applicant_name || '—'),
+            h('td', d.procedure_code),
+            h('td', d.agency),
+            h('td', dt(d.due_at)),
+            h('td', duration((d.hours_left || 0) * 3600000)),
+            h('td', (d.held_by || []).map((t) => h('div', `${t.title}: ${t.claimed_by || t.assignee || (t.roles || []).join(', ')}`))))),
+          { class: 'stack', empty: 'Không có hồ sơ sắp đến hạn.' }),
+        pager({ page: soonPage, perPage: PER_PAGE, total: data.total, id: 'due-soon-pager',
+          onGo: (n) => { soonPage = n; loadDueSoon(agency, proc); } }));
+    } catch (err) {
+      mount($('#due-soon'), h('p.muted', `Không tải được danh sách sắp đến hạn: ${err.message}`));
+    }
+  }
 
   async function load() {
-    const q = new URLSearchParams({ per_page: '100' });
+    const q = new URLSearchParams({ page: String(page), tasks_page: String(tasksPage), per_page: String(PER_PAGE) });
     const agency = $('#f-agency').value.trim();
     const proc = $('#f-procedure').value;
     if (agency) q.set('agency', agency);
     if (proc) q.set('procedure_code', proc);
+    loadDueSoon(agency, proc);
     const shown = new URLSearchParams();
     if (agency) shown.set('agency', agency);
     if (proc) shown.set('procedure_code', proc);
@@ -74,7 +103,9 @@ export function boardPage() {
             h('td', dt(d.due_at)),
             h('td', lateText(d)),
             h('td', (d.held_by || []).map((t) => h('div', `${t.title}: ${t.claimed_by || t.assignee || (t.roles || []).join(', ')}`))))),
-          { class: 'stack', empty: 'Không có hồ sơ quá hạn.' }));
+          { class: 'stack', empty: 'Không có hồ sơ quá hạn.' }),
+        pager({ page, perPage: PER_PAGE, total: data.total_dossiers, id: 'overdue-dossiers-pager',
+          onGo: (n) => { page = n; load(); } }));
       mount($('#overdue-tasks'), h('h2', `Bước xử lý quá hạn (${data.total_tasks ?? tasks.length})`),
         table(['Bước', 'Hồ sơ', 'Thủ tục', 'Người giữ / vai trò', 'Hạn bước', 'Trễ'],
           tasks.map((t) => h('tr.row-overdue',
@@ -84,19 +115,22 @@ export function boardPage() {
             h('td', t.claimed_by || t.assignee || (t.roles || []).join(', ')),
             h('td', dt(t.due_at)),
             h('td', lateText(t)))),
-          { class: 'stack', empty: 'Không có bước quá hạn.' }));
+          { class: 'stack', empty: 'Không có bước quá hạn.' }),
+        pager({ page: tasksPage, perPage: PER_PAGE, total: data.total_tasks, id: 'overdue-tasks-pager',
+          onGo: (n) => { tasksPage = n; load(); } }));
       $('#as-of').textContent = `Số liệu lúc ${dt(data.now || new Date().toISOString())}`;
     } catch (err) {
       flash(err.status === 403 ? 'Trang này dành cho cán bộ giám sát.' : `Không tải được số liệu: ${err.message}`, 'error');
     }
   }
 
-  form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); page = 1; tasksPage = 1; soonPage = 1; load(); });
   $('#reset').addEventListener('click', () => {
     $('#f-agency').value = '';
     $('#f-procedure-search').value = '';
     procPicker.setValue('').catch(() => {});
     $('#f-procedure').value = '';
+    page = 1; tasksPage = 1; soonPage = 1;
     load();
   });
   load();
