@@ -696,8 +696,8 @@ class DossierService:
             payments.open_order(s, dossier, payments.fee_of(rt.meta, workflow))
         if new_status == Status.SUPPLEMENT_REQUESTED and dossier.paused_at is None:
             dossier.paused_at, dossier.supplement_count = now, (dossier.supplement_count or 0) + 1  # clock paused
-        if rt.meta.get("waits"):
-            messages.sync_waits(s, dossier, workflow, rt.meta["waits"], now)
+        if rt.meta.get("waits") or rt.meta.get("calls"):  # its own waits, or a called procedure's
+            messages.sync_waits(s, dossier, workflow, now)
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings, open_tasks)

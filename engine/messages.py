@@ -9,8 +9,9 @@ An intermediate message catch event whose message is named
 Each such event a dossier waits at is a row of `tasks` in state `waiting` (no role, no due time: nobody's
 inbox), written when the wait begins and `waited` when the message arrives, so the diagram's live counts
 show how many dossiers wait there and the dossier's timeline shows the wait (not counted in any agency's
-share of the time, nor as a hand-over between agencies). Versions deployed before this
-(no `waits` in their metadata) and diagrams without such events are untouched: no row, no extra query.
+share of the time, nor as a hand-over between agencies); a called procedure's waits (call activities,
+engine/procedures.py) are the calling dossier's. Versions deployed before this (no `waits` in their
+metadata) and diagrams without such events or calls are untouched: no row, no extra query.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def deliver(workflow, name: str, payload: dict | None = None) -> bool:
     return True
 
 
-def sync_waits(s, dossier, workflow, waits: dict, now) -> None:
-    """Bring the dossier's `waiting` task rows in line with the events its workflow waits at.
-    `waits` is the version's `{event id: message name}` (metadata `waits`)."""
-    current = {str(t.id): t for t in waiting(workflow) if t.task_spec.name in waits}
+def sync_waits(s, dossier, workflow, now) -> None:
+    """Bring the dossier's `waiting` task rows in line with the events its workflow waits at (its own
+    process's or a called procedure's). Called only for versions whose metadata has `waits` or `calls`."""
+    current = {str(t.id): t for t in waiting(workflow)}
     conn = s.connection()
     rows = set(
         conn.execute(select(Task.id).where(Task.dossier_id == dossier.id, Task.state == WAITING)).scalars().all()

@@ -163,3 +163,37 @@ def test_with_deploy_in_a_session(db):
     with db.uow() as s:
         deploy(s, load_procedure(callee(), "sub.bpmn", {"sub_form.json": SUB_FORM}), "test")
         assert deploy(s, load_procedure(caller(), "main.bpmn"), "test").version == 1
+
+
+def test_a_called_procedures_supplement_wait_is_the_dossiers(db, settings):
+    """A wait drawn in the called procedure (docs/bpmn-conventions.md §9.4) pauses the calling dossier, is
+    shown as its wait, and the desk's "supplement received" moves the called procedure on."""
+    from engine.actions import LegalActions
+    from engine.models import Task
+
+    waiting_callee = (
+        callee()
+        .decode()
+        .replace(
+            '<bpmn:process id="sub_procedure"',
+            '<bpmn:message id="M_Sup" name="supplement"/><bpmn:process id="sub_procedure"',
+        )
+        .replace(
+            'targetRef="E"/>',
+            'targetRef="W"/><bpmn:intermediateCatchEvent id="W" name="Chờ bổ sung hồ sơ">'
+            '<bpmn:messageEventDefinition messageRef="M_Sup"/></bpmn:intermediateCatchEvent>'
+            '<bpmn:sequenceFlow id="F3" sourceRef="W" targetRef="E"/>',
+        )
+        .encode()
+    )
+    deploy_bytes(db, waiting_callee, "sub.bpmn", {"sub_form.json": SUB_FORM}, actor="test")
+    deploy_bytes(db, caller(), "main.bpmn", actor="test")
+    service = DossierService(db, settings)
+    d = service.start_dossier(receiver, "9.000401", APPLICANT)
+    d = step(service, d)
+    d = step(service, d, {"opinion": "Thiếu giấy tờ"})
+    assert d["status"] == "supplement_requested" and d["paused"] and d["tasks"] == []
+    with db.read() as s:
+        assert s.execute(select(Task.spec_name, Task.state).where(Task.state == "waiting")).all() == [("W", "waiting")]
+    d = LegalActions(service).supplement_received(receiver, d["code"], "Đã bổ sung")
+    assert [t["spec_name"] for t in d["tasks"]] == ["Task_Return"] and not d["paused"]
