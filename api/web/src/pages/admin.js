@@ -2,6 +2,7 @@
 import { api, hasRole } from '../lib/api.js';
 import { $, h, mount, dt, flash, table, errorText } from '../lib/ui.js';
 import { requireLogin } from './common.js';
+import { PER_PAGE, pager } from '../lib/lists.js';
 
 export function deadLettersPage() {
   const user = requireLogin();
@@ -12,16 +13,18 @@ export function deadLettersPage() {
   }
   const box = $('#dead-letters');
   const button = $('#resend');
+  let at = 1;
   const load = async () => {
     try {
-      const page = await api('notifications/dead?per_page=100');
+      const page = await api(`notifications/dead?page=${at}&per_page=${PER_PAGE}`);
       $('#dead-count').textContent = `${page.total} tin`;
       mount(box, page.items.length
         ? table(['', 'Kênh', 'Người nhận', 'Loại', 'Lần thử', 'Thất bại lúc', 'Lỗi cuối'], page.items.map((n) => h('tr',
           h('td', h('input', { type: 'checkbox', value: String(n.id), 'aria-label': `Chọn tin ${n.id}` })),
           h('td', n.channel), h('td', n.recipient || '—'), h('td', n.kind), h('td.num', String(n.tries)),
           h('td', dt(n.dead_at)), h('td', n.last_error || ''))), { class: 'stack' })
-        : h('p.muted', 'Không có tin nào thất bại.'));
+        : h('p.muted', 'Không có tin nào thất bại.'),
+      pager({ page: at, perPage: PER_PAGE, total: page.total, id: 'dead-pager', onGo: (n) => { at = n; load(); } }));
       button.disabled = !page.items.length;
     } catch (err) {
       flash(errorText(err), 'error');

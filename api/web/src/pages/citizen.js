@@ -5,6 +5,7 @@ import { api, ApiError } from '../lib/api.js';
 import { renderForm } from '../lib/form.js';
 import { formatMoney } from '../lib/display.js';
 import { $, h, mount, dt, flash, clearFlash, statusBadge } from '../lib/ui.js';
+import { PER_PAGE, pager } from '../lib/lists.js';
 
 const KEY = 'motcua.citizen';
 
@@ -240,16 +241,19 @@ export function citizenSigninPage() {
 export function citizenDossiersPage() {
   if (!requireCitizen()) return;
   $('#citizen-signout').addEventListener('click', () => { sessionStorage.removeItem(KEY); location.href = '/cong-dan'; });
-  capi('public/my/dossiers?per_page=50').then((data) => {
+  let page = 1;
+  const load = () => capi(`public/my/dossiers?page=${page}&per_page=${PER_PAGE}`).then((data) => {
     mount($('#my-dossiers'), data.items.length ? h('ul.procedure-list', data.items.map((d) => h('li.card',
       h('h2', h('a', { href: `/cong-dan/ho-so/${encodeURIComponent(d.code)}` }, d.code)),
       h('p', d.procedure_name || d.procedure_code),
       h('p', statusBadge(d.status, d.status_label), ' · Nộp lúc ', dt(d.received_at)))))
-      : h('p.muted', 'Chưa có hồ sơ nào gắn với số điện thoại hoặc số định danh của bạn.'));
+      : h('p.muted', 'Chưa có hồ sơ nào gắn với số điện thoại hoặc số định danh của bạn.'),
+    pager({ page, perPage: PER_PAGE, total: data.total, id: 'my-dossiers-pager', onGo: (n) => { page = n; load(); } }));
   }).catch((err) => {
     if (err.status === 401) { sessionStorage.removeItem(KEY); requireCitizen(); return; }
     flash(err.message, 'error');
   });
+  load();
 }
 
 async function downloadFile(code, f) {
