@@ -1,4 +1,5 @@
-"""Dossiers: receive one (receiver), list them with filters and paging, read one, read its audit trail.
+"""Dossiers: receive one (receiver), list them with filters and paging, read one, read its audit trail, see and
+retry its connector incidents.
 
 Who: staff of the dossier's agency; supervisors and admins see every agency (engine.auth.Actor).
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from engine import queries
+from engine import connectors, queries
 
 from . import idempotency
 from .auth import authenticate, requires
@@ -19,6 +20,7 @@ from .schemas import (
     DossierSchema,
     HistorySchema,
     IdempotencyHeaders,
+    IncidentSchema,
     NewDossierSchema,
 )
 
@@ -99,3 +101,21 @@ def get(code):
 def history(code):
     with read_session() as s:
         return queries.dossier_history(s, actor(), code)
+
+
+@blp.route("/<code>/incidents", methods=["GET"])
+@requires("staff")
+@blp.doc(summary="Bước dịch vụ đang gọi hoặc gặp sự cố / a dossier's open connector calls and incidents")
+@blp.response(200, IncidentSchema(many=True))
+@errors(blp, 401, 403, 404)
+def incidents(code):
+    return connectors.incidents(services().dossiers.db, actor(), code)
+
+
+@blp.route("/<code>/incidents/<incident_id>/retry", methods=["POST"])
+@requires("staff")
+@blp.doc(summary="Thử lại cuộc gọi kết nối bị sự cố / retry a failed connector call (the worker calls again)")
+@blp.response(200, IncidentSchema)
+@errors(blp, 401, 403, 404, 409)
+def retry_incident(code, incident_id):
+    return connectors.retry_incident(services().dossiers.db, actor(), code, incident_id)

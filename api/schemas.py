@@ -128,6 +128,19 @@ class HistorySchema(ma.Schema):
     events = ma.fields.List(ma.fields.Nested(EventSchema), required=True)
 
 
+class IncidentSchema(ma.Schema):
+    """A service task's connector call still open on a dossier: pending, running, or an incident to retry."""
+
+    id = ma.fields.String(required=True)
+    element = ma.fields.String(required=True)
+    title = ma.fields.String(required=True)
+    connector = ma.fields.String(required=True)
+    state = ma.fields.String(required=True, metadata={"enum": ["pending", "running", "incident"]})
+    attempts = ma.fields.Integer(required=True)
+    error = ma.fields.String(allow_none=True)
+    created_at = ma.fields.String(allow_none=True)
+
+
 class ChannelField(ma.fields.Field):
     """1 in person, 2 online, 3 postal (or the names in_person, online, postal)."""
 

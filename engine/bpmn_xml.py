@@ -39,6 +39,7 @@ SUPPORTED_NODES = {
     "userTask",
     "manualTask",
     "scriptTask",
+    "serviceTask",  # only with a configured connector (engine/connectors.py)
     "businessRuleTask",
     "subProcess",
     "callActivity",
@@ -67,10 +68,6 @@ SUPPORTED_NODES = {
 }
 # Elements we refuse with a reason: they need integrations this product does not run.
 UNSUPPORTED_REASONS = {
-    "serviceTask": (
-        "bước dịch vụ (serviceTask) cần kết nối hệ thống ngoài, chưa được hỗ trợ",
-        "service tasks need an external connector, which is not supported",
-    ),
     "sendTask": ("bước gửi tin (sendTask) chưa được hỗ trợ", "send tasks are not supported"),
     "receiveTask": ("bước nhận tin (receiveTask) chưa được hỗ trợ", "receive tasks are not supported"),
     "complexGateway": ("cổng phức hợp (complexGateway) chưa được hỗ trợ", "complex gateways are not supported"),

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from forms import MAX_DATA_BYTES, labelled_view
 
-from . import decisions, messages, payments, statuses
+from . import connectors, decisions, messages, payments, statuses
 from .agencies import calendar_for, performing_agency
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
@@ -698,6 +698,8 @@ class DossierService:
             dossier.paused_at, dossier.supplement_count = now, (dossier.supplement_count or 0) + 1  # clock paused
         if rt.meta.get("waits") or rt.meta.get("calls"):  # its own waits, or a called procedure's
             messages.sync_waits(s, dossier, workflow, now)
+        if rt.meta.get("service_tasks"):  # the dossier waits at a service task: the worker calls its connector
+            connectors.sync_calls(s, dossier, workflow, rt.meta["service_tasks"], now)
         if workflow.completed and not dossier.finished:
             dossier.finished, dossier.finished_at = True, now
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings, open_tasks)

@@ -276,6 +276,27 @@ class Task(Base):
     overdue_flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ConnectorCall(Base):
+    """A service task's call to a connector (engine/connectors.py): pending until the worker calls, then done, or
+    an incident an officer can retry. Its id is the waiting service task's id in the workflow."""
+
+    __tablename__ = "connector_calls"
+    __table_args__ = (Index("ix_connector_calls_due", "state", "next_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    element_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(500))
+    connector: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class TaskRole(Base):
     """Candidate roles of a ready task, one row each, so the inbox is an index lookup by role."""
 

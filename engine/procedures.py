@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 import forms as forms_lib
 
-from . import agencies, bpmn_xml, decisions, messages
+from . import agencies, bpmn_xml, connectors, decisions, messages
 from .auth import Actor
 from .calendar import parse_cutoff, parse_deadline
 from .db import Database
@@ -419,6 +419,8 @@ def load_procedure(
                         f"call activity '{eid}' names no procedure to call (calledElement: a procedure code)",
                     )
                 )
+    service_problems, service_tasks = connectors.check_service_tasks(root, involved, dialect)
+    problems.extend(service_problems)
     forms = _load_forms(involved, form_files, problems, dialect)
     tables = decisions.load_decisions(dmn_files, max_bytes, problems, dmn_warnings)
     used = _check_business_rules(involved, tables, problems)
@@ -460,6 +462,8 @@ def load_procedure(
     waits = messages.wait_events(root, involved)
     if waits:
         meta["waits"] = waits  # message catch event id → `payment` / `supplement` (engine/messages.py)
+    if service_tasks:
+        meta["service_tasks"] = service_tasks  # service task id → its connector call (engine/connectors.py)
     code = str(meta.get("procedure_code") or main.id)
     spec_json = spec_to_json(dialect, spec, subs or {})
     return LoadedProcedure(

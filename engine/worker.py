@@ -46,6 +46,7 @@ from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Insert, Update
 
+from . import connectors
 from .caches import CacheWatch
 from .channels.delivery import Delivery
 from .channels.senders import build_senders
@@ -174,6 +175,7 @@ class Worker:
             self._watch = CacheWatch(self.db, {"calendar": self.service.invalidate_calendar}, 0.0)
         self._watch.check()  # an administrator's calendar change, made in an API process, counts here too
         r = self.fire_all()
+        calls = connectors.run_due(self.service)  # service tasks' HTTP calls, outside any step's transaction
         self.sweeps += 1
         self.last_sweep = _time.monotonic()
         if r.dossiers or r.failures:
@@ -192,6 +194,8 @@ class Worker:
             "reminders": r.reminders,
             "overdue": r.overdue,
             "failures": r.failures,
+            "connector_calls": calls["done"],
+            "connector_incidents": calls["incidents"],
         }
 
     def deliver(self, budget_seconds: float | None = None) -> dict:

@@ -26,9 +26,11 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SERIALIZER_VERSION
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task
@@ -108,10 +110,20 @@ class LeanWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
+def _config(dialect: str) -> dict:
+    """SpiffWorkflow's converters for the dialect; Camunda's lacks one for the plain service task, which a
+    connector's service task is (engine/connectors.py)."""
+    if dialect == "spiff":
+        return deepcopy(SPIFF_CONFIG)
+    config = deepcopy(CAMUNDA_CONFIG)
+    config[ServiceTask] = BpmnTaskSpecConverter
+    return config
+
+
 @cache
 def serializer(dialect: str, escaped: bool = True) -> BpmnWorkflowSerializer:
     """The state serializer; `escaped=False` reads states stored before user data was escaped."""
-    config = deepcopy(SPIFF_CONFIG if dialect == "spiff" else CAMUNDA_CONFIG)
+    config = _config(dialect)
     config[BpmnWorkflow] = LeanWorkflowConverter
     if not escaped:
         return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
@@ -122,7 +134,7 @@ def serializer(dialect: str, escaped: bool = True) -> BpmnWorkflowSerializer:
 @cache
 def full_serializer(dialect: str) -> BpmnWorkflowSerializer:
     """SpiffWorkflow's own serializer for the dialect, used for specs (and as the benchmark baseline)."""
-    config = deepcopy(SPIFF_CONFIG if dialect == "spiff" else CAMUNDA_CONFIG)
+    config = _config(dialect)
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
 
 

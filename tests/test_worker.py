@@ -129,7 +129,15 @@ def test_sweep_task_fires_due_timers_and_the_delivery_task_drains_the_outbox(wor
     log = (settings.var_dir / "notifications.log").read_text(encoding="utf-8").splitlines()
     assert any(f"Ho so {code} da duoc tiep nhan" in line for line in log)
     with time_machine.travel(vn(2026, 3, 4, 15, 0, 30), tick=False):
-        assert worker.wake() == {"dossiers": 0, "timers": 0, "reminders": 0, "overdue": 0, "failures": 0}
+        assert worker.wake() == {
+            "dossiers": 0,
+            "timers": 0,
+            "reminders": 0,
+            "overdue": 0,
+            "failures": 0,
+            "connector_calls": 0,
+            "connector_incidents": 0,
+        }
         assert worker.deliver() == {}
     assert count(db, Notification, Notification.sent_at.is_(None)) == 0
 

@@ -87,16 +87,27 @@ function userTaskRole() {
   };
 }
 
-/** Our rule: the engine cannot run these task types (the server refuses them at deploy). */
+/** An extension property of an element (camunda:properties / spiffworkflow:properties), else undefined. */
+function propertyOf(node, name) {
+  const ext = node.extensionElements;
+  for (const holder of (ext && ext.values) || []) {
+    for (const p of holder.values || holder.properties || []) if (p.name === name) return p.value;
+  }
+  return undefined;
+}
+
+/** Our rule: the engine cannot run these task types (the server refuses them at deploy). A service task runs
+ * when it names a connector configured on the server (docs/bpmn-conventions.md, "Bước dịch vụ / Connectors"). */
 function supportedTasks() {
   const refused = {
-    'bpmn:ServiceTask': 'Bước dịch vụ (serviceTask) chưa được hỗ trợ',
+    'bpmn:ServiceTask': 'Bước dịch vụ (serviceTask) cần nêu kết nối: thuộc tính connector',
     'bpmn:SendTask': 'Bước gửi tin (sendTask) chưa được hỗ trợ',
     'bpmn:ReceiveTask': 'Bước nhận tin (receiveTask) chưa được hỗ trợ',
     'bpmn:BusinessRuleTask': 'Bảng quyết định (DMN) chưa được hỗ trợ',
   };
   return {
     check(node, reporter) {
+      if (node.$type === 'bpmn:ServiceTask' && (propertyOf(node, 'connector') || '').trim()) return;
       if (refused[node.$type]) reporter.report(node.id, refused[node.$type]);
     },
   };

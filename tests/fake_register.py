@@ -1,0 +1,48 @@
+"""A fake population-register adapter for the tests, served on 127.0.0.1: `POST /citizens/verify` with
+`{"id_number", "full_name"}` answers `{"match": bool, "address": str | null}` from its own small register.
+
+`mode` makes it misbehave like a real one on a bad day: "error" answers 500, "slow" answers after `delay`
+seconds (longer than the connector's timeout in the tests). Every request it got is in `requests`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+REGISTER = {"001099001234": ("Trần Văn Bình", "Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh")}
+
+
+class FakeRegister:
+    def __init__(self):
+        self.mode = "ok"
+        self.delay = 2.0
+        self.requests: list[dict] = []
+        app = Flask("fake-register")
+
+        @app.post("/citizens/verify")
+        def verify():
+            body = request.get_json(force=True)
+            self.requests.append(body)
+            if self.mode == "error":
+                return jsonify({"error": "register unavailable"}), 500
+            if self.mode == "slow":
+                time.sleep(self.delay)
+            person = REGISTER.get(body.get("id_number"))
+            match = person is not None and person[0] == body.get("full_name")
+            return jsonify({"match": match, "address": person[1] if match else None})
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="fake-register", daemon=True)
+
+    def start(self) -> FakeRegister:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self._thread.join(10)
