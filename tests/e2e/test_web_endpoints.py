@@ -118,7 +118,7 @@ def test_counts_per_step(client, app):
     r = client.get("/api/v1/procedures/1.001193/counts", headers=token(client, "analyst"))
     assert r.status_code == 200
     body = r.get_json()
-    assert body["counts"] == {"Task_Intake": {"ready": 2, "overdue": 0, "claimed": 0}}
+    assert body["counts"] == {"Task_Intake": {"ready": 2, "overdue": 0, "claimed": 0, "waiting": 0}}
     assert body["total"] == 2 and body["version"] == 1
     assert client.get("/api/v1/procedures/1.001193/counts").status_code == 401
     r = client.get("/api/v1/procedures/0.000000/counts", headers=token(client, "analyst"))
