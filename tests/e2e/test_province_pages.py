@@ -307,15 +307,20 @@ def test_the_desk_uploads_previews_downloads_and_removes_documents(province_serv
         arg=entry.format("giay_to_tuy_than"),
     )
 
-    # intake completed with the birth certificate ticked as received on paper
+    # the intake step's page has the same panel beside its checklist
     task = client.get(f"/api/v1/dossiers/{code}", headers=desk).get_json()["tasks"][0]
+    page.goto(province_server(f"/tasks/{task['id']}"))
+    page.wait_for_selector("#task-documents li.doc-entry[data-key='to_khai'][data-state=attached]")
+    assert page.locator("#task-documents .doc-remove").count() == 2
+
+    # intake completed with the birth certificate ticked as received on paper
     form = client.get(f"/api/v1/tasks/{task['id']}", headers=desk).get_json()["form"]
     from tests.helpers import fill_form
 
     data = fill_form(form, {"decision": "accept", "documents_received": ["giay_chung_sinh"]})
     r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=desk, json={"data": data})
     assert r.status_code == 200, r.get_json()
-    page.reload()
+    page.goto(province_server(f"/dossiers/{code}"))
     page.wait_for_selector(entry.format("giay_chung_sinh") + "[data-state=paper]")
     assert page.locator("#dossier-documents .doc-remove").count() == 0  # part of the record now
     assert page.locator("#dossier-documents .dropzone").count() > 0  # still open to additions

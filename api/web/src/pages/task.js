@@ -3,6 +3,7 @@ import { api } from '../lib/api.js';
 import { renderForm } from '../lib/form.js';
 import { $, h, mount, dt, dueCell, flash, clearFlash, statusBadge, CHANNEL_VI } from '../lib/ui.js';
 import { requireLogin } from './common.js';
+import { documentsPanel } from './documents.js';
 
 function pick(data) {
   const task = data.task || data;
@@ -27,6 +28,13 @@ export function taskPage() {
       const data = await api(`tasks/${encodeURIComponent(id)}`);
       current = pick(data);
       render(message);
+      const docs = current.schema && current.schema['x-documents'];
+      const box = $('#task-documents');
+      if (box && box.hidden && Array.isArray(docs) && docs.length) {
+        // the intake step: the desk scans the papers in beside the checklist it ticks
+        box.hidden = false;
+        documentsPanel(box, current.task.dossier_code);
+      }
     } catch (err) {
       flash(err.status === 404 ? 'Không tìm thấy công việc.' : `Không tải được công việc: ${err.message}`, 'error');
     }
