@@ -145,12 +145,12 @@ def drain() -> None:
         end = t0 + seconds
         return seconds - sum(max(0.0, min(b or end, end) - max(a, t0)) for a, b in paused)
 
-    print(
+    # to a file: the figures (thousands of lock timings) would fill the pipe the parent reads only at the end
+    Path(os.environ["BENCH_FIGURES"]).write_text(
         json.dumps(
             {c: {"sent": r.sent, "failed": r.failed, "seconds": active(r.seconds)} for c, r in results.items()}
             | {"total": active(total), "writes": sorted(writes)}
-        ),
-        flush=True,
+        )
     )
 
 
@@ -281,6 +281,7 @@ def main() -> None:
             "MOTCUA_SMTP_URL": smtp,
             "MOTCUA_CHANNEL_CONCURRENCY": concurrency,
             "BENCH_QUIET": str(quiet),
+            "BENCH_FIGURES": str(tmp / "drainer-figures.json"),
         }
         drainer = subprocess.Popen(
             [sys.executable, me, "--drain"], env=denv, cwd=str(ROOT), stdout=subprocess.PIPE, text=True
@@ -298,7 +299,7 @@ def main() -> None:
                 idle.extend(drive(client, 2)[1])
             if drainer.poll() is None:
                 drainer.send_signal(signal.SIGUSR2)
-        figures = json.loads(drainer.stdout.readline())
+        figures = json.loads((tmp / "drainer-figures.json").read_text())
     finally:
         for p in (server, *gws):
             p.terminate()
