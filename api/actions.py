@@ -23,7 +23,8 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from engine.actions import MAX_DOCUMENTS, MAX_EXTRA_DAYS, MAX_REASON, WHO_MAY, LegalActions
+from engine.actions import MAX_DOCUMENTS, MAX_REASON, LegalActions
+from engine.dossier import MAX_EXTRA_DAYS, WHO_MAY
 
 from .auth import authenticate, requires
 from .common import Str, errors

@@ -323,7 +323,7 @@ def _complete(service, cid: str, out: dict, now: datetime) -> None:
         if task is not None and task.state == TaskState.STARTED:
             task.data.update(out)
             task.complete()
-            service._run(loaded.workflow, loaded.rt)
+            service.run_engine(loaded.workflow, loaded.rt)
             loaded.dossier.data = {**(loaded.dossier.data or {}), **out}
             service.finish_step(s, loaded, SYSTEM, now)
         c.state, c.resolved_at, c.claimed_at, c.last_error = DONE, now, None, None

@@ -1,7 +1,12 @@
-"""The dossier runtime: start a dossier, complete its user tasks, run the engine to the next wait state.
+"""The dossier use cases: start a dossier, claim and complete its user tasks, run the engine to the next
+wait state; and the two halves every other use case (legal actions, timers, payment) is built from.
 
-Every change is one transaction (`Database.uow`) that writes the dossier row (optimistic version column),
-its workflow state (without the spec), the ready task rows the inbox reads, and an audit event.
+Each use case reads: load (`DossierService.open_for_update`, or the task and its dossier for a completion)
+→ the dossier's own rule (engine/dossier.py) and the workflow's step → save (`finish_step`: the task rows
+the inbox reads, the status the dossier decides, `next_timer_at`, the workflow state without the spec, the
+dossier row under its optimistic version, all through engine/repository.py) → outbox (the audit event,
+`Notifier.notify_applicant` and the national portal's rows, engine/channels/notify.py). Every change is
+one transaction (`Database.uow`).
 """
 
 from __future__ import annotations
@@ -15,30 +20,34 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
-from types import SimpleNamespace
+from typing import Any, cast
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 
 from forms import MAX_DATA_BYTES, labelled_view
 
-from . import connectors, decisions, messages, payments, statuses
+from . import connectors, decisions, messages, payments
 from .agencies import calendar_for, performing_agency
 from .attachments import check_required_documents
 from .auth import Actor, task_not_found, visible_dossier, visible_task
 from .calendar import VN_TZ, WorkCalendar, parse_cutoff, parse_deadline
 from .config import Settings
 from .db import Database
+from .dossier import Dossier, StepOutcome
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowDataError
 from .expressions import expression_error_of
-from .models import CodeCounter, Dossier, Event, Task, TaskRole, WorkflowState, utcnow
+from .models import CodeCounter, Event, Task, utcnow
+from .models import Dossier as DossierRow
 from .procedures import CALLED_VERSIONS, Runtime, RuntimeCache, current_version_id, variant_for
+from .repository import DossierRepository
 from .script_engine import make_script_engine
-from .statuses import FINAL, Channel, Status
+from .statuses import Channel, Status
 from .timers import timer_functions
 from .views import dossier_view, event_view, task_view
 from .workflow_state import dump_state, load_state
@@ -139,18 +148,20 @@ class WorkflowCache:
 
 @dataclass
 class Loaded:
-    """A dossier locked for update with its restored workflow (see DossierService.open_for_update)."""
+    """A dossier locked for update with its restored workflow (see DossierService.open_for_update), and the
+    repository that loaded it and saves it (`finish_step`)."""
 
     dossier: Dossier
     rt: Runtime
     cal: WorkCalendar
-    workflow: object
+    workflow: Any
     before: dict
+    repo: DossierRepository
 
 
 @dataclass
 class Applicant:
-    name: str
+    name: str | None  # required: start_dossier refuses a missing or blank name
     id_number: str | None = None
     phone: str | None = None
     email: str | None = None
@@ -225,7 +236,9 @@ class DossierService:
         actor.require("receiver")
         data = _check_json(data)
         if isinstance(applicant, dict):
-            applicant = Applicant(**{k: applicant.get(k) for k in ("name", "id_number", "phone", "email")})
+            applicant = Applicant(
+                applicant.get("name"), applicant.get("id_number"), applicant.get("phone"), applicant.get("email")
+            )
         if not applicant.name or not str(applicant.name).strip():
             raise InvalidInput(
                 "Thiếu tên người nộp hồ sơ",
@@ -261,6 +274,7 @@ class DossierService:
                 )
         received = received_at or now
         with self.db.uow() as s:
+            repo = DossierRepository(s)
             version_id, agency = receiving_variant(s, actor, procedure_code, agency)
             rt = self.runtimes.get(s, version_id)
             cal = self.calendar(s, agency)  # the dossier's due time: the receiving agency's calendar
@@ -279,7 +293,7 @@ class DossierService:
             start_data.update({"channel": int(channel)})
             workflow.task_tree.data.update(start_data)
             with _workflow_errors(rt.code):
-                self._run(workflow, rt)
+                self.run_engine(workflow, rt)
             values = dict(
                 code=code,
                 procedure_version_id=version_id,
@@ -314,34 +328,30 @@ class DossierService:
                 version=1,
             )
             # Known before the row is written (timers, reminder, due), so the insert is the only write of it.
-            values["next_timer_at"] = compute_next_timer(Row(id=None, **values), workflow, cal, self.settings)
-            dossier_id = s.connection().execute(INSERT_DOSSIER, values).scalar_one()
-            dossier = Row(id=dossier_id, **values)
-            dossier._motcua_transitions = [initial.value]  # the national portal hears of the first status too
-            s.connection().execute(
-                INSERT_EVENT,
-                dict(
-                    dossier_id=dossier_id,
-                    actor=actor.username,
-                    action="dossier.received",
-                    at=now,
-                    from_status=None,
-                    to_status=initial.value,
-                    task_id=None,
-                    details={
-                        "procedure_code": rt.code,
-                        "version": rt.version,
-                        "channel": int(channel),
-                        "received_at": received.isoformat(),
-                        **({"called_versions": called} if called else {}),
-                    },
-                ),
+            values["next_timer_at"] = compute_next_timer(Dossier(id=None, **values), workflow, cal, self.settings)
+            dossier = repo.add(values)
+            dossier.transitions.append(initial.value)  # the national portal hears of the first status too
+            repo.add_event(
+                dossier_id=dossier.id,
+                actor=actor.username,
+                action="dossier.received",
+                at=now,
+                from_status=None,
+                to_status=initial.value,
+                details={
+                    "procedure_code": rt.code,
+                    "version": rt.version,
+                    "channel": int(channel),
+                    "received_at": received.isoformat(),
+                    **({"called_versions": called} if called else {}),
+                },
             )
-            open_tasks = self._after_step(s, dossier, workflow, rt, cal, actor, now, {}, completed_task=None)
-            s.connection().execute(INSERT_STATE, {"dossier_id": dossier_id, "state": dump_state(rt.dialect, workflow)})
-            _write_dossier(s, dossier, now, values)
-            self._notify_applicant(s, dossier, "received")
-            self.push_status(s, dossier, now)
+            loaded = Loaded(dossier, rt, cal, workflow, {}, repo)
+            open_tasks = self._after_step(s, loaded, actor, now, completed_task=None)
+            repo.add_state(dossier.id, dump_state(rt.dialect, workflow))
+            repo.save(dossier, now)
+            self.notifier.notify_applicant(repo.conn, dossier, "received")
+            self.push_status(repo.conn, dossier, now)
             view = dossier_view(dossier, open_tasks)
         self.workflows.put(dossier.id, dossier.version, workflow)  # committed: the first step needs no restore
         return view
@@ -353,14 +363,17 @@ class DossierService:
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
                 raise Conflict.task_held(task.claimed_by)
-            n = s.execute(
-                update(Task)
-                .where(
-                    Task.id == task.id,
-                    Task.state == "ready",
-                    (Task.claimed_by.is_(None)) | (Task.claimed_by == actor.username),
-                )
-                .values(claimed_by=actor.username, claimed_at=utcnow())
+            n = cast(
+                CursorResult,
+                s.execute(
+                    update(Task)
+                    .where(
+                        Task.id == task.id,
+                        Task.state == "ready",
+                        (Task.claimed_by.is_(None)) | (Task.claimed_by == actor.username),
+                    )
+                    .values(claimed_by=actor.username, claimed_at=utcnow())
+                ),
             ).rowcount
             if n != 1:
                 raise Conflict("Công việc vừa được người khác nhận", "the task was just claimed by someone else")
@@ -402,7 +415,7 @@ class DossierService:
                 "Bạn không có vai trò thực hiện bước này", f"this step needs one of the roles {task.roles}"
             )
 
-    def _check_workable(self, actor: Actor, task: Task) -> None:
+    def _check_workable(self, actor: Actor, task) -> None:
         if task.state != "ready":
             raise Conflict(
                 "Công việc đã được hoàn thành hoặc không còn hiệu lực",
@@ -424,33 +437,23 @@ class DossierService:
         if not task_id or len(task_id) > 36:
             raise task_not_found()
         with self.db.uow() as s:
-            # One round trip: the task and its dossier, both locked (PostgreSQL) so that a concurrent
-            # completion of the same task waits here, then sees it completed.
-            row = s.connection().execute(SELECT_TASK_DOSSIER, {"_id": task_id}).first()
-            if row is None or not actor.sees_agency(row._mapping["tasks_agency"]):
+            repo = DossierRepository(s)
+            found = repo.task_for_update(task_id)  # both locked: a concurrent completion waits here
+            if found is None or not actor.sees_agency(found[0].agency):
                 raise task_not_found()
-            task, dossier = _split_task_dossier(row)  # plain objects, written back with Core below
-            _snapshot(dossier)
+            task, dossier = found
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
                 raise Conflict.task_held(task.claimed_by)
-            if expected_version is not None and expected_version != dossier.version:
-                raise Conflict(
-                    "Hồ sơ đã thay đổi từ khi bạn mở; vui lòng tải lại",
-                    "the dossier changed since you opened it; reload",
-                )
-            if Status(dossier.status) in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED) or dossier.finished:
-                raise Conflict(
-                    f"Hồ sơ đang ở trạng thái '{Status(dossier.status).label_vi}', chưa thể xử lý tiếp",
-                    f"the dossier is '{dossier.status}'; it cannot be processed now",
-                )
+            dossier.check_version(expected_version)
+            dossier.check_processable()
             rt = self.runtimes.get(s, dossier.procedure_version_id)
             form = self.runtimes.form_of(s, rt.version_id, task)
             if form is not None:
                 data = form.validate(data)
                 check_required_documents(s, dossier, rt, form, data)
             cal = self.calendar(s, dossier.agency)
-            workflow = self._restore(s, dossier, rt, cal)
+            workflow = self._restore(repo, dossier, rt, cal)
             spiff_task = workflow.get_task_from_id(UUID(task.id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict("Công việc không còn sẵn sàng", "the task is no longer ready")
@@ -459,45 +462,40 @@ class DossierService:
             spiff_task.data.update(data)
             with _workflow_errors(task.title):
                 spiff_task.run()
-                self._run(workflow, rt)
+                self.run_engine(workflow, rt)
             dossier.data = {**(dossier.data or {}), **data}
-            loaded = Loaded(dossier, rt, cal, workflow, before)
+            loaded = Loaded(dossier, rt, cal, workflow, before, repo)
             open_tasks = self.finish_step(s, loaded, actor, now, completed_task=task, task_data=data)
             view = dossier_view(dossier, open_tasks)
         # Committed: keep the live workflow for this dossier's next step (valid while the version matches).
         self.workflows.put(dossier.id, dossier.version, workflow)
         return view
 
-    def _restore(self, s, dossier: Dossier, rt: Runtime, cal: WorkCalendar):
+    def _restore(self, repo: DossierRepository, dossier: Dossier, rt: Runtime, cal: WorkCalendar):
         """The dossier's workflow: from the in-process cache when its version matches, else from the database."""
         workflow = self.workflows.take(dossier.id, dossier.version)
         if workflow is not None:
             workflow.script_engine = self.script_engine(cal)
             return workflow
-        blob = s.connection().execute(SELECT_STATE, {"_id": dossier.id}).scalar_one()
+        blob = repo.state(dossier.id)
         return load_state(
             rt.dialect,
             blob,
             rt.spec,
-            lambda called: self.runtimes.called_specs(s, rt, dossier.agency, called)[0],
+            lambda called: self.runtimes.called_specs(repo.session, rt, dossier.agency, called)[0],
             self.script_engine(cal),
             CALLED_VERSIONS,
         )
 
-    # -- building blocks for other use cases (legal actions, timers) -----------------------------------
+    # -- load → domain → save, for the other use cases (legal actions, timers, payments) ---------------
     def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> Loaded:
-        """Lock a dossier (and its state) inside the caller's transaction and restore its workflow."""
-        q = select(Dossier)
-        q = q.where(Dossier.code == code) if code is not None else q.where(Dossier.id == dossier_id)
-        dossier = s.execute(q.with_for_update()).scalar_one_or_none()
-        if dossier is None:
-            raise NotFound(f"Không tìm thấy hồ sơ '{code or dossier_id}'", f"dossier '{code or dossier_id}' not found")
-        s.expunge(dossier)  # detached: finish_step writes it back with Core
-        _snapshot(dossier)
+        """Load: lock a dossier inside the caller's transaction and restore its workflow."""
+        repo = DossierRepository(s)
+        dossier = repo.get_for_update(code=code, dossier_id=dossier_id)
         rt = self.runtimes.get(s, dossier.procedure_version_id)
         cal = self.calendar(s, dossier.agency)
-        workflow = self._restore(s, dossier, rt, cal)
-        return Loaded(dossier, rt, cal, workflow, _ready_ids(workflow))
+        workflow = self._restore(repo, dossier, rt, cal)
+        return Loaded(dossier, rt, cal, workflow, _ready_ids(workflow), repo)
 
     def finish_step(
         self,
@@ -505,55 +503,47 @@ class DossierService:
         loaded: Loaded,
         actor: Actor,
         now: datetime,
-        completed_task: Task | None = None,
+        completed_task=None,
         task_data: dict | None = None,
     ) -> list:
-        """After the workflow moved: sync task rows, status, timers, audit; store the state. Returns open tasks."""
-        open_tasks = self._after_step(
-            s,
-            loaded.dossier,
-            loaded.workflow,
-            loaded.rt,
-            loaded.cal,
-            actor,
-            now,
-            loaded.before,
-            completed_task=completed_task,
-            task_data=task_data,
-        )
-        blob = dump_state(loaded.rt.dialect, loaded.workflow)
-        s.connection().execute(UPDATE_STATE, {"_id": loaded.dossier.id, "state": blob})
-        _write_dossier(s, loaded.dossier, now)
+        """Save: after the workflow moved, sync task rows, status, timers, audit; store the state and the
+        dossier (version-checked). Returns the open tasks."""
+        open_tasks = self._after_step(s, loaded, actor, now, completed_task=completed_task, task_data=task_data)
+        loaded.repo.save_state(loaded.dossier.id, dump_state(loaded.rt.dialect, loaded.workflow))
+        loaded.repo.save(loaded.dossier, now)
         return open_tasks
+
+    def push_status(self, conn, dossier: Dossier, now: datetime) -> None:
+        """Outbox: the national portal's rows for the statuses this change went through, in order
+        (docs/channels.md)."""
+        self.notifier.status_changed(conn, dossier, dossier.take_transitions(), now)
 
     # -- the engine step ---------------------------------------------------------------------------
     @staticmethod
-    def _run(workflow, rt: Runtime) -> None:
+    def run_engine(workflow, rt: Runtime) -> None:
+        """Run the workflow to its next wait state (a fee of 0 asks for no payment)."""
         # Waiting timers are refreshed by the scheduler when they are due (engine/scheduler.py), not here.
         workflow.do_engine_steps()
-        payments.settle_free(workflow, payments.fee_of(rt.meta, workflow))  # a fee of 0 asks for no payment
+        payments.settle_free(workflow, payments.fee_of(rt.meta, workflow))
 
     def _after_step(
         self,
         s,
-        dossier: Dossier,
-        workflow,
-        rt: Runtime,
-        cal: WorkCalendar,
+        loaded: Loaded,
         actor: Actor,
         now: datetime,
-        before: dict,
-        completed_task: Task | None,
+        completed_task,
         task_data: dict | None = None,
     ) -> list:
-        """Bring the rows the inbox, the monitor and the reports read in line with the workflow.
+        """Bring the rows the inbox, the monitor and the reports read in line with the workflow, and let the
+        dossier decide its status (`Dossier.status_after_step`).
 
-        `before` is the set of ready user tasks before the step; only the difference touches the database.
-        Returns the dossier's open task rows.
+        `loaded.before` is the set of ready user tasks before the step; only the difference touches the
+        database. Returns the dossier's open task rows.
         """
+        dossier, workflow, rt, cal, repo = loaded.dossier, loaded.workflow, loaded.rt, loaded.cal, loaded.repo
+        before = loaded.before
         old_status = dossier.status
-        outcome = None
-        conn = s.connection()
         after = _ready_ids(workflow)
         gone = [tid for tid in before if tid not in after]
         if gone:
@@ -561,21 +551,14 @@ class DossierService:
             if completed_task is not None and completed_task.id in before:
                 completed_task.state, completed_task.completed_at = "completed", now
                 completed_task.completed_by = actor.username
-                conn.execute(
-                    UPDATE_TASK,
-                    {
-                        "_id": completed_task.id,
-                        "state": "completed",
-                        "completed_at": now,
-                        "completed_by": actor.username,
-                    },
-                )
+                repo.task_completed(completed_task.id, actor.username, now)
             if others:
-                s.execute(update(Task).where(Task.id.in_(others)).values(state="cancelled", completed_at=now))
-            conn.execute(DELETE_ROLES, {"ids": gone})
+                repo.tasks_cancelled(others, now)
+            repo.roles_dropped(gone)
         kept = [tid for tid in after if tid in before]
-        open_tasks = list(s.scalars(select(Task).where(Task.id.in_(kept)))) if kept else []
-        new_rows, role_rows = [], []
+        open_tasks = repo.tasks(kept) if kept else []
+        new_rows: list[dict] = []
+        role_rows: list[dict] = []
         for tid, t in after.items():
             if tid in before:
                 continue
@@ -616,135 +599,71 @@ class DossierService:
         handed_from = completed_task.agency if completed_task is not None else dossier.agency
         for r in new_rows:
             if r["agency"] != handed_from:  # a hand-over between agencies: on the timeline (docs/bpmn-conventions.md)
-                conn.execute(
-                    INSERT_EVENT,
-                    dict(
-                        dossier_id=dossier.id,
-                        actor=actor.username,
-                        action="step.handed_over",
-                        at=now,
-                        from_status=dossier.status,
-                        to_status=dossier.status,
-                        task_id=r["id"],
-                        details={
-                            "task": r["spec_name"],
-                            "title": r["title"],
-                            "from_agency": handed_from,
-                            "to_agency": r["agency"],
-                        },
-                    ),
-                )
-        if new_rows:
-            # Core inserts: these rows are written once here and never need the ORM's bookkeeping.
-            conn.execute(INSERT_TASK, new_rows[0] if len(new_rows) == 1 else new_rows)
-            open_tasks.extend(Row(**r) for r in new_rows)
-        if role_rows:
-            conn.execute(INSERT_ROLE, role_rows[0] if len(role_rows) == 1 else role_rows)
-        ready = list(after.values())
-        decisions.record_fee(dossier, workflow)  # a fee decided by a table (docs/bpmn-conventions.md)
-        # Status: an end event's status when finished; else the open task's declared status; else in process.
-        new_status = Status(dossier.status)
-        if new_status in CLOSED_BY_ACTION:
-            pass  # refused, withdrawn or stopped by a legal action (engine/actions.py): the workflow was cancelled
-        elif workflow.completed:
-            # The end event reached last that declares a status decides the outcome (task-tree order is
-            # not completion order, so sort by when each end event completed).
-            end_status = rt.meta.get("end_status", {})
-            ends = sorted(
-                (t for t in workflow.get_tasks(state=TaskState.COMPLETED) if end_status.get(t.task_spec.name)),
-                key=lambda t: t.last_state_change,
-            )
-            declared = end_status[ends[-1].task_spec.name] if ends else None
-            new_status = Status(declared) if declared else Status.RETURNED
-            new_status, outcome = statuses.portal_end(new_status, Status(old_status))
-            if outcome == "refused":  # refused after appraisal: 9 on the way to 10 (docs/bpmn-conventions.md)
-                self._set_status(dossier, Status.PROCESSED, now)
-        elif payments.waits_for_payment(workflow):
-            new_status = Status.PAYMENT_REQUIRED  # the fee is due (engine/payments.py): processing waits
-        elif messages.waiting(workflow, messages.SUPPLEMENT):
-            new_status = Status.SUPPLEMENT_REQUESTED  # the diagram asks for a supplement (engine/messages.py)
-        elif new_status not in (Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUIRED):
-            declared = [rt.user_task(t).get("status") for t in ready]
-            declared = [d for d in declared if d]
-            if declared:
-                new_status = Status(declared[0])
-            elif completed_task is not None:
-                new_status = Status.IN_PROCESS
-        accepted = (
-            completed_task is not None
-            and old_status == Status.NEW.value
-            and new_status not in (Status.NEW, Status.REFUSED, Status.WITHDRAWN, Status.STOPPED)
-        )
-        if accepted:  # an online dossier accepted at intake: 2 (received), then its next step's status
-            self._set_status(dossier, Status.RECEIVED, now)
-            conn.execute(
-                INSERT_EVENT,
-                dict(
+                repo.add_event(
                     dossier_id=dossier.id,
                     actor=actor.username,
-                    action="dossier.accepted",
+                    action="step.handed_over",
                     at=now,
-                    from_status=old_status,
-                    to_status=Status.RECEIVED.value,
-                    task_id=completed_task.id,
-                    details={"task": completed_task.spec_name, "channel": dossier.channel},
-                ),
+                    from_status=dossier.status,
+                    to_status=dossier.status,
+                    task_id=r["id"],
+                    details={
+                        "task": r["spec_name"],
+                        "title": r["title"],
+                        "from_agency": handed_from,
+                        "to_agency": r["agency"],
+                    },
+                )
+        if new_rows or role_rows:
+            open_tasks.extend(repo.add_tasks(new_rows, role_rows))
+        decisions.record_fee(dossier, workflow)  # a fee decided by a table (docs/bpmn-conventions.md)
+        new_status, accepted, outcome = dossier.status_after_step(step_outcome(workflow, rt, after, completed_task))
+        if outcome == "refused":  # refused after appraisal: 9 on the way to 10 (docs/bpmn-conventions.md)
+            dossier.set_status(Status.PROCESSED, now)
+        if accepted:  # an online dossier accepted at intake: 2 (received), then its next step's status
+            dossier.set_status(Status.RECEIVED, now)
+            repo.add_event(
+                dossier_id=dossier.id,
+                actor=actor.username,
+                action="dossier.accepted",
+                at=now,
+                from_status=old_status,
+                to_status=Status.RECEIVED.value,
+                task_id=completed_task.id,
+                details={"task": completed_task.spec_name, "channel": dossier.channel},
             )
-            self._notify_applicant(s, dossier, "received")
-        self._set_status(dossier, new_status, now)
+            self.notifier.notify_applicant(repo.conn, dossier, "received")
+        dossier.set_status(new_status, now)
         if new_status == Status.PAYMENT_REQUIRED and old_status != new_status:
             payments.open_order(s, dossier, payments.fee_of(rt.meta, workflow))
-        if new_status == Status.SUPPLEMENT_REQUESTED and dossier.paused_at is None:
-            dossier.paused_at, dossier.supplement_count = now, (dossier.supplement_count or 0) + 1  # clock paused
+        dossier.hold_clock_for_supplement(now)
         if rt.meta.get("waits") or rt.meta.get("calls"):  # its own waits, or a called procedure's
             messages.sync_waits(s, dossier, workflow, now)
         if rt.meta.get("service_tasks"):  # the dossier waits at a service task: the worker calls its connector
             connectors.sync_calls(s, dossier, workflow, rt.meta["service_tasks"], now)
-        if workflow.completed and not dossier.finished:
-            dossier.finished, dossier.finished_at = True, now
+        dossier.finish_if(workflow.completed, now)
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings, open_tasks)
         if completed_task is not None:
-            conn.execute(
-                INSERT_EVENT,
-                dict(
-                    dossier_id=dossier.id,
-                    actor=actor.username,
-                    action="task.completed",
-                    at=now,
-                    from_status=Status.RECEIVED.value if accepted else old_status,
-                    to_status=dossier.status,
-                    task_id=completed_task.id,
-                    details={
-                        "task": completed_task.spec_name,
-                        "title": completed_task.title,
-                        "data": task_data or {},
-                        **({"outcome": outcome} if outcome else {}),
-                    },
-                ),
+            repo.add_event(
+                dossier_id=dossier.id,
+                actor=actor.username,
+                action="task.completed",
+                at=now,
+                from_status=Status.RECEIVED.value if accepted else old_status,
+                to_status=dossier.status,
+                task_id=completed_task.id,
+                details={
+                    "task": completed_task.spec_name,
+                    "title": completed_task.title,
+                    "data": task_data or {},
+                    **({"outcome": outcome} if outcome else {}),
+                },
             )
         if old_status != dossier.status and completed_task is not None:
-            self._notify_applicant(s, dossier, "status")
+            self.notifier.notify_applicant(repo.conn, dossier, "status")
         if old_status != dossier.status:
-            self.push_status(s, dossier, now)
+            self.push_status(repo.conn, dossier, now)
         return open_tasks
-
-    @staticmethod
-    def _set_status(dossier: Dossier, status: Status, now: datetime) -> None:
-        if dossier.status != status.value:  # every transition reaches the national portal (push_status)
-            pending = getattr(dossier, "_motcua_transitions", None)
-            if pending is None:
-                pending = []
-                dossier._motcua_transitions = pending
-            pending.append(status.value)
-        dossier.status, dossier.status_code = status.value, status.code
-        if status == Status.PROCESSED and dossier.processed_at is None:
-            dossier.processed_at = now
-        if status == Status.RETURNED and dossier.returned_at is None:
-            dossier.returned_at = now
-            if dossier.processed_at is None:
-                dossier.processed_at = now
-        if status in FINAL:
-            dossier.finished, dossier.finished_at = True, dossier.finished_at or now
 
     @property
     def notifier(self):
@@ -757,20 +676,8 @@ class DossierService:
             self._notifier = Notifier(ch, TemplateStore(self.db, ch.template_refresh_seconds))
         return self._notifier
 
-    def _notify_applicant(self, s, dossier: Dossier, kind: str, extra: dict | None = None) -> None:
-        """The applicant's messages for `kind` ("received", or "status": the event of the new status)."""
-        if kind == "status":
-            kind = STATUS_EVENTS.get(dossier.status, "status")
-        self.notifier.applicant(s.connection(), dossier, kind, extra)
-
-    def push_status(self, s, dossier, now: datetime) -> None:
-        """The national portal's rows for the statuses this change went through, in order (docs/channels.md)."""
-        pending = getattr(dossier, "_motcua_transitions", None) or [dossier.status]
-        dossier._motcua_transitions = []
-        self.notifier.status_changed(s.connection(), dossier, pending, now)
-
     # -- reading -----------------------------------------------------------------------------------
-    def _view(self, s, dossier: Dossier) -> dict:
+    def _view(self, s, dossier) -> dict:
         tasks = s.scalars(
             select(Task).where(Task.dossier_id == dossier.id, Task.state == "ready").order_by(Task.created_at)
         ).all()
@@ -793,88 +700,11 @@ class DossierService:
         """The form of a task as a front-end renders it ({key, title, schema, ui_schema}), or None."""
         with self.db.read() as s:
             task = visible_task(s, actor, task_id)
-            vid = s.scalar(select(Dossier.procedure_version_id).where(Dossier.id == task.dossier_id))
+            vid = s.execute(
+                select(DossierRow.procedure_version_id).where(DossierRow.id == task.dossier_id)
+            ).scalar_one()
             form = self.runtimes.form_of(s, vid, task)
             return form.to_dict() if form is not None else None
-
-
-# The applicant's message for a new status (templates engine/channels/templates/<event>/).
-STATUS_EVENTS = {
-    Status.REFUSED.value: "refused",
-    Status.SUPPLEMENT_REQUESTED.value: "supplement_requested",
-    Status.PAYMENT_REQUIRED.value: "payment_required",
-    Status.PROCESSED.value: "result_ready",
-    Status.RETURNED.value: "returned",
-}
-DOSSIERS = Dossier.__table__
-STATES = WorkflowState.__table__
-TASKS = Task.__table__
-_WRITABLE = [c.key for c in DOSSIERS.columns if c.key not in ("id", "version", "code", "created_by")]
-# Hot-path statements, built once: their compiled form is cached and reused by every step.
-UPDATE_DOSSIER = DOSSIERS.update().where(DOSSIERS.c.id == bindparam("_id"), DOSSIERS.c.version == bindparam("_version"))
-SELECT_STATE = select(STATES.c.state).where(STATES.c.dossier_id == bindparam("_id"))
-UPDATE_STATE = STATES.update().where(STATES.c.dossier_id == bindparam("_id"))
-INSERT_STATE = STATES.insert()
-UPDATE_TASK = TASKS.update().where(TASKS.c.id == bindparam("_id"))
-INSERT_TASK = TASKS.insert()
-INSERT_ROLE = TaskRole.__table__.insert()
-DELETE_ROLES = TaskRole.__table__.delete().where(TaskRole.__table__.c.task_id.in_(bindparam("ids", expanding=True)))
-INSERT_EVENT = Event.__table__.insert()
-INSERT_DOSSIER = DOSSIERS.insert().returning(DOSSIERS.c.id)
-SELECT_TASK_DOSSIER = (
-    select(TASKS, DOSSIERS)
-    .join(DOSSIERS, DOSSIERS.c.id == TASKS.c.dossier_id)
-    .where(TASKS.c.id == bindparam("_id"))
-    .with_for_update()
-    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
-)
-_TASK_COLS = [(f"tasks_{c.key}", c.key) for c in TASKS.columns]
-_DOSSIER_COLS = [(f"dossiers_{c.key}", c.key) for c in DOSSIERS.columns]
-
-
-def _split_task_dossier(row):
-    m = row._mapping
-    return (Row(**{k: m[label] for label, k in _TASK_COLS}), Row(**{k: m[label] for label, k in _DOSSIER_COLS}))
-
-
-# Outcomes decided by a legal action rather than by the diagram; a cancelled workflow keeps them.
-CLOSED_BY_ACTION = frozenset({Status.WITHDRAWN, Status.STOPPED}) | {Status.REFUSED}
-
-
-class Row(SimpleNamespace):
-    """A plain copy of a row (dossier or task) on the hot path: attribute access without ORM bookkeeping.
-
-    It has the same attribute names as the mapped class; it is written back with Core statements.
-    """
-
-
-def _snapshot(dossier: Dossier) -> Dossier:
-    """Remember a loaded dossier's column values so `_write_dossier` writes only what a step changed."""
-    dossier._loaded_values = {k: getattr(dossier, k) for k in _WRITABLE}
-    return dossier
-
-
-def _write_dossier(s, dossier: Dossier, now: datetime, inserted: dict | None = None) -> None:
-    """Write a (detached) dossier back in one UPDATE guarded by its version: a concurrent writer → Conflict.
-
-    Only changed columns are written; `data` always is (it is a mutable JSON value). A dossier just
-    inserted by this transaction and unchanged since is not written again.
-    """
-    current = {k: getattr(dossier, k) for k in _WRITABLE}
-    if inserted is not None:
-        if all(inserted.get(k) == v for k, v in current.items() if k != "updated_at"):
-            return
-        original = inserted
-    else:
-        original = getattr(dossier, "_loaded_values", None) or {}
-    values = {k: v for k, v in current.items() if k == "data" or k not in original or original[k] != v}
-    values["updated_at"] = now
-    values.update(_id=dossier.id, _version=dossier.version, version=dossier.version + 1)
-    n = s.connection().execute(UPDATE_DOSSIER, values).rowcount
-    if n != 1:
-        raise Conflict.dossier_changed()
-    dossier.version += 1
-    dossier._loaded_values = {**original, **{k: v for k, v in values.items() if not k.startswith("_")}}
 
 
 _deadline = lru_cache(maxsize=4096)(parse_deadline)  # step deadlines are a handful of strings per procedure
@@ -883,11 +713,12 @@ _deadline = lru_cache(maxsize=4096)(parse_deadline)  # step deadlines are a hand
 @cache
 def _counter_stmt(dialect: str):
     """INSERT … ON CONFLICT DO UPDATE … RETURNING: one atomic statement for the daily counter."""
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CodeCounter.__table__)
+    counters = cast(Table, CodeCounter.__table__)
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(counters)
     return (
         ins.values(agency=bindparam("agency"), day=bindparam("day"), value=1)
-        .on_conflict_do_update(index_elements=["agency", "day"], set_={"value": CodeCounter.__table__.c.value + 1})
-        .returning(CodeCounter.__table__.c.value)
+        .on_conflict_do_update(index_elements=["agency", "day"], set_={"value": counters.c.value + 1})
+        .returning(counters.c.value)
     )
 
 
@@ -906,22 +737,30 @@ def step_reminder_at(created_at, due, cal, settings):
     return rule(created_at, due, cal, settings)
 
 
+def step_outcome(workflow, rt: Runtime, ready: dict, completed_task) -> StepOutcome:
+    """What the workflow says after it moved, for `Dossier.status_after_step`: whether it finished and the
+    status its last end event declares (task-tree order is not completion order, so end events are sorted
+    by when each completed), whether it waits for the fee or for a supplement (engine/messages.py), the
+    statuses its open steps declare."""
+    if workflow.completed:
+        end_status = rt.meta.get("end_status", {})
+        ends = sorted(
+            (t for t in workflow.get_tasks(state=TaskState.COMPLETED) if end_status.get(t.task_spec.name)),
+            key=lambda t: t.last_state_change,
+        )
+        declared = end_status[ends[-1].task_spec.name] if ends else None
+        return StepOutcome(completed=True, end_status=declared, task_completed=completed_task is not None)
+    if payments.waits_for_payment(workflow):
+        return StepOutcome(waits_for_payment=True, task_completed=completed_task is not None)
+    if messages.waiting(workflow, messages.SUPPLEMENT):
+        return StepOutcome(waits_for_supplement=True, task_completed=completed_task is not None)
+    statuses = tuple(s for s in (rt.user_task(t).get("status") for t in ready.values()) if s)
+    return StepOutcome(declared=statuses, task_completed=completed_task is not None)
+
+
 def _paused(s, dossier_id: int) -> bool:
-    return s.scalar(select(Dossier.paused_at).where(Dossier.id == dossier_id)) is not None
+    return s.scalar(select(DossierRow.paused_at).where(DossierRow.id == dossier_id)) is not None
 
 
 def _ready_ids(workflow) -> dict:
     return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-
-
-_ACCENTS = str.maketrans(
-    "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
-    "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ",
-    "aaaaaaaaaaaaaaaaaeeeeeeeeeeeiiiiiooooooooooooooooouuuuuuuuuuuyyyyyd"
-    "AAAAAAAAAAAAAAAAAEEEEEEEEEEEIIIIIOOOOOOOOOOOOOOOOOUUUUUUUUUUUYYYYYD",
-)
-
-
-def _unaccent(text: str) -> str:
-    """SMS templates are sent without Vietnamese diacritics (docs/channels.md)."""
-    return text.translate(_ACCENTS)

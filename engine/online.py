@@ -329,20 +329,18 @@ def confirm_payment(service, params: dict, ip: str = "-") -> dict:
         gateway_actor = Actor(f"gateway:{p.gateway}", frozenset(), d.agency, "Cổng thanh toán")
         if Status(d.status) == Status.PAYMENT_REQUIRED and not d.finished:
             deliver(loaded.workflow, {"payment": receipt})
-            service._set_status(d, Status.IN_PROCESS, now)  # the next open step's declared status applies
+            d.set_status(Status.IN_PROCESS, now)  # the next open step's declared status applies
         service.finish_step(s, loaded, gateway_actor, now)
-        s.add(
-            Event(
-                dossier_id=d.id,
-                actor=gateway_actor.username,
-                action="payment.received",
-                at=now,
-                from_status=from_status,
-                to_status=d.status,
-                details=receipt,
-            )
+        loaded.repo.add_event(
+            dossier_id=d.id,
+            actor=gateway_actor.username,
+            action="payment.received",
+            at=now,
+            from_status=from_status,
+            to_status=d.status,
+            details=receipt,
         )
-        service._notify_applicant(s, d, "status")
+        service.notifier.notify_applicant(loaded.repo.conn, d, "status")
         return {"code": "00", "message": "Đã thanh toán / paid", "order_id": p.order_id, "receipt_no": p.receipt_no}
 
 

@@ -48,11 +48,10 @@ import logging
 import time as _time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import OperationalError
 
 from .auth import SYSTEM
@@ -160,36 +159,6 @@ def shift_timers(workflow, cal: WorkCalendar, hours: float) -> int:
             task.internal_data["event_value"] = new
         moved += 1
     return moved
-
-
-def persist_fields(s, dossier: Dossier, **values) -> None:
-    """Set some columns of a dossier from `open_for_update` and write them now, guarded by its version.
-
-    `DossierService.finish_step` writes the whole row; this is for changes made after it (or without
-    it). A dossier still attached to the session is flushed by the ORM (version_id_col); a detached
-    one is written with one UPDATE … WHERE id AND version, and a concurrent writer gives `Conflict`.
-    """
-    for k, v in values.items():
-        setattr(dossier, k, v)
-    if sa_inspect(dossier).persistent:
-        s.flush()
-        return
-    table = Dossier.__table__
-    n = (
-        s.connection()
-        .execute(
-            table.update()
-            .where(table.c.id == dossier.id, table.c.version == dossier.version)
-            .values(version=dossier.version + 1, updated_at=utcnow(), **values)
-        )
-        .rowcount
-    )
-    if n != 1:
-        raise Conflict.dossier_changed()
-    dossier.version += 1
-    loaded = getattr(dossier, "_loaded_values", None)  # DossierService's snapshot of what is stored
-    if isinstance(loaded, dict):
-        loaded.update(values)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -327,9 +296,9 @@ class _Rows:
 
     def write(self, s) -> None:
         if self.events:
-            s.connection().execute(Event.__table__.insert(), self.events)
+            s.connection().execute(cast(Table, Event.__table__).insert(), self.events)
         if self.notifications:
-            s.connection().execute(Notification.__table__.insert(), self.notifications)
+            s.connection().execute(cast(Table, Notification.__table__).insert(), self.notifications)
 
 
 def _fire_in_savepoint(s, service, dossier_id: int, now: datetime, result: SweepResult, rows: _Rows) -> None:
@@ -355,14 +324,14 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
         result.skipped += 1
         return
     if d.finished or d.paused_at is not None or Status(d.status) in FINAL:
-        persist_fields(s, d, next_timer_at=None)  # nothing may fire on a paused or closed dossier
+        loaded.repo.save_fields(d, now, next_timer_at=None)  # nothing may fire on a paused or closed dossier
         result.dossiers += 1
         return
     wf = loaded.workflow
     before = {tid: due for tid, due in pending_timers(wf)}
     old_status = d.status
     wf.refresh_timers()  # SpiffWorkflow compares each timer with its own clock (datetime.now)
-    service._run(wf, loaded.rt)  # do_engine_steps()
+    service.run_engine(wf, loaded.rt)  # do_engine_steps()
     after = {tid: due for tid, due in pending_timers(wf)}
     fired = [(tid, due) for tid, due in before.items() if due <= now and after.get(tid) != due]
     ev = None
@@ -416,7 +385,7 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
             )
     if ev is not None and d.status != old_status:
         ev["to_status"] = d.status
-        service._notify_applicant(s, d, "status")
+        service.notifier.notify_applicant(loaded.repo.conn, d, "status")
     result.dossiers += 1
     result.codes.append(d.code)
 

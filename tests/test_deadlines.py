@@ -15,9 +15,10 @@ import time_machine
 from sqlalchemy import func, select
 
 from engine import scheduler
-from engine.actions import WHO_MAY, LegalActions
+from engine.actions import LegalActions
 from engine.calendar import VN_TZ
 from engine.channels.delivery import drain_outbox
+from engine.dossier import WHO_MAY
 from engine.dossiers import DossierService
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.models import Dossier, Event, Notification, Task, TaskRole

@@ -1,8 +1,10 @@
 """What a change writes into the outbox, in the change's own transaction (docs/channels.md).
 
-- `Notifier.applicant(conn, dossier, event, extra)`: the applicant's messages for an event (templates
-  `<event>/…`): SMS to the phone, e-mail to the address, a Zalo template message to the phone when Zalo is
-  configured; with neither phone nor e-mail, one `portal` row (the public status page).
+- `Notifier.notify_applicant(conn, dossier, event, extra)`: the one way every use case tells the applicant
+  (receipt, status changes, legal actions, payment): the event's templates `<event>/…` (`"status"`: the new
+  status's own event from `STATUS_EVENTS`; an event without templates of its own: the `status` templates
+  with its text as `message`); SMS to the phone, e-mail to the address, a Zalo template message to the
+  phone when Zalo is configured; with neither phone nor e-mail, one `portal` row (the public status page).
 - `Notifier.status_changed(conn, dossier, at)`: one `national_portal` row per status change with the
   dossier's next `sequence` (the dossier's row is locked by the change, so sequences never collide).
 - `Notifier.officers(conn, dossier, event, recipients, extra)`: the officers' inbox rows (`officer`,
@@ -26,10 +28,20 @@ from ..models import Notification, User, utcnow
 from ..outbox import unaccent
 from ..statuses import Status
 from .config import EMAIL, NATIONAL_PORTAL, OFFICER, PUBLIC_PAGE, SMS, ZALO, ChannelSettings
-from .templates import TemplateStore
+from .templates import APPLICANT_EVENTS, TemplateStore
 
 log = logging.getLogger("motcua.notify")
 N = cast(Table, Notification.__table__)
+
+# The applicant's event for a new status (templates engine/channels/templates/<event>/); other statuses
+# are told with the `status` templates.
+STATUS_EVENTS = {
+    Status.REFUSED.value: "refused",
+    Status.SUPPLEMENT_REQUESTED.value: "supplement_requested",
+    Status.PAYMENT_REQUIRED.value: "payment_required",
+    Status.PROCESSED.value: "result_ready",
+    Status.RETURNED.value: "returned",
+}
 
 
 def vn_time(dt: datetime | None) -> str:
@@ -104,7 +116,12 @@ class Notifier:
             rows.append(self._row(d, event, PUBLIC_PAGE, d.code, r.subject, now))
         return rows
 
-    def applicant(self, conn, d, event: str, extra: dict | None = None, now: datetime | None = None) -> int:
+    def notify_applicant(self, conn, d, event: str, extra: dict | None = None, now: datetime | None = None) -> int:
+        """The applicant's messages for `event` (module doc), written on `conn`. Returns how many rows."""
+        if event == "status":
+            event = STATUS_EVENTS.get(d.status, "status")
+        elif event not in APPLICANT_EVENTS:
+            event = "status"
         rows = self.applicant_rows(d, event, extra, now)
         conn.execute(N.insert(), rows)
         return len(rows)
