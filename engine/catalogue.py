@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, or_, select
 from .errors import InvalidInput, NotFound
 from .models import Procedure, ProcedureVersion
 from .paging import MAX_PER_PAGE, page_of, paging
-from .queries import _like_escape
+from .queries import like_escape
 
 #: Online service levels that take online submissions (Decree 43/2011 levels 3 and 4; Decree 42/2022
 #: "toàn trình" and "một phần"). Levels 1 and 2 only inform and offer forms to download.
@@ -74,7 +74,7 @@ def list_public(
         stmt = stmt.where(ProcedureVersion.meta["level"].as_string() == level)
     q = (q or "").strip()
     if q:
-        esc = _like_escape(q)
+        esc = like_escape(q)
         stmt = stmt.where(
             or_(
                 Procedure.code.like(esc + "%", escape="\\"),

@@ -160,7 +160,7 @@ class ChannelService:
             if answer:
                 reply = SMS if channel == SMS else ZALO_OA
                 body = unaccent(answer) if reply == SMS else answer
-                s.execute(N.insert(), [self.notifier._row(None, f"lookup.{outcome}", reply, sender, body, now)])
+                s.execute(N.insert(), [self.notifier.row(None, f"lookup.{outcome}", reply, sender, body, now)])
             return outcome
 
     def inbound_zalo(self, raw: bytes, signature: str | None) -> str:

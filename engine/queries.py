@@ -48,7 +48,8 @@ MAX_PER_PAGE_CATALOGUE = 1000
 MAX_HISTORY = 2000
 
 
-def _like_escape(text: str) -> str:
+def like_escape(text: str) -> str:
+    """`text` matched literally by LIKE … ESCAPE '\\' (its %, _ and \\ escaped)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -135,7 +136,7 @@ def list_dossiers(session, actor: Actor, filters=None, page=1, per_page=20) -> P
         stmt = stmt.where(Dossier.procedure_code == f.procedure_code)
     q = (f.q or "").strip()
     if q:
-        esc = _like_escape(q)
+        esc = like_escape(q)
         stmt = stmt.where(
             or_(
                 Dossier.code.like(esc.upper() + "%", escape="\\"),
@@ -198,7 +199,7 @@ def list_tasks(
         stmt = stmt.where(Task.procedure_code == procedure_code)
     q = (q or "").strip()
     if q:
-        esc = _like_escape(q)
+        esc = like_escape(q)
         stmt = stmt.where(
             or_(
                 Task.dossier_code.like(esc.upper() + "%", escape="\\"), Task.procedure_code.like(esc + "%", escape="\\")
@@ -293,7 +294,7 @@ def list_procedures(
         stmt = stmt.where(ProcedureVersion.meta["level"].as_string() == level)
     q = (q or "").strip()
     if q:
-        esc = _like_escape(q)
+        esc = like_escape(q)
         stmt = stmt.where(
             or_(
                 Procedure.code.like(esc + "%", escape="\\"),

@@ -72,7 +72,8 @@ class Notifier:
     def __init__(self, channels: ChannelSettings, templates: TemplateStore):
         self.channels, self.templates = channels, templates
 
-    def _row(self, d, kind, channel, recipient, body, now, subject=None, payload=None, sequence=None) -> dict:
+    def row(self, d, kind, channel, recipient, body, now, subject=None, payload=None, sequence=None) -> dict:
+        """One outbox row as the delivery task reads it (engine/channels/delivery.py): due now, not tried yet."""
         return {
             "dossier_id": getattr(d, "id", None),
             "kind": kind,
@@ -107,13 +108,13 @@ class Notifier:
         rows = []
         if phone:
             sms = unaccent(r.sms or "")  # stored as sent: carriers' templates have no diacritics
-            rows.append(self._row(d, event, SMS, phone, sms, now))
+            rows.append(self.row(d, event, SMS, phone, sms, now))
             if r.zalo is not None:
-                rows.append(self._row(d, event, ZALO, phone, sms, now, payload=r.zalo))
+                rows.append(self.row(d, event, ZALO, phone, sms, now, payload=r.zalo))
         if email:
-            rows.append(self._row(d, event, EMAIL, email, r.text, now, subject=r.subject, payload={"html": r.html}))
+            rows.append(self.row(d, event, EMAIL, email, r.text, now, subject=r.subject, payload={"html": r.html}))
         if not rows:
-            rows.append(self._row(d, event, PUBLIC_PAGE, d.code, r.subject, now))
+            rows.append(self.row(d, event, PUBLIC_PAGE, d.code, r.subject, now))
         return rows
 
     def notify_applicant(self, conn, d, event: str, extra: dict | None = None, now: datetime | None = None) -> int:
@@ -153,7 +154,7 @@ class Notifier:
                 "at": now.astimezone(VN_TZ).isoformat(),
             }
             body = f"{d.code} #{seq}: {status.code} {status.label_vi}"
-            rows.append(self._row(d, "status", NATIONAL_PORTAL, d.code, body, now, payload=payload, sequence=seq))
+            rows.append(self.row(d, "status", NATIONAL_PORTAL, d.code, body, now, payload=payload, sequence=seq))
         if rows:
             conn.execute(N.insert(), rows)
         return len(rows)
@@ -171,16 +172,16 @@ class Notifier:
         r = self.templates.event(event, ctx, ("sms.txt", "email_subject.txt", "email.txt", "email.html", "zalo.json"))
         rows = []
         if inbox:
-            rows = [self._row(d, event, OFFICER, rcpt, r.text or r.sms, now, subject=r.subject) for rcpt in recipients]
+            rows = [self.row(d, event, OFFICER, rcpt, r.text or r.sms, now, subject=r.subject) for rcpt in recipients]
         for user in self._officer_accounts(conn, getattr(d, "agency", None), recipients):
             if user.email and self.channels.smtp_url:
                 ctx_user = {**ctx, "applicant_name": user.full_name or user.username}
                 ru = self.templates.event(event, ctx_user, ("email_subject.txt", "email.txt", "email.html"))
                 rows.append(
-                    self._row(d, event, EMAIL, user.email, ru.text, now, subject=ru.subject, payload={"html": ru.html})
+                    self.row(d, event, EMAIL, user.email, ru.text, now, subject=ru.subject, payload={"html": ru.html})
                 )
             if user.phone and self.channels.zalo_configured and r.zalo is not None:
-                rows.append(self._row(d, event, ZALO, user.phone, r.sms, now, payload=r.zalo))
+                rows.append(self.row(d, event, ZALO, user.phone, r.sms, now, payload=r.zalo))
         if rows:
             conn.execute(N.insert(), rows)
         return len(rows)
