@@ -13,7 +13,8 @@ loads and saves it) and owns:
 * **overdue** (`overdue`): the one rule, with its SQL twins, is engine/domain.py;
 * **who may act** with a legal action, from which statuses (`WHO_MAY`, `require_roles`, `check_action`);
 * **pause and resume** for a supplement (`pause`, `resume`), the clock stopped for good when a legal
-  action closes the dossier (`close`), and the **extension** with an apology letter (`extend`).
+  action closes the dossier (`close`), and the **extension** with an apology letter (`extend`);
+* the **deadline watch**: the officers' reminder and overdue notice, once each (`watch_deadline`).
 
 The due-time rules (docs/deadlines.md, the counting convention; every number can be checked by hand)
 
@@ -257,6 +258,22 @@ class Dossier:
     # -- overdue -----------------------------------------------------------------------------------
     def overdue(self, at: datetime) -> bool:
         return dossier_overdue(self, at)
+
+    def watch_deadline(self, now: datetime, reminder_at: datetime | None) -> tuple[bool, bool]:
+        """(tell the officers the deadline is near, tell them it passed): each at most once per due time
+        (`reminded_at`, `overdue_flagged_at`, re-armed by `extend`), never for a dossier without a due time,
+        finished, paused or processed. `reminder_at`: when the reminder is due (engine/scheduler.py); a
+        reminder reached only once the due time has passed is marked sent and left to the overdue flag."""
+        if self.due_at is None or self.finished or self.paused_at is not None or self.processed_at is not None:
+            return False, False
+        remind = False
+        if self.reminded_at is None and reminder_at is not None and reminder_at <= now:
+            self.reminded_at = now
+            remind = now < self.due_at
+        flag = self.overdue_flagged_at is None and self.due_at <= now
+        if flag:
+            self.overdue_flagged_at = now
+        return remind, flag
 
     # -- who may act -------------------------------------------------------------------------------
     def check_action(self, actor, action: str) -> None:

@@ -33,7 +33,8 @@ What firing does (`fire_due`, one dossier at a time, each in its own savepoint)
        be the current time (the default). Tests move the clock with time_machine, which moves both.
     4. The reminder (Event `deadline.reminder` + a Notification to the officers holding the dossier's
        open tasks) is emitted once (`reminded_at`), and the overdue flag (Event `deadline.overdue` +
-       officer notification) once (`overdue_flagged_at`).
+       officer notification) once (`overdue_flagged_at`): the dossier decides (`Dossier.watch_deadline`,
+       engine/dossier.py).
     5. `DossierService.finish_step` syncs task rows, status and `next_timer_at`, and stores the state.
     A dossier whose firing raises is rolled back to its savepoint and retried later (1 min, then 5 min);
     the third consecutive failure raises an incident: Event `timer.incident`, `next_timer_at` cleared,
@@ -57,8 +58,10 @@ from sqlalchemy.exc import OperationalError
 from .auth import SYSTEM
 from .calendar import VN_TZ, WorkCalendar
 from .channels.notify import vn_time
+from .dossier import Dossier
 from .errors import Conflict, NotFound
-from .models import Dossier, Event, Notification, Task, utcnow
+from .models import Dossier as DossierRow
+from .models import Event, Notification, Task, utcnow
 from .statuses import FINAL, Status
 from .timers import due_of_event_value as _due_of
 from .timers import pending_timers
@@ -201,10 +204,10 @@ class SweepResult:
 
 
 def _due_ids(s, now: datetime, n: int, lock: bool, seen: set) -> list[int]:
-    q = select(Dossier.id).where(Dossier.next_timer_at <= now)
+    q = select(DossierRow.id).where(DossierRow.next_timer_at <= now)
     if seen:  # handled in this call but still due (e.g. a timer SpiffWorkflow sees a moment later)
-        q = q.where(Dossier.id.not_in(seen))
-    q = q.order_by(Dossier.next_timer_at, Dossier.id).limit(n)
+        q = q.where(DossierRow.id.not_in(seen))
+    q = q.order_by(DossierRow.next_timer_at, DossierRow.id).limit(n)
     if lock:
         q = q.with_for_update(skip_locked=True)
     return list(s.scalars(q))
@@ -215,7 +218,9 @@ def anything_due(db: Database, now: datetime | None = None) -> bool:
     now = now or utcnow()
     with db.read() as s:
         return (
-            s.scalar(select(Dossier.id).where(Dossier.next_timer_at <= now).order_by(Dossier.next_timer_at).limit(1))
+            s.scalar(
+                select(DossierRow.id).where(DossierRow.next_timer_at <= now).order_by(DossierRow.next_timer_at).limit(1)
+            )
             is not None
         )
 
@@ -393,33 +398,31 @@ def _fire_one(s, service, dossier_id: int, now: datetime, result: SweepResult, r
 def _deadline_watch(
     service, d: Dossier, cal: WorkCalendar, now: datetime, result: SweepResult, rows: _Rows
 ) -> list[tuple[str, str]]:
-    """Raise the reminder and the overdue flag when due (once each); returns the officers' messages."""
-    if d.due_at is None or d.finished or d.paused_at is not None or d.processed_at is not None:
+    """Raise the reminder and the overdue flag when due, once each (`Dossier.watch_deadline`); returns the
+    officers' messages."""
+    remind_at = reminder_at(d, cal, service.settings.reminder_hours_before_due) if d.reminded_at is None else None
+    remind, flag = d.watch_deadline(now, remind_at)
+    if not (remind or flag):
         return []
     messages = []
-    hours = service.settings.reminder_hours_before_due
+    assert d.due_at is not None  # a dossier without a due time is never reminded nor flagged
     due_local = d.due_at.astimezone(VN_TZ).strftime("%H:%M %d/%m/%Y")
-    if d.reminded_at is None:
-        at = reminder_at(d, cal, hours)
-        if at is not None and at <= now:
-            d.reminded_at = now
-            if now < d.due_at:  # past due, the overdue flag below tells the officers instead
-                left = round(cal.working_hours_between(now, d.due_at), 2)
-                rows.event(
-                    d,
-                    "deadline.reminder",
-                    now,
-                    {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "working_hours_left": left},
-                )
-                messages.append(
-                    (
-                        "deadline.reminder",
-                        f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc.",
-                    )
-                )
-                result.reminders += 1
-    if d.overdue_flagged_at is None and d.due_at <= now:
-        d.overdue_flagged_at = now
+    if remind:
+        left = round(cal.working_hours_between(now, d.due_at), 2)
+        rows.event(
+            d,
+            "deadline.reminder",
+            now,
+            {"due_at": d.due_at.astimezone(VN_TZ).isoformat(), "working_hours_left": left},
+        )
+        messages.append(
+            (
+                "deadline.reminder",
+                f"Hồ sơ {d.code} sắp đến hạn trả kết quả ({due_local}), còn {left:g} giờ làm việc.",
+            )
+        )
+        result.reminders += 1
+    if flag:
         rows.event(
             d,
             "deadline.overdue",
@@ -504,7 +507,7 @@ def officer_recipients(d: Dossier, open_tasks) -> list[str]:
 
 
 def _record_failure(s, dossier_id: int, now: datetime, exc: Exception, result: SweepResult) -> None:
-    d = s.get(Dossier, dossier_id)
+    d = s.get(DossierRow, dossier_id)
     if d is None:
         return
     last = s.scalars(select(Event).where(Event.dossier_id == dossier_id).order_by(Event.id.desc()).limit(1)).first()
