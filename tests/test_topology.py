@@ -461,7 +461,9 @@ def test_fault_drill(topology):
     assert topo.procs["redis"].poll() is not None  # still away: the timers above fired without it
     clients = acked2["clients"]
     assert not any(c.statuses[500] for c in clients), [c.statuses for c in clients]
-    assert max(c.slowest for c in clients) < 5.0  # fast answers, never a hang
+    # Fast answers, never a hang: a hang is the pool's 30 s wait or the client's 10 s timeout; on the shared
+    # 2-CPU machine at a load average of 15-20 the slowest answer around the PostgreSQL restart reached 5 s.
+    assert max(c.slowest for c in clients) < 8.0
     for p in (p for c in clients for p in c.problems_503):
         assert p["message_vi"] and p["message_vi"] != p["message_en"]  # Vietnamese first
     _check_written(db, acked2, f"{run}-away", len(acked2["dossiers"]))
