@@ -27,7 +27,7 @@ def test_docs_page_logs_in_and_tries_requests(live_server, new_page, expect_cons
     form.locator('input[name="code"]').fill("1.001193")
     form.locator("button[type=submit]").click()
     out = form.locator(".out")
-    expect(out).to_contain_text("HTTP ")
+    expect(out).to_contain_text("HTTP ", timeout=20_000)
     assert out.inner_text().startswith("HTTP 200") and '"code": "1.001193"' in out.inner_text()
 
     form = _section(page, "POST", "/api/v1/dossiers")
@@ -36,13 +36,13 @@ def test_docs_page_logs_in_and_tries_requests(live_server, new_page, expect_cons
     )
     form.locator("button[type=submit]").click()
     out = form.locator(".out")
-    expect(out).to_contain_text("HTTP ")
+    expect(out).to_contain_text("HTTP ", timeout=20_000)
     assert out.inner_text().startswith("HTTP 201"), out.inner_text()[:300]
 
     form = _section(page, "GET", "/api/v1/tasks")
     form.locator('input[name="per_page"]').fill("500")
     form.locator("button[type=submit]").click()
     out = form.locator(".out")
-    expect(out).to_contain_text("HTTP ")
+    expect(out).to_contain_text("HTTP ", timeout=20_000)
     assert out.inner_text().startswith("HTTP 422") and "problem+json" in out.inner_text()
     assert foreign == []
