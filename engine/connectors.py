@@ -43,6 +43,7 @@ OPEN_STATES = (PENDING, RUNNING, INCIDENT)
 #: a call claimed longer ago than this by a worker that died is claimed again
 LEASE = timedelta(minutes=5)
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_CALL_ID = re.compile(r"^[0-9a-f-]{1,36}$")  # a workflow task's id (a UUID)
 #: what an input may read besides a field of the dossier's data: the applicant's columns
 APPLICANT = {"applicant.name", "applicant.id_number", "applicant.phone", "applicant.email"}
 _pool = urllib3.PoolManager(num_pools=8, retries=False)
@@ -357,11 +358,11 @@ def view(c: ConnectorCall) -> dict:
 
 def retry_incident(db, actor: Actor, code: str, incident_id: str) -> dict:
     """An officer asks for the failed call again: the worker's next sweep calls it (an audit event)."""
-    if not isinstance(incident_id, str) or not 0 < len(incident_id) <= 36:
-        raise InvalidInput("Mã sự cố không hợp lệ", "invalid incident id")
     now = utcnow()
     with db.uow() as s:
-        d = visible_dossier(s, actor, code, lock=True)
+        d = visible_dossier(s, actor, code, lock=True)  # who may: before the id is even looked at
+        if not isinstance(incident_id, str) or not _CALL_ID.match(incident_id):
+            raise InvalidInput("Mã sự cố không hợp lệ", "invalid incident id")
         c = s.get(ConnectorCall, incident_id)
         if c is None or c.dossier_id != d.id:
             raise NotFound(f"Không tìm thấy sự cố '{incident_id}'", f"incident '{incident_id}' not found")

@@ -50,6 +50,8 @@ TABLE = {
     ("GET", "/api/v1/dossiers/{code}"): (STAFF, True),
     ("GET", "/api/v1/dossiers/{code}/history"): (STAFF, True),
     ("GET", "/api/v1/dossiers/{code}/steps"): (STAFF, True),
+    ("GET", "/api/v1/dossiers/{code}/incidents"): (STAFF, True),
+    ("POST", "/api/v1/dossiers/{code}/incidents/{incident_id}/retry"): (STAFF, True),
     ("GET", "/api/v1/dossiers/{code}/attachments"): (STAFF, True),
     ("GET", "/api/v1/dossiers/{code}/attachments/{attachment_id}"): (STAFF, True),
     ("POST", "/api/v1/dossiers/{code}/attachments"): (RECEIVERS, True),
@@ -144,6 +146,7 @@ def test_every_protected_operation_declares_what_it_needs(app):
     for method, path in protected:
         url = path.replace("{code}", "X").replace("{task_id}", "T").replace("{day}", "2030-01-01")
         url = url.replace("{attachment_id}", "1").replace("{name}", "received/sms.txt").replace("{file_id}", "1")
+        url = url.replace("{incident_id}", "1")
         endpoint, _ = adapter.match(url, method=method)
         if authenticate not in app.before_request_funcs.get(endpoint.rsplit(".", 1)[0], ()):
             continue  # a citizen's own token (api/citizen_auth.py): the matrix shows staff tokens get 401
@@ -168,6 +171,7 @@ def _request(client, method, path, user, resource):
         .replace("{name}", "received/sms.txt")
         .replace("{key}", "intake.json")
         .replace("{file_id}", "1")
+        .replace("{incident_id}", "1")
     )
     if path.startswith(("/api/v1/procedures/{code}", "/api/v1/public/procedures/{code}")):
         url = path.replace("{code}", "9.000002").replace("{key}", "intake.json")

@@ -68,7 +68,8 @@ def test_an_incident_is_shown_and_retried_by_an_officer_of_the_agency(app, clien
     assert_problem(client.post(retry), 401)
     assert_problem(client.post(retry, "congdan"), 403)  # not staff: refused before anything is read
     assert_problem(client.post(retry, "khac"), 404)  # another agency's dossier is not there for them
-    assert_problem(client.post(f"/api/v1/dossiers/{code}/incidents/nope/retry", "tiepnhan"), 404)
+    assert_problem(client.post(f"/api/v1/dossiers/{code}/incidents/{'0' * 36}/retry", "tiepnhan"), 404)
+    assert_problem(client.post(f"/api/v1/dossiers/{code}/incidents/x;y/retry", "tiepnhan"), 422)
     register.mode = "ok"
     r = client.post(retry, "tiepnhan")
     assert r.status_code == 200 and r.get_json()["state"] == "pending", r.get_json()
