@@ -1,6 +1,7 @@
 """The periodic report over HTTP (supervisors and admins).
 
     GET /api/v1/reports/summary?from=YYYY-MM-DD&to=YYYY-MM-DD&agency=&procedure_code=&format=json|csv|xlsx
+    GET /api/v1/reports/on-time-by-month?months=12&agency=&procedure_code=
 
 The period is [from 00:00, to + 1 day 00:00) in UTC+7, at most 366 days; a bad date, from > to or a
 longer period is a 422 whose `fields` names `from` or `to`. `format=csv` (UTF-8 with BOM) and
@@ -171,3 +172,51 @@ def summary(args):
         resp = Response(reports.to_xlsx(report), mimetype=XLSX)
     resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return resp
+
+
+class MonthlyArgs(ma.Schema):
+    months = ma.fields.Integer(
+        load_default=12,
+        validate=validate.Range(min=1, max=reports.MAX_MONTHS),
+        metadata={"description": "số tháng gần nhất, tháng này tính cả / the last N months, this one included"},
+    )
+    agency = ma.fields.String(validate=validate.Length(min=1, max=64))
+    procedure_code = ma.fields.String(validate=validate.Length(min=1, max=64))
+
+
+class MonthSchema(ma.Schema):
+    month = ma.fields.String(required=True, metadata={"example": "2026-03"})
+    date_from = ma.fields.String(required=True, data_key="from", metadata={"format": "date"})
+    date_to = ma.fields.String(required=True, data_key="to", metadata={"format": "date"})
+    completed = ma.fields.Integer(required=True)
+    completed_late = ma.fields.Integer(required=True)
+    in_process = ma.fields.Integer(required=True, metadata={"description": "at the month's end (or today)"})
+    in_process_overdue = ma.fields.Integer(required=True)
+    on_time_rate = ma.fields.Float(required=True, allow_none=True, metadata={"description": "%, as in the report"})
+
+
+class MonthlySchema(ma.Schema):
+    agency = Str(required=True)
+    procedure_code = Str(required=True)
+    months = ma.fields.List(ma.fields.Nested(MonthSchema), required=True, metadata={"description": "oldest first"})
+
+
+@blp.route("/on-time-by-month", methods=["GET"])
+@requires("reports")
+@blp.doc(
+    summary="Tỷ lệ đúng hạn theo tháng / the on-time rate of each of the last months (supervisor)",
+    description="For each calendar month (UTC+7) of the last `months` (12 by default), the period report's "
+    "completed, late, in-process and on-time rate over that month, by the report's definitions "
+    "(engine/reports.py, docs/reports.md). The supervisors' board draws it.",
+)
+@blp.arguments(MonthlyArgs(), location="query")
+@blp.response(200, MonthlySchema)
+@errors(blp, 401, 403, 422)
+def on_time_by_month(args):
+    with read_session() as s:
+        out = reports.on_time_by_month(
+            s, args["months"], agency=args.get("agency"), procedure_code=args.get("procedure_code")
+        )
+    for m in out["months"]:
+        m["date_from"], m["date_to"] = m.pop("from"), m.pop("to")
+    return out

@@ -127,7 +127,7 @@ from .errors import InvalidInput
 from .models import Attachment, Dossier, Payment, Procedure, ProcedureVersion
 from .statuses import Status
 
-__all__ = ["MAX_PERIOD_DAYS", "Period", "parse_period", "summary", "to_csv", "to_xlsx", "COLUMNS"]
+__all__ = ["MAX_PERIOD_DAYS", "Period", "parse_period", "summary", "on_time_by_month", "to_csv", "to_xlsx", "COLUMNS"]
 
 MAX_PERIOD_DAYS = 366
 _OFFSET_HOURS = int(VN_TZ.utcoffset(None).total_seconds() // 3600)
@@ -620,6 +620,56 @@ def summary(
         "rows": rows,
         "totals": _shape(None, None, totals, total_hours, total_n),
     }
+
+
+MAX_MONTHS = 24
+
+
+def on_time_by_month(
+    session,
+    months: int = 12,
+    agency: str | None = None,
+    procedure_code: str | None = None,
+    today: date | None = None,
+) -> dict:
+    """The on-time rate of each calendar month (UTC+7) of the last `months` (the current one included, the
+    oldest first): ``{months: [{month: "YYYY-MM", from, to, completed, completed_late, in_process,
+    in_process_overdue, on_time_rate}]}``. Each month is the period report's aggregate over that month —
+    the same definitions (module docstring, "on_time_rate"), so the board's chart and the report agree; the
+    current month ends today. One index-driven aggregate per month."""
+    if not isinstance(months, int) or not 1 <= months <= MAX_MONTHS:
+        raise _bad("months", f"'months' phải từ 1 đến {MAX_MONTHS}", f"'months' must be 1 to {MAX_MONTHS}", months)
+    agency = (agency or "").strip() or None
+    procedure_code = (procedure_code or "").strip() or None
+    today = today or datetime.now(UTC).astimezone(VN_TZ).date()
+    firsts = []
+    y, m = today.year, today.month
+    for _ in range(months):
+        firsts.append(date(y, m, 1))
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    out = []
+    for first in reversed(firsts):
+        nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+        last = min(nxt - timedelta(days=1), today)
+        period = Period(first, last)
+        totals = dict.fromkeys(_FLAT, 0)
+        for row in session.execute(_aggregate_query(period.start, period.end, agency, procedure_code)):
+            for k, v in zip(_FLAT, row[2:], strict=True):
+                totals[k] += int(v or 0)
+        shaped = _shape(None, None, totals, 0.0, 0)
+        out.append(
+            {
+                "month": first.strftime("%Y-%m"),
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "completed": shaped["completed"]["total"],
+                "completed_late": shaped["completed"]["late"],
+                "in_process": shaped["in_process"]["total"],
+                "in_process_overdue": shaped["in_process"]["overdue"],
+                "on_time_rate": shaped["on_time_rate"],
+            }
+        )
+    return {"agency": agency, "procedure_code": procedure_code, "months": out}
 
 
 _CAL: WorkCalendar | None = None

@@ -111,6 +111,7 @@ TABLE = {
     ("POST", "/api/v1/inbound/sms"): (GATEWAY, False),
     ("POST", "/api/v1/inbound/zalo"): (GATEWAY, False),
     ("GET", "/api/v1/reports/summary"): (SUPERVISORS, False),
+    ("GET", "/api/v1/reports/on-time-by-month"): (SUPERVISORS, False),
 }
 # Operations whose path names a dossier or a task: the bodies sent there are malformed, so a caller past
 # the role check gets 422 before the dossier is looked up; GETs carry no body and show the 404.

@@ -408,8 +408,8 @@ def test_supervisor_sees_an_overdue_dossier_after_the_clock_moves(live_server, n
         assert page.url.endswith("/supervisor")
         page.wait_for_selector(f"#overdue-dossiers tr[data-code='{code}']")
         assert int(page.inner_text("#kpi-overdue-dossiers .kpi-value")) >= 1
-        assert page.locator("#charts .bar-row", has_text="000.31.14.H56").count() == 1
-        assert page.locator("#charts .bar-row", has_text="1.004222").count() == 1
+        assert page.locator("#chart-agency .chart-table tr[data-name='000.31.14.H56']").count() == 1
+        assert page.locator("#chart-procedure .chart-table tr[data-name='1.004222']").count() == 1
         assert "giờ làm việc" in page.locator(f"#overdue-dossiers tr[data-code='{code}']").inner_text()
         shot(page, "20-board-overdue")
 

@@ -1,22 +1,12 @@
-// Supervisors: the overdue board (counts, bars by agency and procedure, lists) and the period report.
+// Supervisors: the overdue board (counts, Chart.js charts by agency and procedure with drill-down agency →
+// procedure → dossier, the on-time rate of the last 12 months, the due-soon list, each list paged) and the
+// period report.
 import { api, itemsOf, download, serverNow } from '../lib/api.js';
 import { $, h, mount, dt, flash, table, duration, statusBadge } from '../lib/ui.js';
 import { requireLogin } from './common.js';
 import { PER_PAGE, pager, procedurePicker } from '../lib/lists.js';
-
-function bars(title, entries, labelOf, keys) {
-  const max = Math.max(1, ...entries.map((e) => keys.reduce((s, k) => s + (e[k.key] || 0), 0)));
-  return h('figure.chart',
-    h('figcaption', title),
-    entries.length ? h('div.bars', entries.map((e) => {
-      const total = keys.reduce((s, k) => s + (e[k.key] || 0), 0);
-      return h('div.bar-row', { title: keys.map((k) => `${k.label}: ${e[k.key] || 0}`).join(', ') },
-        h('div.bar-label', labelOf(e)),
-        h('div.bar-track', keys.map((k) => h(`div.bar.${k.cls}`, { style: { width: `${(100 * (e[k.key] || 0)) / max}%` } }))),
-        h('div.bar-value', String(total)));
-    })) : h('p.muted', 'Không có hồ sơ quá hạn.'),
-    h('div.legend', keys.map((k) => h('span', h(`i.swatch.${k.cls}`), ` ${k.label}`))));
-}
+// Chart.js comes in its own bundle (charts.js, loaded by the board page before app.js).
+const chartsLib = () => window.motcuaChartsLib;
 
 /** The procedure filter: one page of the catalogue, searched on the server (lib/lists.js). */
 function procedureFilter(prefix, value) {
@@ -34,6 +24,9 @@ export function boardPage() {
   const params = new URLSearchParams(location.search);
   $('#f-agency').value = params.get('agency') || '';
   const procPicker = procedureFilter('f', params.get('procedure_code') || '');
+  // the code of the URL counts from the first load, before the picker's page of the catalogue arrives
+  ensureOption($('#f-procedure'), params.get('procedure_code'));
+  $('#f-procedure').value = params.get('procedure_code') || '';
   let page = 1;  // the overdue dossiers' page
   let tasksPage = 1;  // the overdue steps' page
   let soonPage = 1;  // the due-soon dossiers' page
@@ -83,16 +76,30 @@ export function boardPage() {
       mount($('#kpis'),
         kpi('Hồ sơ quá hạn', totals.overdue_dossiers ?? data.total_dossiers ?? dossiers.length, 'danger', 'kpi-overdue-dossiers'),
         kpi('Bước xử lý quá hạn', totals.overdue_tasks ?? data.total_tasks ?? tasks.length, 'danger', 'kpi-overdue-tasks'),
-        kpi(`Hồ sơ đến hạn trong ${counts.due_soon_hours || 24} giờ`, totals.due_soon_dossiers ?? 0, 'warning', 'kpi-due-soon'),
+        kpi(`Hồ sơ đến hạn trong ${counts.due_soon_hours || 24} giờ`, totals.due_soon_dossiers ?? 0, 'warning', 'kpi-due-soon',
+          h('a.btn.btn-link.btn-small#show-due-soon', {
+            href: '#due-soon', onclick: (ev) => { ev.preventDefault(); const hd = $('#due-soon h2'); if (hd) { hd.tabIndex = -1; hd.focus(); } },
+          }, 'Xem danh sách')),
         kpi('Bước đến hạn sắp tới', totals.due_soon_tasks ?? 0, 'warning', 'kpi-due-soon-tasks'));
-      const keys = [
-        { key: 'overdue_dossiers', label: 'Hồ sơ quá hạn', cls: 'danger' },
-        { key: 'overdue_tasks', label: 'Bước quá hạn', cls: 'late' },
-        { key: 'due_soon_dossiers', label: 'Sắp đến hạn', cls: 'warning' },
+      const series = [
+        { key: 'overdue_dossiers', label: 'Hồ sơ quá hạn', color: '#b3261e' },
+        { key: 'overdue_tasks', label: 'Bước quá hạn', color: '#e06c5f' },
+        { key: 'due_soon_dossiers', label: 'Sắp đến hạn', color: '#c98a12' },
       ];
-      mount($('#charts'),
-        bars('Theo cơ quan', counts.by_agency || [], (e) => e.agency, keys),
-        bars('Theo thủ tục', counts.by_procedure || [], (e) => e.procedure_code, keys));
+      const figs = [
+        chartsLib().barChart('chart-agency', 'Quá hạn theo cơ quan', counts.by_agency || [], {
+          label: (e) => e.agency, series, empty: 'Không có hồ sơ quá hạn.',
+          onPick: (e) => drill(e.agency, ''),
+        }),
+        chartsLib().barChart('chart-procedure', agency ? `Quá hạn theo thủ tục — ${agency}` : 'Quá hạn theo thủ tục', counts.by_procedure || [], {
+          label: (e) => e.procedure_code, series, empty: 'Không có hồ sơ quá hạn.',
+          onPick: (e) => drill(agency, e.procedure_code, true),
+        }),
+      ];
+      mount($('#charts'), figs);
+      figs.forEach((f) => f.draw());
+      crumbs(agency, proc);
+      onTimeChart(agency, proc);
       mount($('#overdue-dossiers'), h('h2', `Hồ sơ quá hạn (${data.total_dossiers ?? dossiers.length})`),
         table(['Mã hồ sơ', 'Thủ tục', 'Cơ quan', 'Trạng thái', 'Hạn trả', 'Trễ', 'Đang giữ'],
           dossiers.map((d) => h('tr.row-overdue', { dataset: { code: d.code } },
@@ -124,6 +131,38 @@ export function boardPage() {
     }
   }
 
+  // Drill-down: agency → its procedures → the procedure's overdue dossiers (the filters, kept in the URL).
+  function drill(agency, proc, toList) {
+    $('#f-agency').value = agency || '';
+    ensureOption($('#f-procedure'), proc);
+    $('#f-procedure').value = proc || '';
+    procPicker.setValue(proc || '').catch(() => {});
+    page = 1; tasksPage = 1; soonPage = 1;
+    load().then(() => { if (toList) $('#overdue-dossiers').scrollIntoView({ block: 'start' }); });
+  }
+
+  function crumbs(agency, proc) {
+    const up = (label, a) => h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); drill(a, ''); } }, label);
+    const items = [h('li', agency || proc ? up('Toàn tỉnh', '') : h('span', { 'aria-current': 'page' }, 'Toàn tỉnh'))];
+    if (agency) items.push(h('li', proc ? up(agency, agency) : h('span', { 'aria-current': 'page' }, agency)));
+    if (proc) items.push(h('li', h('span', { 'aria-current': 'page' }, proc)));
+    mount($('#drill'), h('ol.drill-crumbs', items));
+  }
+
+  async function onTimeChart(agency, proc) {
+    const q = new URLSearchParams({ months: '12' });
+    if (agency) q.set('agency', agency);
+    if (proc) q.set('procedure_code', proc);
+    try {
+      const data = await api(`reports/on-time-by-month?${q}`);
+      const fig = chartsLib().rateChart('chart-ontime', 'Tỷ lệ giải quyết đúng hạn 12 tháng gần nhất', data.months || []);
+      mount($('#charts-rate'), fig);
+      fig.draw();
+    } catch (err) {
+      mount($('#charts-rate'), h('p.muted', `Không tải được tỷ lệ đúng hạn: ${err.message}`));
+    }
+  }
+
   form.addEventListener('submit', (ev) => { ev.preventDefault(); page = 1; tasksPage = 1; soonPage = 1; load(); });
   $('#reset').addEventListener('click', () => {
     $('#f-agency').value = '';
@@ -145,8 +184,12 @@ function lateText(x) {
   return parts.join(' ') || '—';
 }
 
-function kpi(label, value, kind, id) {
-  return h(`div.kpi.kpi-${kind}`, { id }, h('div.kpi-value', String(value ?? 0)), h('div.kpi-label', label));
+function kpi(label, value, kind, id, extra) {
+  return h(`div.kpi.kpi-${kind}`, { id }, h('div.kpi-value', String(value ?? 0)), h('div.kpi-label', label), extra || null);
+}
+
+function ensureOption(select, code) {
+  if (code && !Array.from(select.options).some((o) => o.value === code)) select.appendChild(h('option', { value: code }, code));
 }
 
 function pad(n) { return String(n).padStart(2, '0'); }
@@ -210,7 +253,7 @@ export async function reportPage() {
         : h('tr', h('td.muted', { colSpan: cols.length + 2 }, 'Không có hồ sơ trong kỳ.')));
       const foot = h('tfoot', h('tr', h('th', { colSpan: 2 }, 'Tổng cộng'), cols.map(([k]) => cell(get(r.totals || {}, k)))));
       mount($('#report'), h('p.muted', `Kỳ báo cáo: ${r.from} đến ${r.to}`),
-        h('div.table-wrap', h('table.table.report-table#report-table', head, body, foot)));
+        h('div.table-wrap', { tabIndex: 0, role: 'region', 'aria-label': 'Bảng báo cáo (cuộn ngang)' }, h('table.table.report-table#report-table', head, body, foot)));
     } catch (err) {
       flash(`Không lập được báo cáo: ${err.message}`, 'error');
     }
