@@ -1,0 +1,138 @@
+"""Accessibility: axe-core (tests/e2e/a11y.py) on every page — the officers', the supervisors', the analysts'
+and the citizens' — with no serious or critical violation, on a desktop and on a phone; and the desk's
+intake (a new dossier to its receipt) done with the keyboard alone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .a11y import axe_violations, describe
+from .support import login, shot
+from .webforms import deploy_web_forms, start_web_forms_dossier
+
+pytestmark = pytest.mark.timeout(300)
+
+PHONE = "0977000131"
+
+
+def _dossier_and_task(live_server) -> tuple[str, str]:
+    from engine.auth import load_actor
+
+    svc = live_server.app.extensions["motcua"].dossiers
+    with live_server.db.read() as s:
+        receiver = load_actor(s, "tiepnhan")
+    d = svc.start_dossier(receiver, "1.001193", {"name": "Võ Thị Hạnh", "id_number": "001190054321", "phone": PHONE})
+    return d["code"], d["tasks"][0]["id"]
+
+
+def _citizen_session(page, live_server):
+    from api.citizen_auth import issue_citizen_token
+    from engine.citizens import Citizen
+
+    token = issue_citizen_token(Citizen(phone=PHONE), live_server.settings.secret_key, 1800)
+    page.goto(live_server("/cong-dan"))
+    page.evaluate(
+        """(t) => sessionStorage.setItem('motcua.citizen', JSON.stringify(
+             { token: t, phone: '%s', expires_at: Date.now() + 1800000 }))"""
+        % PHONE,
+        token,
+    )
+
+
+def test_every_page_has_no_serious_accessibility_violation(live_server, new_page):
+    deploy_web_forms(live_server)
+    code, task_id = _dossier_and_task(live_server)
+    labelled = start_web_forms_dossier(live_server, {"applicant_kind": "org", "org_name": "Công ty A"})
+    found: list[str] = []
+
+    def check(page, path, ready, name):
+        page.goto(live_server(path))
+        page.wait_for_selector(ready, state="attached")
+        page.wait_for_load_state("networkidle")
+        bad = axe_violations(page)
+        if bad:
+            shot(page, f"a11y-{name}")
+            found.append(describe(path, bad))
+
+    for width, height in ((1280, 900), (390, 844)):
+        page = new_page(width, height)
+        # anyone
+        check(page, "/", "main h1", "home")
+        check(page, "/login", "#login-form", "login")
+        check(page, "/tra-cuu", "#lookup-form", "lookup")
+        check(page, "/cong-dan", "main h1", "citizen-home")
+        check(page, "/cong-dan/thu-tuc/1.001193", "main h1", "citizen-procedure")
+        check(page, "/cong-dan/dang-nhap", "main h1", "citizen-signin")
+        # a citizen signed in
+        _citizen_session(page, live_server)
+        check(page, "/cong-dan/ho-so", f"text={code}", "citizen-dossiers")
+        check(page, f"/cong-dan/ho-so/{code}", "main h1", "citizen-dossier")
+        # officers
+        login(page, live_server, "tiepnhan")
+        check(page, "/inbox", "#inbox table", "inbox")
+        check(page, f"/tasks/{task_id}", "#form-area .jsonform", "task")
+        check(page, "/dossiers", "#dossiers table", "dossiers")
+        check(page, "/dossiers/new", "#procedure_code option[value='1.001193']", "new-dossier")
+        check(page, f"/dossiers/{code}", "#timeline li", "dossier")
+        check(page, f"/dossiers/{labelled}", "#dossier-data .data-section", "dossier-data")
+        check(page, f"/dossiers/{code}/receipt", "#slip-code", "receipt")
+        check(page, f"/dossiers/{code}/control-slip", "#control-table", "control-slip")
+        # analysts
+        login(page, live_server, "analyst")
+        check(page, "/procedures", "#procedures tr[data-code='1.001193']", "procedures")
+        check(page, "/procedures/1.001193", "body[data-ready=true]", "procedure")
+        check(page, "/modeler/1.001193", "body[data-ready=true]", "modeler")
+        # supervisors and the administrator
+        login(page, live_server, "supervisor")
+        check(page, "/supervisor", "#kpi-overdue-dossiers", "board")
+        check(page, "/supervisor/report", "#report-table", "report")
+        login(page, live_server, "admin")
+        check(page, "/admin/dead-letters", "main h1", "dead-letters")
+    assert not found, "accessibility violations (serious, critical):\n" + "\n".join(found)
+
+
+def tab_to(page, selector: str, limit: int = 80):
+    """Press Tab until the focused element matches `selector` (reading the focus is all the test does
+    besides pressing keys)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+def test_the_desk_receives_a_dossier_with_the_keyboard_alone(live_server, new_page):
+    page = new_page(1280, 900)
+    login(page, live_server, "tiepnhan")
+    page.goto(live_server("/dossiers/new"))
+    page.wait_for_selector("#procedure_code option[value='1.001193']", state="attached")
+    # From here on, only keys.
+    tab_to(page, "#procedure_code")
+    page.keyboard.type("1.001193")
+    assert page.evaluate("() => document.querySelector('#procedure_code').value") == "1.001193"
+    tab_to(page, "#applicant_name")
+    page.keyboard.type("Đặng Văn Phúc")
+    page.keyboard.press("Tab")
+    page.keyboard.type("001090067890")
+    page.keyboard.press("Tab")
+    page.keyboard.type("0912000111")
+    tab_to(page, "#channel")
+    page.keyboard.press("ArrowDown")  # online → back to in person
+    page.keyboard.press("ArrowUp")
+    tab_to(page, "#new-dossier button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/dossiers/[^/]+\?created=1$"))
+    code = page.url.split("/dossiers/")[1].split("?")[0]
+    page.wait_for_selector("#dossier-facts dd")
+    # the focus ring is visible on the link to the receipt, then Enter opens it
+    tab_to(page, "#link-receipt")
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), "the focused link shows no focus ring"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#slip-code")
+    assert page.inner_text("#slip-code") == code
+    assert page.inner_text("#slip-applicant") == "Đặng Văn Phúc"
+    tab_to(page, "#print")
+    shot(page, "70-keyboard-receipt")
