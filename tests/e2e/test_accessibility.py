@@ -27,6 +27,15 @@ def _dossier_and_task(live_server) -> tuple[str, str]:
     return d["code"], d["tasks"][0]["id"]
 
 
+def _open_task_of(live_server, code) -> str:
+    from engine.auth import load_actor
+
+    svc = live_server.app.extensions["motcua"].dossiers
+    with live_server.db.read() as s:
+        receiver = load_actor(s, "tiepnhan")
+    return svc.get_dossier(receiver, code)["tasks"][0]["id"]
+
+
 def _citizen_session(page, live_server):
     from api.citizen_auth import issue_citizen_token
     from engine.citizens import Citizen
@@ -34,10 +43,9 @@ def _citizen_session(page, live_server):
     token = issue_citizen_token(Citizen(phone=PHONE), live_server.settings.secret_key, 1800)
     page.goto(live_server("/cong-dan"))
     page.evaluate(
-        """(t) => sessionStorage.setItem('motcua.citizen', JSON.stringify(
-             { token: t, phone: '%s', expires_at: Date.now() + 1800000 }))"""
-        % PHONE,
-        token,
+        """([t, phone]) => sessionStorage.setItem('motcua.citizen', JSON.stringify(
+             { token: t, phone, expires_at: Date.now() + 1800000 }))""",
+        [token, PHONE],
     )
 
 
@@ -45,6 +53,7 @@ def test_every_page_has_no_serious_accessibility_violation(live_server, new_page
     deploy_web_forms(live_server)
     code, task_id = _dossier_and_task(live_server)
     labelled = start_web_forms_dossier(live_server, {"applicant_kind": "org", "org_name": "Công ty A"})
+    formjs_task = _open_task_of(live_server, labelled)  # its next step has a form-js form
     found: list[str] = []
 
     def check(page, path, ready, name):
@@ -77,6 +86,7 @@ def test_every_page_has_no_serious_accessibility_violation(live_server, new_page
         check(page, "/dossiers/new", "#procedure_code option[value='1.001193']", "new-dossier")
         check(page, f"/dossiers/{code}", "#timeline li", "dossier")
         check(page, f"/dossiers/{labelled}", "#dossier-data .data-section", "dossier-data")
+        check(page, f"/tasks/{formjs_task}", "#form-area .fjs-container", "task-formjs")
         check(page, f"/dossiers/{code}/receipt", "#slip-code", "receipt")
         check(page, f"/dossiers/{code}/control-slip", "#control-table", "control-slip")
         # analysts

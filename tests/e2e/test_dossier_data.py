@@ -54,8 +54,8 @@ def test_dossier_data_is_shown_with_the_forms_labels(live_server, new_page):
     assert value("papers") == "Bản vẽ hiện trạng"  # the document's name
     # an array of objects is a table with the item form's labels and choices
     table = box.locator("dd[data-key='members'] table")
-    assert table.locator("th").all_inner_texts() == ["Họ và tên", "Ngày sinh", "Quan hệ với chủ hộ"]
-    assert table.locator("tbody tr").first.inner_text().split("\t") == ["Lê Văn An", "02/01/2020", "Con"]
+    assert table.locator("th").all_inner_texts() == ["Họ và tên", "Ngày sinh", "Số định danh", "Quan hệ với chủ hộ"]
+    assert table.locator("tbody tr").first.inner_text().split("\t") == ["Lê Văn An", "02/01/2020", "—", "Con"]
     assert table.locator("tbody tr").nth(1).inner_text().split("\t")[1].strip() == "—"
     # the form-js step: values by their labels, vnd amount, dynamic list as rows
     assert value("result") == "Từ chối"
@@ -87,5 +87,5 @@ def test_dossier_api_gives_the_labelled_view(live_server):
         "staff_only": False,
     }
     assert fields["fee_paid"]["kind"] == "money"
-    assert fields["members"]["rows"][0][2]["text"] == "Con"
+    assert fields["members"]["rows"][0][3]["text"] == "Con"
     assert WEB_FORMS_CODE == "9.000013"

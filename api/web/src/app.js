@@ -9,7 +9,6 @@ import { boardPage, reportPage } from './pages/supervisor.js';
 import { lookupPage } from './pages/lookup.js';
 import { proceduresPage } from './pages/procedures.js';
 import { renderForm } from './lib/form.js';
-import { charts } from './lib/charts.js';
 import { dossiersPage } from './pages/dossiers.js';
 import {
   citizenHomePage, citizenProcedurePage, citizenSigninPage, citizenDossiersPage, citizenDossierPage,
@@ -39,8 +38,6 @@ const PAGES = {
 
 // The form renderer, reachable from the console and the browser tests.
 window.motcuaForms = { renderForm };
-// The board's Chart.js charts by figure id, for the console and the browser tests.
-window.motcuaCharts = charts;
 
 function start() {
   initLayout();

@@ -6,8 +6,12 @@
 // `phone-vn`, `cccd`, `default`, `readOnly`, `required`
 // (marked with *), `title` / `description`, min/max lengths and values as HTML hints, and the UI schema
 // keys `ui:order`, `ui:widget` (textarea, radio, select, hidden, checkbox), `ui:placeholder`, `ui:help`,
-// `ui:readonly`, `ui:disabled`, `ui:rows`, `ui:title`, `ui:description`. Anything else (arrays, free objects)
-// is edited as JSON. The server validates every submission; this renderer only helps people fill it in.
+// `ui:readonly`, `ui:disabled`, `ui:rows`, `ui:title`, `ui:description`.
+// Conditions: `if`/`then`/`else` (on the object, or in its `allOf`) show the fields a branch defines only while
+// that branch applies and mark the fields it requires; `dependentRequired` marks the fields a filled-in field
+// requires. Arrays of objects are edited as rows (add, remove), each row a fieldset of the item's fields.
+// Anything else (free objects, arrays of arrays) is edited as JSON. Form-js forms are rendered by form-js
+// itself (lib/formjs.js). The server validates every submission; this renderer only helps people fill it in.
 import { h, clear } from './ui.js';
 
 let uid = 0;
@@ -70,8 +74,10 @@ export function renderForm(container, { schema, uiSchema, values, readOnly } = {
   clear(container);
   const root = schema || {};
   const fields = new Map(); // path -> {get, el, wrap, error}
+  const rules = []; // conditions: {prefix, test, then, else, dependent}
   const form = h('div.jsonform');
-  buildObject(form, resolveRef(root, root), uiSchema || {}, values || {}, '', root, fields, !!readOnly);
+  const ctx = { root, fields, rules, readOnly: !!readOnly, refresh: () => refresh() };
+  buildObject(form, resolveRef(root, root), uiSchema || {}, values || {}, '', ctx);
   const formError = h('div.field-error.form-level', { role: 'alert', hidden: true });
   container.appendChild(formError);
   container.appendChild(form);
@@ -79,6 +85,7 @@ export function renderForm(container, { schema, uiSchema, values, readOnly } = {
   function getData() {
     const out = {};
     for (const [path, f] of fields) {
+      if (f.sub || f.hiddenByCondition) continue;
       const v = f.get();
       if (v === undefined) continue;
       const keys = path.split('.');
@@ -125,21 +132,127 @@ export function renderForm(container, { schema, uiSchema, values, readOnly } = {
     if (first && first.focus) first.focus({ preventScroll: false });
   }
 
-  /** The top-level (and nested) `required` fields left empty: {"path": "message"}. */
+  /** The `required` fields left empty (conditions applied; rows included): {"path": "message"}. */
   function checkRequired() {
+    refresh();
     const missing = {};
     for (const [path, f] of fields) {
-      if (f.required && f.get() === undefined) missing[path] = 'Trường bắt buộc';
+      if (f.hiddenByCondition) continue;
+      if ((f.required || f.requiredNow) && f.get() === undefined) missing[path] = 'Trường bắt buộc';
     }
     return missing;
   }
 
-  return { getData, setErrors, clearErrors, checkRequired, fields, element: form };
+  // Re-applies the conditions to the data as it is now: which branch fields show, which fields are required.
+  function refresh() {
+    const data = getData();
+    for (const f of fields.values()) f.requiredNow = false;
+    for (const r of rules) {
+      const here = r.prefix ? r.prefix.split('.').reduce((o, k) => (o == null ? o : o[k]), data) : data;
+      const obj = here && typeof here === 'object' ? here : {};
+      if (r.dependent) {
+        for (const [trigger, deps] of Object.entries(r.dependent)) {
+          if (obj[trigger] === undefined) continue;
+          for (const d of deps) { const f = fields.get(r.prefix ? `${r.prefix}.${d}` : d); if (f) f.requiredNow = true; }
+        }
+        continue;
+      }
+      const active = matches(root, r.test, obj) ? r.then : r.else;
+      for (const branch of [r.then, r.else]) {
+        if (!branch) continue;
+        for (const path of branch.only) {
+          const f = fields.get(path);
+          if (!f) continue;
+          const show = branch === active;
+          f.wrap.hidden = !show;
+          f.hiddenByCondition = !show;
+        }
+      }
+      if (active) {
+        for (const name of active.required) { const f = fields.get(r.prefix ? `${r.prefix}.${name}` : name); if (f) f.requiredNow = true; }
+      }
+    }
+    for (const f of fields.values()) {
+      const on = !!(f.required || f.requiredNow);
+      if (f.marker) f.marker.hidden = !on;
+      if (f.control && f.control.tagName !== 'DIV') f.control.required = on;
+    }
+  }
+  if (rules.length) {
+    form.addEventListener('input', refresh);
+    form.addEventListener('change', refresh);
+  }
+  refresh();
+
+  return { getData, setErrors, clearErrors, checkRequired, refresh, fields, element: form };
 }
 
-function buildObject(parent, s, ui, values, prefix, root, fields, readOnly) {
-  const props = s.properties || {};
+function same(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Whether `v` satisfies the schema `s`: the keywords conditions use (const, enum, type, required, properties,
+ *  bounds, lengths, pattern, contains, allOf / anyOf / oneOf / not). Unknown keywords pass. */
+export function matches(root, s, v) {
+  if (s === undefined || s === true) return true;
+  if (s === false) return false;
+  s = resolveRef(root, s);
+  if ('const' in s && !same(s.const, v)) return false;
+  if (Array.isArray(s.enum) && !s.enum.some((e) => same(e, v))) return false;
+  if (s.type && v !== undefined) {
+    const types = Array.isArray(s.type) ? s.type : [s.type];
+    const t = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+    const ok = types.some((x) => x === t || (x === 'integer' && Number.isInteger(v)) || (x === 'number' && t === 'number'));
+    if (!ok) return false;
+  }
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    if (Array.isArray(s.required) && s.required.some((k) => v[k] === undefined)) return false;
+    for (const [k, sub] of Object.entries(s.properties || {})) if (v[k] !== undefined && !matches(root, sub, v[k])) return false;
+  }
+  if (typeof v === 'number') {
+    if (s.minimum !== undefined && v < s.minimum) return false;
+    if (s.maximum !== undefined && v > s.maximum) return false;
+    if (s.exclusiveMinimum !== undefined && v <= s.exclusiveMinimum) return false;
+    if (s.exclusiveMaximum !== undefined && v >= s.exclusiveMaximum) return false;
+  }
+  if (typeof v === 'string') {
+    if (s.minLength !== undefined && v.length < s.minLength) return false;
+    if (s.maxLength !== undefined && v.length > s.maxLength) return false;
+    if (s.pattern) { try { if (!new RegExp(s.pattern, 'u').test(v)) return false; } catch (e) { /* the server decides */ } }
+  }
+  if (Array.isArray(v)) {
+    if (s.contains && !v.some((x) => matches(root, s.contains, x))) return false;
+    if (s.minItems !== undefined && v.length < s.minItems) return false;
+  }
+  if (Array.isArray(s.allOf) && !s.allOf.every((x) => matches(root, x, v))) return false;
+  if (Array.isArray(s.anyOf) && !s.anyOf.some((x) => matches(root, x, v))) return false;
+  if (Array.isArray(s.oneOf) && s.oneOf.filter((x) => matches(root, x, v)).length !== 1) return false;
+  if (s.not !== undefined && matches(root, s.not, v)) return false;
+  return true;
+}
+
+function buildObject(parent, s, ui, values, prefix, ctx) {
+  const { root } = ctx;
+  const props = Object.assign({}, s.properties || {});
   const required = new Set(Array.isArray(s.required) ? s.required : []);
+  // conditions of this object: its own if/then/else and those in its allOf
+  const conds = [s, ...(Array.isArray(s.allOf) ? s.allOf.map((x) => resolveRef(root, x)) : [])].filter((c) => c && c.if !== undefined);
+  const branchOnly = new Map(); // property defined only in a branch -> its schema
+  const rulesHere = conds.map((c) => {
+    const branch = (b) => {
+      if (!b || typeof b !== 'object') return null;
+      b = resolveRef(root, b);
+      const only = [];
+      for (const [name, sub] of Object.entries(b.properties || {})) {
+        if (!(name in props)) { branchOnly.set(name, sub); only.push(prefix ? `${prefix}.${name}` : name); }
+      }
+      return { only, required: Array.isArray(b.required) ? b.required : [] };
+    };
+    return { prefix, test: c.if, then: branch(c.then), else: branch(c.else) };
+  });
+  ctx.rules.push(...rulesHere);
+  if (s.dependentRequired && typeof s.dependentRequired === 'object') ctx.rules.push({ prefix, dependent: s.dependentRequired });
+  for (const [name, sub] of branchOnly) props[name] = sub;
   for (const name of ordered(props, ui['ui:order'])) {
     const sub = resolveRef(root, props[name]);
     const path = prefix ? `${prefix}.${name}` : name;
@@ -148,15 +261,17 @@ function buildObject(parent, s, ui, values, prefix, root, fields, readOnly) {
     if (typeOf(sub) === 'object' && sub.properties) {
       const fs = h('fieldset.subform', h('legend', subUi['ui:title'] || sub.title || name));
       if (sub.description) fs.appendChild(h('p.help', sub.description));
-      buildObject(fs, sub, subUi, value || {}, path, root, fields, readOnly);
+      buildObject(fs, sub, subUi, value || {}, path, ctx);
       parent.appendChild(fs);
       continue;
     }
-    parent.appendChild(buildField(name, path, sub, subUi, value, required.has(name), fields, readOnly));
+    parent.appendChild(buildField(name, path, sub, subUi, value, required.has(name), ctx));
   }
 }
 
-function buildField(name, path, s, ui, value, required, fields, readOnly) {
+function buildField(name, path, s, ui, value, required, ctx) {
+  const { fields, root } = ctx;
+  const readOnly = ctx.readOnly;
   const id = `f-${++uid}-${name.replace(/[^\w-]/g, '_')}`;
   const type = typeOf(s);
   const widget = ui['ui:widget'];
@@ -168,7 +283,9 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
   const errorId = `${id}-error`;
   const helpId = help ? `${id}-help` : null;
   const describedBy = [helpId, errorId].filter(Boolean).join(' ');
-  const label = h('label', { for: id }, title, required ? h('span.req', { title: 'Bắt buộc', 'aria-hidden': 'true' }, ' *') : null);
+  // the required marker is always there, shown while the field is required (conditions may change it)
+  const marker = () => h('span.req', { title: 'Bắt buộc', 'aria-hidden': 'true', hidden: !required }, ' *');
+  const label = h('label', { for: id }, title, marker());
   const wrap = h('div.field', { dataset: { field: path } });
   let control;
   let get;
@@ -190,7 +307,7 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
       const checked = group.querySelector('input:checked');
       return checked ? choices[Number(checked.value)].value : undefined;
     };
-    wrap.appendChild(h('div.label', { id: `${id}-label` }, title, required ? h('span.req', { 'aria-hidden': 'true' }, ' *') : null));
+    wrap.appendChild(h('div.label', { id: `${id}-label` }, title, marker()));
     wrap.appendChild(group);
   } else if (choices) {
     control = h('select', { id, name: path, disabled, required, 'aria-describedby': describedBy },
@@ -213,7 +330,7 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
       const picked = Array.from(group.querySelectorAll('input:checked')).map((x) => opts[Number(x.value)].value);
       return picked.length ? picked : undefined;
     };
-    wrap.appendChild(h('div.label', { id: `${id}-label` }, title, required ? h('span.req', { 'aria-hidden': 'true' }, ' *') : null));
+    wrap.appendChild(h('div.label', { id: `${id}-label` }, title, marker()));
     wrap.appendChild(group);
   } else if (type === 'boolean') {
     control = h('input', { type: 'checkbox', id, name: path, disabled, checked: value === true, 'aria-describedby': describedBy });
@@ -265,8 +382,60 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
       return raw;
     };
     wrap.append(label, control);
+  } else if (type === 'array' && s.items && typeOf(resolveRef(root, s.items)) === 'object' && resolveRef(root, s.items).properties) {
+    // an array of objects: rows, each the item's fields, added and removed with buttons
+    const item = resolveRef(root, s.items);
+    const itemUi = uiOf(ui, 'items');
+    const list = h('div.rows-list', { id, role: 'group', 'aria-labelledby': `${id}-label`, 'aria-describedby': describedBy });
+    let rows = [];
+    const collect = (rowFields, prefix) => {
+      const out = {};
+      for (const [p, f] of rowFields) {
+        if (f.hiddenByCondition) continue;
+        const v = f.get();
+        if (v === undefined) continue;
+        const keys = p.slice(prefix.length + 1).split('.');
+        let node = out;
+        for (const k of keys.slice(0, -1)) node = node[k] = node[k] || {};
+        node[keys[keys.length - 1]] = v;
+      }
+      return out;
+    };
+    const current = () => rows.map((r) => collect(r.fields, r.prefix));
+    const draw = (vals) => {
+      for (const r of rows) for (const p of r.fields.keys()) fields.delete(p);
+      clear(list);
+      rows = vals.map((v, i) => {
+        const prefix = `${path}.${i}`;
+        const rowFields = new Map();
+        const fs = h('fieldset.row-item', h('legend', `${title} — dòng ${i + 1}`));
+        buildObject(fs, item, itemUi, v || {}, prefix, Object.assign({}, ctx, { fields: rowFields }));
+        if (!readOnly && !disabled) {
+          fs.appendChild(h('button.btn.btn-link.btn-small.row-remove', {
+            type: 'button', 'aria-label': `Xóa dòng ${i + 1} của ${title}`,
+            onclick: () => { const vs = current(); vs.splice(i, 1); draw(vs); ctx.refresh(); addBtn.focus(); },
+          }, 'Xóa dòng'));
+        }
+        for (const [p, f] of rowFields) fields.set(p, Object.assign(f, { sub: true }));
+        list.appendChild(fs);
+        return { prefix, fields: rowFields };
+      });
+    };
+    const addBtn = h('button.btn.btn-small.row-add', {
+      type: 'button', disabled: readOnly || disabled,
+      onclick: () => {
+        const vs = current(); vs.push({}); draw(vs); ctx.refresh();
+        const first = list.lastElementChild && list.lastElementChild.querySelector('input, select, textarea');
+        if (first) first.focus();
+      },
+    }, `+ Thêm dòng`);
+    draw(Array.isArray(value) ? value : []);
+    control = list;
+    get = () => { const vs = current(); return vs.length ? vs : undefined; };
+    wrap.classList.add('field-rows');
+    wrap.append(h('div.label', { id: `${id}-label` }, title, marker()), list, addBtn);
   } else {
-    // arrays and free-form objects: edited as JSON
+    // free-form objects and other arrays: edited as JSON
     control = h('textarea.json', { id, name: path, disabled, rows: 4, 'aria-describedby': describedBy });
     control.value = value === undefined ? '' : JSON.stringify(value, null, 2);
     get = () => {
@@ -279,6 +448,6 @@ function buildField(name, path, s, ui, value, required, fields, readOnly) {
   if (help && widget !== 'hidden') wrap.appendChild(h('p.help', { id: helpId }, help));
   const error = h('p.field-error', { id: errorId, hidden: true, role: 'alert' });
   wrap.appendChild(error);
-  fields.set(path, { get, control, wrap, error, required });
+  fields.set(path, { get, control, wrap, error, required, marker: wrap.querySelector(':scope > label > .req, :scope > .label > .req') });
   return wrap;
 }

@@ -27,7 +27,7 @@ export function taskPage() {
     try {
       const data = await api(`tasks/${encodeURIComponent(id)}`);
       current = pick(data);
-      render(message);
+      await render(message);
       const docs = current.schema && current.schema['x-documents'];
       const box = $('#task-documents');
       if (box && box.hidden && Array.isArray(docs) && docs.length) {
@@ -40,7 +40,7 @@ export function taskPage() {
     }
   }
 
-  function render(message) {
+  async function render(message) {
     const { task, schema, uiSchema, values, dossier } = current;
     const done = task.state && task.state !== 'ready';
     const mine = task.claimed_by === user.username;
@@ -80,7 +80,11 @@ export function taskPage() {
       }
       const holder = h('div');
       area.appendChild(holder);
-      form = renderForm(holder, { schema, uiSchema, values, readOnly: done || heldByOther || !mayWork });
+      const readOnly = done || heldByOther || !mayWork;
+      const formjs = uiSchema && uiSchema['ui:formjs'];
+      form = formjs
+        ? await window.motcuaFormJs.renderFormJs(holder, { doc: formjs, values, readOnly }) // formjs.js bundle
+        : renderForm(holder, { schema, uiSchema, values, readOnly });
       freeData = null;
     } else {
       form = null;
