@@ -33,11 +33,11 @@ REVIEW = {
 }
 
 
-def test_dossier_data_is_shown_with_the_forms_labels(live_server, new_page):
-    deploy_web_forms(live_server)
-    code = start_web_forms_dossier(live_server, INTAKE, REVIEW)
+def test_dossier_data_is_shown_with_the_forms_labels(province_server, new_page):
+    deploy_web_forms(province_server)
+    code = start_web_forms_dossier(province_server, INTAKE, REVIEW)
     page = new_page(1280, 900)
-    login(page, live_server, "tiepnhan", next_path=f"/dossiers/{code}")
+    login(page, province_server, "tiepnhan", next_path=f"/dossiers/{code}")
     page.wait_for_selector("#dossier-data .data-section")
     box = page.locator("#dossier-data")
     text = box.inner_text()
@@ -68,10 +68,10 @@ def test_dossier_data_is_shown_with_the_forms_labels(live_server, new_page):
     shot(page, "50-dossier-labelled-data")
 
 
-def test_dossier_api_gives_the_labelled_view(live_server):
-    deploy_web_forms(live_server)
-    code = start_web_forms_dossier(live_server, INTAKE, None)
-    client = live_server.app.test_client()
+def test_dossier_api_gives_the_labelled_view(province_server):
+    deploy_web_forms(province_server)
+    code = start_web_forms_dossier(province_server, INTAKE, None)
+    client = province_server.app.test_client()
     tok = client.post("/api/v1/auth/token", json={"username": "tiepnhan", "password": "motcua-demo"}).get_json()
     res = client.get(f"/api/v1/dossiers/{code}", headers={"Authorization": f"Bearer {tok['access_token']}"})
     assert res.status_code == 200

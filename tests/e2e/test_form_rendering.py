@@ -13,20 +13,20 @@ from .webforms import deploy_web_forms, start_web_forms_dossier
 pytestmark = pytest.mark.timeout(180)
 
 
-def _open_task(page, live_server, code):
-    page.goto(live_server(f"/dossiers/{code}"))
+def _open_task(page, province_server, code):
+    page.goto(province_server(f"/dossiers/{code}"))
     page.locator("#open-tasks td a").first.click()
     page.wait_for_selector("#form-area .jsonform, #form-area .fjs-container")
     page.click("#claim")
     page.wait_for_selector("#holder:has-text('Tôi')")
 
 
-def test_json_schema_conditions_and_rows(live_server, new_page, expect_console_error):
-    deploy_web_forms(live_server)
-    code = start_web_forms_dossier(live_server)
+def test_json_schema_conditions_and_rows(province_server, new_page, expect_console_error):
+    deploy_web_forms(province_server)
+    code = start_web_forms_dossier(province_server)
     page = new_page(1280, 1000)
-    login(page, live_server, "tiepnhan")
-    _open_task(page, live_server, code)
+    login(page, province_server, "tiepnhan")
+    _open_task(page, province_server, code)
 
     org = page.locator("[data-field='org_name']")
     assert org.count() == 1 and org.is_hidden()  # defined in `then` only: hidden until it applies
@@ -76,7 +76,7 @@ def test_json_schema_conditions_and_rows(live_server, new_page, expect_console_e
     page.click("#complete")
     page.wait_for_selector("#done")
 
-    data = _data(live_server, code)
+    data = _data(province_server, code)
     assert data["applicant_kind"] == "org" and data["org_name"] == "Hợp tác xã Bình Minh"
     assert data["members"] == [
         {"name": "Lê Thị Thu", "birth": "2019-05-04", "relation": "child", "id_number": "001219012345"},
@@ -84,12 +84,12 @@ def test_json_schema_conditions_and_rows(live_server, new_page, expect_console_e
     ]
 
 
-def test_formjs_form_with_its_condition_and_dynamic_list(live_server, new_page, expect_console_error):
-    deploy_web_forms(live_server)
-    code = start_web_forms_dossier(live_server, {"applicant_kind": "person"})
+def test_formjs_form_with_its_condition_and_dynamic_list(province_server, new_page, expect_console_error):
+    deploy_web_forms(province_server)
+    code = start_web_forms_dossier(province_server, {"applicant_kind": "person"})
     page = new_page(1280, 1000)
-    login(page, live_server, "tiepnhan")
-    _open_task(page, live_server, code)
+    login(page, province_server, "tiepnhan")
+    _open_task(page, province_server, code)
     page.wait_for_selector("#form-area .fjs-container")
     assert page.locator("#form-area .jsonform").count() == 0  # form-js's own viewer, not the JSON renderer
 
@@ -122,16 +122,16 @@ def test_formjs_form_with_its_condition_and_dynamic_list(live_server, new_page, 
     page.click("#complete")
     page.wait_for_selector("#done")
 
-    data = _data(live_server, code)
+    data = _data(province_server, code)
     assert data["result"] == "reject" and data["reason"] == "Thiếu bản vẽ hiện trạng"
     assert data["amount"] == 150000
     assert data["items"] == [{"item_name": "Tường rào", "qty": 2}, {"item_name": "Cổng", "qty": 1}]
 
 
-def _data(live_server, code) -> dict:
+def _data(province_server, code) -> dict:
     from engine.auth import load_actor
 
-    svc = live_server.app.extensions["motcua"].dossiers
-    with live_server.db.read() as s:
+    svc = province_server.app.extensions["motcua"].dossiers
+    with province_server.db.read() as s:
         receiver = load_actor(s, "tiepnhan")
     return svc.get_dossier(receiver, code)["data"]

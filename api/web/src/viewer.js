@@ -79,14 +79,14 @@ function start() {
       const pad = 24 / vb.scale;
       canvas.viewbox({ x: vb.x - pad, y: vb.y - pad, width: vb.width + 2 * pad, height: vb.height + 2 * pad });
       const tasks = d.user_tasks || d.tasks || [];
-      mount($('#steps'), h('h2', 'Các bước người dùng'), h('div.table-wrap', table(['Bước', 'Vai trò', 'Biểu mẫu', 'Thời hạn bước'],
+      mount($('#steps'), h('h2', 'Các bước người dùng'), h('div.table-wrap', { tabIndex: 0, role: 'region', 'aria-label': 'Các bước người dùng' }, table(['Bước', 'Vai trò', 'Biểu mẫu', 'Thời hạn bước'],
         tasks.map((t) => h('tr', { dataset: { element: t.id } },
           h('td', t.name || t.id),
           h('td', (t.roles || []).join(', ') || t.assignee || '—'),
           h('td', t.form_key || '—'),
           h('td', deadlineVi(t.deadline)))))));
       const versions = d.versions || [];
-      mount($('#versions'), h('h2', 'Lịch sử phiên bản'), h('div.table-wrap', table(['Phiên bản', 'Triển khai lúc', 'Người triển khai'],
+      mount($('#versions'), h('h2', 'Lịch sử phiên bản'), h('div.table-wrap', { tabIndex: 0, role: 'region', 'aria-label': 'Lịch sử phiên bản' }, table(['Phiên bản', 'Triển khai lúc', 'Người triển khai'],
         [...versions].sort((a, b) => b.version - a.version).map((v) => h(`tr${v.version === (d.version ?? d.current_version) ? '.current' : ''}`,
           { title: v.filename || '', dataset: { version: v.version } },
           h('td', `v${v.version} `, v.version === (d.version ?? d.current_version) ? h('span.badge.status-received', 'hiện hành') : null),

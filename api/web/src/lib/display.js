@@ -68,7 +68,7 @@ function staffMark(f) {
 function fieldValue(f) {
   if (f.kind === 'group') return h('dl.facts.nested', (f.fields || []).map((x) => [h('dt', x.label), h('dd', fieldValue(x))]));
   if (f.kind === 'rows') {
-    return h('div.table-wrap', h('table.table.rows-table',
+    return h('div.table-wrap', { tabIndex: 0, role: 'region', 'aria-label': f.label }, h('table.table.rows-table',
       h('thead', h('tr', f.columns.map((c) => h('th', { scope: 'col' }, c.label)))),
       h('tbody', f.rows.map((row) => h('tr', row.map((cell) => h('td', { dataset: { label: cell.label } }, fieldValue(cell))))))));
   }
