@@ -103,12 +103,12 @@ def test_board_charts_drill_down_and_due_soon_list(province_server, new_page):
         assert len(labels) == 12 and all(re.fullmatch(r"\d{2}/\d{4}", x) for x in labels)
         assert page.locator("#chart-ontime .chart-table tbody tr").count() == 12
         shot(page, "60-board-due-soon")
-        # narrowed to its procedure, the list has it (one page at a time, 20 rows)
-        page.goto(province_server(f"/supervisor?procedure_code={WEB_FORMS_CODE}&due_soon=1"))
+        # narrowed to its procedure, the list has it (one page at a time, 25 rows)
+        page.goto(province_server(f"/supervisor?procedure_code={WEB_FORMS_CODE}"))
         row = page.locator(f"#due-soon tr[data-code='{code}']")
         row.wait_for()
         assert "giờ" in row.inner_text()
-        assert page.locator("#due-soon tbody tr").count() <= 20
+        assert page.locator("#due-soon tbody tr").count() <= 25
 
     # Two days after it, overdue: drill down from the agency's bar to a procedure's bar to a dossier.
     with time_machine.travel(due + timedelta(days=2), tick=True):
