@@ -60,7 +60,7 @@ def test_every_page_has_no_serious_accessibility_violation(province_server, new_
 
     def check(page, path, ready, name):
         page.goto(province_server(path))
-        page.wait_for_selector(ready, state="attached")
+        page.wait_for_selector(ready, state="attached", timeout=60000)  # a busy machine, a province's data
         page.wait_for_load_state("networkidle")
         bad = axe_violations(page)
         if bad:
