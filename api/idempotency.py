@@ -30,6 +30,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 
 from sqlalchemy import delete, event, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -46,6 +47,7 @@ TOOK_EFFECT = -1  # the use case committed; its answer is not stored (yet, or th
 
 # (key, username, token) of the request running under a key in this thread, read by the commit hook below.
 _HELD: ContextVar[tuple[str, str, object] | None] = ContextVar("idempotency_held", default=None)
+_WROTE: ContextVar[bool] = ContextVar("idempotency_wrote", default=False)  # a write since the last commit
 
 
 def _fingerprint(endpoint: str, payload) -> str:
@@ -159,6 +161,7 @@ def run(key: str | None, endpoint: str, payload, status: int, call):
         return token
     db = services().db
     held = _HELD.set((key, who, token))
+    _WROTE.set(False)
     try:
         body = _noted(call())
     except BaseException:
@@ -181,16 +184,11 @@ def run(key: str | None, endpoint: str, payload, status: int, call):
     return body, status, {}
 
 
-@event.listens_for(Session, "after_flush")
-def _flushed(session: Session, _context) -> None:
-    if _HELD.get() is not None:
-        session.info["idempotency_wrote"] = True
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _executed(state) -> None:
-    if _HELD.get() is not None and (state.is_insert or state.is_update or state.is_delete):
-        state.session.info["idempotency_wrote"] = True
+@event.listens_for(Engine, "before_cursor_execute")
+def _executed(conn, cursor, statement, parameters, context, executemany) -> None:
+    """A write while a request holds a key (ORM flush or the hot path's Core statements alike)."""
+    if _HELD.get() is not None and statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        _WROTE.set(True)
 
 
 @event.listens_for(Session, "before_commit")
@@ -199,8 +197,7 @@ def _took_effect(session: Session) -> None:
     holds it (a retry after the lease may have taken it over: then this transaction rolls back with a 409).
     A transaction that only read marks nothing."""
     held = _HELD.get()
-    wrote = session.info.pop("idempotency_wrote", False) or session.new or session.dirty or session.deleted
-    if held is None or not wrote:
+    if held is None or not (_WROTE.get() or session.new or session.dirty or session.deleted):
         return
     key, who, token = held
     marked = session.execute(
@@ -210,5 +207,6 @@ def _took_effect(session: Session) -> None:
         .values(status=TOOK_EFFECT)
         .execution_options(synchronize_session=False)
     ).rowcount
+    _WROTE.set(False)
     if marked != 1:
         raise _in_progress()

@@ -242,3 +242,33 @@ def test_detail_is_404_for_another_agency_and_unknown_codes(client, dossier):
         assert client.get(path, "supervisor").status_code == 200
     assert_problem(client.get("/api/v1/dossiers/H56-000000-0000", "tiepnhan"), 404)
     assert_problem(client.get("/api/v1/dossiers/H56-000000-0000/history", "tiepnhan"), 404)
+
+
+def test_idempotency_use_case_commit_marks_the_key(client, app):
+    """The use case's own transaction marks its key "took effect" (status -1) before it commits, whichever way
+    it writes (the hot path's Core statements or the ORM): a process killed right after that commit leaves a
+    key that a retry never runs again."""
+    db = app.extensions["motcua"].db
+    seen = []
+
+    def at_commit(session):
+        if _HELD.get() is not None:
+            with db.read() as s:
+                seen.append({r.key: r.status for r in s.query(IdempotencyRecord)})
+
+    event.listen(Session, "after_commit", at_commit)
+    try:
+        body = {"procedure_code": "9.000001", "applicant": APPLICANT}
+        d = client.post("/api/v1/dossiers", "tiepnhan", headers={"Idempotency-Key": "new-1"}, json=body)
+        assert d.status_code == 201, d.get_json()
+        tid = d.get_json()["tasks"][0]["id"]
+        done = client.post(
+            f"/api/v1/tasks/{tid}/complete",
+            "tiepnhan",
+            headers={"Idempotency-Key": "done-1"},
+            json={"data": {"decision": "accept"}},
+        )
+        assert done.status_code == 200, done.get_json()
+    finally:
+        event.remove(Session, "after_commit", at_commit)
+    assert seen == [{"new-1": -1}, {"new-1": 201, "done-1": -1}]
