@@ -116,6 +116,6 @@ def incidents(code):
 @requires("staff")
 @blp.doc(summary="Thử lại cuộc gọi kết nối bị sự cố / retry a failed connector call (the worker calls again)")
 @blp.response(200, IncidentSchema)
-@errors(blp, 401, 403, 404, 409)
+@errors(blp, 401, 403, 404, 409, 422)
 def retry_incident(code, incident_id):
     return connectors.retry_incident(services().dossiers.db, actor(), code, incident_id)
