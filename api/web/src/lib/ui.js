@@ -145,6 +145,9 @@ export function dueCell(iso, overdue, finished) {
 
 export const ACTION_VI = {
   'dossier.received': 'Tiếp nhận hồ sơ',
+  connector_called: 'Đã gọi hệ thống ngoài (bước dịch vụ)',
+  connector_incident: 'Sự cố khi gọi hệ thống ngoài',
+  connector_retry: 'Yêu cầu gọi lại hệ thống ngoài',
   'task.claimed': 'Nhận xử lý',
   'task.unclaimed': 'Trả lại việc',
   'task.completed': 'Hoàn thành bước',

@@ -119,6 +119,39 @@ async function deliveryLog(code) {
   }
 }
 
+const CALL_VI = { pending: 'Đang chờ gọi', running: 'Đang gọi', incident: 'Sự cố' };
+
+// A service task's connector calls still open: waiting for the worker, or an incident an officer of the
+// dossier's agency retries (docs/bpmn-conventions.md, 9.6). Hidden when there is none.
+async function incidentsPanel(code) {
+  const box = $('#incidents');
+  let items = [];
+  try {
+    items = await api(`dossiers/${encodeURIComponent(code)}/incidents`);
+  } catch (err) { /* the rest of the page stands without it */ }
+  box.hidden = !items.length;
+  if (!items.length) return;
+  const retry = async (i) => {
+    try {
+      await api(`dossiers/${encodeURIComponent(code)}/incidents/${encodeURIComponent(i.id)}/retry`, { method: 'POST' });
+      flash(`Đã yêu cầu gọi lại: ${i.title}. Hệ thống sẽ gọi lại trong lượt quét tới.`, 'success');
+    } catch (err) {
+      flash(`Không thử lại được: ${err.message}`, 'error');
+    }
+    incidentsPanel(code);
+  };
+  mount(box, h('h2', 'Bước dịch vụ (kết nối hệ thống ngoài)'),
+    table(['Bước', 'Kết nối', 'Trạng thái', 'Số lần gọi', 'Lỗi', ''], items.map((i) => h(`tr.call-${i.state}`,
+      h('td', i.title),
+      h('td', i.connector),
+      h('td', CALL_VI[i.state] || i.state),
+      h('td.num', String(i.attempts)),
+      h('td', i.error || '—'),
+      h('td', i.state === 'incident'
+        ? h('button.retry', { type: 'button', onclick: () => retry(i) }, 'Thử lại')
+        : null))), { class: 'stack' }));
+}
+
 export function dossierPage() {
   const user = requireLogin();
   if (!user) return;
@@ -165,6 +198,7 @@ export function dossierPage() {
       mount($('#timeline'), h('h2', 'Quá trình xử lý'),
         h('ol.timeline', history.map((e) => timelineItem(e, byId))));
       deliveryLog(code);
+      incidentsPanel(code);
       documentsPanel($('#dossier-documents'), code);
       const panel = actionsPanel(user, d, code);
       const box = $('#dossier-actions');
