@@ -107,7 +107,10 @@ def test_formjs_form_with_its_condition_and_dynamic_list(province_server, new_pa
     # the dynamic list: rows of the list's fields
     page.get_by_label("Tên hạng mục").first.fill("Tường rào")
     page.get_by_label("Số lượng").first.fill("2")
-    page.locator("#form-area .fjs-repeat-render-add").click()
+    add = page.locator("#form-area .fjs-repeat-render-add")
+    assert add.inner_text().strip() == "Thêm dòng"  # the viewer's own words, in Vietnamese
+    add.click()
+    assert page.locator("#form-area [aria-label='Xóa dòng 2']").count() == 1
     page.get_by_label("Tên hạng mục").nth(1).fill("Cổng")
     page.get_by_label("Số lượng").nth(1).fill("1")
 

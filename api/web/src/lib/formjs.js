@@ -10,6 +10,7 @@ export async function renderFormJs(container, { doc, values, readOnly } = {}) {
   container.classList.add('formjs');
   const form = new Form({ container, properties: { readOnly: !!readOnly } });
   await form.importSchema(doc, values || {});
+  vietnamese(container);
   const registry = form.get('formFieldRegistry');
   const formError = document.createElement('div');
   formError.className = 'field-error form-level';
@@ -74,4 +75,40 @@ export async function renderFormJs(container, { doc, values, readOnly } = {}) {
   }
 
   return { getData, setErrors, clearErrors, checkRequired, viewer: form, element: container };
+}
+
+// The viewer writes a few words of its own in English (dynamic lists' buttons): said in Vietnamese here, again
+// after each of its re-renders.
+const WORDS = [
+  [/^Add new$/, () => 'Thêm dòng'],
+  [/^Collapse$/, () => 'Thu gọn'],
+  [/^Expand all \((\d+)\)$/, (m) => `Mở tất cả (${m[1]})`],
+  [/^Remove list item (\d+)$/, (m) => `Xóa dòng ${m[1]}`],
+  [/^Remove tag$/, () => 'Bỏ nhãn'],
+];
+
+function say(text) {
+  for (const [re, vi] of WORDS) {
+    const m = re.exec(text.trim());
+    if (m) return vi(m);
+  }
+  return null;
+}
+
+function vietnamese(root) {
+  const fix = () => {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const vi = n.parentElement && n.parentElement.closest('button') ? say(n.nodeValue) : null;
+      if (vi) n.nodeValue = ` ${vi}`;
+    }
+    for (const el of root.querySelectorAll('[aria-label], [title]')) {
+      for (const attr of ['aria-label', 'title']) {
+        const vi = el.hasAttribute(attr) ? say(el.getAttribute(attr)) : null;
+        if (vi) el.setAttribute(attr, vi);
+      }
+    }
+  };
+  new MutationObserver(fix).observe(root, { childList: true, subtree: true });
+  fix();
 }
