@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -36,6 +37,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .models import ConnectorCall, Dossier, Event, utcnow
 from .views import iso
 
+log = logging.getLogger(__name__)
 CONFIG_ENV = "MOTCUA_CONNECTORS"
 CONFIG_FILE_ENV = "MOTCUA_CONNECTORS_FILE"
 PENDING, RUNNING, INCIDENT, DONE = "pending", "running", "incident", "done"
@@ -71,19 +73,26 @@ def configured(env=None) -> dict[str, Connector]:
         text = Path(env[CONFIG_FILE_ENV]).read_text(encoding="utf-8")
     if not text:
         return {}
-    raw = json.loads(text)
-    out = {}
-    for name, c in raw.items():
-        urls = c.get("urls") or ([c["url"]] if c.get("url") else [])
-        out[name] = Connector(
-            name=name,
-            urls=tuple(_base(u) for u in urls),
-            path=str(c.get("path", "")),
-            method=str(c.get("method", "POST")).upper(),
-            timeout=float(c.get("timeout", 5.0)),
-            retries=max(0, int(c.get("retries", 2))),
-        )
+    try:
+        raw = json.loads(text)
+        out = {}
+        for name, c in raw.items():
+            urls = c.get("urls") or ([c["url"]] if c.get("url") else [])
+            out[name] = Connector(
+                name=name,
+                urls=tuple(_base(u) for u in urls),
+                path=str(c.get("path", "")),
+                method=str(c.get("method", "POST")).upper(),
+                timeout=float(c.get("timeout", 5.0)),
+                retries=max(0, int(c.get("retries", 2))),
+            )
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise ConfigError(f"{CONFIG_ENV} / {CONFIG_FILE_ENV}: {type(exc).__name__}: {exc}") from None
     return out
+
+
+class ConfigError(ValueError):
+    """The connectors' configuration cannot be read (not JSON, or not `{name: {urls, path, …}}`)."""
 
 
 def _problem(element, vi, en) -> dict:
@@ -94,9 +103,14 @@ def check_service_tasks(root, involved, dialect: str, known: dict[str, Connector
     """`(problems, {service task id: its call})` of the service tasks of these processes (read at deploy)."""
     from . import bpmn_xml
 
-    known = configured() if known is None else known
-    ids = {info.id for info in involved}
     problems: list[dict] = []
+    if known is None:
+        try:
+            known = configured()
+        except ConfigError as exc:  # every service task is then refused, with the reason
+            problems.append(_problem(None, f"Cấu hình kết nối không đọc được: {exc}", str(exc)))
+            known = {}
+    ids = {info.id for info in involved}
     found: dict[str, dict] = {}
     for process in bpmn_xml.processes(root):
         if process.get("id") not in ids:
@@ -256,8 +270,13 @@ def _claim(db, now: datetime, limit: int) -> list[str]:
 
 def run_due(service, now: datetime | None = None, limit: int = 50, known: dict[str, Connector] | None = None) -> dict:
     """The worker's part: call each due connector outside any transaction, then record the outcome."""
-    known = configured() if known is None else known
     result = {"done": 0, "incidents": 0}
+    if known is None:
+        try:
+            known = configured()
+        except ConfigError:
+            log.exception("connectors: the configuration cannot be read; no call is made")
+            return result
     for cid in _claim(service.db, now or utcnow(), limit):
         with service.db.uow() as s:
             c = s.get(ConnectorCall, cid)

@@ -86,6 +86,10 @@ def test_deploy_reads_the_service_task_and_refuses_unknown_connectors_and_urls(m
         load_procedure(off_list, ID_CHECK.name, FORMS)
     (problem,) = err.value.details
     assert problem["element"] == "Service_CheckId" and "allow-list" in problem["message_en"]
+    monkeypatch.setenv(connectors.CONFIG_ENV, "{not json")  # a broken configuration: refused, saying why
+    with pytest.raises(ProcedureInvalid) as err:
+        load_procedure(ID_CHECK.read_bytes(), ID_CHECK.name, FORMS)
+    assert any("MOTCUA_CONNECTORS" in p["message_en"] for p in err.value.details)
     monkeypatch.delenv(connectors.CONFIG_ENV)  # nothing configured: every connector is unknown
     with pytest.raises(ProcedureInvalid):
         load_procedure(ID_CHECK.read_bytes(), ID_CHECK.name, FORMS)
