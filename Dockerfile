@@ -36,6 +36,6 @@ EXPOSE 5000
 VOLUME ["/app/var"]
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=2).status != 200)"
-# Alone: migrate, deploy the procedure library, then serve (waitress) with the huey worker beside it.
+# Alone: migrate, register the agencies the samples name (bpmn/agencies.csv), deploy the procedure library, then serve (waitress) with the huey worker beside it.
 # compose.yaml overrides the command per service (migrate, api, worker).
-CMD ["sh", "-c", "motcua db upgrade && motcua deploy bpmn/ && motcua serve"]
+CMD ["sh", "-c", "motcua db upgrade && motcua agencies import bpmn/agencies.csv && motcua deploy bpmn/ && motcua serve"]

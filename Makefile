@@ -43,8 +43,8 @@ browser:
 
 run: $(STAMP) web
 	$(BIN)/motcua db upgrade
-	$(BIN)/motcua deploy bpmn/
 	$(BIN)/motcua demo
+	$(BIN)/motcua deploy bpmn/
 	$(BIN)/motcua serve
 
 test: $(STAMP) web browser

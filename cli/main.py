@@ -204,12 +204,23 @@ def users_enable(username):
 
 
 @main.command()
-def demo():
-    """Tạo tài khoản demo / create the README's demo accounts (skips existing ones)."""
+@click.option(
+    "--agencies",
+    "agencies_csv",
+    default="bpmn/agencies.csv",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Cơ quan mà các thủ tục mẫu nêu tên / the agencies the sample procedures name (CSV; skipped if absent)",
+)
+def demo(agencies_csv):
+    """Tạo cơ quan và tài khoản demo / create the sample agencies and the README's demo accounts (skips existing ones).
+
+    Run it before `motcua deploy bpmn/`: the inter-agency sample deploys only once its agencies are registered."""
     from engine.demo import create_demo_accounts
 
     database = migrated_db()
-    for line in create_demo_accounts(database):
+    path = Path(agencies_csv)
+    for line in create_demo_accounts(database, path if path.exists() else None):
         click.echo(line)
 
 

@@ -64,7 +64,8 @@ def test_make_run_command_line_sends_email_sms_and_portal_updates(tmp_path):
         from tests.conftest import reset_database
 
         reset_database(PG_URL)
-    for cmd in (["db", "upgrade"], ["deploy", str(ROOT / "bpmn")], ["demo"]):  # the Makefile's run target
+    agencies = str(ROOT / "bpmn" / "agencies.csv")
+    for cmd in (["db", "upgrade"], ["demo", "--agencies", agencies], ["deploy", str(ROOT / "bpmn")]):  # `make run`
         subprocess.run([str(BIN / "motcua"), *cmd], env=env, check=True, capture_output=True, timeout=300)
     out = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen([str(BIN / "motcua"), "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -45,7 +45,9 @@ SIMPLE = """<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" ta
 <bpmn:userTask id="t1" name="Tiếp nhận"/><bpmn:sequenceFlow id="f2" sourceRef="t1" targetRef="e"/><bpmn:endEvent id="e"/>"""
 
 
-@pytest.mark.parametrize("folder", ["birth_registration", "permanent_residence", "building_permit"])
+@pytest.mark.parametrize(
+    "folder", ["birth_registration", "permanent_residence", "building_permit", "birth_residence_insurance"]
+)
 def test_library_procedures_validate_with_metadata(folder):
     loaded = load_path(BPMN_DIR / folder / f"{folder}.bpmn")
     assert loaded.meta["deadline"] and loaded.meta["agency"]
@@ -259,9 +261,15 @@ def test_cli_validate_and_deploy(tmp_path, empty_database):
     runner = CliRunner()
     r = runner.invoke(cli, ["validate", str(BPMN_DIR)], env=env)
     assert r.exit_code == 0, r.output
-    assert "3/3" in r.output
+    assert "4/4" in r.output
+    # The inter-agency sample names the commune police and the social insurance: unregistered, it is refused
+    r = runner.invoke(cli, ["deploy", str(BPMN_DIR)], env=env)
+    assert r.exit_code == 1 and "000.05.14.H56" in r.output and "3 đã triển khai / deployed, 1 lỗi" in r.output
+    r = runner.invoke(cli, ["agencies", "import", str(BPMN_DIR / "agencies.csv")], env=env)
+    assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["deploy", str(BPMN_DIR)], env=env)
     assert r.exit_code == 0, r.output
+    assert "LT63.01 v1 (phiên bản mới / new version)" in r.output
     assert "1.001193 v1" in r.output
     r = runner.invoke(cli, ["deploy", str(BPMN_DIR)], env=env)
     assert "không đổi / unchanged" in r.output

@@ -57,6 +57,9 @@ class WebStepSchema(ma.Schema):
     id = ma.fields.String(required=True)
     spec_name = ma.fields.String(required=True, metadata={"description": "id phần tử BPMN / BPMN element id"})
     title = ma.fields.String(required=True)
+    agency = Str(metadata={"description": "cơ quan thực hiện / the performing agency (docs/bpmn-conventions.md 9.5)"})
+    handed_over_from = Str(metadata={"description": "nhận bàn giao từ cơ quan / handed over from this agency"})
+    working_hours = ma.fields.Float(metadata={"description": "giờ làm việc theo lịch cơ quan / on its calendar"})
     roles = ma.fields.List(ma.fields.String())
     state = ma.fields.String(required=True, metadata={"enum": ["ready", "completed", "cancelled"]})
     created_at = Str(metadata={"format": "date-time", "description": "giao, nhận / handed over"})
@@ -99,12 +102,21 @@ class WebPersonSchema(ma.Schema):
     full_name = Str()
 
 
+class WebAgencyShareSchema(ma.Schema):
+    agency = Str()
+    steps = ma.fields.Integer()
+    working_hours = ma.fields.Float()
+
+
 class WebStepsSchema(ma.Schema):
     code = ma.fields.String(required=True)
     fee = ma.fields.Raw(allow_none=True, metadata={"description": "lệ phí của hồ sơ (VND) / the dossier's fee"})
     procedure = ma.fields.Nested(WebProcedureFactsSchema, required=True)
     received_by = ma.fields.Nested(WebPersonSchema, allow_none=True)
     steps = ma.fields.List(ma.fields.Nested(WebStepSchema), required=True)
+    agencies = ma.fields.List(
+        ma.fields.Nested(WebAgencyShareSchema), metadata={"description": "phần của mỗi cơ quan / each agency's share"}
+    )
     documents = ma.fields.List(ma.fields.Nested(WebDocumentSchema), required=True)
 
 

@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
     "--lang=vi-VN",
 ]
 DEMO_PASSWORD = "motcua-demo"
+LIBRARY = len(list((ROOT / "bpmn").rglob("*.bpmn")))  # the procedures of bpmn/ every server deploys
 
 
 def _why_skip() -> str | None:
@@ -108,10 +109,10 @@ def _serve(tmp, load=None):
     )
     db = Database.from_settings(settings)
     db.create_all()
+    create_demo_accounts(db, ROOT / "bpmn" / "agencies.csv")  # first: the inter-agency sample names them
     for path in sorted((ROOT / "bpmn").rglob("*.bpmn")):
         with db.uow() as s:
             deploy(s, load_path(path), "e2e")
-    create_demo_accounts(db)
     app = create_app(settings, database=db)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     live = LiveServer(f"http://127.0.0.1:{server.server_port}", app, db, settings)
@@ -133,7 +134,7 @@ def live_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def province_server(tmp_path_factory):
     """A second server loaded with a province's volumes (tests/e2e/province.py): 1,500 procedures beside the
-    three of bpmn/, 5,000 open tasks (3 in 5 at the demo accounts' agency), built once per session in a few
+    four of bpmn/, 5,000 open tasks (3 in 5 at the demo accounts' agency), built once per session in a few
     seconds. `province_server.loaded` is the `Province` summary (counts, a sample procedure). Tests that
     use it are marked `province` (`pytest -m province`)."""
     from .province import load_province

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from engine.models import Task
 from tests.helpers import fill_form
 
+from .conftest import LIBRARY
 from .province import HOME, OPEN_TASKS, PROCEDURES
 
 
@@ -25,7 +26,7 @@ def test_the_province_is_loaded_and_its_copies_work_like_received_dossiers(provi
     client = province_server.app.test_client()
     analyst = _token(client, "analyst")
     r = client.get("/api/v1/procedures?per_page=1", headers=analyst)
-    assert r.status_code == 200 and r.get_json()["total"] == PROCEDURES + 3  # + the three of bpmn/
+    assert r.status_code == 200 and r.get_json()["total"] == PROCEDURES + LIBRARY  # + those of bpmn/
 
     desk = _token(client, "tiepnhan")
     r = client.get("/api/v1/tasks?per_page=20", headers=desk)
