@@ -60,7 +60,8 @@ def inbox(client, user) -> list[str]:
     return [t["spec_name"] for t in r.get_json()["items"]]
 
 
-def test_three_agencies_each_do_their_step_of_the_birth_group(app, client, password_hash):
+def received(app, client, password_hash) -> str:
+    """The group deployed beside its agencies and staff, one dossier received at the commune desk: its code."""
     svc = app.extensions["motcua"]
     create_demo_agencies(svc.db, ROOT / "bpmn" / "agencies.csv")  # what `motcua demo` registers
     with svc.db.uow() as s:
@@ -79,6 +80,17 @@ def test_three_agencies_each_do_their_step_of_the_birth_group(app, client, passw
     assert intake["spec_name"] == "Task_Intake"
     r = client.post(f"/api/v1/tasks/{intake['id']}/complete", "tiepnhan", json={"data": INTAKE})
     assert r.status_code == 200, r.get_json()
+    return code
+
+
+def complete(client, user, step, data):
+    task = next(t for t in client.get("/api/v1/tasks", user).get_json()["items"] if t["spec_name"] == step)
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", user, json={"data": data})
+    assert r.status_code == 200, (step, r.get_json())
+
+
+def test_three_agencies_each_do_their_step_of_the_birth_group(app, client, password_hash):
+    code = received(app, client, password_hash)
 
     for step, user, data in STEPS:
         for other in EVERYONE:  # the step is in its officer's inbox only
@@ -116,6 +128,19 @@ def test_three_agencies_each_do_their_step_of_the_birth_group(app, client, passw
         (DEMO_POLICE, 1),
         (DEMO_INSURANCE, 1),
     ]
+
+
+def test_sent_back_then_refused_by_the_chairman_never_reaches_the_police(app, client, password_hash):
+    code = received(app, client, password_hash)
+    complete(client, "hotich", "Task_Birth", BIRTH)
+    complete(client, "chutich", "Task_Approval", {"approval": "send_back", "note": "Ghi lại nơi sinh"})
+    complete(client, "hotich", "Task_Birth", BIRTH)
+    complete(client, "chutich", "Task_Approval", {"approval": "refuse", "note": "Không thuộc thẩm quyền"})
+    d = client.get(f"/api/v1/dossiers/{code}", "tiepnhan").get_json()
+    # a refusal after appraisal is a result handed back (docs/bpmn-conventions.md 12): returned, no open step
+    assert d["status"] == "returned" and d["tasks"] == [] and "Task_Return" not in inbox(client, "tiepnhan")
+    assert [e for e in d["timeline"] if e["action"] == "step.handed_over"] == []
+    assert inbox(client, "conganxa") == [] and inbox(client, "baohiem") == []
 
 
 def test_the_group_deploys_only_once_its_agencies_are_registered(app):
