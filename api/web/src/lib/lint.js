@@ -97,17 +97,22 @@ function propertyOf(node, name) {
 }
 
 /** Our rule: the engine cannot run these task types (the server refuses them at deploy). A service task runs
- * when it names a connector configured on the server (docs/bpmn-conventions.md, "Bước dịch vụ / Connectors"). */
+ * when it names a connector configured on the server, a business rule task when it names a decision table
+ * deployed beside the diagram (docs/bpmn-conventions.md, "Connectors" and "Decision tables"). */
 function supportedTasks() {
   const refused = {
     'bpmn:ServiceTask': 'Bước dịch vụ (serviceTask) cần nêu kết nối: thuộc tính connector',
     'bpmn:SendTask': 'Bước gửi tin (sendTask) chưa được hỗ trợ',
     'bpmn:ReceiveTask': 'Bước nhận tin (receiveTask) chưa được hỗ trợ',
-    'bpmn:BusinessRuleTask': 'Bảng quyết định (DMN) chưa được hỗ trợ',
+    'bpmn:BusinessRuleTask': 'Bước quy tắc cần chọn bảng quyết định (camunda:decisionRef)',
   };
   return {
     check(node, reporter) {
       if (node.$type === 'bpmn:ServiceTask' && (propertyOf(node, 'connector') || '').trim()) return;
+      if (node.$type === 'bpmn:BusinessRuleTask') {
+        const decision = node.get ? node.get('camunda:decisionRef') : node.decisionRef;
+        if ((decision || '').trim()) return;
+      }
       if (refused[node.$type]) reporter.report(node.id, refused[node.$type]);
     },
   };
