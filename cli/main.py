@@ -20,6 +20,7 @@ from engine.errors import MotcuaError, ProcedureInvalid
 from .agencies import agencies_cli
 from .calendar import calendar_cli
 from .common import fail, migrated_db, settings
+from .migrate import migrate_cli
 
 
 def _bpmn_files(paths) -> list[Path]:
@@ -304,3 +305,4 @@ def serve(host, port, threads, workers, with_worker):
 
 main.add_command(calendar_cli)  # `motcua calendar list|set|delete` (cli/calendar.py)
 main.add_command(agencies_cli)  # `motcua agencies import FILE` (cli/agencies.py)
+main.add_command(migrate_cli)  # `motcua migrate CODE --to VERSION [--dry-run]` (cli/migrate.py)
