@@ -20,6 +20,8 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from engine import queries
+from engine.migration import migrate_page
+from engine.paging import MAX_PER_PAGE
 from engine.procedures import LEVELS, Upload, deploy_upload
 from engine.queries import MAX_PER_PAGE_CATALOGUE
 
@@ -208,3 +210,72 @@ def diagram(args, code):
 
 def _ascii(name: str) -> str:
     return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+
+
+class MigrationArgs(ma.Schema):
+    to_version = ma.fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1), metadata={"description": "phiên bản đích / target"}
+    )
+    dry_run = ma.fields.Boolean(
+        load_default=False, metadata={"description": "chỉ kiểm tra, không thay đổi / check only, change nothing"}
+    )
+    agency = ma.fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "biến thể của cơ quan (mặc định: toàn tỉnh) / the agency's variant"},
+    )
+    after = ma.fields.Integer(
+        load_default=0,
+        strict=True,
+        validate=validate.Range(min=0),
+        metadata={"description": "con trỏ trang: next_after của trang trước / cursor: the previous page's next_after"},
+    )
+    limit = ma.fields.Integer(load_default=MAX_PER_PAGE, strict=True, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class MigrationItemSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    from_version = ma.fields.Integer(allow_none=True)
+    outcome = ma.fields.String(
+        required=True, metadata={"description": "migrated | would_migrate | left_alone | conflicted"}
+    )
+    at = ma.fields.List(ma.fields.String(), metadata={"description": "các bước đang chờ / the elements it waits at"})
+    missing = ma.fields.List(
+        ma.fields.String(), metadata={"description": "bước không còn trong phiên bản đích / elements the target lacks"}
+    )
+    error = Str(metadata={"description": "sơ đồ mới không chạy tiếp được / why the new diagram cannot go on"})
+
+
+class MigrationResultSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    to_version = ma.fields.Integer(required=True)
+    dry_run = ma.fields.Boolean(required=True)
+    total = ma.fields.Integer(
+        required=True, metadata={"description": "hồ sơ còn phải xét từ con trỏ / still to look at"}
+    )
+    items = ma.fields.List(ma.fields.Nested(MigrationItemSchema), required=True)
+    counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    next_after = ma.fields.Integer(allow_none=True, metadata={"description": "null: trang cuối / the last page"})
+
+
+@blp.route("/<code>/migrations", methods=["POST"])
+@requires("admin")
+@blp.doc(
+    summary="Chuyển hồ sơ đang xử lý sang phiên bản khác / migrate running dossiers to another version (admin)",
+    description="Một trang tối đa `limit` hồ sơ, mỗi hồ sơ một giao dịch / one page of at most `limit` dossiers, "
+    "each in its own transaction (docs/bpmn-conventions.md, 'Migrating running dossiers').",
+)
+@blp.arguments(MigrationArgs())
+@blp.response(200, MigrationResultSchema)
+@errors(blp, 401, 403, 404, 422)
+def migrate(args, code):
+    svc = services()
+    return migrate_page(
+        svc.dossiers,
+        actor(),
+        code,
+        args["to_version"],
+        dry_run=args["dry_run"],
+        agency=args.get("agency"),
+        after=args["after"],
+        limit=args["limit"],
+    )

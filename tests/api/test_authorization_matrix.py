@@ -45,6 +45,7 @@ TABLE = {
     ("GET", "/api/v1/procedures/{code}/diagram"): (STAFF | {"analyst"}, False),
     ("GET", "/api/v1/procedures/{code}/counts"): (STAFF | {"analyst"}, False),
     ("POST", "/api/v1/procedures/validate"): ({"analyst", "admin"}, False),
+    ("POST", "/api/v1/procedures/{code}/migrations"): (ADMINS, False),
     ("POST", "/api/v1/dossiers"): (RECEIVERS, False),
     ("GET", "/api/v1/dossiers"): (STAFF, False),
     ("GET", "/api/v1/dossiers/{code}"): (STAFF, True),
