@@ -16,6 +16,7 @@ import re
 import threading
 import time as _time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -232,7 +233,11 @@ class DossierService:
         data: dict | None = None,
         received_at: datetime | None = None,
         agency: str | None = None,
+        also: Callable[[Any, Dossier], None] | None = None,
     ) -> dict:
+        """Receive a dossier: one transaction, one `dossier.received` event. `also(session, dossier)` writes the
+        rest of the same change in that transaction (an online submission's documents), so that a failure
+        there leaves no dossier behind."""
         actor.require("receiver")
         data = _check_json(data)
         if isinstance(applicant, dict):
@@ -349,6 +354,8 @@ class DossierService:
             loaded = Loaded(dossier, rt, cal, workflow, {}, repo)
             open_tasks = self._after_step(s, loaded, actor, now, completed_task=None)
             repo.add_state(dossier.id, dump_state(rt.dialect, workflow))
+            if also is not None:
+                also(s, dossier)
             repo.save(dossier, now)
             self.notifier.notify_applicant(repo.conn, dossier, "received")
             self.push_status(repo.conn, dossier, now)

@@ -166,15 +166,20 @@ def submit(service, procedure_code: str, applicant: dict, data: dict, files=(), 
         )
     docs = {d["key"]: d for d in checklist(rt)}
     spooled = _spool_files(service.settings, docs, files)
+    saved: list[dict] = []
+    by = citizen.subject if citizen else "online"
+
+    def attach(s, d) -> None:  # the documents are part of the submission: the same transaction
+        saved.extend(attachment_public_view_of(save_spooled(s, d, sp, key, "document", by)) for key, sp in spooled)
+
     view = service.start_dossier(
-        portal_actor(agency, citizen), procedure_code, person, channel=Channel.ONLINE, data=data or {}
+        portal_actor(agency, citizen),
+        procedure_code,
+        person,
+        channel=Channel.ONLINE,
+        data=data or {},
+        also=attach if spooled else None,
     )
-    saved = []
-    if spooled:
-        with service.db.uow() as s:
-            d = owned_or_code(s, view["code"])
-            by = citizen.subject if citizen else "online"
-            saved = [attachment_public_view_of(save_spooled(s, d, sp, key, "document", by)) for key, sp in spooled]
     return {
         "code": view["code"],
         "status": view["status"],

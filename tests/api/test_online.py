@@ -212,6 +212,44 @@ def test_submission_with_documents_checked_like_the_desk(c):
     assert [a["document_key"] for a in staff] == ["to_khai"]
 
 
+def test_a_submission_whose_documents_cannot_be_stored_leaves_no_dossier(c, db):
+    """The dossier and its documents are one change: when the database refuses the document's row (a trigger
+    stands in for a full disk), no dossier, event or message is left behind."""
+    before = (count(c, Dossier), count(c, Event), count(c, Notification))
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_attachments() RETURNS trigger AS $$ "
+                "BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_attachments BEFORE INSERT ON attachments "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_attachments()"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_attachments BEFORE INSERT ON attachments BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+    payload = json.dumps(
+        {"procedure_code": "9.000301", "applicant": {"name": "Lê Thị Cúc", "phone": PHONE}, "data": {"purpose": "Học"}}
+    )
+    c.app.testing = False  # the server's own answer, not the exception re-raised into the test
+    r = c.post(
+        "/api/v1/public/dossiers",
+        data={"payload": payload, "to_khai": (io.BytesIO(PDF), "to_khai.pdf", "application/pdf")},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code >= 500 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    assert (count(c, Dossier), count(c, Event), count(c, Notification)) == before
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TRIGGER refuse_attachments" + (" ON attachments" if db.engine.dialect.name == "postgresql" else "")
+        )
+    c.app.testing = True
+    ok = submit(c, procedure="9.000301", data={"purpose": "Học"})
+    assert ok.status_code == 201, ok.get_json()
+
+
 def test_submission_checks_data_level_and_applicant(c, db):
     bad = assert_problem(submit(c, data={"purpose": "x", "copies": 9}), 422)
     assert set(bad["fields"]) == {"purpose", "copies"}
