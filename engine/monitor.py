@@ -89,6 +89,20 @@ def _lateness(calendar: Calendars, due: datetime, now: datetime, agency: str) ->
     }
 
 
+def _open_steps_of(session, dossier_ids: list[int]) -> dict[int, list]:
+    """The ready steps of these dossiers with who holds them (`_holder`), by dossier id: one indexed read."""
+    holders: dict[int, list] = {}
+    if dossier_ids:
+        tq = (
+            select(Task.id, Task.dossier_id, Task.title, Task.claimed_by, Task.assignee, Task.roles, Task.due_at)
+            .where(Task.dossier_id.in_(dossier_ids), unindexed(Task.state) == "ready")
+            .order_by(Task.created_at, Task.id)
+        )
+        for t in session.execute(tq):
+            holders.setdefault(t.dossier_id, []).append(_holder(t))
+    return holders
+
+
 def _holder(t) -> dict:
     return {
         "task_id": t.id,
@@ -140,15 +154,7 @@ def overdue_page(
     q = _filters(q, D, agency, procedure_code).order_by(D.due_at, D.id).limit(per_page).offset(offset)
     drows = session.execute(q).all()
 
-    holders: dict[int, list] = {}
-    if drows:
-        tq = (
-            select(Task.id, Task.dossier_id, Task.title, Task.claimed_by, Task.assignee, Task.roles, Task.due_at)
-            .where(Task.dossier_id.in_([r.id for r in drows]), unindexed(Task.state) == "ready")
-            .order_by(Task.created_at, Task.id)
-        )
-        for t in session.execute(tq):
-            holders.setdefault(t.dossier_id, []).append(_holder(t))
+    holders = _open_steps_of(session, [r.id for r in drows])
 
     dossiers = []
     for r in drows:
@@ -245,15 +251,7 @@ def due_soon_page(
     )
     q = _filters(q, D, agency, procedure_code).order_by(D.due_at, D.id).limit(per_page).offset((page - 1) * per_page)
     rows = session.execute(q).all()
-    holders: dict[int, list] = {}
-    if rows:
-        tq = (
-            select(Task.id, Task.dossier_id, Task.title, Task.claimed_by, Task.assignee, Task.roles, Task.due_at)
-            .where(Task.dossier_id.in_([r.id for r in rows]), unindexed(Task.state) == "ready")
-            .order_by(Task.created_at, Task.id)
-        )
-        for t in session.execute(tq):
-            holders.setdefault(t.dossier_id, []).append(_holder(t))
+    holders = _open_steps_of(session, [r.id for r in rows])
     items = []
     for r in rows:
         st = Status(r.status)
