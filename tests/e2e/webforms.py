@@ -16,6 +16,16 @@ def deploy_web_forms(server: LiveServer) -> None:
         deploy(s, load_path(WEB_FORMS), "e2e")  # a no-op when already deployed
 
 
+def web_forms_deployed(server: LiveServer) -> int:
+    """1 when a test deployed the web-forms procedure on `server` (the catalogue counts it), else 0."""
+    from sqlalchemy import func, select
+
+    from engine.models import Procedure
+
+    with server.db.read() as s:
+        return s.scalar(select(func.count()).where(Procedure.code == WEB_FORMS_CODE)) or 0
+
+
 def start_web_forms_dossier(server: LiveServer, intake: dict | None = None, review: dict | None = None) -> str:
     """A dossier of the test procedure, its steps completed with `intake` and `review` (when given)."""
     from engine.auth import load_actor
