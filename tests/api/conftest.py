@@ -10,7 +10,8 @@ from engine.auth import hash_password
 from engine.models import User
 from engine.procedures import deploy_bytes, form_files_beside
 
-from .helpers import FORM_STEPS, FOUR_STEPS, PASSWORD, USERS, Client, new_dossier
+from ..fake_gateway import FakeGateway
+from .helpers import FORM_STEPS, FOUR_STEPS, PASSWORD, PAY_SECRET, USERS, Client, new_dossier
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +48,11 @@ def client(app) -> Client:
 @pytest.fixture
 def dossier(client):
     return new_dossier(client)
+
+
+@pytest.fixture
+def gateway():
+    """A payment gateway on 127.0.0.1 that signs like the real one (tests/fake_gateway.py)."""
+    gw = FakeGateway(PAY_SECRET).start()
+    yield gw
+    gw.stop()

@@ -95,3 +95,6 @@ def assert_problem(r, status: int, code: str | None = None):
     if code:
         assert body["code"] == code, body
     return body
+
+
+PAY_SECRET = "pay-secret-for-tests-0123456789"  # the fake payment gateway's and the server's shared secret

@@ -13,12 +13,10 @@ from engine.models import Payment
 from engine.procedures import form_files_beside
 
 from ..conftest import BPMN_DIR
-from ..fake_gateway import FakeGateway
-from .helpers import ROOT, assert_problem, new_dossier
+from .helpers import PAY_SECRET, ROOT, assert_problem, new_dossier
 
 ONLINE = ROOT / "tests" / "data" / "online" / "online_fee.bpmn"
 FEE_DMN = (BPMN_DIR / "permanent_residence" / "fee.dmn").read_bytes()
-PAY_SECRET = "pay-secret-for-tests-0123456789"
 CODE = "9.000310"
 
 
@@ -40,13 +38,6 @@ def with_fee_table(decision="permanent_residence_fee") -> bytes:
 def upload(client, user, bpmn: bytes, files: dict[str, bytes]):
     data = {"file": (io.BytesIO(bpmn), "online_dmn.bpmn"), "forms": [(io.BytesIO(v), k) for k, v in files.items()]}
     return client.post("/api/v1/procedures", user, data=data, content_type="multipart/form-data")
-
-
-@pytest.fixture
-def gateway():
-    gw = FakeGateway(PAY_SECRET).start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture

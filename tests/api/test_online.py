@@ -17,12 +17,10 @@ from engine.calendar import VN_TZ
 from engine.models import Attachment, Dossier, Event, Notification, OtpCode, Payment, utcnow
 from engine.procedures import deploy_bytes, form_files_beside
 
-from ..fake_gateway import FakeGateway
-from .helpers import ROOT, assert_problem
+from .helpers import PAY_SECRET, ROOT, assert_problem
 
 ONLINE = ROOT / "tests" / "data" / "online" / "online_fee.bpmn"
 PDF = b"%PDF-1.7\n" + b"0" * 200 + b"\n%%EOF\n"
-PAY_SECRET = "pay-secret-for-tests-0123456789"
 PHONE = "0987654321"
 APPLICANT = {"name": "Trần Văn Bình", "id_number": "001099001234", "phone": PHONE, "email": "binh@example.vn"}
 
@@ -35,13 +33,6 @@ def deploy_variant(db, code: str, fee: str | None = None, level: str | None = No
     if level is not None:
         content = content.replace('name="level" value="toan_trinh"', f'name="level" value="{level}"')
     deploy_bytes(db, content.encode(), f"{code}.bpmn", form_files_beside(ONLINE))
-
-
-@pytest.fixture
-def gateway():
-    gw = FakeGateway(PAY_SECRET).start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from engine.models import ProcedureVersion, Task
 from engine.procedures import deploy_bytes, form_files_beside
 
-from ..fake_gateway import FakeGateway
 from .helpers import ROOT
 from .test_online import PAY_SECRET, complete, intake_task, pay_order, sign_in
 
@@ -19,13 +18,6 @@ WAITS = ROOT / "tests" / "data" / "waits" / "waits.bpmn"
 ONLINE = ROOT / "tests" / "data" / "online" / "online_fee.bpmn"
 CODE = "9.000501"
 ACCEPT = {"purpose": "Xin việc", "decision": "accept", "documents_received": ["to_khai"]}
-
-
-@pytest.fixture
-def gateway():
-    gw = FakeGateway(PAY_SECRET).start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture
