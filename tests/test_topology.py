@@ -514,15 +514,35 @@ def test_serve_workers_runs_gunicorn_and_adds_up_metrics(tmp_path):
     )
     try:
         assert wait_for(lambda: _healthy(port), timeout=60), (tmp_path / "serve.log").read_text()[-2000:]
-        pids = set()
-        for _ in range(40):  # new connections: gunicorn hands them to either process
+        # Both processes booted (gunicorn logs each); until then one process may answer every connection.
+        booted = wait_for(lambda: (tmp_path / "serve.log").read_text().count("Booting worker") >= 2, timeout=60)
+        assert booted, (tmp_path / "serve.log").read_text()[-2000:]
+        prom = tmp_path / "var" / "prometheus"
+        sent = [0]
+        lock = threading.Lock()
+
+        def one_request():
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             c.request("GET", "/healthz")
-            r = c.getresponse()
-            r.read()
+            c.getresponse().read()
             c.close()
-        assert (tmp_path / "var" / "prometheus").is_dir()
-        pids = {f.name.split("_")[-1] for f in (tmp_path / "var" / "prometheus").glob("*.db")}
+            with lock:
+                sent[0] += 1
+
+        def answered_by_both():
+            # New connections from 8 clients at once: gunicorn's processes accept from one socket, so a busy
+            # one leaves the next connection to the other; a single sequential client may meet only one.
+            threads = [threading.Thread(target=one_request) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+            return len({f.name.split("_")[-1] for f in prom.glob("*.db")}) >= 2
+
+        wait_for(answered_by_both, timeout=60, every=0)
+        while sent[0] < 40:
+            one_request()
+        pids = {f.name.split("_")[-1] for f in prom.glob("*.db")}
         assert len(pids) >= 2, pids  # both processes answered and wrote their samples
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         c.request("GET", "/metrics")
@@ -532,7 +552,7 @@ def test_serve_workers_runs_gunicorn_and_adds_up_metrics(tmp_path):
             for s in fam.samples:
                 if s.name == "motcua_http_request_duration_seconds_count" and s.labels.get("endpoint") == "/healthz":
                     total += s.value
-        assert total >= 40  # every process's requests, whichever process answered
+        assert total >= sent[0]  # every process's requests, whichever process answered
     finally:
         p.send_signal(signal.SIGTERM)
         try:
