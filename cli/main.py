@@ -69,23 +69,65 @@ def _print_problems(path, exc: ProcedureInvalid):
         click.echo(f"    {el}{p['message_vi']}\n      {p['message_en']}", err=True)
 
 
+def _existing_db():
+    """The configured database when it exists and is migrated, else None; never creates nor migrates it
+    (validation writes nothing)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.db import Database
+
+    s = settings()
+    url = make_url(s.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            return None
+    database = Database.from_settings(s)
+    try:
+        with database.read() as session:
+            if inspect(session.connection()).has_table("agencies"):
+                return database
+    except SQLAlchemyError:
+        pass
+    database.dispose()
+    return None
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths):
-    """Kiểm tra tệp BPMN / validate BPMN files (a folder is searched for *.bpmn)."""
-    from engine.procedures import load_path
+    """Kiểm tra tệp BPMN / validate BPMN files (a folder is searched for *.bpmn).
+
+    What a file names in the database (agencies, called procedures) is checked against the configured one
+    when it holds any; otherwise it is a warning (docs/bpmn-conventions.md)."""
+    from engine.procedures import load_path, reference_problems
 
     files = _bpmn_files(paths)
+    database = _existing_db()
     bad = 0
     for f in files:
         try:
             loaded = load_path(f)
+            if database is None:
+                problems, warnings = reference_problems(None, loaded, lenient=True)
+            else:
+                with database.read() as s:
+                    problems, warnings = reference_problems(s, loaded, lenient=True)
+            if problems:
+                raise ProcedureInvalid(
+                    f"{f.name}: " + "; ".join(p["message_vi"] for p in problems),
+                    f"{f.name}: " + "; ".join(p["message_en"] for p in problems),
+                    problems,
+                )
             click.echo(f"✓ {f}: {loaded.code} — {loaded.name}")
-            for w in loaded.warnings:
+            for w in loaded.warnings + warnings:
                 click.echo(f"    ⚠ [{w['element']}] {w['message_vi']} / {w['message_en']}")
         except ProcedureInvalid as exc:
             bad += 1
             _print_problems(f, exc)
+    if database is not None:
+        database.dispose()
     click.echo(f"{len(files) - bad}/{len(files)} hợp lệ / valid")
     sys.exit(1 if bad else 0)
 

@@ -132,6 +132,11 @@ def performer_problems(text: str) -> list[tuple[str, str]]:
     return [(m, m) for m in check_expression(text, kind="condition")]
 
 
+def any_registered(session) -> bool:
+    """Whether the agencies table holds any agency (one indexed row read)."""
+    return session.scalar(select(Agency.code).limit(1)) is not None
+
+
 def unknown_agencies(session, codes) -> list[str]:
     """The fixed agency codes among `codes` that the agencies table does not hold."""
     wanted = sorted({c for c in codes if CODE_RE.match(c)})

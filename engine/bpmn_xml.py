@@ -225,6 +225,8 @@ class ProcessInfo:
     warnings: list[dict] = field(default_factory=list)
     call_activities: list[tuple[str, str]] = field(default_factory=list)
     business_rules: list[tuple[str, str | None]] = field(default_factory=list)  # (element id, decision id)
+    # where a performing agency is written: (lane or user task id, its `agency` value, the user tasks it gives)
+    agency_refs: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
 def _problem(el_id, message_vi, message_en):
@@ -241,17 +243,32 @@ def _lanes_by_node(process) -> dict[str, list[str]]:
     return out
 
 
-def _lane_agencies(process) -> dict[str, str]:
-    """The performing agency a lane names (its `agency` property) for each node in it (docs/bpmn-conventions.md,
-    "Inter-agency procedures")."""
-    out = {}
+def _lane_agencies(process) -> tuple[dict[str, str], dict[str, str]]:
+    """The performing agency a lane names (its `agency` property) for each node in it, and the lane each node
+    takes it from (docs/bpmn-conventions.md, "Inter-agency procedures")."""
+    out, lane_of = {}, {}
     for lane in process.iter(f"{{{BPMN_NS}}}lane"):
         agency = (properties(lane).get("agency") or "").strip()
         if agency:
             for ref in lane.findall(f"{{{BPMN_NS}}}flowNodeRef"):
                 if ref.text:
                     out[ref.text.strip()] = agency
-    return out
+                    lane_of[ref.text.strip()] = lane.get("id") or "?"
+    return out, lane_of
+
+
+def _agency_refs(process, tasks: list[dict], own: dict[str, str], lane_of: dict[str, str]) -> list:
+    """Each place an `agency` is written - every lane that names one, every user task with its own - with the
+    user tasks it gives to that agency, so that a problem names the element to fix."""
+    refs = []
+    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
+        agency = (properties(lane).get("agency") or "").strip()
+        if agency:
+            lid = lane.get("id") or "?"
+            given = [t["id"] for t in tasks if lane_of.get(t["id"]) == lid and t["id"] not in own]
+            refs.append((lid, agency, given))
+    refs.extend((tid, agency, [tid]) for tid, agency in own.items())
+    return refs
 
 
 def describe_process(process) -> ProcessInfo:
@@ -263,7 +280,8 @@ def describe_process(process) -> ProcessInfo:
         meta=properties(process),
     )
     lanes = _lanes_by_node(process)
-    lane_agencies = _lane_agencies(process)
+    lane_agencies, lane_of = _lane_agencies(process)
+    own_agencies: dict[str, str] = {}
     for el in process.iter():
         if not isinstance(el.tag, str) or etree.QName(el).namespace != BPMN_NS:
             continue
@@ -321,7 +339,10 @@ def describe_process(process) -> ProcessInfo:
             )
             # the agency whose staff do the step: a code or an expression (engine/agencies.py); only when
             # named, so that a procedure without one means what it meant before
-            agency = (props.get("agency") or "").strip() or lane_agencies.get(eid)
+            own = (props.get("agency") or "").strip()
+            if own:
+                own_agencies[eid] = own
+            agency = own or lane_agencies.get(eid)
             if agency:
                 info.user_tasks[-1]["agency"] = agency
             if props.get("status"):
@@ -355,6 +376,7 @@ def describe_process(process) -> ProcessInfo:
             info.business_rules.append((eid, ref.strip() or None))
         elif tag == "callActivity":
             info.call_activities.append((eid, el.get("calledElement") or ""))
+    info.agency_refs = _agency_refs(process, info.user_tasks, own_agencies, lane_of)
     return info
 
 

@@ -61,6 +61,8 @@ class LoadedProcedure:
     user_tasks: list
     forms: dict
     warnings: list = field(default_factory=list)
+    #: (lane or user task id, agency code or expression, user tasks it gives): what deploy checks is registered
+    agency_refs: list = field(default_factory=list)
 
 
 def _p(element, vi, en):
@@ -257,20 +259,21 @@ def _validate_task_props(info, problems):
                         f"step deadline of '{ut['id']}' is invalid: {exc.message_en}",
                     )
                 )
-        for vi, en in agencies.performer_problems(ut["agency"]) if ut.get("agency") else ():
-            problems.append(
-                _p(
-                    ut["id"],
-                    f"Cơ quan thực hiện bước '{ut['id']}' ({ut['agency']}): {vi}",
-                    f"performing agency of step '{ut['id']}' ({ut['agency']}): {en}",
-                )
-            )
         if ut.get("status") and ut["status"] not in valid_status:
             problems.append(
                 _p(
                     ut["id"],
                     f"Trạng thái '{ut['status']}' của '{ut['id']}' không hợp lệ",
                     f"status '{ut['status']}' of '{ut['id']}' is not one of {sorted(valid_status)}",
+                )
+            )
+    for eid, agency, _steps in info.agency_refs:  # named on the lane or the task that writes it
+        for vi, en in agencies.performer_problems(agency):
+            problems.append(
+                _p(
+                    eid,
+                    f"Cơ quan thực hiện của '{eid}' ({agency}): {vi}",
+                    f"performing agency of '{eid}' ({agency}): {en}",
                 )
             )
     for eid, status in info.end_events.items():
@@ -480,6 +483,7 @@ def load_procedure(
         user_tasks=user_tasks,
         forms=forms,
         warnings=warnings,
+        agency_refs=[ref for info in involved for ref in info.agency_refs],
     )
 
 
@@ -516,8 +520,7 @@ def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
     if isinstance(actor, Actor):
         actor.require_owner(loaded.agency)
         actor = actor.username
-    check_callees(session, loaded)
-    check_performers(session, loaded)
+    check_references(session, loaded)  # the callees deployed, the agencies named registered
     scope = loaded.agency or ""
     proc = session.scalars(
         select(Procedure).where(Procedure.code == loaded.code, Procedure.scope == scope).with_for_update()
@@ -586,11 +589,23 @@ def _same_meaning_as_current(session, proc: Procedure, loaded: LoadedProcedure) 
     return current if theirs == loaded.content_hash else None
 
 
-def check_callees(session, loaded: LoadedProcedure) -> None:
-    """Every procedure a call activity calls by code is deployed (the receiving agency's variant or the
-    province-wide one) and is not this procedure itself; else ProcedureInvalid naming each call activity."""
-    problems = []
-    for eid, code in sorted((loaded.meta.get("calls") or {}).items()):
+def reference_problems(session, loaded: LoadedProcedure, lenient: bool = False) -> tuple[list, list]:
+    """What a procedure names in the database, checked: `(problems, warnings)`, each naming its element.
+
+    * every procedure a call activity calls by code is deployed (the receiving agency's variant or the
+      province-wide one) and is not this procedure itself;
+    * every fixed agency code a lane or a user task names is registered (engine/agencies.py); an expression
+      can only be judged when a dossier reaches the step.
+
+    Deploy is strict. Validation (`motcua validate`, the modeler's check) is `lenient`: a database that holds
+    no agency at all (a fresh install before `motcua agencies import`), or no procedure at all, cannot judge
+    a code, so each such reference is a warning, not a problem; `session` None (no database to read) is
+    that case for both (docs/bpmn-conventions.md, "Kiểm tra với cơ sở dữ liệu / Checks against the database")."""
+    problems: list[dict] = []
+    warnings: list[dict] = []
+    calls = sorted((loaded.meta.get("calls") or {}).items())
+    any_procedure = session is not None and session.scalar(select(Procedure.id).limit(1)) is not None
+    for eid, code in calls:
         if code == loaded.code:
             problems.append(
                 _p(
@@ -601,7 +616,20 @@ def check_callees(session, loaded: LoadedProcedure) -> None:
             )
             continue
         scopes = [loaded.agency or "", ""]
-        if session.scalar(select(Procedure.id).where(Procedure.code == code, Procedure.scope.in_(scopes)).limit(1)):
+        if any_procedure and session.scalar(
+            select(Procedure.id).where(Procedure.code == code, Procedure.scope.in_(scopes)).limit(1)
+        ):
+            continue
+        if lenient and not any_procedure:
+            warnings.append(
+                _p(
+                    eid,
+                    f"Hoạt động gọi '{eid}' gọi thủ tục '{code}': chưa thủ tục nào được triển khai nên chưa kiểm tra "
+                    "được; triển khai thủ tục được gọi trước",
+                    f"call activity '{eid}' calls procedure '{code}': no procedure is deployed yet, so it cannot "
+                    "be checked; deploy the callee first",
+                )
+            )
             continue
         problems.append(
             _p(
@@ -612,28 +640,38 @@ def check_callees(session, loaded: LoadedProcedure) -> None:
                 "(calledElement is a procedure code or the id of a process in the same file)",
             )
         )
-    if problems:
-        raise ProcedureInvalid(
-            f"{loaded.filename}: " + "; ".join(p["message_vi"] for p in problems),
-            f"{loaded.filename}: " + "; ".join(p["message_en"] for p in problems),
-            problems,
-        )
+    fixed = [(eid, code, steps) for eid, code, steps in loaded.agency_refs if agencies.CODE_RE.match(code)]
+    if fixed:
+        any_agency = session is not None and agencies.any_registered(session)
+        unknown = set(agencies.unknown_agencies(session, [c for _, c, _ in fixed])) if any_agency else set()
+        for eid, code, steps in fixed:
+            given = f" ({', '.join(steps)})" if steps and steps != [eid] else ""
+            if not any_agency and lenient:
+                warnings.append(
+                    _p(
+                        eid,
+                        f"'{eid}' giao việc{given} cho cơ quan '{code}': chưa cơ quan nào được đăng ký nên chưa kiểm "
+                        "tra được; triển khai sẽ bị từ chối nếu cơ quan chưa được đăng ký (motcua agencies import)",
+                        f"'{eid}' gives its steps{given} to agency '{code}': no agency is registered yet, so it "
+                        "cannot be checked; deploy refuses it until the agency is registered (motcua agencies import)",
+                    )
+                )
+            elif not any_agency or code in unknown:
+                problems.append(
+                    _p(
+                        eid,
+                        f"'{eid}' giao việc{given} cho cơ quan '{code}', cơ quan này chưa được đăng ký "
+                        "(motcua agencies import)",
+                        f"'{eid}' gives its steps{given} to agency '{code}', which is not registered "
+                        "(motcua agencies import)",
+                    )
+                )
+    return problems, warnings
 
 
-def check_performers(session, loaded: LoadedProcedure) -> None:
-    """Every agency a lane or user task names by code is registered (engine/agencies.py); else
-    ProcedureInvalid naming each step (docs/bpmn-conventions.md, "Inter-agency procedures")."""
-    named = [(ut["id"], ut["agency"]) for ut in loaded.user_tasks if ut.get("agency")]
-    unknown = set(agencies.unknown_agencies(session, [code for _, code in named]))
-    problems = [
-        _p(
-            eid,
-            f"Bước '{eid}' giao cho cơ quan '{code}', cơ quan này chưa được đăng ký (motcua agencies import)",
-            f"step '{eid}' is given to agency '{code}', which is not registered (motcua agencies import)",
-        )
-        for eid, code in named
-        if code in unknown
-    ]
+def check_references(session, loaded: LoadedProcedure) -> None:
+    """Deploy's strict `reference_problems`: ProcedureInvalid naming each element."""
+    problems, _ = reference_problems(session, loaded)
     if problems:
         raise ProcedureInvalid(
             f"{loaded.filename}: " + "; ".join(p["message_vi"] for p in problems),

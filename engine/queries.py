@@ -40,7 +40,7 @@ from .domain import (
 from .errors import InvalidInput, NotFound, PermissionDenied, ProcedureInvalid
 from .models import Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, User, utcnow
 from .paging import MAX_PER_PAGE, Page, page_of, paging
-from .procedures import LEVELS, load_procedure
+from .procedures import LEVELS, load_procedure, reference_problems
 from .statuses import BY_CODE, Status
 from .views import dossier_summary, event_view, iso, task_view
 
@@ -575,8 +575,11 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
     }
 
 
-def procedure_check(actor: Actor, content: bytes, filename: str, form_files: dict[str, bytes], max_bytes: int) -> dict:
-    """The deploy checks without deploying (the modeler's "Kiểm tra"):
+def procedure_check(
+    session, actor: Actor, content: bytes, filename: str, form_files: dict[str, bytes], max_bytes: int
+) -> dict:
+    """The deploy checks without deploying (the modeler's "Kiểm tra"), those against the database included
+    (the callees deployed, the agencies named registered: `reference_problems`, lenient as validation is):
     `{valid, code, name, process_id, problems: [{element, message_vi, message_en}], warnings}`."""
     actor.require("analyst")
     try:
@@ -599,13 +602,14 @@ def procedure_check(actor: Actor, content: bytes, filename: str, form_files: dic
         if not problems:
             problems = [{"element": None, "message_vi": exc.message_vi, "message_en": exc.message_en}]
         return {"valid": False, "code": None, "name": None, "process_id": None, "problems": problems, "warnings": []}
+    problems, warnings = reference_problems(session, loaded, lenient=True)
     return {
-        "valid": True,
+        "valid": not problems,
         "code": loaded.code,
         "name": loaded.name,
         "process_id": loaded.process_id,
-        "problems": [],
-        "warnings": list(loaded.warnings),
+        "problems": problems,
+        "warnings": list(loaded.warnings) + warnings,
     }
 
 

@@ -9,12 +9,15 @@ the provincial social insurance (a code on the task itself).
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import pytest
 import time_machine
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from cli.main import main as cli
 from engine import agencies, queries
 from engine.calendar import VN_TZ
 from engine.dossiers import DossierService
@@ -99,14 +102,14 @@ def inbox(service, actor) -> list[str]:
 def test_an_unknown_agency_or_a_bad_expression_is_refused_at_deploy(db):
     with pytest.raises(ProcedureInvalid) as err:  # nothing registered yet
         deploy_bytes(db, GROUP, "lien_thong.bpmn")
-    assert {p["element"] for p in err.value.details} == {"residence", "card"}
+    assert {p["element"] for p in err.value.details} == {"police", "card"}  # the lane, the task: where it is written
     assert "000.05.14.H56" in err.value.message_en and "not registered" in err.value.message_en
     bad = GROUP.replace(b'value="child_commune"', b'value="child_commune +"').replace(
         b'value="000.00.30.H56"', b'value="000.30.00.H56"'
     )
     with pytest.raises(ProcedureInvalid) as err:
         deploy_bytes(db, bad, "lien_thong.bpmn")
-    assert {p["element"] for p in err.value.details} == {"birth", "card"}
+    assert {p["element"] for p in err.value.details} == {"justice", "card"}
 
 
 def test_three_agencies_each_get_their_own_step(service, db):
@@ -177,3 +180,38 @@ def _task(db, code, spec) -> Task:
         t = s.scalars(select(Task).where(Task.dossier_code == code, Task.spec_name == spec)).one()
         s.expunge(t)
         return t
+
+
+def test_cli_validate_judges_agencies_once_any_is_registered(tmp_path, empty_database):
+    """`motcua validate` reads the configured database without creating or migrating it: with no agency
+    registered (a fresh install) an agency code is a warning naming its element; once agencies are registered
+    an unknown one is an error naming the lane or the task, as `motcua deploy` says
+    (docs/bpmn-conventions.md, "Kiểm tra với cơ sở dữ liệu / Checks against the database")."""
+    env = {**os.environ, "DATABASE_URL": empty_database, "MOTCUA_VAR": str(tmp_path / "var")}
+    path = tmp_path / "lien_thong.bpmn"
+    path.write_bytes(GROUP)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["validate", str(path)], env=env)  # no tables at all
+    assert r.exit_code == 0, r.output
+    assert "⚠ [police]" in r.output and "⚠ [card]" in r.output and "1/1" in r.output
+    assert "no agency is registered yet" in r.output
+
+    csv = tmp_path / "co_quan.csv"
+    csv.write_text(f"code,name,office_hours\n{COMMUNE},UBND xã,\n{POLICE},Công an xã,\n", encoding="utf-8")
+    assert runner.invoke(cli, ["agencies", "import", str(csv)], env=env).exit_code == 0
+    r = runner.invoke(cli, ["validate", str(path)], env=env)
+    assert r.exit_code == 1, r.output
+    assert "[card]" in r.output and INSURANCE in r.output and "not registered" in r.output
+    assert "[police]" not in r.output and "0/1" in r.output
+    r = runner.invoke(cli, ["deploy", str(path)], env=env)
+    assert r.exit_code == 1 and "[card]" in r.output and "not registered" in r.output
+
+
+def test_cli_validate_does_not_create_a_database(tmp_path):
+    missing = tmp_path / "none.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{missing}", "MOTCUA_VAR": str(tmp_path / "var")}
+    path = tmp_path / "lien_thong.bpmn"
+    path.write_bytes(GROUP)
+    r = CliRunner().invoke(cli, ["validate", str(path)], env=env)
+    assert r.exit_code == 0 and "⚠ [police]" in r.output, r.output
+    assert not missing.exists()

@@ -196,4 +196,5 @@ def _uploads():
 def validate():
     actor().require("analyst")  # before reading any upload
     content, filename, forms, limit = _uploads()
-    return queries.procedure_check(actor(), content, filename, forms, limit)
+    with read_session() as s:
+        return queries.procedure_check(s, actor(), content, filename, forms, limit)

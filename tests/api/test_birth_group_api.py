@@ -147,4 +147,4 @@ def test_the_group_deploys_only_once_its_agencies_are_registered(app):
     svc = app.extensions["motcua"]
     with pytest.raises(ProcedureInvalid) as err, svc.db.uow() as s:
         deploy(s, load_path(FOLDER / "birth_residence_insurance.bpmn"), "test")
-    assert {p["element"] for p in err.value.details} == {"Task_Residence", "Task_Card"}
+    assert {p["element"] for p in err.value.details} == {"Lane_Police", "Lane_Insurance"}  # the lanes that name them

@@ -4,6 +4,8 @@ residence step, which they complete; the timeline shows each hand-over between a
 
 from __future__ import annotations
 
+import io
+
 from engine import agencies
 from engine.auth import Actor
 from engine.models import User
@@ -49,3 +51,49 @@ def test_each_agency_works_its_own_step(app, client, password_hash):
         (COMMUNE, POLICE),
         (POLICE, INSURANCE),
     ]
+
+
+def _upload(content: bytes, name="lien_thong.bpmn"):
+    return {"file": (io.BytesIO(content), name)}
+
+
+def test_an_unknown_agency_is_refused_naming_the_lane_or_the_task(app, client):
+    """POST /procedures refuses a lane or a task naming an agency that is not registered, naming the element
+    where the code is written, and deploys nothing; the modeler's check (POST /procedures/validate) says the
+    same once any agency is registered, and only warns while none is (docs/bpmn-conventions.md)."""
+    svc = app.extensions["motcua"]
+
+    def check():
+        r = client.post("/api/v1/procedures/validate", "admin", data=_upload(GROUP), content_type="multipart/form-data")
+        assert r.status_code == 200
+        return r.get_json()
+
+    nothing = check()  # a fresh install: no agency registered, nothing can be judged yet
+    assert nothing["valid"] is True and nothing["problems"] == []
+    assert {w["element"] for w in nothing["warnings"] if "agency" in w["message_en"]} == {"police", "card"}
+
+    agencies.put_agency(svc.db, ADMIN, COMMUNE, {"name": "UBND xã"})
+    body = assert_problem(
+        client.post("/api/v1/procedures", "admin", data=_upload(GROUP), content_type="multipart/form-data"), 422
+    )
+    problems = {p["element"]: p["message_en"] for p in body["problems"]}
+    assert set(problems) == {"police", "card"}, body  # the lane that names the police, the task that names BHXH
+    assert POLICE in problems["police"] and "residence" in problems["police"] and "not registered" in problems["police"]
+    assert INSURANCE in problems["card"]
+    assert client.get("/api/v1/procedures/9.063024", "admin").status_code == 404  # nothing deployed
+
+    judged = check()
+    assert judged["valid"] is False and {p["element"] for p in judged["problems"]} == {"police", "card"}
+
+    agencies.put_agency(svc.db, ADMIN, POLICE, {"name": "Công an xã"})
+    agencies.put_agency(svc.db, ADMIN, INSURANCE, {"name": "BHXH tỉnh"})
+    assert check() | {"warnings": []} == {
+        "valid": True,
+        "code": "9.063024",
+        "name": "Lien thong khai sinh, thuong tru, BHYT",
+        "process_id": "lien_thong",
+        "problems": [],
+        "warnings": [],
+    }
+    r = client.post("/api/v1/procedures", "admin", data=_upload(GROUP), content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
