@@ -25,6 +25,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Table, bindparam, select, update
@@ -47,7 +48,7 @@ from .models import CodeCounter, Event, Task, utcnow
 from .models import Dossier as DossierRow
 from .procedures import CALLED_VERSIONS, Runtime, RuntimeCache, current_version_id, variant_for
 from .repository import DossierRepository
-from .script_engine import make_script_engine
+from .script_engine import TIMER_ENVIRONMENT, make_script_engine
 from .statuses import Channel, Status
 from .timers import timer_functions
 from .views import dossier_view, event_view, task_view
@@ -292,6 +293,7 @@ class DossierService:
             initial = Status.NEW if channel == Channel.ONLINE else Status.RECEIVED
             subprocess_specs, called = self.runtimes.called_specs(s, rt, agency)  # called versions fixed now
             workflow = BpmnWorkflow(rt.spec, subprocess_specs, script_engine=self.script_engine(cal))
+            self._bind_timer_calendars(s, workflow, rt, agency)
             if called:
                 workflow.data[CALLED_VERSIONS] = called
             start_data = dict(data)
@@ -483,16 +485,36 @@ class DossierService:
         workflow = self.workflows.take(dossier.id, dossier.version)
         if workflow is not None:
             workflow.script_engine = self.script_engine(cal)
-            return workflow
-        blob = repo.state(dossier.id)
-        return load_state(
-            rt.dialect,
-            blob,
-            rt.spec,
-            lambda called: self.runtimes.called_specs(repo.session, rt, dossier.agency, called)[0],
-            self.script_engine(cal),
-            CALLED_VERSIONS,
-        )
+        else:
+            workflow = load_state(
+                rt.dialect,
+                repo.state(dossier.id),
+                rt.spec,
+                lambda called: self.runtimes.called_specs(repo.session, rt, dossier.agency, called)[0],
+                self.script_engine(cal),
+                CALLED_VERSIONS,
+            )
+        self._bind_timer_calendars(repo.session, workflow, rt, dossier.agency)
+        return workflow
+
+    def _bind_timer_calendars(self, s, workflow, rt: Runtime, receiving: str) -> None:
+        """A timer attached to a step counts `working_days(n)` / `working_hours(n)` on the calendar of the
+        agency that performs that step (its lane's or its own `agency`); any other timer on the receiving
+        agency's, the workflow's own script engine (docs/deadlines.md, "Agencies and their calendars")."""
+
+        def environment(task):
+            if not isinstance(task.task_spec, BoundaryEvent) or task.parent is None:
+                return None
+            main = next((c for c in task.parent.children if not isinstance(c.task_spec, BoundaryEvent)), None)
+            spec = rt.user_task(main).get("agency") if main is not None else None
+            if not spec:
+                return None
+            performer = performing_agency(s, spec, task.data, receiving, main.task_spec.name)
+            if performer == receiving:
+                return None
+            return self.script_engine(self.calendar(s, performer)).environment
+
+        setattr(workflow, TIMER_ENVIRONMENT, environment)
 
     # -- load → domain → save, for the other use cases (legal actions, timers, payments) ---------------
     def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> Loaded:

@@ -34,7 +34,7 @@ from .expressions import (
     safe_evaluate,
 )
 
-__all__ = ["SandboxEnvironment", "SandboxScriptEngine", "make_script_engine"]
+__all__ = ["TIMER_ENVIRONMENT", "SandboxEnvironment", "SandboxScriptEngine", "make_script_engine"]
 
 
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
@@ -80,6 +80,19 @@ def _timer_kind(task, expression) -> str | None:
     return None
 
 
+#: attribute of a live top-level workflow: `(timer task) -> SandboxEnvironment | None`, the environment whose
+#: `working_days` / `working_hours` count on the calendar of the agency doing the work the timer watches
+#: (set by the dossier service each time it loads the workflow; None: this engine's own calendar)
+TIMER_ENVIRONMENT = "motcua_timer_environment"
+
+
+def _timer_environment(task):
+    workflow = getattr(task, "workflow", None)
+    top = getattr(workflow, "top_workflow", workflow)
+    choose = getattr(top, TIMER_ENVIRONMENT, None)
+    return choose(task) if choose is not None else None
+
+
 class SandboxScriptEngine(PythonScriptEngine):
     """SpiffWorkflow's script engine with the sandbox, and timer expressions made forgiving.
 
@@ -120,7 +133,7 @@ class SandboxScriptEngine(PythonScriptEngine):
         try:
             if kind is None:
                 return self.environment.evaluate(expression, task.data, external_context)
-            return timers.evaluate_timer(self.environment, expression, task.data, kind)
+            return timers.evaluate_timer(_timer_environment(task) or self.environment, expression, task.data, kind)
         except SpiffWorkflowException as se:
             se.add_note(f"Error evaluating expression '{expression}'")
             raise
