@@ -466,7 +466,7 @@ class DossierService:
             spiff_task = workflow.get_task_from_id(UUID(task.id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict("Công việc không còn sẵn sàng", "the task is no longer ready")
-            before = _ready_ids(workflow)
+            before = ready_user_tasks(workflow)
             now = utcnow()
             spiff_task.data.update(data)
             with _workflow_errors(task.title):
@@ -524,7 +524,7 @@ class DossierService:
         rt = self.runtimes.get(s, dossier.procedure_version_id)
         cal = self.calendar(s, dossier.agency)
         workflow = self._restore(repo, dossier, rt, cal)
-        return Loaded(dossier, rt, cal, workflow, _ready_ids(workflow), repo)
+        return Loaded(dossier, rt, cal, workflow, ready_user_tasks(workflow), repo)
 
     def finish_step(
         self,
@@ -573,7 +573,7 @@ class DossierService:
         dossier, workflow, rt, cal, repo = loaded.dossier, loaded.workflow, loaded.rt, loaded.cal, loaded.repo
         before = loaded.before
         old_status = dossier.status
-        after = _ready_ids(workflow)
+        after = ready_user_tasks(workflow)
         gone = [tid for tid in before if tid not in after]
         if gone:
             others = [tid for tid in gone if completed_task is None or tid != completed_task.id]
@@ -591,32 +591,17 @@ class DossierService:
         for tid, t in after.items():
             if tid in before:
                 continue
-            ut = rt.user_task(t)
-            # the agency whose staff do the step (its inbox gets the task): the receiving agency unless the
-            # lane or the task names another, by code or by an expression over the dossier's data
-            performer = performing_agency(s, ut.get("agency"), t.data, dossier.agency, t.task_spec.name)
-            step_due = remind_at = None
-            if ut.get("deadline"):  # a step's due time: the performing agency's calendar
-                step_cal = cal if performer == dossier.agency else self.calendar(s, performer)
-                step_due = step_cal.due_at(now, _deadline(ut["deadline"]))
-                remind_at = step_reminder_at(now, step_due, step_cal, self.settings)
-            roles = list(ut.get("roles") or [])
+            step = self.step_definition(s, rt, t, dossier, cal, now)
             new_rows.append(
                 dict(
                     id=tid,
                     dossier_id=dossier.id,
                     dossier_code=dossier.code,
                     procedure_code=dossier.procedure_code,
-                    agency=performer,
                     spec_name=t.task_spec.name,
-                    title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name,
-                    roles=roles,
-                    assignee=ut.get("assignee"),
-                    form_key=ut.get("form_key"),
+                    **step,
                     state="ready",
                     created_at=now,
-                    due_at=step_due,
-                    remind_at=remind_at,
                     overdue_flagged_at=None,
                     claimed_by=None,
                     claimed_at=None,
@@ -624,7 +609,7 @@ class DossierService:
                     completed_by=None,
                 )
             )
-            role_rows.extend({"task_id": tid, "role": role, "agency": performer} for role in roles)
+            role_rows.extend({"task_id": tid, "role": role, "agency": step["agency"]} for role in step["roles"])
         handed_from = completed_task.agency if completed_task is not None else dossier.agency
         for r in new_rows:
             if r["agency"] != handed_from:  # a hand-over between agencies: on the timeline (docs/bpmn-conventions.md)
@@ -693,6 +678,29 @@ class DossierService:
         if old_status != dossier.status:
             self.push_status(repo.conn, dossier, now)
         return open_tasks
+
+    def step_definition(self, s, rt: Runtime, t, dossier: Dossier, cal: WorkCalendar, opened: datetime) -> dict:
+        """What the version `rt` says of a ready user task `t`, as its inbox row holds it: the agency that
+        performs it, its title, candidate roles, assignee, form, and its due time and reminder counted from
+        `opened` (the instant the step opened). `cal` is the dossier's receiving agency's calendar."""
+        ut = rt.user_task(t)
+        # the agency whose staff do the step (its inbox gets the task): the receiving agency unless the
+        # lane or the task names another, by code or by an expression over the dossier's data
+        performer = performing_agency(s, ut.get("agency"), t.data, dossier.agency, t.task_spec.name)
+        step_due = remind_at = None
+        if ut.get("deadline"):  # a step's due time: the performing agency's calendar
+            step_cal = cal if performer == dossier.agency else self.calendar(s, performer)
+            step_due = step_cal.due_at(opened, _deadline(ut["deadline"]))
+            remind_at = step_reminder_at(opened, step_due, step_cal, self.settings)
+        return dict(
+            agency=performer,
+            title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name,
+            roles=list(ut.get("roles") or []),
+            assignee=ut.get("assignee"),
+            form_key=ut.get("form_key"),
+            due_at=step_due,
+            remind_at=remind_at,
+        )
 
     @property
     def notifier(self):
@@ -791,5 +799,6 @@ def _paused(s, dossier_id: int) -> bool:
     return s.scalar(select(DossierRow.paused_at).where(DossierRow.id == dossier_id)) is not None
 
 
-def _ready_ids(workflow) -> dict:
+def ready_user_tasks(workflow) -> dict:
+    """The workflow's ready user tasks by task id (the ids of their inbox rows)."""
     return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}

@@ -20,6 +20,8 @@ says where the next page starts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
 
 from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -27,7 +29,8 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 
 from .auth import Actor
-from .errors import Conflict, InvalidInput, NotFound
+from .dossiers import ready_user_tasks
+from .errors import Conflict, InvalidInput, NotFound, WorkflowDataError
 from .models import Dossier, Event, ProcedureVersion, utcnow
 from .paging import MAX_PER_PAGE
 from .procedures import CALLED_VERSIONS, variant_for
@@ -209,8 +212,66 @@ class _LeftAlone(Exception):
         self.item = item
 
 
+class _DryRun(Exception):
+    """Raised at the end of a dry run's transaction so that everything it did is rolled back."""
+
+    def __init__(self, item: dict):
+        super().__init__(item["outcome"])
+        self.item = item
+
+
+#: The columns of an open step's row that its element's definition decides (engine/dossiers.py,
+#: `DossierService.step_definition`).
+DEFINED = ("agency", "title", "roles", "assignee", "form_key")
+
+
+def _redefine_open_steps(service, s, loaded, old_deadlines: dict[str, str | None], now) -> list[dict]:
+    """Bring the rows of the steps the dossier still waits at in line with the new version's element of the
+    same id: performing agency, title, candidate roles (the inbox index), assignee, form. The step's due time
+    is counted again from the instant the step opened (`tasks.created_at`) when its deadline or its performing
+    agency changed, else kept (with any supplement pause already added to it); a reminder already sent is not
+    sent again; a late flag stays only when the new due time has passed too. A claim is released when the step
+    changed hands (agency, roles or assignee): its holder may no longer be one of those who do it.
+    Returns what changed, step by step, for the audit event (docs/bpmn-conventions.md, "Migrating running
+    dossiers")."""
+    d, repo = loaded.dossier, loaded.repo
+    still = [tid for tid in ready_user_tasks(loaded.workflow) if tid in old_deadlines]
+    changes = []
+    for row in repo.tasks(still) if still else []:
+        t = loaded.workflow.get_task_from_id(UUID(row.id))
+        new = service.step_definition(s, loaded.rt, t, d, loaded.cal, row.created_at)
+        values = {k: new[k] for k in DEFINED if getattr(row, k) != new[k]}
+        if new["agency"] != row.agency or loaded.rt.user_task(t).get("deadline") != old_deadlines[row.id]:
+            values["due_at"], values["remind_at"] = new["due_at"], new["remind_at"]
+            if row.due_at is not None and row.remind_at is None:  # its reminder was sent already
+                values["remind_at"] = None
+            late = new["due_at"] is not None and new["due_at"] <= now
+            values["overdue_flagged_at"] = row.overdue_flagged_at if late else None
+            values = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if row.claimed_by and values.keys() & {"agency", "roles", "assignee"}:
+            values.update(claimed_by=None, claimed_at=None)
+        if not values:
+            continue
+        repo.redefine_task(
+            row.id, {"agency": new["agency"], **values}, new["roles"] if values.keys() & {"agency", "roles"} else None
+        )
+        changes.append(
+            {
+                "task_id": row.id,
+                "task": row.spec_name,
+                "changed": {k: [_json(getattr(row, k)), _json(v)] for k, v in values.items()},
+            }
+        )
+    return changes
+
+
+def _json(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def _migrate_one(service, actor: Actor, dossier_id: int, seen_version: int, target_id: int, dry_run: bool) -> dict:
-    """One dossier in its own transaction: locked, checked against the version listed, then moved or left."""
+    """One dossier in its own transaction: locked, checked against the version listed, then moved or left.
+    A dry run does all of it and rolls the transaction back, so it finds what the real run would."""
     kept = None
     try:
         with service.db.uow() as s:
@@ -228,22 +289,23 @@ def _migrate_one(service, actor: Actor, dossier_id: int, seen_version: int, targ
             p = plan(workflow, new_rt.spec, new_deps, new_rt.dialect)
             if p.missing:
                 return {**item, "outcome": LEFT_ALONE, "missing": p.missing}
-            if dry_run:
-                return {**item, "outcome": WOULD_MIGRATE}
+            old_deadlines = {tid: loaded.rt.user_task(t).get("deadline") for tid, t in loaded.before.items()}
             kept = None  # the live workflow is about to change: it goes back to the cache only if committed
+            now, old_status = utcnow(), d.status
             try:
                 apply(workflow, p, new_rt.spec, new_deps)
                 if new_pinned:
                     workflow.data[CALLED_VERSIONS] = new_pinned
                 service.run_engine(workflow, new_rt)
-            except SpiffWorkflowException as exc:  # the new diagram cannot go on with this dossier's data
-                raise _LeftAlone(
-                    {**item, "outcome": LEFT_ALONE, "error": str(exc).strip() or type(exc).__name__}
-                ) from exc
-            now, old_status = utcnow(), d.status
-            d.procedure_version_id = target_id
-            loaded.rt = new_rt
-            service.finish_step(s, loaded, actor, now)
+                d.procedure_version_id = target_id
+                loaded.rt = new_rt
+                steps = _redefine_open_steps(service, s, loaded, old_deadlines, now)
+                service.finish_step(s, loaded, actor, now)
+            except (SpiffWorkflowException, WorkflowDataError) as exc:  # the new diagram cannot go on with this data
+                message = getattr(exc, "message_en", None) or str(exc).strip() or type(exc).__name__
+                raise _LeftAlone({**item, "outcome": LEFT_ALONE, "error": message}) from exc
+            if dry_run:
+                raise _DryRun({**item, "outcome": WOULD_MIGRATE})
             s.add(
                 Event(
                     dossier_id=d.id,
@@ -252,13 +314,18 @@ def _migrate_one(service, actor: Actor, dossier_id: int, seen_version: int, targ
                     at=now,
                     from_status=old_status,
                     to_status=d.status,
-                    details={"from_version": item["from_version"], "to_version": new_rt.version, "at": item["at"]},
+                    details={
+                        "from_version": item["from_version"],
+                        "to_version": new_rt.version,
+                        "at": item["at"],
+                        "steps": steps,
+                    },
                 )
             )
             kept = (d.id, d.version, workflow)
             return {**item, "outcome": MIGRATED}
-    except _LeftAlone as left:  # this transaction rolled back: nothing of the dossier changed
-        return left.item
+    except (_LeftAlone, _DryRun) as out:  # this transaction rolled back: nothing of the dossier changed
+        return out.item
     except (Conflict, NotFound):  # changed (or gone) meanwhile: this transaction rolled back
         kept = None
         return {"outcome": CONFLICTED}

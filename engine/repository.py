@@ -165,6 +165,16 @@ class DossierRepository:
     def tasks(self, task_ids: list[str]) -> list[TaskRow]:
         return [TaskRow(**r._mapping) for r in self.conn.execute(SELECT_TASKS, {"ids": task_ids})]
 
+    def redefine_task(self, task_id: str, values: dict, roles: list[str] | None = None) -> None:
+        """Rewrite an open task's row (`values`: the columns that change); `roles` (None: unchanged) replaces
+        its candidate roles in the inbox index, in the row's performing agency (`values["agency"]`)."""
+        self.conn.execute(UPDATE_TASK, {"_id": task_id, **values})
+        if roles is not None:
+            self.conn.execute(DELETE_ROLES, {"ids": [task_id]})
+            rows = [{"task_id": task_id, "role": role, "agency": values["agency"]} for role in roles]
+            if rows:
+                self.conn.execute(INSERT_ROLE, rows[0] if len(rows) == 1 else rows)
+
     def add_tasks(self, rows: list[dict], role_rows: list[dict]) -> list[TaskRow]:
         if rows:
             self.conn.execute(INSERT_TASK, rows[0] if len(rows) == 1 else rows)

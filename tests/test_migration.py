@@ -4,24 +4,28 @@ without the chairman's signature (a step removed), a version with a second check
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cli.main import main as cli
 from engine.db import Database
 from engine.dossiers import DossierService
-from engine.errors import InvalidInput, NotFound, PermissionDenied
+from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.migrate import upgrade
 from engine.migration import migrate_page
 from engine.models import Dossier, Event, Task
 from engine.procedures import deploy, load_path
+from engine.queries import list_tasks
 from tests.conftest import BPMN_DIR
 from tests.helpers import ALL_ROLES, drive, staff
+from tests.test_deadlines import at, vn
 
 CODE = "1.001193"
 SOURCE = BPMN_DIR / "birth_registration"
@@ -32,7 +36,8 @@ CHOICES = {
     "Task_Approval": {"approval": "approve"},
 }
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-NS = {"bpmn": BPMN, "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI"}
+CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
+NS = {"bpmn": BPMN, "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI", "camunda": CAMUNDA}
 ADMIN = staff({"admin"}, name="quantri")
 receiver = staff({"receiver"}, name="tiepnhan")
 
@@ -43,6 +48,9 @@ def _variant(tmp_path: Path, name: str, change) -> Path:
     folder.mkdir()
     for f in SOURCE.glob("*.json"):
         (folder / f.name).write_bytes(f.read_bytes())
+    form = json.loads((SOURCE / "appraisal.json").read_text(encoding="utf-8"))
+    form["title"] = "Thẩm định hồ sơ khai sinh (chuyên viên)"
+    (folder / "appraisal_specialist.json").write_text(json.dumps(form, ensure_ascii=False), encoding="utf-8")
     tree = etree.parse(str(SOURCE / "birth_registration.bpmn"))
     change(tree.getroot())
     out = folder / "birth_registration.bpmn"
@@ -85,6 +93,22 @@ def with_second_check(root) -> None:
     etree.SubElement(
         process, f"{{{BPMN}}}sequenceFlow", id="Flow_Check_Approval", sourceRef="Task_Check", targetRef="Task_Approval"
     )
+
+
+def appraisal_by_specialist(root) -> None:
+    """The appraisal moves from the civil-status officer to a specialist of the justice office: a lane of its
+    own, a new name, a form of its own and 4 working hours instead of 1 (the same element id)."""
+    lane_set = root.find(".//bpmn:laneSet", NS)
+    for ref in root.iterfind(".//bpmn:lane[@id='Lane_CivilStatus']/bpmn:flowNodeRef", NS):
+        if ref.text == "Task_Appraisal":
+            ref.getparent().remove(ref)
+    lane = etree.SubElement(lane_set, f"{{{BPMN}}}lane", id="Lane_Specialist", name="Chuyên viên tư pháp (specialist)")
+    etree.SubElement(lane, f"{{{BPMN}}}flowNodeRef").text = "Task_Appraisal"
+    task = root.find(".//bpmn:userTask[@id='Task_Appraisal']", NS)
+    task.set("name", "Thẩm định hồ sơ khai sinh (chuyên viên)")
+    task.set(f"{{{CAMUNDA}}}formKey", "appraisal_specialist.json")
+    task.find(".//camunda:property[@name='deadline']", NS).set("value", "4 working hours")
+    # its form, appraisal_specialist.json, is written beside the diagram by _variant
 
 
 def _deploy(db, path: Path) -> int:
@@ -253,4 +277,169 @@ def test_cli_migrate(settings, empty_database, tmp_path):
     assert r.exit_code == 2 and "no version 9" in r.output
     d, taken = drive(service, service.get_dossier(ALL_ROLES, at_intake), CHOICES)
     assert taken == ["Task_Intake", "Task_Appraisal", "Task_Return"] and d["status"] == "returned"
+    db.dispose()
+
+
+def _row(db, task_id: str):
+    with db.read() as s:
+        return s.execute(select(Task.__table__).where(Task.id == task_id)).one()
+
+
+def _inbox(db, actor) -> list[str]:
+    with db.read() as s:
+        return [t["id"] for t in list_tasks(s, actor, per_page=100).items]
+
+
+def test_a_waiting_step_takes_the_new_definition_of_its_element(service, db, tmp_path):
+    """Lane (roles), name, form and deadline of a waiting step come from the new version: the specialist's
+    inbox gets it, the civil-status officer's (who held it) loses it; its due time is counted again from
+    when it opened; the dossier's own due time does not move."""
+    civil, specialist = staff({"civil_status"}, name="hotich"), staff({"specialist"}, name="chuyenvien")
+    with at(2026, 3, 2, 9, 0):  # Monday
+        d = service.start_dossier(receiver, CODE, APPLICANT)
+    with at(2026, 3, 2, 9, 30):
+        d = service.complete_task(ALL_ROLES, d["tasks"][0]["id"], _data(service, d["tasks"][0]))
+    task_id = d["tasks"][0]["id"]
+    with at(2026, 3, 2, 9, 40):
+        service.claim(civil, task_id)
+    old = _row(db, task_id)
+    assert "civil_status" in old.roles and (old.due_at, old.claimed_by) == (vn(2026, 3, 2, 10, 30), "hotich")
+    assert _inbox(db, civil) == [task_id] and _inbox(db, specialist) == []
+    with db.read() as s:
+        due_before = s.scalar(select(Dossier.due_at).where(Dossier.code == d["code"]))
+    assert _deploy(db, _variant(tmp_path, "v2", appraisal_by_specialist)) == 2
+
+    with at(2026, 3, 2, 11, 0):
+        assert migrate_page(service, ADMIN, CODE, 2, dry_run=True)["counts"]["would_migrate"] == 1
+        assert _row(db, task_id) == old  # the dry run changed nothing
+        out = migrate_page(service, ADMIN, CODE, 2)
+    assert out["counts"]["migrated"] == 1
+    new = _row(db, task_id)
+    assert new.roles == ["specialist", "Lane_Specialist"] and new.title == "Thẩm định hồ sơ khai sinh (chuyên viên)"
+    assert new.form_key == "appraisal_specialist.json" and new.agency == old.agency
+    assert new.created_at == old.created_at
+    assert new.due_at == vn(2026, 3, 2, 15, 30)  # 4 working hours from 09:30: 09:30-11:30, 13:30-15:30
+    assert new.claimed_by is None and new.claimed_at is None  # the civil-status officer's claim is released
+    assert _inbox(db, specialist) == [task_id] and _inbox(db, civil) == []
+    with db.read() as s:
+        assert s.scalar(select(Dossier.due_at).where(Dossier.code == d["code"])) == due_before
+        details = s.scalar(select(Event.details).where(Event.action == "dossier.migrated"))
+    (changed,) = details["steps"]
+    assert changed["task"] == "Task_Appraisal" and changed["changed"]["roles"] == [old.roles, new.roles]
+    assert changed["changed"]["claimed_by"] == ["hotich", None]
+    assert service.task_form(specialist, task_id)["title"] == "Thẩm định hồ sơ khai sinh (chuyên viên)"
+    with pytest.raises(PermissionDenied):
+        service.claim(civil, task_id)
+    service.claim(specialist, task_id)
+    d = service.complete_task(specialist, task_id, _data(service, {"id": task_id, "spec_name": "Task_Appraisal"}))
+    assert [t["spec_name"] for t in d["tasks"]] == ["Task_Approval"]
+
+
+def test_a_dossier_the_new_version_cannot_carry_changes_nothing(service, db, tmp_path):
+    """A step whose performing agency the new version computes from a field this dossier lacks: the dossier
+    is left alone with the reason, its version, rows, state and timeline untouched."""
+
+    def by_expression(root):
+        task = root.find(".//bpmn:userTask[@id='Task_Appraisal']", NS)
+        props = task.find(".//camunda:properties", NS)
+        etree.SubElement(props, f"{{{CAMUNDA}}}property", name="agency", value="appraising_agency")
+
+    d = _at(service, CODE, 1)
+    task_id = d["tasks"][0]["id"]
+    with db.read() as s:
+        before = s.execute(select(Dossier.version, Dossier.procedure_version_id).where(Dossier.code == d["code"])).one()
+        events_before = s.scalar(select(func.count()).select_from(Event))
+    old = _row(db, task_id)
+    assert _deploy(db, _variant(tmp_path, "v2", by_expression)) == 2
+    for dry_run in (True, False):
+        out = migrate_page(service, ADMIN, CODE, 2, dry_run=dry_run)
+        (item,) = out["items"]
+        assert item["outcome"] == "left_alone" and "appraising_agency" in item["error"], item
+    with db.read() as s:
+        assert (
+            s.execute(select(Dossier.version, Dossier.procedure_version_id).where(Dossier.code == d["code"])).one()
+            == before
+        )
+        assert s.scalar(select(func.count()).select_from(Event)) == events_before
+    assert _row(db, task_id).roles == old.roles and _row(db, task_id).due_at == old.due_at
+    d, taken = drive(service, service.get_dossier(ALL_ROLES, d["code"]), CHOICES)  # on its old version still
+    assert taken == ["Task_Appraisal", "Task_Approval", "Task_Return"] and d["status"] == "returned"
+
+
+def test_a_completion_racing_the_migration_one_wins(service, db, tmp_path):
+    """An officer completes the waiting step (with the dossier version they saw) while the dossier is being
+    migrated: either the completion wins and the migration reports the dossier conflicted, or the migration
+    wins and the completion is a 409; never both on the same version."""
+    d = _at(service, CODE, 1)
+    task = d["tasks"][0]
+    data = _data(service, task)
+    assert _deploy(db, _variant(tmp_path, "v2", with_second_check)) == 2
+    barrier = threading.Barrier(2)
+    results: dict = {}
+
+    def complete():
+        barrier.wait()
+        try:
+            service.complete_task(ALL_ROLES, task["id"], data, expected_version=d["version"])
+            results["complete"] = "ok"
+        except Conflict:
+            results["complete"] = "409"
+
+    def migrate():
+        barrier.wait()
+        results["migrate"] = migrate_page(service, ADMIN, CODE, 2)["items"]
+
+    threads = [threading.Thread(target=complete), threading.Thread(target=migrate)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    outcome = results["migrate"][0]["outcome"] if results["migrate"] else "not listed"
+    with db.read() as s:
+        completed = s.scalar(
+            select(func.count()).select_from(Task).where(Task.id == task["id"], Task.state == "completed")
+        )
+        migrated = s.scalars(select(Event.details).where(Event.action == "dossier.migrated")).all()
+    if results["complete"] == "409":
+        assert outcome == "migrated" and completed == 0 and migrated[0]["at"] == ["Task_Appraisal"]
+    else:  # the completion went first: the migration found the dossier changed, or listed it after the step
+        assert completed == 1
+        assert (
+            outcome == "conflicted"
+            and migrated == []
+            or outcome == "migrated"
+            and migrated[0]["at"] == ["Task_Approval"]
+        ), (outcome, migrated)
+
+
+def test_another_process_continues_on_the_new_version(service, db, settings, tmp_path):
+    """A second process (its own DossierService and live-workflow cache) worked the dossier before the
+    migration: its cached workflow is keyed by the dossier's row version, which the migration moves on, so its
+    next step restores the migrated workflow from the database and takes the new version's path."""
+    other = DossierService(db, settings)
+    d = other.start_dossier(receiver, CODE, APPLICANT)
+    d = other.complete_task(ALL_ROLES, d["tasks"][0]["id"], _data(other, d["tasks"][0]))  # cached in `other`
+    assert _deploy(db, _variant(tmp_path, "v2", with_second_check)) == 2
+    assert migrate_page(service, ADMIN, CODE, 2)["counts"]["migrated"] == 1
+    d, taken = drive(other, other.get_dossier(ALL_ROLES, d["code"]), CHOICES)
+    assert taken == ["Task_Appraisal", "Task_Check", "Task_Approval", "Task_Return"] and d["status"] == "returned"
+
+
+def test_cli_migrate_hands_the_waiting_step_to_the_new_lane(settings, empty_database, tmp_path):
+    upgrade(empty_database)
+    db = Database.from_settings(settings)
+    service = DossierService(db, settings)
+    _deploy(db, SOURCE / "birth_registration.bpmn")
+    civil, specialist = staff({"civil_status"}, name="hotich"), staff({"specialist"}, name="chuyenvien")
+    task_id = _at(service, CODE, 1)["tasks"][0]["id"]
+    old = _row(db, task_id)
+    assert _deploy(db, _variant(tmp_path, "v2", appraisal_by_specialist)) == 2
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "MOTCUA_VAR": str(tmp_path / "var")}
+    r = CliRunner().invoke(cli, ["migrate", CODE, "--to", "2", "--dry-run"], env=env)
+    assert r.exit_code == 0 and "1 sẽ chuyển / would migrate" in r.output, r.output
+    assert _row(db, task_id) == old and _inbox(db, civil) == [task_id] and _inbox(db, specialist) == []
+    r = CliRunner().invoke(cli, ["migrate", CODE, "--to", "2"], env=env)
+    assert r.exit_code == 0 and "1 đã chuyển / migrated" in r.output, r.output
+    assert _inbox(db, specialist) == [task_id] and _inbox(db, civil) == []
+    assert _row(db, task_id).form_key == "appraisal_specialist.json"
     db.dispose()

@@ -3,14 +3,28 @@
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import func, select
 
-from engine.models import Dossier, Event
+from engine.auth import hash_password
+from engine.models import Dossier, Event, User
 from tests.conftest import BPMN_DIR
-from tests.helpers import ALL_ROLES, drive
-from tests.test_migration import APPLICANT, CHOICES, CODE, _at, _deploy, _variant, receiver, without_approval
+from tests.helpers import ALL_ROLES, drive, fill_form
+from tests.test_migration import (
+    APPLICANT,
+    CHOICES,
+    CODE,
+    _at,
+    _deploy,
+    _variant,
+    appraisal_by_specialist,
+    receiver,
+    with_second_check,
+    without_approval,
+)
 
-from .helpers import assert_problem
+from .helpers import AGENCY, PASSWORD, assert_problem
 
 URL = f"/api/v1/procedures/{CODE}/migrations"
 
@@ -89,3 +103,73 @@ def test_dry_run_then_paged_migration_then_the_dossiers_finish(app, client, tmp_
     with app.extensions["motcua"].db.read() as s:
         versions = dict(s.execute(select(Dossier.code, Dossier.procedure_version_id)).all())
     assert versions[fresh["code"]] == versions[at_intake] != versions[at_approval]
+
+
+def _officers(app):
+    """A civil-status officer of the commune beside the API tests' users (chuyenvien is its specialist)."""
+    with app.extensions["motcua"].db.uow() as s:
+        s.add(User(username="hotich", password_hash=hash_password(PASSWORD), roles=["civil_status"], agency=AGENCY))
+
+
+def _inbox(client, user) -> list[str]:
+    r = client.get(f"/api/v1/tasks?procedure_code={CODE}&per_page=100", user)
+    assert r.status_code == 200, r.get_json()
+    return [t["id"] for t in r.get_json()["items"]]
+
+
+def test_the_new_lanes_officer_gets_the_waiting_step(app, client, tmp_path):
+    svc = app.extensions["motcua"]
+    _officers(app)
+    _deploy(svc.db, BPMN_DIR / "birth_registration" / "birth_registration.bpmn")
+    d = _at(svc.dossiers, CODE, 1)
+    task_id = d["tasks"][0]["id"]
+    assert client.post(f"/api/v1/tasks/{task_id}/claim", "hotich").status_code == 200
+    assert _inbox(client, "hotich") == [task_id] and _inbox(client, "chuyenvien") == []
+    _deploy(svc.db, _variant(tmp_path, "v2", appraisal_by_specialist))
+
+    r = client.post(URL, "admin", json={"to_version": 2, "dry_run": True})
+    assert r.status_code == 200 and r.get_json()["counts"]["would_migrate"] == 1, r.get_json()
+    assert _inbox(client, "hotich") == [task_id] and _inbox(client, "chuyenvien") == []  # nothing changed
+    r = client.post(URL, "admin", json={"to_version": 2})
+    assert r.status_code == 200 and r.get_json()["counts"]["migrated"] == 1, r.get_json()
+    assert _inbox(client, "chuyenvien") == [task_id] and _inbox(client, "hotich") == []
+    task = client.get(f"/api/v1/tasks/{task_id}", "chuyenvien").get_json()
+    assert task["task"]["name"] == "Thẩm định hồ sơ khai sinh (chuyên viên)" and task["can_work"]
+    assert task["form"]["key"] == "appraisal_specialist.json"
+    assert client.post(f"/api/v1/tasks/{task_id}/claim", "hotich").status_code in (403, 404)
+    assert client.post(f"/api/v1/tasks/{task_id}/claim", "chuyenvien").status_code == 200
+
+
+def test_a_completion_racing_the_migration_is_one_winner_and_a_409(app, client, tmp_path):
+    svc = app.extensions["motcua"]
+    _officers(app)
+    _deploy(svc.db, BPMN_DIR / "birth_registration" / "birth_registration.bpmn")
+    d = _at(svc.dossiers, CODE, 1)
+    task = d["tasks"][0]
+    data = fill_form(svc.dossiers.task_form(ALL_ROLES, task["id"]), CHOICES["Task_Appraisal"])
+    _deploy(svc.db, _variant(tmp_path, "v2", with_second_check))  # the step stays the civil-status officer's
+    barrier, results = threading.Barrier(2), {}
+
+    def complete():
+        barrier.wait()
+        body = {"data": data, "version": d["version"]}
+        results["complete"] = client.post(f"/api/v1/tasks/{task['id']}/complete", "hotich", json=body).status_code
+
+    def migrate():
+        barrier.wait()
+        r = client.post(URL, "admin", json={"to_version": 2})
+        results["migrate"] = [i["outcome"] for i in r.get_json()["items"]]
+
+    threads = [threading.Thread(target=complete), threading.Thread(target=migrate)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    if results["complete"] == 409:
+        assert results["migrate"] == ["migrated"]
+    else:  # the completion first: the migration saw the dossier changed, or moved it after the step
+        assert results["complete"] == 200 and results["migrate"] in (["conflicted"], ["migrated"]), results
+    history = client.get(f"/api/v1/dossiers/{d['code']}/history", "admin").get_json()["events"]
+    actions = [e["action"] for e in history]
+    assert actions.count("task.completed") == 1 + (results["complete"] == 200)
+    assert actions.count("dossier.migrated") == (results["migrate"] == ["migrated"])
