@@ -2,8 +2,9 @@
 "Bước dịch vụ / Connectors").
 
 - Configuration: `MOTCUA_CONNECTORS` (JSON text) or `MOTCUA_CONNECTORS_FILE` (a JSON file), each connector
-  by name → `urls` (the allow-list of base URLs; the first is the default), `path`, `timeout` (seconds),
-  `retries` (further tries after the first), `method` (POST).
+  by name → `urls` (the allow-list of base URLs; the first is the default), `path`, `timeout` (seconds, each
+  try), `retries` (further tries after the first), `budget` (seconds for the whole call, retries and waits
+  included), `method` (POST). Every try sends the call's `Idempotency-Key` (`idempotency_key`).
 - A `bpmn:serviceTask` names its connector with the extension property `connector`, may pick another
   allow-listed base URL with `url`, maps request fields with `input.<field sent>` = `<dossier field>` and
   results with `output.<dossier field>` = `<field of the JSON answer>`. Deploy refuses an unknown connector
@@ -49,6 +50,10 @@ _CALL_ID = re.compile(r"^[0-9a-f-]{1,36}$")  # a workflow task's id (a UUID)
 #: what an input may read besides a field of the dossier's data: the applicant's columns
 APPLICANT = {"applicant.name", "applicant.id_number", "applicant.phone", "applicant.email"}
 _pool = urllib3.PoolManager(num_pools=8, retries=False)
+#: the longest a connector's budget (or timeout) may be: a worker is never held longer by one call
+MAX_BUDGET = 120.0
+#: the largest answer read (a JSON object of a few fields is expected)
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class Connector:
     method: str = "POST"
     timeout: float = 5.0
     retries: int = 2
+    #: seconds one step's call may take in all, its retries and the waits between them included
+    budget: float = 15.0
 
 
 def _base(url: str) -> str:
@@ -85,7 +92,10 @@ def configured(env=None) -> dict[str, Connector]:
                 method=str(c.get("method", "POST")).upper(),
                 timeout=float(c.get("timeout", 5.0)),
                 retries=max(0, int(c.get("retries", 2))),
+                budget=float(c.get("budget", 15.0)),
             )
+            if not (0 < out[name].timeout <= MAX_BUDGET and 0 < out[name].budget <= MAX_BUDGET):
+                raise ValueError(f"'{name}': timeout and budget are seconds, more than 0 and at most {MAX_BUDGET}")
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise ConfigError(f"{CONFIG_ENV} / {CONFIG_FILE_ENV}: {type(exc).__name__}: {exc}") from None
     return out
@@ -218,35 +228,77 @@ class CallFailed(Exception):
     pass
 
 
-def call(connector: Connector, url: str, body: dict) -> dict:
-    """One call with the connector's timeout and retries; the JSON object answered, else CallFailed."""
+def idempotency_key(dossier_code: str, element_id: str, call_id: str) -> str:
+    """What every try of one service task's call sends as `Idempotency-Key`: the same for its retries and for
+    an officer's retry of its incident, another for the next time the dossier reaches the task (a loop)."""
+    return f"{dossier_code}/{element_id}/{call_id}"
+
+
+def _read_answer(r, deadline: float, clock) -> bytes:
+    """The body, read piece by piece so that an endpoint dripping bytes cannot outlast the budget."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if clock() > deadline:
+            raise CallFailed("the connector's time budget ran out while reading the answer")
+        piece = r.read1(65536)
+        if not piece:
+            return b"".join(chunks)
+        size += len(piece)
+        if size > MAX_ANSWER_BYTES:
+            raise CallFailed(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
+        chunks.append(piece)
+
+
+def call(connector: Connector, url: str, body: dict, key: str | None = None, clock=time.monotonic) -> dict:
+    """One step's call: tries (the first and `retries` more) with the connector's timeout, all within its
+    `budget` seconds counted from the first try, waits included; the JSON object answered, else CallFailed.
+    `key` goes as the `Idempotency-Key` header of every try, so the far end can tell a retry from a new call."""
+    deadline = clock() + connector.budget
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if key:
+        headers["Idempotency-Key"] = key
     last = ""
     for attempt in range(connector.retries + 1):
         if attempt:
-            time.sleep(min(2.0, 0.2 * attempt))
+            pause = min(2.0, 0.2 * attempt)
+            if clock() + pause >= deadline:
+                last = f"{last}; the connector's time budget ({connector.budget:g} s) ran out after {attempt} tries"
+                break
+            time.sleep(pause)
+        left = deadline - clock()
+        if left <= 0:
+            last = f"{last}; the connector's time budget ({connector.budget:g} s) ran out after {attempt} tries"
+            break
+        wait = min(connector.timeout, left)
         try:
             r = _pool.request(
                 connector.method,
                 url + connector.path,
                 body=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                timeout=urllib3.Timeout(connect=connector.timeout, read=connector.timeout),
+                headers=headers,
+                timeout=urllib3.Timeout(connect=wait, read=wait),
+                preload_content=False,
             )
+            try:
+                data = _read_answer(r, deadline, clock)
+            finally:
+                r.release_conn()
         except urllib3.exceptions.HTTPError as exc:
             last = f"{type(exc).__name__}: {exc}"[:900]
             continue
         if 200 <= r.status < 300:
             try:
-                answer = json.loads(r.data or b"{}")
+                answer = json.loads(data or b"{}")
             except ValueError:
                 raise CallFailed(f"HTTP {r.status}: the answer is not JSON") from None
             if not isinstance(answer, dict):
                 raise CallFailed(f"HTTP {r.status}: the answer is not a JSON object")
             return answer
-        last = f"HTTP {r.status}: {r.data[:200].decode('utf-8', 'replace')}"
+        last = f"HTTP {r.status}: {data[:200].decode('utf-8', 'replace')}"
         if 400 <= r.status < 500 and r.status not in (408, 429):
             break  # the endpoint refused this request: trying again gives the same answer
-    raise CallFailed(last or "no answer")
+    raise CallFailed(last.lstrip("; ") or "no answer")
 
 
 def _claim(db, now: datetime, limit: int) -> list[str]:
@@ -282,6 +334,7 @@ def run_due(service, now: datetime | None = None, limit: int = 50, known: dict[s
             c = s.get(ConnectorCall, cid)
             d = s.get(Dossier, c.dossier_id)
             version_id, data, name = d.procedure_version_id, dict(d.data or {}), c.connector
+            key = idempotency_key(d.code, c.element_id, c.id)
             data.update(
                 {f"applicant.{k}": getattr(d, f"applicant_{k}") for k in ("name", "id_number", "phone", "email")}
             )
@@ -294,7 +347,7 @@ def run_due(service, now: datetime | None = None, limit: int = 50, known: dict[s
             if url not in conn.urls:
                 raise CallFailed(f"URL '{url}' is no longer on the allow-list of '{name}'")
             body = {field: data.get(source) for field, source in spec.get("inputs", {}).items()}
-            answer = call(conn, url, body)
+            answer = call(conn, url, body, key)
         except CallFailed as exc:
             _incident(service.db, cid, str(exc), utcnow())
             result["incidents"] += 1

@@ -6,6 +6,7 @@ transaction, then completes the step; a failure after the retries is an incident
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -29,9 +30,15 @@ ACCEPT = {"purpose": "Xin việc", "decision": "accept", "documents_received": [
 receiver = staff({"receiver"}, name="tiepnhan")
 
 
-def configure(monkeypatch, url: str, timeout: float = 1.0, retries: int = 1) -> None:
+def configure(monkeypatch, url: str, timeout: float = 1.0, retries: int = 1, **more) -> None:
     config = {
-        "population_register": {"urls": [url], "path": "/citizens/verify", "timeout": timeout, "retries": retries}
+        "population_register": {
+            "urls": [url],
+            "path": "/citizens/verify",
+            "timeout": timeout,
+            "retries": retries,
+            **more,
+        }
     }
     monkeypatch.setenv(connectors.CONFIG_ENV, json.dumps(config))
 
@@ -155,3 +162,43 @@ def test_the_worker_sweep_makes_the_calls(service, db, settings, register):
         assert [t["spec_name"] for t in service.get_dossier(ALL_ROLES, d["code"])["tasks"]] == ["Task_Intake"]
     finally:
         w.huey.storage.flush_all()
+
+
+def test_every_try_of_a_call_sends_the_same_idempotency_key(service, db, register):
+    """Its retries and an officer's retry send one key (the dossier's code, the element, the call's id), so the
+    register can answer a repeated request without doing the work twice (docs/bpmn-conventions.md 9.6)."""
+    register.mode = "error"
+    d = service.start_dossier(receiver, "9.000601", APPLICANT, channel=1, data={"purpose": "Xin việc"})
+    assert connectors.run_due(service) == {"done": 0, "incidents": 1}
+    (incident,) = connectors.incidents(db, ALL_ROLES, d["code"])
+    key = f"{d['code']}/Service_CheckId/{incident['id']}"
+    assert register.keys == [key, key]
+    register.mode = "ok"
+    connectors.retry_incident(db, receiver, d["code"], incident["id"])
+    assert connectors.run_due(service) == {"done": 1, "incidents": 0}
+    assert register.keys == [key, key, key]
+
+
+@pytest.mark.parametrize("mode", ["slow", "drip"])
+def test_a_slow_register_holds_the_worker_no_longer_than_the_budget(service, db, register, monkeypatch, mode):
+    """`budget` bounds the whole call, its retries and waits included: a register that never answers in time
+    (slow), or drips its answer a byte at a time so that no single read times out (drip), holds the worker
+    about `budget` seconds, then the call is an incident saying so."""
+    configure(monkeypatch, register.url, timeout=0.5, retries=5, budget=1.2)
+    register.mode, register.delay = mode, (1.5 if mode == "slow" else 0.05)
+    d = service.start_dossier(receiver, "9.000601", APPLICANT, channel=1, data={"purpose": "Xin việc"})
+    t0 = time.monotonic()
+    assert connectors.run_due(service) == {"done": 0, "incidents": 1}
+    took = time.monotonic() - t0
+    assert took < 1.2 + 0.6, took  # without the budget: 6 tries of 0.5 s and the waits, 5 s and more
+    (incident,) = connectors.incidents(db, ALL_ROLES, d["code"])
+    assert "budget" in incident["error"], incident
+    assert len(register.requests) <= 3
+    assert service.get_dossier(ALL_ROLES, d["code"])["tasks"] == []  # still at the service task, not lost
+
+
+def test_a_budget_or_timeout_out_of_bounds_is_a_configuration_error(monkeypatch):
+    for bad in ({"budget": 0}, {"budget": 1000}, {"timeout": -1}):
+        configure(monkeypatch, "http://127.0.0.1:9", **bad)
+        with pytest.raises(connectors.ConfigError):
+            connectors.configured()
