@@ -23,7 +23,8 @@ The mix (seeded, reproducible for the same --seed and --now):
   in task_roles); every other dossier has --history-tasks completed steps.
 
 Rows are written in batches of --batch (10,000): SQLAlchemy Core executemany on SQLite, COPY on
-PostgreSQL (psycopg); secondary indexes are dropped during the load and built afterwards; then VACUUM ANALYZE on
+PostgreSQL (psycopg); secondary indexes are dropped during the load and built afterwards; the period report's
+aggregates are then rebuilt from the dossiers (engine/report_counts.py); then VACUUM ANALYZE on
 PostgreSQL (as autovacuum would), and on SQLite only with --analyze (the server never analyzes SQLite).
 """
 
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import click  # noqa: E402
 from sqlalchemy import create_engine, event, func, insert, select, text  # noqa: E402
 
+from engine import report_counts  # noqa: E402
 from engine.calendar import VN_TZ, WorkCalendar, parse_cutoff, parse_deadline  # noqa: E402
 from engine.models import Base, Dossier, Procedure, ProcedureVersion, Task, TaskRole  # noqa: E402
 from engine.statuses import Status  # noqa: E402
@@ -356,6 +358,21 @@ def build_indexes(engine, tables, drop: bool):
                     ix.create(conn, checkfirst=True)
 
 
+def aggregates(engine) -> None:
+    """The period report's aggregates from the loaded dossiers (engine/report_counts.py, as `motcua reports
+    rebuild` does): the rows were written behind the repository's back."""
+    t0 = time.perf_counter()
+    with click.progressbar(length=1, label="report aggregates", file=sys.stderr, show_pos=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        with engine.begin() as conn:
+            n = report_counts.rebuild(conn, progress=progress)
+    print(f"report aggregates from {n:,} dossiers: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
 def settle(engine) -> None:
     """PostgreSQL: VACUUM ANALYZE, as autovacuum does after a load: statistics for the planner, and the
     visibility map that lets the monitor's covering partial indexes answer without reading the table (a table
@@ -418,6 +435,7 @@ def replicate(engine, target: int) -> None:
     build_indexes(engine, heavy, drop=False)
     with engine.begin() as conn:
         conn.execute(text("SELECT setval(pg_get_serial_sequence('dossiers', 'id'), (SELECT max(id) FROM dossiers))"))
+    aggregates(engine)
     settle(engine)
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM dossiers")).scalar()
@@ -640,6 +658,7 @@ def main(argv=None):
             conn.execute(
                 text("SELECT setval(pg_get_serial_sequence('dossiers', 'id'), (SELECT max(id) FROM dossiers))")
             )
+    aggregates(engine)
     if writer.pg:
         settle(engine)
     elif args.analyze:

@@ -21,6 +21,7 @@ from .agencies import agencies_cli
 from .calendar import calendar_cli
 from .common import fail, migrated_db, settings
 from .migrate import migrate_cli
+from .reports import reports_cli
 
 
 def _bpmn_files(paths) -> list[Path]:
@@ -348,3 +349,4 @@ def serve(host, port, threads, workers, with_worker):
 main.add_command(calendar_cli)  # `motcua calendar list|set|delete` (cli/calendar.py)
 main.add_command(agencies_cli)  # `motcua agencies import FILE` (cli/agencies.py)
 main.add_command(migrate_cli)  # `motcua migrate CODE --to VERSION [--dry-run]` (cli/migrate.py)
+main.add_command(reports_cli)  # `motcua reports rebuild` (cli/reports.py)

@@ -38,6 +38,7 @@ from sqlalchemy import select
 import forms as forms_lib
 from forms.documents import DEFAULT_ACCEPT
 
+from . import report_counts
 from .auth import Actor, visible_dossier
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
 from .models import Attachment, Event, Task, utcnow
@@ -381,6 +382,11 @@ def spool_checked(settings, document: dict, filename, content_type, source) -> d
 def save_spooled(s, d, spooled: dict, document_key: str | None, kind: str, by: str) -> dict:
     """Record a spooled file on dossier `d` (locked by the caller), with its audit event."""
     now = utcnow()
+    if kind == "result":  # the first electronic result counts in the report (engine/report_counts.py)
+        had = s.execute(
+            select(Attachment.id).where(Attachment.dossier_id == d.id, Attachment.kind == "result").limit(1)
+        )
+        report_counts.result_changed(s, d, had=had.first() is not None, has=True)
     a = Attachment(
         dossier_id=d.id,
         kind=kind,

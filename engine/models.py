@@ -542,3 +542,38 @@ class CacheGeneration(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportDay(Base):
+    """The period report's figures counted per (day in UTC+7, agency, procedure), kept in the same transaction
+    as every change of a dossier (engine/report_counts.py, docs/reports.md "Aggregates"), so a report reads
+    days × (agency, procedure) rows instead of every dossier.
+
+    Flow columns count what happened on `day` (received, completed, refused, …); the `*_delta` columns are
+    changes of a stock at the instant `day` 00:00 UTC+7 (open dossiers, open and overdue, open with a
+    supplement request): the stock at a day's start is the sum of the deltas up to and including that day."""
+
+    __tablename__ = "report_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    agency: Mapped[str] = mapped_column(String(64), primary_key=True)
+    procedure_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    received_online: Mapped[int] = mapped_column(Integer, default=0)
+    received_in_person: Mapped[int] = mapped_column(Integer, default=0)
+    received_postal: Mapped[int] = mapped_column(Integer, default=0)
+    received_supplement: Mapped[int] = mapped_column(Integer, default=0)
+    fee_due: Mapped[int] = mapped_column(Integer, default=0)
+    paid_online: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    completed_early: Mapped[int] = mapped_column(Integer, default=0)
+    completed_late: Mapped[int] = mapped_column(Integer, default=0)
+    e_result: Mapped[int] = mapped_column(Integer, default=0)
+    working_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    stopped: Mapped[int] = mapped_column(Integer, default=0)
+    withdrawn: Mapped[int] = mapped_column(Integer, default=0)
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+    open_delta: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_delta: Mapped[int] = mapped_column(Integer, default=0)
+    supplement_delta: Mapped[int] = mapped_column(Integer, default=0)

@@ -34,7 +34,7 @@ from urllib.parse import quote_plus
 
 from sqlalchemy import select
 
-from . import messages
+from . import messages, report_counts
 from .calendar import VN_TZ
 from .decisions import decided_fee
 from .errors import Conflict, InvalidInput, MotcuaError, NotFound
@@ -238,6 +238,8 @@ def receipt_number(p: Payment, when: datetime) -> str:
 
 def record_paid(s, p: Payment, c: Confirmation, d, now: datetime) -> dict:
     """Mark the order paid with its receipt; the receipt's view (the caller writes the audit event)."""
+    others = select(Payment.id).where(Payment.dossier_id == p.dossier_id, Payment.status == "paid", Payment.id != p.id)
+    report_counts.paid_changed(s, d, was_paid=s.execute(others.limit(1)).first() is not None)
     p.status, p.paid_at, p.gateway_ref = "paid", now, c.transaction_no
     p.receipt_no = receipt_number(p, now)
     p.details = {k: v for k, v in c.raw.items() if k != HmacGateway.SIGNATURE}

@@ -85,13 +85,20 @@ avg_processing_hours
     t; SQL sums the second part and counts the dossiers per (result or receipt) day, and only the few
     hundred distinct days go through the calendar.
 
-Queries: one GROUP BY aggregate of CASE WHEN sums over the dossiers that can matter, read as three
-disjoint index-driven branches (UNION ALL): received in the period, received before it and open now,
-received before it and finished on or after P0; plus one query of the completed rows, grouped by day,
-for the working hours (an index-only scan of ix_dossiers_processed). Portable across SQLite and
-PostgreSQL; the dialect-specific pieces are small compiled constructs: the calendar day and the time of
-day in UTC+7 (`local_date`, `local_hour`), `greatest`/`least`, and `unindexed`, which keeps SQLite's
-planner from driving a branch with the wrong index.
+Where the figures come from: the aggregates of engine/report_counts.py (table report_days, counts per day,
+agency and procedure kept in the same transaction as every change of a dossier): one GROUP BY over the days
+up to the period's end, whatever the number of dossiers. Two things are fixed when they happen there: the
+processing time is measured when the result is ready, with the national working calendar of that moment;
+everything else is an exact function of the current dossier row, as defined above.
+
+`summary(..., from_dossiers=True)` recomputes the same figures from the dossier rows (the check of the
+aggregates and the benchmark's baseline): one GROUP BY aggregate of CASE WHEN sums over the dossiers that
+can matter, read as three disjoint index-driven branches (UNION ALL): received in the period, received
+before it and open now, received before it and finished on or after P0; plus one query of the completed
+rows, grouped by day, for the working hours (an index-only scan of ix_dossiers_processed). Portable across
+SQLite and PostgreSQL; the dialect-specific pieces are small compiled constructs: the calendar day and the
+time of day in UTC+7 (`local_date`, `local_hour`), `greatest`/`least`, and `unindexed`, which keeps
+SQLite's planner from driving a branch with the wrong index.
 """
 
 from __future__ import annotations
@@ -124,7 +131,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from .calendar import VN_TZ, WorkCalendar
 from .domain import dossier_overdue_as_of_sql
 from .errors import InvalidInput
-from .models import Attachment, Dossier, Payment, Procedure, ProcedureVersion
+from .models import Attachment, Dossier, Payment, Procedure, ProcedureVersion, ReportDay
 from .statuses import Status
 
 __all__ = ["MAX_PERIOD_DAYS", "Period", "parse_period", "summary", "on_time_by_month", "to_csv", "to_xlsx", "COLUMNS"]
@@ -537,27 +544,59 @@ def _shape(agency: str | None, procedure_code: str | None, f: dict, hours_sum: f
     return row
 
 
-def summary(
-    session,
-    from_date,
-    to_date,
-    agency: str | None = None,
-    procedure_code: str | None = None,
-    calendar: WorkCalendar | None = None,
-) -> dict:
-    """The period report: ``{from, to, period_start, period_end, rows: [...], totals: {...}}``.
+def _from_aggregates(session, period: Period, agency, procedure_code) -> tuple[dict, dict]:
+    """The figures of each (agency, procedure) from table `report_days` (engine/report_counts.py): flows summed
+    over the period's days, states (carried over, in process, overdue) summed over the deltas of the days up to
+    the period's start or end. Reads days × (agency, procedure) rows, whatever the number of dossiers."""
+    R = ReportDay
+    first, last, after = period.first, period.last, period.last + timedelta(days=1)
+    in_period = and_(R.day >= first, R.day <= last)
 
-    ``rows`` holds one entry per (agency, procedure_code) with any figure, sorted by agency then
-    procedure; each with ``procedure_name`` when the procedure is in the library. Dates may be `date`
-    objects or ISO strings; see `parse_period` for the checks. The figures are defined in the module
-    docstring. `calendar` (default: the built-in working calendar without overrides) measures the
-    processing time in working hours."""
-    period = parse_period(from_date, to_date)
+    def flow(col):
+        return func.sum(case((in_period, col), else_=0))
+
+    def state(col, day):
+        return func.sum(case((R.day <= day, col), else_=0))
+
+    figures = {
+        "received_total": flow(R.received),
+        "received_online": flow(R.received_online),
+        "received_in_person": flow(R.received_in_person),
+        "received_postal": flow(R.received_postal),
+        "carried_over": state(R.open_delta, first),
+        "completed_total": flow(R.completed),
+        "completed_early": flow(R.completed_early),
+        "completed_late": flow(R.completed_late),
+        "in_process_total": state(R.open_delta, after),
+        "in_process_overdue": state(R.overdue_delta, after),
+        "supplement_requested": state(R.supplement_delta, first) + flow(R.received_supplement),
+        "refused": flow(R.refused),
+        "stopped": flow(R.stopped),
+        "withdrawn": flow(R.withdrawn),
+        "returned": flow(R.returned),
+        "fee_due": flow(R.fee_due),
+        "paid_online": flow(R.paid_online),
+        "e_result": flow(R.e_result),
+    }
+    q = select(R.agency, R.procedure_code, flow(R.working_hours), *figures.values()).where(R.day <= after)
+    if agency:
+        q = q.where(R.agency == agency)
+    if procedure_code:
+        q = q.where(R.procedure_code == procedure_code)
+    flat: dict[tuple, dict] = {}
+    hours: dict[tuple, list] = {}
+    for row in session.execute(q.group_by(R.agency, R.procedure_code)):
+        values = dict(zip(figures, (int(v or 0) for v in row[3:]), strict=True))
+        if any(values[k] for k in _FLAT):
+            flat[(row[0], row[1])] = values
+            hours[(row[0], row[1])] = [float(row[2] or 0.0), values["completed_total"], None]
+    return flat, hours
+
+
+def _from_dossiers(session, period: Period, agency, procedure_code, calendar: WorkCalendar) -> tuple[dict, dict]:
+    """The same figures recomputed from the dossier rows (the report's definitions read directly: linear in the
+    dossiers of the period). The aggregates' check (tests/test_report_counts.py) and the benchmark's baseline."""
     p0, p1 = period.start, period.end
-    agency = (agency or "").strip() or None
-    procedure_code = (procedure_code or "").strip() or None
-    calendar = calendar or _default_calendar()
-
     flat: dict[tuple, dict] = {}
     for row in session.execute(_aggregate_query(p0, p1, agency, procedure_code)):
         values = dict(zip(_FLAT, (int(v or 0) for v in row[2:])))
@@ -589,6 +628,36 @@ def summary(
                 before, working = days[day]
                 total += sign * (n * before + (part if working else 0.0))
             acc[0], acc[2] = total, None
+    return flat, hours
+
+
+def summary(
+    session,
+    from_date,
+    to_date,
+    agency: str | None = None,
+    procedure_code: str | None = None,
+    calendar: WorkCalendar | None = None,
+    *,
+    from_dossiers: bool = False,
+) -> dict:
+    """The period report: ``{from, to, period_start, period_end, rows: [...], totals: {...}}``.
+
+    ``rows`` holds one entry per (agency, procedure_code) with any figure, sorted by agency then
+    procedure; each with ``procedure_name`` when the procedure is in the library. Dates may be `date`
+    objects or ISO strings; see `parse_period` for the checks. The figures are defined in the module
+    docstring and read from the aggregates of engine/report_counts.py. `from_dossiers` recomputes them from
+    the dossier rows instead (the check of the aggregates; slow: linear in the period's dossiers), measuring
+    the processing time with `calendar` (default: the built-in working calendar without overrides); the
+    aggregates measured it when each result was ready, with the national calendar of that moment."""
+    period = parse_period(from_date, to_date)
+    p0, p1 = period.start, period.end
+    agency = (agency or "").strip() or None
+    procedure_code = (procedure_code or "").strip() or None
+    if from_dossiers:
+        flat, hours = _from_dossiers(session, period, agency, procedure_code, calendar or _default_calendar())
+    else:
+        flat, hours = _from_aggregates(session, period, agency, procedure_code)
 
     names = {}
     codes = sorted({k[1] for k in flat})
@@ -636,7 +705,7 @@ def on_time_by_month(
     oldest first): ``{months: [{month: "YYYY-MM", from, to, completed, completed_late, in_process,
     in_process_overdue, on_time_rate}]}``. Each month is the period report's aggregate over that month —
     the same definitions (module docstring, "on_time_rate"), so the board's chart and the report agree; the
-    current month ends today. One index-driven aggregate per month."""
+    current month ends today. One query of the aggregates (engine/report_counts.py) summed by day."""
     if not isinstance(months, int) or not 1 <= months <= MAX_MONTHS:
         raise _bad("months", f"'months' phải từ 1 đến {MAX_MONTHS}", f"'months' must be 1 to {MAX_MONTHS}", months)
     agency = (agency or "").strip() or None
@@ -647,15 +716,38 @@ def on_time_by_month(
     for _ in range(months):
         firsts.append(date(y, m, 1))
         y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    R = ReportDay
+    end = today + timedelta(days=1)
+    q = select(
+        R.day,
+        func.sum(R.completed),
+        func.sum(R.completed_early),
+        func.sum(R.completed_late),
+        func.sum(R.open_delta),
+        func.sum(R.overdue_delta),
+    ).where(R.day <= end)
+    if agency:
+        q = q.where(R.agency == agency)
+    if procedure_code:
+        q = q.where(R.procedure_code == procedure_code)
+    by_day: list[tuple[date, int, int, int, int, int]] = []
+    for d, done, early, late, opened, overdue in session.execute(q.group_by(R.day)):
+        day = d if isinstance(d, date) else date.fromisoformat(d)
+        by_day.append((day, int(done or 0), int(early or 0), int(late or 0), int(opened or 0), int(overdue or 0)))
     out = []
     for first in reversed(firsts):
         nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
         last = min(nxt - timedelta(days=1), today)
-        period = Period(first, last)
+        after = last + timedelta(days=1)
         totals = dict.fromkeys(_FLAT, 0)
-        for row in session.execute(_aggregate_query(period.start, period.end, agency, procedure_code)):
-            for k, v in zip(_FLAT, row[2:], strict=True):
-                totals[k] += int(v or 0)
+        for day, done, early, late, opened, overdue in by_day:
+            if first <= day <= last:
+                totals["completed_total"] += done
+                totals["completed_early"] += early
+                totals["completed_late"] += late
+            if day <= after:  # the states at the month's end (engine/report_counts.py)
+                totals["in_process_total"] += opened
+                totals["in_process_overdue"] += overdue
         shaped = _shape(None, None, totals, 0.0, 0)
         out.append(
             {

@@ -6,6 +6,10 @@ version check, behind one object per transaction.
 the change touched, in one `UPDATE … WHERE id = :id AND version = :version`: a concurrent writer makes it
 match no row and the change fails with `Conflict.dossier_changed` (HTTP 409), rolled back whole.
 
+Every write of a dossier row (`add`, `save`, `save_fields`) also adds the change of the period report's
+aggregates in the same transaction (engine/report_counts.py, `dossier_changed`): this is the one place where
+dossier rows are written, so it is the one place that rule is applied.
+
 The statements are built once at import: SQLAlchemy caches their compiled form, so a step costs one locking
 read, a few indexed writes and no ORM bookkeeping (DEVELOPERS.md, "Persistence and speed").
 """
@@ -18,6 +22,7 @@ from typing import cast
 
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Table, bindparam, select
 
+from . import report_counts
 from .dossier import Dossier
 from .errors import Conflict, NotFound
 from .models import Dossier as DossierRow
@@ -86,6 +91,7 @@ class DossierRepository:
         dossier_id = self.conn.execute(INSERT_DOSSIER, values).scalar_one()
         self._stored[dossier_id] = {k: values.get(k) for k in WRITABLE}
         self._inserted.add(dossier_id)
+        report_counts.dossier_changed(self.session, None, dict(values, id=dossier_id))
         return Dossier(id=dossier_id, **values)
 
     def _loaded(self, columns: dict) -> Dossier:
@@ -140,7 +146,11 @@ class DossierRepository:
         if self.conn.execute(UPDATE_DOSSIER, values).rowcount != 1:
             raise Conflict.dossier_changed()
         dossier.version += 1
-        self._stored[dossier.id].update((k, v) for k, v in values.items() if not k.startswith("_") and k != "version")
+        stored = self._stored[dossier.id]
+        before = dict(stored, id=dossier.id)
+        stored.update((k, v) for k, v in values.items() if not k.startswith("_") and k != "version")
+        # the report's aggregates change in the same transaction (engine/report_counts.py)
+        report_counts.dossier_changed(self.session, before, dict(stored, id=dossier.id))
 
     # -- workflow state ----------------------------------------------------------------------------
     def state(self, dossier_id: int) -> bytes:
