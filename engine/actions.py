@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from . import messages
-from .auth import Actor
+from .auth import Actor, performs_for
 from .dossier import EXTEND_WINDOW_HOURS, MAX_EXTRA_DAYS, Dossier, local_time, require_roles
 from .errors import InvalidInput, NotFound
 from .models import Task, utcnow
@@ -98,7 +98,9 @@ class LegalActions:
         if not isinstance(code, str) or not code or len(code) > 64:
             raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
         loaded = self.service.open_for_update(s, code=code)
-        loaded.dossier.check_action(actor, action)
+        d = loaded.dossier
+        reads = not actor.is_admin and actor.agency != d.agency and performs_for(s, actor, d.id)
+        d.check_action(actor, action, reads_it=reads)
         return loaded
 
     @staticmethod

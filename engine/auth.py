@@ -5,7 +5,8 @@ These rules live here, once; the API and the CLI only authenticate and pass an `
 - which agency's records an actor sees (`Actor.sees_agency`) and which agency a list is limited to
   (`agency_scope`);
 - the dossier or task an actor may look at (`visible_dossier`, `visible_task`): another agency's record is
-  the same 404 as an unknown one, so its existence is not shown;
+  the same 404 as an unknown one, so its existence is not shown; staff of an agency that performs a step
+  of a dossier (`performs_for`) read that dossier, and only that one, without changing it;
 - staff are the accounts with a duty on dossiers: `receiver`, `supervisor`, `admin`, or a role named by a
   deployed procedure's lanes or candidate groups (`procedure_roles`); `citizen` and `analyst` never make an
   account staff, whatever a diagram names. Only staff read dossiers, tasks, history and personal data
@@ -30,6 +31,8 @@ from .models import Dossier, ProcedureRole, Task, User
 STAFF_ROLES = {"receiver", "analyst", "supervisor", "admin"}  # the built-in roles (`motcua users add`)
 #: Roles that make an account staff without any procedure naming them.
 DUTY_ROLES = frozenset({"receiver", "supervisor", "admin"})
+#: The states of a task row that is an agency's step (a payment or supplement wait is "waiting"/"waited").
+STEP_STATES = ("ready", "completed", "cancelled")
 #: Roles that never make an account staff, even when a diagram names them as a lane.
 NEVER_STAFF = frozenset({"citizen", "analyst"})
 _hasher = PasswordHasher()
@@ -155,17 +158,41 @@ def agency_scope(actor: Actor, agency: str | None) -> str | None:
     return actor.agency
 
 
-def visible_dossier(session, actor: Actor, code: str, lock: bool = False) -> Dossier:
-    """The dossier with this code if the actor may see it (their agency, or every agency for supervisors);
-    an unknown code and another agency's dossier are the same 404; an account that is not staff gets 403."""
+def visible_dossier(session, actor: Actor, code: str, lock: bool = False, change: bool = False) -> Dossier:
+    """The dossier with this code if the actor may see it: staff of its (receiving) agency, supervisors of
+    every agency, and staff of a **performing agency**, one that holds or held a step of it (an
+    inter-agency procedure, docs/security.md "Performing agencies"). An unknown code and a dossier the actor
+    may not see are the same 404; an account that is not staff gets 403. A performing agency reads the
+    dossier only: with `change` (the caller is about to change the dossier itself) its staff get 403."""
     actor.require_staff()
     d = None
     if isinstance(code, str) and 0 < len(code) <= 64:
         stmt = select(Dossier).where(Dossier.code == code)
         d = session.scalars(stmt.with_for_update() if lock else stmt).first()
-    if d is None or not actor.sees_agency(d.agency):
-        raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
-    return d
+    if d is not None and actor.sees_agency(d.agency):
+        return d
+    if d is not None and performs_for(session, actor, d.id):
+        if change:
+            raise PermissionDenied(
+                "Cơ quan thực hiện một bước chỉ được xem hồ sơ; thao tác này dành cho cơ quan tiếp nhận",
+                "an agency performing a step may only read the dossier; this is for the receiving agency",
+            )
+        return d
+    raise NotFound(f"Không tìm thấy hồ sơ '{code}'", f"dossier '{code}' not found")
+
+
+def performs_for(session, actor: Actor, dossier_id: int) -> bool:
+    """Whether the actor's agency holds or held a step of this dossier (a task row of that agency, ready,
+    completed or cancelled; a payment or supplement wait is nobody's step). One lookup among the dossier's
+    few task rows (`ix_tasks_dossier_id`)."""
+    if not actor.is_staff:
+        return False
+    found = session.scalar(
+        select(Task.id)
+        .where(Task.dossier_id == dossier_id, Task.agency == actor.agency, Task.state.in_(STEP_STATES))
+        .limit(1)
+    )
+    return found is not None
 
 
 def visible_task(session, actor: Actor, task_id: str) -> Task:

@@ -432,7 +432,7 @@ def retry_incident(db, actor: Actor, code: str, incident_id: str) -> dict:
     """An officer asks for the failed call again: the worker's next sweep calls it (an audit event)."""
     now = utcnow()
     with db.uow() as s:
-        d = visible_dossier(s, actor, code, lock=True)  # who may: before the id is even looked at
+        d = visible_dossier(s, actor, code, lock=True, change=True)  # who may: before the id is looked at
         if not isinstance(incident_id, str) or not _CALL_ID.match(incident_id):
             raise InvalidInput("Mã sự cố không hợp lệ", "invalid incident id")
         c = s.get(ConnectorCall, incident_id)

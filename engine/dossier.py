@@ -276,10 +276,12 @@ class Dossier:
         return remind, flag
 
     # -- who may act -------------------------------------------------------------------------------
-    def check_action(self, actor, action: str) -> None:
-        """A legal action on this dossier: staff of its agency (admins anywhere), from an allowed status."""
+    def check_action(self, actor, action: str, reads_it: bool = False) -> None:
+        """A legal action on this dossier: staff of its agency (admins anywhere), from an allowed status.
+        `reads_it`: the actor's agency performs a step of it (engine/auth.py, `performs_for`), so it may see
+        the dossier but not act on it: 403, not the 404 of a dossier they cannot see."""
         if not (actor.is_admin or actor.agency == self.agency):
-            if actor.sees_agency(self.agency):
+            if actor.sees_agency(self.agency) or reads_it:
                 raise PermissionDenied(
                     "Chỉ cán bộ của cơ quan tiếp nhận hồ sơ được thực hiện thao tác này",
                     "only staff of the dossier's agency may do this",

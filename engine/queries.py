@@ -38,7 +38,7 @@ from .domain import (
     step_overdue_sql,
 )
 from .errors import InvalidInput, NotFound, PermissionDenied, ProcedureInvalid
-from .models import Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, User, utcnow
+from .models import Agency, Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, User, utcnow
 from .paging import MAX_PER_PAGE, Page, page_of, paging
 from .procedures import LEVELS, load_procedure, reference_problems
 from .statuses import BY_CODE, Status
@@ -554,8 +554,20 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
         previous = previous if wait else t.agency
     documents = document_states(session, d, runtimes.get(session, d.procedure_version_id))
     meta = version.meta or {}
+    # the agencies by name (the slip prints names; a code not registered stays a code), and each one's
+    # part of the agencies' working hours in percent
+    named = {d.agency} | set(shares)
+    agency_names = dict(session.execute(select(Agency.code, Agency.name).where(Agency.code.in_(sorted(named)))).all())
+    total_hours = sum(share["working_hours"] for share in shares.values())
+    for share in shares.values():
+        share["name"] = agency_names.get(share["agency"])
+        share["percent"] = round(100 * share["working_hours"] / total_hours, 1) if total_hours else None
+    for step in steps:
+        step["agency_name"] = agency_names.get(step["agency"])
     return {
         "code": d.code,
+        "agency": d.agency,
+        "agency_name": agency_names.get(d.agency),
         # the dossier's fee: what a decision table decided for it (engine/decisions.py), else the procedure's
         "fee": (d.data or {}).get("fee", meta.get("fee")) if (meta.get("decisions")) else meta.get("fee"),
         "procedure": {

@@ -155,11 +155,14 @@ def test_three_agencies_each_get_their_own_step(service, db):
         ("residence", POLICE, COMMUNE, 1.0),
         ("card", INSURANCE, POLICE, 4.0),
     ]
-    assert slip["agencies"] == [
-        {"agency": COMMUNE, "steps": 2, "working_hours": 1.0},
-        {"agency": POLICE, "steps": 1, "working_hours": 1.0},
-        {"agency": INSURANCE, "steps": 1, "working_hours": 4.0},
+    # each agency's part of the 6 working hours in percent, by the name the agencies table gives it
+    assert [(a["agency"], a["steps"], a["working_hours"], a["percent"]) for a in slip["agencies"]] == [
+        (COMMUNE, 2, 1.0, 16.7),
+        (POLICE, 1, 1.0, 16.7),
+        (INSURANCE, 1, 4.0, 66.7),
     ]
+    assert slip["agency"] == COMMUNE and slip["agency_name"] == slip["agencies"][0]["name"]
+    assert all(a["name"] for a in slip["agencies"]) and all(x["agency_name"] for x in slip["steps"])
 
 
 def test_an_expression_giving_no_registered_agency_stops_the_step_naming_it(service, db):

@@ -58,6 +58,7 @@ class WebStepSchema(ma.Schema):
     spec_name = ma.fields.String(required=True, metadata={"description": "id phần tử BPMN / BPMN element id"})
     title = ma.fields.String(required=True)
     agency = Str(metadata={"description": "cơ quan thực hiện / the performing agency (docs/bpmn-conventions.md 9.5)"})
+    agency_name = Str(metadata={"description": "tên cơ quan thực hiện / the performing agency's name"})
     handed_over_from = Str(metadata={"description": "nhận bàn giao từ cơ quan / handed over from this agency"})
     working_hours = ma.fields.Float(metadata={"description": "giờ làm việc theo lịch cơ quan / on its calendar"})
     roles = ma.fields.List(ma.fields.String())
@@ -104,13 +105,19 @@ class WebPersonSchema(ma.Schema):
 
 class WebAgencyShareSchema(ma.Schema):
     agency = Str()
+    name = Str(metadata={"description": "tên cơ quan / the agency's name"})
     steps = ma.fields.Integer()
     working_hours = ma.fields.Float()
+    percent = ma.fields.Float(
+        allow_none=True, metadata={"description": "phần trăm số giờ làm việc / percent of the agencies' working hours"}
+    )
 
 
 class WebStepsSchema(ma.Schema):
     code = ma.fields.String(required=True)
     fee = ma.fields.Raw(allow_none=True, metadata={"description": "lệ phí của hồ sơ (VND) / the dossier's fee"})
+    agency = Str(metadata={"description": "cơ quan tiếp nhận / the receiving agency"})
+    agency_name = Str(metadata={"description": "tên cơ quan tiếp nhận / the receiving agency's name"})
     procedure = ma.fields.Nested(WebProcedureFactsSchema, required=True)
     received_by = ma.fields.Nested(WebPersonSchema, allow_none=True)
     steps = ma.fields.List(ma.fields.Nested(WebStepSchema), required=True)

@@ -1,6 +1,7 @@
 // Printed documents: the receipt and appointment slip (mẫu 01) and the process control slip (mẫu 05).
 import { serverNow } from '../lib/api.js';
-import { $, h, mount, dt, dtLong, duration, flash, money, deadlineVi } from '../lib/ui.js';
+import { formatNumber } from '../lib/display.js';
+import { $, h, mount, dt, dtLong, duration, flash, money, deadlineVi, table } from '../lib/ui.js';
 import { requireLogin } from './common.js';
 import { loadDossierBundle } from './dossier.js';
 
@@ -84,6 +85,19 @@ function verdict(s, now) {
   return now > due ? h('span.late', `Quá hạn ${duration(now - due)}`) : 'Đang xử lý';
 }
 
+/** Each agency's share of the time (an inter-agency procedure, docs/bpmn-conventions.md 9.5): its steps and
+ * its working hours on its own calendar; shown when more than one agency worked the dossier. */
+function agencySharesTable(shares, nameOf) {
+  if (!shares || shares.length < 2) return null;
+  const headers = ['Cơ quan', 'Số bước', 'Số giờ làm việc', 'Tỷ lệ thời gian'];
+  return h('div#control-agencies', h('h2.slip-subtitle', 'Phần thời gian của mỗi cơ quan'),
+    table(headers, shares.map((a) => h('tr', { dataset: { agency: a.agency } },
+      h('td', nameOf(a.agency)),
+      h('td.num', String(a.steps)),
+      h('td.num', formatNumber(a.working_hours)),
+      h('td.num', a.percent == null ? '—' : `${formatNumber(a.percent)} %`))), { class: 'stack' }));
+}
+
 export function controlSlipPage() {
   const user = requireLogin();
   if (!user) return;
@@ -92,10 +106,31 @@ export function controlSlipPage() {
     const a = d.applicant || {};
     const proc = (steps && steps.procedure) || {};
     const list = (steps && steps.steps) || [];
+    const shares = (steps && steps.agencies) || [];
     const now = serverNow();
+    // agencies by name (a code the agencies table does not know stays a code)
+    const names = { [d.agency]: steps && steps.agency_name };
+    for (const s of list) if (s.agency_name) names[s.agency] = s.agency_name;
+    for (const x of shares) if (x.name) names[x.agency] = x.name;
+    const nameOf = (agency) => (agency ? names[agency] || agency : '—');
+    const interAgency = shares.length > 1;
+    const headers = ['STT', 'Bước xử lý', ...(interAgency ? ['Cơ quan thực hiện'] : []), 'Người / bộ phận xử lý',
+      'Thời gian giao, nhận', 'Hạn xử lý', 'Thời gian hoàn thành', 'Kết quả'];
+    const rows = list.map((s, i) => h('tr', { dataset: { step: s.spec_name, agency: s.agency || '' } },
+      h('td', String(i + 1)),
+      h('td', s.title),
+      interAgency ? h('td', nameOf(s.agency), s.handed_over_from
+        ? h('div.muted.small.handover', `Nhận bàn giao từ ${nameOf(s.handed_over_from)}`) : null) : null,
+      h('td', s.completed_by_name || s.completed_by || s.claimed_by || (s.roles || []).join(', ') || '—'),
+      h('td', dt(s.created_at)),
+      h('td', dt(s.due_at)),
+      h('td', s.completed_at ? dt(s.completed_at) : '—'),
+      h('td', verdict(s, now))));
+    const control = table(headers, rows, { class: 'stack.control-table', empty: 'Chưa có bước nào.' });
+    control.id = 'control-table';
     document.title = `Phiếu kiểm soát ${d.code}`;
     mount($('#slip'),
-      header(proc.agency_name, d.agency),
+      header(steps && steps.agency_name, d.agency),
       h('h1.slip-title', 'PHIẾU KIỂM SOÁT QUÁ TRÌNH GIẢI QUYẾT HỒ SƠ'),
       h('p.slip-code', 'Mã hồ sơ: ', h('strong', d.code)),
       h('dl.slip-lines',
@@ -103,22 +138,13 @@ export function controlSlipPage() {
         h('dt', 'Người nộp'), h('dd', a.name || '……'),
         h('dt', 'Thời gian nhận hồ sơ'), h('dd', dt(d.received_at)),
         h('dt', 'Thời gian hẹn trả kết quả'), h('dd', dt(d.due_at)),
-        h('dt', 'Thời hạn giải quyết'), h('dd', deadlineText(proc))),
-      h('table.table.control-table#control-table',
-        h('thead', h('tr',
-          h('th', 'STT'), h('th', 'Bước xử lý'), h('th', 'Người / bộ phận xử lý'), h('th', 'Thời gian giao, nhận'),
-          h('th', 'Hạn xử lý'), h('th', 'Thời gian hoàn thành'), h('th', 'Kết quả'))),
-        h('tbody', list.length ? list.map((s, i) => h('tr', { dataset: { step: s.spec_name } },
-          h('td', String(i + 1)),
-          h('td', s.title),
-          h('td', s.completed_by_name || s.completed_by || s.claimed_by || (s.roles || []).join(', ') || '—'),
-          h('td', dt(s.created_at)),
-          h('td', dt(s.due_at)),
-          h('td', s.completed_at ? dt(s.completed_at) : '—'),
-          h('td', verdict(s, now))))
-          : h('tr', h('td.muted', { colSpan: 7 }, 'Chưa có bước nào.')))),
+        h('dt', 'Thời hạn giải quyết'), h('dd', deadlineText(proc)),
+        interAgency ? [h('dt', 'Số lần bàn giao giữa các cơ quan'),
+          h('dd#control-handovers', String(list.filter((s) => s.handed_over_from).length))] : null),
+      control,
+      agencySharesTable(shares, nameOf),
       (steps && steps.documents && steps.documents.length)
         ? h('div#control-documents', h('h2.slip-subtitle', 'Thành phần hồ sơ'), documentsTable(steps.documents)) : null,
       h('p.muted.small', `In lúc ${dt(new Date(serverNow()).toISOString())}.`));
-  }).catch((err) => flash(`Không tải được hồ sơ: ${err.message}`, 'error'));
+  }).catch((err) => flash(err.status === 404 ? `Không tìm thấy hồ sơ ${code}.` : `Không tải được hồ sơ: ${err.message}`, 'error'));
 }
