@@ -38,7 +38,12 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 LABOUR_CODE = "Bộ luật Lao động 2019, Điều 112"
 OBSERVED = "Bộ luật Lao động 2019, Điều 111 khoản 3 (nghỉ bù khi ngày lễ trùng ngày nghỉ hằng tuần)"
-ESTIMATED = "ước tính theo Bộ luật Lao động; đối chiếu thông báo của Chính phủ cho năm này khi có"
+# a day of a year whose announcement is not out yet (docs/deadlines.md, "Holidays as reviewed data")
+ESTIMATED = (
+    "Chưa công bố: chưa thấy thông báo của Chính phủ về lịch nghỉ năm này; ngày này là ước tính theo Bộ luật Lao "
+    "động (gói holidays). Khi có thông báo: sửa dòng này và thêm ngày hoán đổi; trong khi chờ, quản trị viên ghi "
+    "hoán đổi bằng ngày điều chỉnh (calendar_days)"
+)
 
 
 @dataclass(frozen=True)
