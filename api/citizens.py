@@ -72,6 +72,9 @@ class PublicProcedurePageSchema(PageSchema):
 class PublicStepSchema(ma.Schema):
     name = Str()
     deadline = Str()
+    procedure = Str(
+        metadata={"description": "mã thủ tục của bước (thủ tục được gọi) / the procedure whose step it is (a callee)"}
+    )
 
 
 class PublicFormRefSchema(ma.Schema):

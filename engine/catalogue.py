@@ -107,17 +107,61 @@ def public_procedure(session, runtimes, code: str, agency: str | None = None) ->
     rt = runtimes.get(session, version.id)
     out = _summary(proc.code, proc.name, proc.agency, version.meta)
     out["version"] = version.version
-    out["steps"] = [{"name": ut.get("name"), "deadline": ut.get("deadline")} for ut in version.user_tasks or []]
-    out["documents"] = [
-        {k: d.get(k) for k in ("key", "name", "name_en", "description", "required", "accept", "max_bytes")}
-        for d in checklist(rt)
+    # a procedure calling others (call activities) shows their steps where it calls them, and their documents,
+    # in the versions a dossier received now would run (docs/bpmn-conventions.md 9.3)
+    _, called = runtimes.called_specs(session, rt, proc.agency)
+    parts = _parts(session, runtimes, rt, proc.code, called)
+    out["steps"] = [
+        {"name": ut.get("name"), "deadline": ut.get("deadline")} | ({"procedure": owner} if owner != proc.code else {})
+        for owner, _, ut in parts
+        if ut is not None
     ]
+    documents, seen = [], set()
+    owners = {r.version_id: r for _, r, _ in parts}  # each version once, in flow order
+    for owner in owners.values():
+        for d in checklist(owner):
+            if d["key"] not in seen:
+                seen.add(d["key"])
+                doc = {
+                    k: d.get(k) for k in ("key", "name", "name_en", "description", "required", "accept", "max_bytes")
+                }
+                documents.append(doc | ({"procedure": owner.code} if owner is not rt else {}))
+    out["documents"] = documents
     form = intake_form(rt)
     applicant = form.applicant_form().to_dict() if form is not None else None
     out["form"] = applicant
     out["forms"] = (
         [{"key": applicant["key"], "title": applicant["title"], "download": f"forms/{form.key}"}] if applicant else []
     )
+    return out
+
+
+def _flow_order(spec) -> list[str]:
+    """The task spec names of a process in the order its flows reach them from the start (breadth first)."""
+    start = getattr(spec, "start", None)
+    order, seen, queue = [], set(), [start] if start is not None else []
+    while queue:
+        node = queue.pop(0)
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        order.append(node.name)
+        queue.extend(node.outputs)
+    return order
+
+
+def _parts(session, runtimes, rt, code: str, called: dict, path: frozenset = frozenset()) -> list:
+    """`[(procedure code, its Runtime, user task or None)]` of a version in flow order, a call activity replaced
+    by the called version's own parts (its version id in `called`); each procedure starts with a `None` entry
+    (it may have documents and no step) and appears at most once on a path."""
+    calls = rt.meta.get("calls") or {}
+    out: list = [(code, rt, None)]
+    for name in _flow_order(rt.spec) or list(rt.user_tasks):
+        if name in rt.user_tasks:
+            out.append((code, rt, rt.user_tasks[name]))
+        elif calls.get(name) in called and calls[name] not in path | {code}:
+            callee = runtimes.get(session, called[calls[name]])
+            out.extend(_parts(session, runtimes, callee, calls[name], called, path | {code}))
     return out
 
 

@@ -189,18 +189,26 @@ def check_service_tasks(root, involved, dialect: str, known: dict[str, Connector
 
 
 # -- run time -------------------------------------------------------------------------------------------
-def waiting_calls(workflow, service_tasks: dict) -> list:
-    """The workflow's service tasks that wait for their connector (STARTED, of this version's service tasks)."""
-    return [
-        t
-        for t in workflow.get_tasks(state=TaskState.STARTED)
-        if isinstance(t.task_spec, ServiceTask) and t.task_spec.bpmn_id in service_tasks
-    ]
+def waiting_calls(workflow, rt) -> dict:
+    """`{task id: (task, call key, its connector call)}` of the workflow's service tasks that wait for their
+    connector (STARTED), its own and those of the procedures it calls (`Runtime.service_task`)."""
+    out = {}
+    for t in workflow.get_tasks(state=TaskState.STARTED):
+        if isinstance(t.task_spec, ServiceTask):
+            found = rt.service_task(t)
+            if found is not None:
+                out[str(t.id)] = (t, *found)
+    return out
 
 
-def sync_calls(s, dossier, workflow, service_tasks: dict, now: datetime) -> None:
+def bpmn_element(key: str) -> str:
+    """The BPMN element id of a call key (`Service_CheckId`, or `Service_CheckId@12` in a called procedure)."""
+    return key.rpartition("@")[0] or key
+
+
+def sync_calls(s, dossier, workflow, rt, now: datetime) -> None:
     """In the step's transaction: a `connector_calls` row for each service task the workflow now waits at."""
-    current = {str(t.id): t for t in waiting_calls(workflow, service_tasks)}
+    current = waiting_calls(workflow, rt)
     if not current:
         return
     conn = s.connection()
@@ -209,15 +217,15 @@ def sync_calls(s, dossier, workflow, service_tasks: dict, now: datetime) -> None
         dict(
             id=tid,
             dossier_id=dossier.id,
-            element_id=t.task_spec.bpmn_id,
+            element_id=key,
             title=(t.task_spec.bpmn_name or t.task_spec.bpmn_id)[:500],
-            connector=service_tasks[t.task_spec.bpmn_id]["connector"],
+            connector=spec["connector"],
             state=PENDING,
             attempts=0,
             next_at=now,
             created_at=now,
         )
-        for tid, t in current.items()
+        for tid, (t, key, spec) in current.items()
         if tid not in have
     ]
     if rows:
@@ -334,11 +342,11 @@ def run_due(service, now: datetime | None = None, limit: int = 50, known: dict[s
             c = s.get(ConnectorCall, cid)
             d = s.get(Dossier, c.dossier_id)
             version_id, data, name = d.procedure_version_id, dict(d.data or {}), c.connector
-            key = idempotency_key(d.code, c.element_id, c.id)
+            key = idempotency_key(d.code, bpmn_element(c.element_id), c.id)
             data.update(
                 {f"applicant.{k}": getattr(d, f"applicant_{k}") for k in ("name", "id_number", "phone", "email")}
             )
-            spec = service.runtimes.get(s, version_id).meta.get("service_tasks", {}).get(c.element_id, {})
+            spec = service.runtimes.service_task_of(s, version_id, c.element_id)
         conn = known.get(name)
         try:
             if conn is None:
@@ -375,7 +383,7 @@ def _event(s, dossier_id: int, actor: str, action: str, c: ConnectorCall, now: d
             actor=actor,
             action=action,
             task_id=c.id,
-            details={"element": c.element_id, "connector": c.connector, **details},
+            details={"element": bpmn_element(c.element_id), "connector": c.connector, **details},
         )
     )
 
@@ -418,7 +426,7 @@ def incidents(db, actor: Actor, code: str) -> list[dict]:
 def view(c: ConnectorCall) -> dict:
     return {
         "id": c.id,
-        "element": c.element_id,
+        "element": bpmn_element(c.element_id),
         "title": c.title,
         "connector": c.connector,
         "state": c.state,

@@ -653,8 +653,8 @@ class DossierService:
         dossier.hold_clock_for_supplement(now)
         if rt.meta.get("waits") or rt.meta.get("calls"):  # its own waits, or a called procedure's
             messages.sync_waits(s, dossier, workflow, now)
-        if rt.meta.get("service_tasks"):  # the dossier waits at a service task: the worker calls its connector
-            connectors.sync_calls(s, dossier, workflow, rt.meta["service_tasks"], now)
+        if rt.meta.get("service_tasks") or rt.meta.get("calls"):  # its own service task, or a called one's:
+            connectors.sync_calls(s, dossier, workflow, rt, now)  # the dossier waits there; the worker calls
         dossier.finish_if(workflow.completed, now)
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings, open_tasks)
         if completed_task is not None:

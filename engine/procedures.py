@@ -779,6 +779,17 @@ class Runtime:
             ut = {**ut, "form_key": f"{ut['form_key']}@{owner.version_id}"}
         return ut
 
+    def service_task(self, task) -> tuple[str, dict] | None:
+        """`(call key, connector call)` of a waiting service task, from the version that owns its process: this
+        one (key: the element id) or a procedure it calls (key `element@version_id`, as `user_task` qualifies a
+        form key); None when its version declares no connector for it."""
+        owner = getattr(getattr(task.task_spec, "_wf_spec", None), OWNER, None) or self
+        bpmn_id = task.task_spec.bpmn_id
+        spec = (owner.meta.get("service_tasks") or {}).get(bpmn_id)
+        if spec is None:
+            return None
+        return (bpmn_id if owner is self else f"{bpmn_id}@{owner.version_id}"), spec
+
     def forms_in_order(self) -> list:
         """The forms of the user tasks in the diagram's order, then any other form of the version."""
         keys = [ut.get("form_key") for ut in self.user_tasks.values() if ut.get("form_key") in self.forms]
@@ -850,6 +861,13 @@ class RuntimeCache:
                     seen.add(vid)
                     todo.append(callee)
         return specs, pinned
+
+    def service_task_of(self, session, version_id: int, key: str) -> dict:
+        """The connector call of a `connector_calls` row's element key (`Runtime.service_task`)."""
+        name, _, vid = key.rpartition("@")
+        if name and vid.isdigit():
+            return (self.get(session, int(vid)).meta.get("service_tasks") or {}).get(name, {})
+        return (self.get(session, version_id).meta.get("service_tasks") or {}).get(key, {})
 
     def form_of(self, session, version_id: int, task):
         """The form of a task row: its version's, or a called procedure's (`form_key@version_id`)."""

@@ -202,3 +202,46 @@ def test_a_budget_or_timeout_out_of_bounds_is_a_configuration_error(monkeypatch)
         configure(monkeypatch, "http://127.0.0.1:9", **bad)
         with pytest.raises(connectors.ConfigError):
             connectors.configured()
+
+
+CALLER = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
+  <bpmn:process id="caller" isExecutable="true">
+    <bpmn:extensionElements><camunda:properties>
+      <camunda:property name="procedure_code" value="9.000602"/>
+      <camunda:property name="procedure_name" value="Thủ tục gọi thủ tục có bước dịch vụ"/>
+      <camunda:property name="agency" value="000.31.14.H56"/>
+      <camunda:property name="deadline" value="7 working days"/>
+    </camunda:properties></bpmn:extensionElements>
+    <bpmn:startEvent id="S"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="S" targetRef="Call_IdCheck"/>
+    <bpmn:callActivity id="Call_IdCheck" name="Đối chiếu và tiếp nhận" calledElement="9.000601"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Call_IdCheck" targetRef="E"/>
+    <bpmn:endEvent id="E"/>
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def test_a_service_task_of_a_called_procedure_is_called_too(service, db, register):
+    """A procedure calling one with a service task (docs/bpmn-conventions.md 9.3, 9.6): the dossier waits at the
+    callee's service task, the worker calls its connector with the callee's mapping, and the callee's next
+    step opens; before, nobody called it and the dossier waited for ever."""
+    deploy_bytes(db, CALLER, "caller.bpmn", actor="test")
+    d = service.start_dossier(receiver, "9.000602", APPLICANT, channel=1, data={"purpose": "Xin việc"})
+    assert d["tasks"] == []
+    ((element, state, _),) = calls(db)
+    assert element.startswith("Service_CheckId@") and state == "pending"  # the callee's, by its version
+    assert connectors.run_due(service) == {"done": 1, "incidents": 0}
+    assert register.requests == [{"id_number": "001099001234", "full_name": "Trần Văn Bình"}]
+    assert connectors.incidents(db, ALL_ROLES, d["code"]) == []  # done: no open call left
+    d = service.get_dossier(ALL_ROLES, d["code"])
+    assert [t["spec_name"] for t in d["tasks"]] == ["Task_Intake"] and d["data"]["id_verified"] is True
+    assert register.keys == [f"{d['code']}/Service_CheckId/{register_call_id(db)}"]
+    d = service.complete_task(ALL_ROLES, d["tasks"][0]["id"], ACCEPT)
+    assert d["finished"]
+
+
+def register_call_id(db) -> str:
+    with db.read() as s:
+        return s.execute(select(ConnectorCall.id)).scalar_one()

@@ -37,3 +37,29 @@ def test_deploy_through_the_api_names_a_missing_callee(client):
     assert got["form"]["title"] == "Ý kiến thẩm định"
     r = client.post(f"/api/v1/tasks/{sub['id']}/complete", "admin", json={"data": {}})
     assert r.status_code == 422 and "opinion" in json.dumps(r.get_json())
+
+
+def test_the_catalogue_entry_shows_the_called_procedures_steps_and_documents(client):
+    """GET /public/procedures/{code} of a calling procedure lists the called procedure's steps where it calls
+    them, and its documents, each marked with the callee's code (docs/bpmn-conventions.md 9.3)."""
+    form = json.loads(SUB_FORM)
+    form["x-documents"] = [{"key": "xac_nhan_cu_tru", "name": "Giấy xác nhận cư trú", "required": True}]
+    sub = {
+        "file": (io.BytesIO(callee()), "sub.bpmn"),
+        "forms": [(io.BytesIO(json.dumps(form).encode()), "sub_form.json")],
+    }
+    for data in (sub, {"file": (io.BytesIO(caller()), "main.bpmn")}):
+        r = client.post("/api/v1/procedures", "analyst", data=data, content_type="multipart/form-data")
+        assert r.status_code == 201, r.get_json()
+    entry = client.get("/api/v1/public/procedures/9.000401").get_json()
+    assert entry["steps"] == [
+        {"name": "Tiếp nhận", "deadline": None},
+        {"name": "Thẩm định (thủ tục con)", "deadline": "2 working days", "procedure": "9.000402"},
+        {"name": "Trả kết quả", "deadline": None},
+    ]
+    assert [(d["key"], d["required"], d.get("procedure")) for d in entry["documents"]] == [
+        ("xac_nhan_cu_tru", True, "9.000402")
+    ]
+    own = client.get("/api/v1/public/procedures/9.000402").get_json()  # the callee's own entry: no marks
+    assert own["steps"] == [{"name": "Thẩm định (thủ tục con)", "deadline": "2 working days"}]
+    assert "procedure" not in own["documents"][0]
