@@ -39,13 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import event, func, select, text  # noqa: E402
 
+from engine import boardcounts  # noqa: E402
 from engine.auth import Actor, add_user  # noqa: E402
 from engine.calendar import WorkCalendar  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.db import Database  # noqa: E402
 from engine.dossiers import DossierService  # noqa: E402
-from engine.models import Dossier, Procedure, User  # noqa: E402
-from engine.monitor import overdue  # noqa: E402
+from engine.models import BoardCountTotal, Dossier, Procedure, User  # noqa: E402
+from engine.monitor import overdue, overdue_counts  # noqa: E402
 from engine.procedures import deploy_bytes  # noqa: E402
 from engine.scheduler import fire_due  # noqa: E402
 
@@ -143,6 +144,31 @@ def explain(db: Database, name: str, statements) -> bool:
     return ok
 
 
+def board_counts_old_vs_new(db: Database, runs: int) -> None:
+    """The board's counts in this process, interleaved: from the rows (`scan=True`, as before the counters)
+    and from the counters (engine/boardcounts.py, folded first as the worker does); the same numbers."""
+    boardcounts.fold(db)
+    old, new = [], []
+    for _ in range(runs):
+        for scan, into in ((True, old), (False, new)):
+            with db.read() as s:
+                t0 = time.perf_counter()
+                got = overdue_counts(s, SUPERVISOR, scan=scan)
+                into.append((time.perf_counter() - t0) * 1000)
+                got.pop("now")
+                if scan:
+                    expected = got
+                else:
+                    assert got == expected, "the counters and the rows disagree"
+    with db.read() as s:
+        cells = s.scalar(select(func.count()).select_from(BoardCountTotal))
+    print(
+        f"  board counts from the rows (before)    p50 {statistics.median(old):7.1f} ms  p95 {p95(old):7.1f} ms\n"
+        f"  board counts from the counters (now)   p50 {statistics.median(new):7.1f} ms  p95 {p95(new):7.1f} ms"
+        f"  = {statistics.median(new) / statistics.median(old):.2f}x before ({cells:,} counter rows); equal"
+    )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default=os.environ.get("DATABASE_URL"))
@@ -180,6 +206,7 @@ def main(argv=None):
     with db.read() as s:
         board = statements_of(db, lambda: overdue(s, SUPERVISOR, lambda _a: cal, per_page=20))
     ok &= explain(db, "overdue board", board)
+    board_counts_old_vs_new(db, args.runs)
     tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-scale-"))
     service = DossierService(db, Settings(var_dir=tmp / "var", database_url=args.url))
     if waiting < args.timers:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import click  # noqa: E402
 from sqlalchemy import create_engine, event, func, insert, select, text  # noqa: E402
 
-from engine import report_counts  # noqa: E402
+from engine import boardcounts, report_counts  # noqa: E402
 from engine.calendar import VN_TZ, WorkCalendar, parse_cutoff, parse_deadline  # noqa: E402
 from engine.models import Base, Dossier, Procedure, ProcedureVersion, Task, TaskRole  # noqa: E402
 from engine.statuses import Status  # noqa: E402
@@ -398,6 +398,8 @@ def replicate(engine, target: int) -> None:
         return
     print(f"replicating {m:,} dossiers {copies} times up to {target:,} ...", file=sys.stderr, flush=True)
     build_indexes(engine, heavy, drop=True)
+    with engine.begin() as conn:
+        boardcounts.uninstall(conn)  # counted once at the end (rebuild_board_counts)
 
     def cols(table, skip):
         return [c.name for c in table.columns if c.name not in skip]
@@ -448,10 +450,20 @@ def replicate(engine, target: int) -> None:
             print(f"  report aggregates times {factor}", file=sys.stderr, flush=True)
     if not whole:
         aggregates(engine)
+    rebuild_board_counts(engine)
     settle(engine)
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM dossiers")).scalar()
     print(f"{n:,} dossiers after replication, {time.perf_counter() - t0:.0f} s with indexes", file=sys.stderr)
+
+
+def rebuild_board_counts(engine) -> None:
+    """The board's counters (engine/boardcounts.py) counted from the rows, and their triggers back."""
+    t0 = time.perf_counter()
+    Base.metadata.create_all(engine)  # the counters' tables, on a database made before they existed
+    with engine.begin() as conn:
+        boardcounts.rebuild(conn)
+    print(f"board counters rebuilt in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
 
 def main(argv=None):
@@ -477,6 +489,11 @@ def main(argv=None):
         help="PostgreSQL: after generating (or on a database this generator made), copy its dossiers in SQL up to"
         " this many (fast: 10,000,000 from 1,000,000 generated)",
     )
+    ap.add_argument(
+        "--board-counts",
+        action="store_true",
+        help="only count the board's counters again from the rows (a database loaded before they existed)",
+    )
     args = ap.parse_args(argv)
     url = args.url or default_url()
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
@@ -484,6 +501,9 @@ def main(argv=None):
         now = now.replace(tzinfo=VN_TZ)
     engine = make_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
+    if args.board_counts:
+        rebuild_board_counts(engine)
+        return
     if args.replicate_to and not args.reset:
         if engine.dialect.name != "postgresql":
             sys.exit("--replicate-to needs PostgreSQL")
@@ -495,6 +515,8 @@ def main(argv=None):
     with engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(Dossier.__table__)).scalar():
             sys.exit(f"{shown} already holds dossiers; use --reset (drops every motcua table) or another database")
+    with engine.begin() as conn:
+        boardcounts.uninstall(conn)  # the load writes without the triggers; counted once at the end
 
     t0 = time.perf_counter()
     rng = random.Random(args.seed)
@@ -671,6 +693,7 @@ def main(argv=None):
                 text("SELECT setval(pg_get_serial_sequence('dossiers', 'id'), (SELECT max(id) FROM dossiers))")
             )
     aggregates(engine)
+    rebuild_board_counts(engine)
     if writer.pg:
         settle(engine)
     elif args.analyze:

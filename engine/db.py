@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from . import boardcounts as _boardcounts  # noqa: F401 (creates the board counters' triggers with the tables)
 from . import caches as _caches  # noqa: F401 (its flush hook bumps cache generations on every session)
 from .config import Settings
 from .errors import Conflict

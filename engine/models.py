@@ -577,3 +577,45 @@ class ReportDay(Base):
     open_delta: Mapped[int] = mapped_column(Integer, default=0)
     overdue_delta: Mapped[int] = mapped_column(Integer, default=0)
     supplement_delta: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BoardCountDelta(Base):
+    """One change of the supervisors' board counts (engine/boardcounts.py): +1 or -1 open dossiers (kind 'd')
+    or ready steps (kind 't') of an (agency, procedure) due within one hour (`bucket`: hours since the Unix
+    epoch, UTC). Written only by the database triggers on `dossiers` and `tasks`, never updated (no two
+    writers wait for each other); folded into `board_count_totals` by the worker."""
+
+    __tablename__ = "board_count_deltas"
+    __table_args__ = (Index("ix_board_count_deltas_bucket", "bucket"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(1))
+    agency: Mapped[str] = mapped_column(String(64))
+    procedure_code: Mapped[str] = mapped_column(String(64))
+    bucket: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class BoardCountTotal(Base):
+    """The folded board counts: per (kind, agency, procedure, hour `bucket`) the number of open dossiers or
+    ready steps due in that hour; every hour before `BoardCountCutoff.bucket` is folded into the hour just
+    before it (engine/boardcounts.py)."""
+
+    __tablename__ = "board_count_totals"
+    __table_args__ = (Index("ix_board_count_totals_bucket", "bucket"),)
+
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    agency: Mapped[str] = mapped_column(String(64), primary_key=True)
+    procedure_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class BoardCountCutoff(Base):
+    """One row: the hour (`bucket`) before which `board_count_totals` holds one folded row per (kind, agency,
+    procedure); the board reads the counters only for instants at or after it (engine/boardcounts.py)."""
+
+    __tablename__ = "board_count_cutoff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer)

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, func, select
 
+from . import boardcounts
 from .auth import Actor, agency_scope
 from .calendar import WorkCalendar
 from .domain import dossier_overdue_sql, step_overdue_sql
@@ -283,31 +284,26 @@ _COUNT_KEYS = ("overdue_dossiers", "due_soon_dossiers", "overdue_tasks", "due_so
 
 
 def overdue_counts(
-    session, actor: Actor, agency: str | None = None, procedure_code: str | None = None, now: datetime | None = None
+    session,
+    actor: Actor,
+    agency: str | None = None,
+    procedure_code: str | None = None,
+    now: datetime | None = None,
+    scan: bool = False,
 ) -> dict:
     """Overdue and due-within-24-hours counts of dossiers and steps, by agency and by procedure.
 
-    Two GROUP BY queries (dossiers, tasks) over the index range ``due_at < now + 24 h``. Returns
+    Read from the board counters (`engine.boardcounts`: a bounded number of rows whatever the backlog);
+    with `scan` (or for an instant before the counters' cutoff), by two GROUP BY queries (dossiers, tasks)
+    over the index range ``due_at < now + 24 h`` — the same numbers, read from every row. Returns
     ``{"now", "due_soon_hours", "by_agency": [...], "by_procedure": [...], "totals": {...}}``, each
     entry with the four counts of `_COUNT_KEYS`; lists sorted by overdue dossiers, most first."""
     agency = scope(actor, agency)
     now = _now(now)
     soon = now + timedelta(hours=DUE_SOON_HOURS)
-    D = Dossier
-
-    def late(col):
-        return func.sum(case((col < now, 1), else_=0))
-
-    def due_soon(col):
-        return func.sum(case((col >= now, 1), else_=0))
-
-    # "Overdue at `soon`" selects the rows due before now + 24 h under the same open / not paused rules.
-    dq = select(D.agency, D.procedure_code, late(D.due_at), due_soon(D.due_at)).where(dossier_overdue_sql(soon))
-    dq = _filters(dq, D, agency, procedure_code).group_by(D.agency, D.procedure_code)
-    tq = select(Task.agency, Task.procedure_code, late(Task.due_at), due_soon(Task.due_at)).where(
-        step_overdue_sql(soon)
-    )
-    tq = _filters(tq, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code)
+    rows = None if scan else boardcounts.board_rows(session, now, soon, agency, procedure_code, _filters)
+    if rows is None:
+        rows = _scan_rows(session, agency, procedure_code, now, soon)
 
     by_agency: dict[str, dict] = {}
     by_proc: dict[str, dict] = {}
@@ -323,8 +319,8 @@ def overdue_counts(
                 bucket[k_late] += int(n_late or 0)
                 bucket[k_soon] += int(n_soon or 0)
 
-    add(session.execute(dq), "overdue_dossiers", "due_soon_dossiers")
-    add(session.execute(tq), "overdue_tasks", "due_soon_tasks")
+    add(rows["d"], "overdue_dossiers", "due_soon_dossiers")
+    add(rows["t"], "overdue_tasks", "due_soon_tasks")
 
     def order(key):
         return lambda e: (-e["overdue_dossiers"], -e["overdue_tasks"], -e["due_soon_dossiers"], e[key])
@@ -336,6 +332,26 @@ def overdue_counts(
         "by_procedure": sorted(by_proc.values(), key=order("procedure_code")),
         "totals": totals,
     }
+
+
+def _scan_rows(session, agency, procedure_code, now: datetime, soon: datetime) -> dict:
+    """The board's counts read from the rows: ``{"d": [(agency, procedure, overdue, due_soon)], "t": [...]}``."""
+    D = Dossier
+
+    def late(col):
+        return func.sum(case((col < now, 1), else_=0))
+
+    def due_soon(col):
+        return func.sum(case((col >= now, 1), else_=0))
+
+    # "Overdue at `soon`" selects the rows due before now + 24 h under the same open / not paused rules.
+    dq = select(D.agency, D.procedure_code, late(D.due_at), due_soon(D.due_at)).where(dossier_overdue_sql(soon))
+    dq = _filters(dq, D, agency, procedure_code).group_by(D.agency, D.procedure_code)
+    tq = select(Task.agency, Task.procedure_code, late(Task.due_at), due_soon(Task.due_at)).where(
+        step_overdue_sql(soon)
+    )
+    tq = _filters(tq, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code)
+    return {"d": session.execute(dq).all(), "t": session.execute(tq).all()}
 
 
 def overdue(

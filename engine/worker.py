@@ -46,7 +46,7 @@ from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Insert, Update
 
-from . import connectors
+from . import boardcounts, connectors
 from .caches import CacheWatch
 from .channels.delivery import Delivery
 from .channels.senders import build_senders
@@ -176,6 +176,10 @@ class Worker:
         self._watch.check()  # an administrator's calendar change, made in an API process, counts here too
         r = self.fire_all()
         calls = connectors.run_due(self.service)  # service tasks' HTTP calls, outside any step's transaction
+        try:  # the board's counters: the deltas summed, the past folded (engine/boardcounts.py)
+            boardcounts.fold(self.db)
+        except Exception:  # the timers above matter more; the next sweep folds what this one did not
+            log.exception("sweep: folding the board counters failed")
         self.sweeps += 1
         self.last_sweep = _time.monotonic()
         if r.dossiers or r.failures:
