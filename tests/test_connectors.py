@@ -245,3 +245,31 @@ def test_a_service_task_of_a_called_procedure_is_called_too(service, db, registe
 def register_call_id(db) -> str:
     with db.read() as s:
         return s.execute(select(ConnectorCall.id)).scalar_one()
+
+
+def test_a_step_after_the_call_given_to_no_registered_agency_is_an_incident(service, db, register):
+    """The step after a service task names its agency by an expression (docs/bpmn-conventions.md 9.5) that gives
+    no registered agency: nobody's request can be refused, so the call's outcome is an incident naming the
+    step, the dossier stays at the service task, and once the agency is registered an officer's retry moves it."""
+    from engine import agencies
+
+    by_commune = ID_CHECK.read_bytes().replace(
+        b'camunda:formKey="intake.json"/>',
+        b'camunda:formKey="intake.json"><bpmn:extensionElements><camunda:properties>'
+        b'<camunda:property name="agency" value="child_commune"/></camunda:properties></bpmn:extensionElements>'
+        b"</bpmn:userTask>",
+    )
+    assert by_commune != ID_CHECK.read_bytes()
+    deploy_bytes(db, by_commune, ID_CHECK.name, FORMS, actor="test")
+    elsewhere = "000.07.15.H56"
+    data = {"purpose": "Xin việc", "child_commune": elsewhere}
+    d = service.start_dossier(receiver, "9.000601", APPLICANT, channel=1, data=data)
+    assert connectors.run_due(service) == {"done": 0, "incidents": 1}
+    (incident,) = connectors.incidents(db, ALL_ROLES, d["code"])
+    assert "Task_Intake" in incident["error"] and elsewhere in incident["error"], incident
+    assert service.get_dossier(ALL_ROLES, d["code"])["tasks"] == []  # not lost: still at the service task
+    agencies.put_agency(db, staff({"admin"}, name="quantri"), elsewhere, {"name": "UBND xã khác"})
+    connectors.retry_incident(db, receiver, d["code"], incident["id"])
+    assert connectors.run_due(service) == {"done": 1, "incidents": 0}
+    (task,) = service.get_dossier(ALL_ROLES, d["code"])["tasks"]
+    assert (task["spec_name"], task["agency"]) == ("Task_Intake", elsewhere)

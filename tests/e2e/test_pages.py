@@ -680,3 +680,58 @@ def test_the_modeler_lint_accepts_a_decision_table_step_and_names_what_is_missin
     ours = {r["id"]: r["message"] for r in found.get("motcua/supported-tasks", [])}
     assert set(ours) == {"NoTable", "NoConnector"}, found
     assert "decisionRef" in ours["NoTable"] and "connector" in ours["NoConnector"], ours
+
+
+UNKNOWN_AGENCY = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:dc="http://www.omg.org/spec/DD/20100524/DC" xmlns:di="http://www.omg.org/spec/DD/20100524/DI" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="D" targetNamespace="http://motcua.test">
+  <bpmn:collaboration id="C"><bpmn:participant id="Participant_1" name="Liên thông thử" processRef="P" /></bpmn:collaboration>
+  <bpmn:process id="P" isExecutable="true">
+    <bpmn:extensionElements><camunda:properties>
+      <camunda:property name="procedure_code" value="9.000778" />
+      <camunda:property name="procedure_name" value="Liên thông thử" />
+      <camunda:property name="agency" value="000.31.14.H56" />
+      <camunda:property name="deadline" value="3 working days" />
+      <camunda:property name="fee" value="0" />
+      <camunda:property name="level" value="toan_trinh" />
+    </camunda:properties></bpmn:extensionElements>
+    <bpmn:laneSet id="LS">
+      <bpmn:lane id="Lane_Desk" name="Một cửa (receiver)"><bpmn:flowNodeRef>Start</bpmn:flowNodeRef><bpmn:flowNodeRef>Task_Intake</bpmn:flowNodeRef></bpmn:lane>
+      <bpmn:lane id="Lane_Police" name="Công an xã (police_officer)">
+        <bpmn:extensionElements><camunda:properties><camunda:property name="agency" value="000.09.14.H56" /></camunda:properties></bpmn:extensionElements>
+        <bpmn:flowNodeRef>Task_Residence</bpmn:flowNodeRef><bpmn:flowNodeRef>End</bpmn:flowNodeRef></bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="Start" /><bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Task_Intake" />
+    <bpmn:userTask id="Task_Intake" name="Tiếp nhận" /><bpmn:sequenceFlow id="F2" sourceRef="Task_Intake" targetRef="Task_Residence" />
+    <bpmn:userTask id="Task_Residence" name="Đăng ký thường trú" /><bpmn:sequenceFlow id="F3" sourceRef="Task_Residence" targetRef="End" />
+    <bpmn:endEvent id="End" />
+  </bpmn:process>
+  <bpmndi:BPMNDiagram id="Dg"><bpmndi:BPMNPlane id="Pl" bpmnElement="C">
+    <bpmndi:BPMNShape id="S_P" bpmnElement="Participant_1" isHorizontal="true"><dc:Bounds x="100" y="80" width="700" height="300" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="S_L1" bpmnElement="Lane_Desk" isHorizontal="true"><dc:Bounds x="130" y="80" width="670" height="150" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="S_L2" bpmnElement="Lane_Police" isHorizontal="true"><dc:Bounds x="130" y="230" width="670" height="150" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="S_S" bpmnElement="Start"><dc:Bounds x="180" y="137" width="36" height="36" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="S_T1" bpmnElement="Task_Intake"><dc:Bounds x="270" y="115" width="100" height="80" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="S_T2" bpmnElement="Task_Residence"><dc:Bounds x="430" y="265" width="100" height="80" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="S_E" bpmnElement="End"><dc:Bounds x="600" y="287" width="36" height="36" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNEdge id="E_F1" bpmnElement="F1"><di:waypoint x="216" y="155" /><di:waypoint x="270" y="155" /></bpmndi:BPMNEdge>
+    <bpmndi:BPMNEdge id="E_F2" bpmnElement="F2"><di:waypoint x="370" y="155" /><di:waypoint x="480" y="155" /><di:waypoint x="480" y="265" /></bpmndi:BPMNEdge>
+    <bpmndi:BPMNEdge id="E_F3" bpmnElement="F3"><di:waypoint x="530" y="305" /><di:waypoint x="600" y="305" /></bpmndi:BPMNEdge>
+  </bpmndi:BPMNPlane></bpmndi:BPMNDiagram>
+</bpmn:definitions>"""
+
+
+def test_the_modeler_marks_a_lane_naming_an_unregistered_agency(live_server, new_page):
+    """The server's check names the lane whose `agency` is not a registered agency (docs/bpmn-conventions.md
+    9.5): the modeler marks that lane, lists the problem, and deploys nothing."""
+    page = new_page()
+    login(page, live_server, "analyst")
+    page.goto(live_server("/modeler"))
+    page.wait_for_selector("body[data-ready=true]")
+    page.evaluate("async (xml) => { await window.motcua.modeler.importXML(xml); }", UNKNOWN_AGENCY)
+    page.click("#btn-validate")
+    badge = page.wait_for_selector(".problem-badge[data-element='Lane_Police']")
+    assert badge.is_visible()
+    item = page.locator("#problems li[data-element='Lane_Police']")
+    assert item.count() == 1 and "000.09.14.H56" in item.inner_text() and "Task_Residence" in item.inner_text()
+    assert page.evaluate("() => window.motcua.modeler.get('canvas').hasMarker('Lane_Police', 'has-problem')")
+    shot(page, "modeler-unknown-agency", full_page=False)
