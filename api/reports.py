@@ -114,6 +114,36 @@ class RowSchema(FiguresSchema):
     procedure_name = Str(required=True)
 
 
+class StepCompletedSchema(ma.Schema):
+    total = ma.fields.Integer(required=True)
+    on_time = ma.fields.Integer(required=True)
+    late = ma.fields.Integer(required=True, metadata={"description": "completed_at > due_at"})
+
+
+class StepInProcessSchema(ma.Schema):
+    total = ma.fields.Integer(required=True, metadata={"description": "open at the period's end"})
+    within = ma.fields.Integer(required=True)
+    overdue = ma.fields.Integer(required=True)
+
+
+class StepFiguresSchema(ma.Schema):
+    handed_over = ma.fields.Integer(required=True, metadata={"description": "nhận bàn giao trong kỳ / reached it"})
+    completed = ma.fields.Nested(StepCompletedSchema, required=True)
+    in_process = ma.fields.Nested(StepInProcessSchema, required=True)
+    on_time_rate = ma.fields.Float(required=True, allow_none=True)
+
+
+class StepRowSchema(StepFiguresSchema):
+    agency = ma.fields.String(required=True, metadata={"description": "cơ quan thực hiện / performing agency"})
+    procedure_code = ma.fields.String(required=True)
+    procedure_name = Str(required=True)
+
+
+class StepsPerformedSchema(ma.Schema):
+    rows = ma.fields.List(ma.fields.Nested(StepRowSchema), required=True)
+    totals = ma.fields.Nested(StepFiguresSchema, required=True)
+
+
 class SummarySchema(ma.Schema):
     date_from = ma.fields.String(required=True, data_key="from", metadata={"format": "date"})
     date_to = ma.fields.String(required=True, data_key="to", metadata={"format": "date"})
@@ -123,6 +153,14 @@ class SummarySchema(ma.Schema):
     procedure_code = Str(required=True)
     rows = ma.fields.List(ma.fields.Nested(RowSchema), required=True)
     totals = ma.fields.Nested(FiguresSchema, required=True)
+    steps_performed = ma.fields.Nested(
+        StepsPerformedSchema,
+        required=True,
+        metadata={
+            "description": "các bước mỗi cơ quan thực hiện cho hồ sơ của cơ quan khác (liên thông) / the steps each "
+            "agency performed for other agencies' dossiers, by performing agency (docs/reports.md)"
+        },
+    )
 
 
 @blp.route("/summary", methods=["GET"])
@@ -132,7 +170,9 @@ class SummarySchema(ma.Schema):
     description="Per agency and procedure: received (online / in person / postal), carried over, completed "
     "early / on time / late, in process within / past the deadline at the period's end, supplement "
     "requested, refused, stopped, withdrawn, returned, on-time rate (Decision 766) and mean "
-    "processing time in working hours; with totals. `format=csv|xlsx` for a file.",
+    "processing time in working hours; with totals. `steps_performed`: the steps each agency performed for "
+    "other agencies' dossiers (inter-agency procedures), by performing agency (`agency=` keeps one). "
+    "`format=csv|xlsx` for a file.",
     responses={
         "200": {
             "description": "the report (JSON), or a CSV / XLSX file with `format`",

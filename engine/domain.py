@@ -12,7 +12,8 @@ report (docs/deadlines.md, "Overdue"):
 Each rule is written three times, next to each other, and means the same: the Python predicate over a row
 (`dossier_overdue`, `step_overdue`), its SQL twin at the current instant in the form the partial indexes
 answer (`dossier_overdue_sql`, `step_overdue_sql`), and, for the dossier, the twin "as of" a past instant
-read from the history columns (`dossier_overdue_as_of_sql`, the report's period end).
+read from the history columns (`dossier_overdue_as_of_sql`, `step_overdue_as_of_sql`: the report's period
+end).
 """
 
 from __future__ import annotations
@@ -76,6 +77,19 @@ def paused_dossier_ids():
 def step_overdue_sql(now: datetime, T=TaskRow):
     """SQL twin of `step_overdue`: a ready task due before now whose dossier is not paused."""
     return and_(T.state == "ready", T.due_at < now, T.dossier_id.not_in(paused_dossier_ids()))
+
+
+def step_overdue_as_of_sql(at, T, D):
+    """SQL twin of `step_overdue` at a past instant `at` (the report's period end), read from the history
+    columns of the task `T` and its dossier `D`: open at `at` (created before it, not completed or cancelled
+    by it), due before `at`, its dossier not paused at `at`. For `at` = now it selects the same rows as
+    `step_overdue_sql`."""
+    return and_(
+        T.created_at < at,
+        T.due_at < at,
+        or_(T.completed_at.is_(None), T.completed_at >= at),
+        or_(D.paused_at.is_(None), D.paused_at >= at),
+    )
 
 
 def step_not_overdue_sql(now: datetime, T=TaskRow):

@@ -251,6 +251,8 @@ class Task(Base):
             sqlite_where=text("state = 'ready'"),
             postgresql_where=text("state = 'ready'"),
         ),  # monitor
+        # the report's steps an agency performed (engine/step_report.py): by agency and completion time
+        Index("ix_tasks_agency_completed", "agency", "completed_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -128,6 +128,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from . import step_report
 from .calendar import VN_TZ, WorkCalendar
 from .domain import dossier_overdue_as_of_sql
 from .errors import InvalidInput
@@ -688,6 +689,8 @@ def summary(
         "procedure_code": procedure_code,
         "rows": rows,
         "totals": _shape(None, None, totals, total_hours, total_n),
+        # each agency's steps for other agencies' dossiers: its own query (engine/step_report.py)
+        "steps_performed": step_report.steps_performed(session, p0, p1, agency, procedure_code),
     }
 
 
@@ -823,6 +826,20 @@ def _lines(report: dict):
     yield [get(total) for _, _, get in COLUMNS]
 
 
+def _step_lines(report: dict) -> list[list]:
+    """The lines of the steps performed for other agencies' dossiers (header first), none when there are none."""
+    section = report.get("steps_performed") or {}
+    if not section.get("rows"):
+        return []
+    cols = step_report.COLUMNS
+    total = dict(section["totals"], agency=TOTAL_LABEL, procedure_code="", procedure_name="")
+    return (
+        [[_header(g, n) for g, n, _ in cols]]
+        + [[get(r) for _, _, get in cols] for r in section["rows"]]
+        + [[get(total) for _, _, get in cols]]
+    )
+
+
 def _vn_date(iso_day: str) -> str:
     return date.fromisoformat(iso_day).strftime("%d/%m/%Y")
 
@@ -856,6 +873,12 @@ def to_csv(report: dict) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     for line in _lines(report):
         w.writerow([csv_cell(v) for v in line])
+    steps = _step_lines(report)
+    if steps:  # after an empty line, the section's title and its own table
+        w.writerow([])
+        w.writerow([step_report.TITLE])
+        for line in steps:
+            w.writerow([csv_cell(v) for v in line])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -923,6 +946,22 @@ def to_xlsx(report: dict) -> bytes:
     for c, wdt in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(c)].width = wdt
     ws.freeze_panes = ws.cell(row=h2 + 1, column=4)
+    steps = _step_lines(report)
+    if steps:  # a second sheet: the steps each agency performed for other agencies' dossiers
+        ws2 = wb.create_sheet("Bước liên thông")
+        ws2.cell(row=1, column=1, value=step_report.TITLE).font = Font(bold=True, size=13)
+        _xlsx_value(ws2.cell(row=2, column=1), " - ".join(scope))
+        for i, line in enumerate(steps):
+            for c, v in enumerate(line, start=1):
+                cell = ws2.cell(row=4 + i, column=c)
+                _xlsx_value(cell, v)
+                cell.border = border
+                if i in (0, len(steps) - 1):
+                    cell.font = Font(bold=True)
+                if i == 0:
+                    cell.alignment = head
+        for c, wdt in enumerate([16, 14, 40] + [12] * (len(steps[0]) - 3), start=1):
+            ws2.column_dimensions[get_column_letter(c)].width = wdt
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
