@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 from cli.main import main as cli
+from engine.calendar import HOURS_PER_WORKING_DAY, parse_deadline
 from engine.dossiers import DossierService
 from engine.errors import ProcedureInvalid
 from engine.models import ProcedureVersion
@@ -39,6 +40,29 @@ def _proc(body: str, extra_ns: str = "", props: str = "") -> bytes:
     {body}
   </bpmn:process>
 </bpmn:definitions>""".encode()
+
+
+@pytest.mark.parametrize(
+    "folder", ["birth_registration", "permanent_residence", "building_permit", "birth_residence_insurance"]
+)
+def test_library_step_deadlines_fit_in_the_procedures(folder):
+    """docs/bpmn-conventions.md 4: the deadlines of every step of a sample add up to no more than its own (a
+    same-day procedure, `0 days`, has one working day)."""
+    loaded = load_path(BPMN_DIR / folder / f"{folder}.bpmn")
+    limit = parse_deadline(loaded.meta["deadline"]).hours
+    limit = HOURS_PER_WORKING_DAY if limit is None and loaded.meta["deadline_amount"] == 0 else limit
+    steps = sum(parse_deadline(ut["deadline"]).hours for ut in loaded.user_tasks)
+    assert steps <= limit, (folder, steps, limit)
+
+
+def test_the_decree_63_group_has_its_time_limit():
+    """The group's limits as docs/bpmn-conventions.md 10 cites them: 3 working days, 15:00 cut-off, the birth
+    within the working day, the residence and the card within 2 working days each."""
+    loaded = load_path(BPMN_DIR / "birth_residence_insurance" / "birth_residence_insurance.bpmn")
+    assert (loaded.meta["deadline"], loaded.meta["cutoff"]) == ("3 working days", "15:00")
+    hours = {ut["id"]: parse_deadline(ut["deadline"]).hours for ut in loaded.user_tasks}
+    assert hours["Task_Intake"] + hours["Task_Birth"] + hours["Task_Approval"] <= HOURS_PER_WORKING_DAY
+    assert hours["Task_Residence"] <= 2 * HOURS_PER_WORKING_DAY and hours["Task_Card"] <= 2 * HOURS_PER_WORKING_DAY
 
 
 SIMPLE = """<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t1"/>
