@@ -228,9 +228,13 @@ def uninstall(conn: Connection) -> None:
 
 
 def _on_create(target, connection, **kw) -> None:
-    """New tables: empty counters with nothing folded yet (cutoff 0), and the triggers."""
+    """The counters' tables just created (`create_all`): over an empty database, empty counters with nothing
+    folded yet (cutoff 0) and the triggers; over existing dossiers, counted from them (`rebuild`)."""
     tables = kw.get("tables")
     if tables is not None and BoardCountCutoff.__table__ not in tables:
+        return
+    if connection.execute(select(Dossier.id).limit(1)).first() is not None:
+        rebuild(connection)
         return
     install(connection)
     connection.execute(insert(BoardCountCutoff).values(id=1, bucket=0))

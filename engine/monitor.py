@@ -18,7 +18,10 @@ dossier, the same for each of its ready steps.
 Counts, by agency and by procedure: overdue dossiers and steps, and those due within the next 24 hours
 (``now <= due_at < now + 24 h``, wall-clock), with the same open / not paused rules.
 
-Everything is read from indexes of `dossiers` and `tasks`, the workflow state is never loaded:
+The counts come from counters the database keeps (`engine.boardcounts`: a bounded number of rows whatever
+the backlog), exactly what counting the rows gives (`overdue_counts(..., scan=True)`).
+
+Everything else is read from indexes of `dossiers` and `tasks`, the workflow state is never loaded:
 ``ix_dossiers_running_due`` (partial: open, unpaused, no result; ordered by ``(due_at, id)``, holding
 agency and procedure) for the overdue dossiers and their counts, ``ix_dossiers_agency_open_due`` when one
 agency is asked for, ``ix_tasks_ready_due`` (partial: ready steps) for the steps, ``ix_dossiers_paused``

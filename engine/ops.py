@@ -3,8 +3,9 @@
 `figures(session, now)` reads, in a handful of indexed queries, what an operator watches:
 
 * open dossiers by status code (`ix_dossiers_open_due` finds the open rows);
-* overdue dossiers and overdue steps, by `engine.domain`'s one definition of overdue (its SQL twins, answered
-  by the partial indexes `ix_dossiers_running_due` and `ix_tasks_ready_due`);
+* overdue dossiers and overdue steps, by `engine.domain`'s one definition of overdue, read from the board's
+  counters (`engine.boardcounts`; from the partial indexes `ix_dossiers_running_due` and `ix_tasks_ready_due`
+  for an instant before the counters' folded hours);
 * timer lag: now minus the oldest `next_timer_at` that is already due (`ix_dossiers_next_timer`), 0 when
   nothing is due; a lag that keeps growing means no worker is sweeping;
 * the outbox backlog per channel (pending rows: `next_try_at IS NOT NULL`, `ix_notifications_due`) with the
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import boardcounts
 from .domain import dossier_overdue_sql, step_overdue_sql
 from .models import Dossier, Notification, Task, WorkerHeartbeat, utcnow
 
@@ -37,8 +39,13 @@ def figures(session, now: datetime | None = None) -> dict:
             select(D.status_code, func.count()).where(D.finished == false()).group_by(D.status_code)
         )
     }
-    overdue_dossiers = session.scalar(select(func.count()).select_from(D).where(dossier_overdue_sql(now))) or 0
-    overdue_steps = session.scalar(select(func.count()).select_from(Task).where(step_overdue_sql(now))) or 0
+    rows = boardcounts.board_rows(session, now, now + timedelta(hours=24), None, None)
+    if rows is not None:  # the board's counters (engine/boardcounts.py): not a read of every overdue row
+        overdue_dossiers = sum(r[2] for r in rows["d"])
+        overdue_steps = sum(r[2] for r in rows["t"])
+    else:
+        overdue_dossiers = session.scalar(select(func.count()).select_from(D).where(dossier_overdue_sql(now))) or 0
+        overdue_steps = session.scalar(select(func.count()).select_from(Task).where(step_overdue_sql(now))) or 0
     oldest_due = session.scalar(select(func.min(D.next_timer_at)).where(D.next_timer_at <= now))
     pending = {
         ch: (int(n), oldest)
