@@ -21,6 +21,7 @@ from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.migrate import upgrade
 from engine.migration import migrate_page
 from engine.models import Dossier, Event, Task
+from engine.monitor import overdue_counts
 from engine.procedures import deploy, load_path
 from engine.queries import list_tasks
 from tests.conftest import BPMN_DIR
@@ -314,6 +315,9 @@ def test_a_waiting_step_takes_the_new_definition_of_its_element(service, db, tmp
         assert _row(db, task_id) == old  # the dry run changed nothing
         out = migrate_page(service, ADMIN, CODE, 2)
     assert out["counts"]["migrated"] == 1
+    with db.read() as s:  # the supervisors' board counts the step by its new due time (no longer late at 11:00)
+        counts = [overdue_counts(s, ADMIN, now=vn(2026, 3, 2, 11, 0), scan=scan)["totals"] for scan in (False, True)]
+    assert counts[0] == counts[1] and counts[0]["overdue_tasks"] == 0 and counts[0]["due_soon_tasks"] == 1
     new = _row(db, task_id)
     assert new.roles == ["specialist", "Lane_Specialist"] and new.title == "Thẩm định hồ sơ khai sinh (chuyên viên)"
     assert new.form_key == "appraisal_specialist.json" and new.agency == old.agency
