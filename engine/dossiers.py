@@ -48,9 +48,9 @@ from .models import CodeCounter, Event, Task, utcnow
 from .models import Dossier as DossierRow
 from .procedures import CALLED_VERSIONS, Runtime, RuntimeCache, current_version_id, variant_for
 from .repository import DossierRepository
-from .script_engine import TIMER_ENVIRONMENT, make_script_engine
+from .script_engine import make_script_engine
 from .statuses import Channel, Status
-from .timers import timer_functions
+from .timers import TIMER_CALENDAR, timer_functions
 from .views import dossier_view, event_view, task_view
 from .workflow_state import dump_state, load_state
 
@@ -502,7 +502,7 @@ class DossierService:
         agency that performs that step (its lane's or its own `agency`); any other timer on the receiving
         agency's, the workflow's own script engine (docs/deadlines.md, "Agencies and their calendars")."""
 
-        def environment(task):
+        def calendar(task):
             if not isinstance(task.task_spec, BoundaryEvent) or task.parent is None:
                 return None
             main = next((c for c in task.parent.children if not isinstance(c.task_spec, BoundaryEvent)), None)
@@ -510,11 +510,9 @@ class DossierService:
             if not spec:
                 return None
             performer = performing_agency(s, spec, task.data, receiving, main.task_spec.name)
-            if performer == receiving:
-                return None
-            return self.script_engine(self.calendar(s, performer)).environment
+            return None if performer == receiving else self.calendar(s, performer)
 
-        setattr(workflow, TIMER_ENVIRONMENT, environment)
+        setattr(workflow, TIMER_CALENDAR, calendar)
 
     # -- load → domain → save, for the other use cases (legal actions, timers, payments) ---------------
     def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> Loaded:

@@ -64,7 +64,7 @@ from .models import Dossier as DossierRow
 from .models import Event, Notification, Task, utcnow
 from .statuses import FINAL, Status
 from .timers import due_of_event_value as _due_of
-from .timers import pending_timers
+from .timers import pending_timers, timer_calendar
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
@@ -138,7 +138,9 @@ def compute_next_timer(dossier: Dossier, workflow, cal: WorkCalendar, settings: 
 
 
 def shift_timers(workflow, cal: WorkCalendar, hours: float) -> int:
-    """Move every pending BPMN timer on by `hours` working hours (the supplement pause). Returns how many.
+    """Move every pending BPMN timer on by `hours` working hours (the supplement pause), each on the calendar
+    its working time counts on (`timer_calendar`: a timer attached to another agency's step, that agency's;
+    else `cal`). Returns how many.
 
     SpiffWorkflow keeps a timer's due instant in the timer task's `internal_data['event_value']`: an ISO
     string for timeDate/timeDuration, `{'cycles', 'next', 'duration'}` for a cycle.
@@ -155,7 +157,7 @@ def shift_timers(workflow, cal: WorkCalendar, hours: float) -> int:
         due = _due_of(value)
         if due is None:
             continue
-        new = cal.add_working_hours(due, hours).astimezone(UTC).isoformat()
+        new = (timer_calendar(task) or cal).add_working_hours(due, hours).astimezone(UTC).isoformat()
         if isinstance(value, dict):
             task.internal_data["event_value"] = {**value, "next": new}
         else:

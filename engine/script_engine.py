@@ -34,7 +34,7 @@ from .expressions import (
     safe_evaluate,
 )
 
-__all__ = ["TIMER_ENVIRONMENT", "SandboxEnvironment", "SandboxScriptEngine", "make_script_engine"]
+__all__ = ["SandboxEnvironment", "SandboxScriptEngine", "make_script_engine"]
 
 
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
@@ -80,17 +80,21 @@ def _timer_kind(task, expression) -> str | None:
     return None
 
 
-#: attribute of a live top-level workflow: `(timer task) -> SandboxEnvironment | None`, the environment whose
-#: `working_days` / `working_hours` count on the calendar of the agency doing the work the timer watches
-#: (set by the dossier service each time it loads the workflow; None: this engine's own calendar)
-TIMER_ENVIRONMENT = "motcua_timer_environment"
+_ENVIRONMENTS: dict = {}  # calendar -> the environment whose working_days/working_hours count on it
 
 
 def _timer_environment(task):
-    workflow = getattr(task, "workflow", None)
-    top = getattr(workflow, "top_workflow", workflow)
-    choose = getattr(top, TIMER_ENVIRONMENT, None)
-    return choose(task) if choose is not None else None
+    """The environment for a timer whose working time counts on another agency's calendar (`timers.timer_calendar`),
+    one per calendar; None: the engine's own."""
+    cal = timers.timer_calendar(task)
+    if cal is None:
+        return None
+    env = _ENVIRONMENTS.get(cal)
+    if env is None:
+        if len(_ENVIRONMENTS) >= 64:
+            _ENVIRONMENTS.clear()
+        env = _ENVIRONMENTS[cal] = SandboxEnvironment(timers.timer_functions(cal.add_working_hours))
+    return env
 
 
 class SandboxScriptEngine(PythonScriptEngine):

@@ -49,6 +49,8 @@ from engine.calendar import HOURS_PER_WORKING_DAY, VN_TZ
 from engine.expressions import ExpressionError, check_expression, safe_evaluate
 
 __all__ = [
+    "TIMER_CALENDAR",
+    "timer_calendar",
     "TIMER_KINDS",
     "TIMER_FUNCTION_NAMES",
     "normalize_timer_expression",
@@ -267,6 +269,19 @@ def _check_literal(value: str, kind: str, now: datetime) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------
 # Run time
+
+#: attribute of a live top-level workflow: `(timer task) -> WorkCalendar | None`, the calendar of the agency
+#: doing the work a timer watches (set by the dossier service each time it loads the workflow; None: the
+#: receiving agency's, the workflow's own script engine's); read by `timer_calendar`
+TIMER_CALENDAR = "motcua_timer_calendar"
+
+
+def timer_calendar(task):
+    """The calendar a timer task's working time counts on, when not the receiving agency's (`TIMER_CALENDAR`)."""
+    workflow = getattr(task, "workflow", None)
+    top = getattr(workflow, "top_workflow", workflow)
+    choose = getattr(top, TIMER_CALENDAR, None)
+    return choose(task) if choose is not None else None
 
 
 def timer_functions(

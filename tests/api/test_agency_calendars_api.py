@@ -61,12 +61,14 @@ def _timers_fired(client, code) -> list:
     return [t for e in timeline if e["action"] == "timer.fired" for t in e["details"]["timers"]]
 
 
-def test_due_times_and_timers_count_on_the_performing_agencys_calendar(app, client, password_hash):
+def _residence_opened(app, client, password_hash, district_days_off=("2026-03-03",)) -> dict:
+    """Agencies and the procedure set up; a dossier received Monday 02/03/2026 09:00 whose intake is done at
+    10:00, so that the police's step (and its timer) is open. Returns the dossier as received."""
     svc = app.extensions["motcua"]
-    tuesday = {"date": "2026-03-03", "name": "Lễ hội địa phương"}
+    off = [{"date": day, "name": "Lễ hội địa phương", "working": False} for day in district_days_off]
     for code, name, days in (
-        (DISTRICT, "UBND huyện", [{**tuesday, "working": False}]),
-        (COMMUNE, "UBND xã", [{**tuesday, "working": True}]),  # the commune works that day
+        (DISTRICT, "UBND huyện", off),
+        (COMMUNE, "UBND xã", [{**day, "working": True} for day in off]),  # the commune works those days
         (POLICE, "Công an xã", []),  # follows its district
     ):
         r = client.raw.put(
@@ -89,18 +91,26 @@ def test_due_times_and_timers_count_on_the_performing_agencys_calendar(app, clie
         r = c.post("/api/v1/dossiers", "tiepnhan", json=body)
         assert r.status_code == 201, r.get_json()
         d = r.get_json()
+    with time_machine.travel(vn(2026, 3, 2, 10, 0), tick=False):
+        r = Client(app).post(f"/api/v1/tasks/{d['tasks'][0]['id']}/complete", "tiepnhan", json={"data": {}})
+        assert r.status_code == 200, r.get_json()
+    return d
+
+
+def _police_step(app) -> list:
+    step = Client(app).get("/api/v1/tasks", "congan").get_json()["items"]
+    return [(t["spec_name"], t["agency"], t["due_at"]) for t in step]
+
+
+def test_due_times_and_timers_count_on_the_performing_agencys_calendar(app, client, password_hash):
+    svc = app.extensions["motcua"]
+    d = _residence_opened(app, client, password_hash)
     # 3 working days on the commune's calendar, which works Tuesday: Thursday 05/03 09:00 (not Friday)
     assert d["due_at"] == "2026-03-05T09:00:00+07:00"
-
     with time_machine.travel(vn(2026, 3, 2, 10, 0), tick=False):
-        c = Client(app)
-        r = c.post(f"/api/v1/tasks/{d['tasks'][0]['id']}/complete", "tiepnhan", json={"data": {}})
-        assert r.status_code == 200, r.get_json()
-        step = c.get("/api/v1/tasks", "congan").get_json()["items"]
+        step = _police_step(app)
     # the police's step, 1 working day from Monday 10:00 on the police's calendar (Tuesday off): Wednesday
-    assert [(t["spec_name"], t["agency"], t["due_at"]) for t in step] == [
-        ("residence", POLICE, "2026-03-04T10:00:00+07:00")
-    ]
+    assert step == [("residence", POLICE, "2026-03-04T10:00:00+07:00")]
 
     with time_machine.travel(vn(2026, 3, 3, 10, 30), tick=False):  # due on the commune's calendar: not yet
         fire_due(svc.db, svc.dossiers)
@@ -109,3 +119,27 @@ def test_due_times_and_timers_count_on_the_performing_agencys_calendar(app, clie
         fire_due(svc.db, svc.dossiers)
         fired = _timers_fired(Client(app), d["code"])
     assert [(t["timer"], t["due_at"]) for t in fired] == [("Nhắc công an", "2026-03-04T10:00:00+07:00")]
+
+
+def test_the_supplement_pause_moves_a_timer_on_its_agencys_calendar(app, client, password_hash):
+    """Paused 8 working hours (Monday 11:00 to Tuesday 11:00 at the commune, which works Tuesday): the police's
+    step and its timer, due Wednesday 04/03 10:00, move 8 working hours on the police's calendar, which takes
+    Thursday 05/03 off too: Friday 06/03 10:00 (on the commune's calendar it would be Thursday 10:00)."""
+    svc = app.extensions["motcua"]
+    d = _residence_opened(app, client, password_hash, district_days_off=("2026-03-03", "2026-03-05"))
+    for at, action, body in (
+        (vn(2026, 3, 2, 11, 0), "supplement-request", {"reason": "Thiếu giấy tờ", "documents": ["Bản sao CCCD"]}),
+        (vn(2026, 3, 3, 11, 0), "supplement-received", {"note": "Đã nhận đủ"}),
+    ):
+        with time_machine.travel(at, tick=False):
+            r = Client(app).post(f"/api/v1/dossiers/{d['code']}/{action}", "tiepnhan", json=body)
+            assert r.status_code == 200, r.get_json()
+    with time_machine.travel(vn(2026, 3, 3, 11, 0), tick=False):
+        assert _police_step(app) == [("residence", POLICE, "2026-03-06T10:00:00+07:00")]
+    with time_machine.travel(vn(2026, 3, 5, 10, 30), tick=False):
+        fire_due(svc.db, svc.dossiers)
+        assert _timers_fired(Client(app), d["code"]) == []
+    with time_machine.travel(vn(2026, 3, 6, 10, 30), tick=False):
+        fire_due(svc.db, svc.dossiers)
+        fired = _timers_fired(Client(app), d["code"])
+    assert [(t["timer"], t["due_at"]) for t in fired] == [("Nhắc công an", "2026-03-06T10:00:00+07:00")]
