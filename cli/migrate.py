@@ -44,11 +44,13 @@ def migrate_cli(code, to_version, agency, dry_run, actor):
     except MotcuaError as exc:
         fail(exc)
     for item in items:
-        if item["outcome"] == LEFT_ALONE:
+        if item["outcome"] == LEFT_ALONE and item.get("missing"):
             click.echo(
                 f"– {item['code']}: giữ nguyên, phiên bản {to_version} không có {', '.join(item['missing'])}"
                 f" / left alone, version {to_version} lacks {', '.join(item['missing'])}"
             )
+        elif item["outcome"] == LEFT_ALONE:  # the new diagram cannot go on with this dossier's data
+            click.echo(f"– {item['code']}: giữ nguyên / left alone: {item.get('error')}")
         elif item["outcome"] == CONFLICTED:
             click.echo(f"! {item['code']}: vừa thay đổi, chạy lại sau / changed meanwhile, run again")
     n = {k: sum(1 for i in items if i["outcome"] == k) for k in (MIGRATED, WOULD_MIGRATE, LEFT_ALONE, CONFLICTED)}

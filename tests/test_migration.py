@@ -112,6 +112,13 @@ def appraisal_by_specialist(root) -> None:
     # its form, appraisal_specialist.json, is written beside the diagram by _variant
 
 
+def appraisal_by_expression(root) -> None:
+    """The appraisal's performing agency computed from a field (`appraising_agency`) no dossier has."""
+    task = root.find(".//bpmn:userTask[@id='Task_Appraisal']", NS)
+    props = task.find(".//camunda:properties", NS)
+    etree.SubElement(props, f"{{{CAMUNDA}}}property", name="agency", value="appraising_agency")
+
+
 def _deploy(db, path: Path) -> int:
     with db.uow() as s:
         return deploy(s, load_path(path), "test").version
@@ -343,18 +350,13 @@ def test_a_dossier_the_new_version_cannot_carry_changes_nothing(service, db, tmp
     """A step whose performing agency the new version computes from a field this dossier lacks: the dossier
     is left alone with the reason, its version, rows, state and timeline untouched."""
 
-    def by_expression(root):
-        task = root.find(".//bpmn:userTask[@id='Task_Appraisal']", NS)
-        props = task.find(".//camunda:properties", NS)
-        etree.SubElement(props, f"{{{CAMUNDA}}}property", name="agency", value="appraising_agency")
-
     d = _at(service, CODE, 1)
     task_id = d["tasks"][0]["id"]
     with db.read() as s:
         before = s.execute(select(Dossier.version, Dossier.procedure_version_id).where(Dossier.code == d["code"])).one()
         events_before = s.scalar(select(func.count()).select_from(Event))
     old = _row(db, task_id)
-    assert _deploy(db, _variant(tmp_path, "v2", by_expression)) == 2
+    assert _deploy(db, _variant(tmp_path, "v2", appraisal_by_expression)) == 2
     for dry_run in (True, False):
         out = migrate_page(service, ADMIN, CODE, 2, dry_run=dry_run)
         (item,) = out["items"]
@@ -446,4 +448,13 @@ def test_cli_migrate_hands_the_waiting_step_to_the_new_lane(settings, empty_data
     assert r.exit_code == 0 and "1 đã chuyển / migrated" in r.output, r.output
     assert _inbox(db, specialist) == [task_id] and _inbox(db, civil) == []
     assert _row(db, task_id).form_key == "appraisal_specialist.json"
+
+    # A version that cannot carry a dossier: the CLI says why and the dossier stays as it was.
+    code = _at(service, CODE, 1)["code"]
+    assert _deploy(db, _variant(tmp_path, "v3", appraisal_by_expression)) == 3
+    before = _versions(db)[code]
+    r = CliRunner().invoke(cli, ["migrate", CODE, "--to", "3"], env=env)
+    assert r.exit_code == 0 and "0 đã chuyển / migrated, 2 giữ nguyên / left alone" in r.output, r.output
+    assert f"{code}: giữ nguyên / left alone: " in r.output and "appraising_agency" in r.output
+    assert _versions(db)[code] == before
     db.dispose()
