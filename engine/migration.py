@@ -29,7 +29,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 
 from .auth import Actor
-from .dossiers import ready_user_tasks
+from .dossiers import ready_user_tasks, step_reminder_at
 from .errors import Conflict, InvalidInput, NotFound, WorkflowDataError
 from .models import Dossier, Event, ProcedureVersion, utcnow
 from .paging import MAX_PER_PAGE
@@ -229,19 +229,27 @@ def _redefine_open_steps(service, s, loaded, old_deadlines: dict[str, str | None
     """Bring the rows of the steps the dossier still waits at in line with the new version's element of the
     same id: performing agency, title, candidate roles (the inbox index), assignee, form. The step's due time
     is counted again from the instant the step opened (`tasks.created_at`) when its deadline or its performing
-    agency changed, else kept (with any supplement pause already added to it); a reminder already sent is not
-    sent again; a late flag stays only when the new due time has passed too. A claim is released when the step
+    agency changed, plus the supplement pauses it lived through, else kept (the pauses already added to it); a
+    reminder already sent is not sent again; a late flag stays only when the new due time has passed too. A claim is released when the step
     changed hands (agency, roles or assignee): its holder may no longer be one of those who do it.
     Returns what changed, step by step, for the audit event (docs/bpmn-conventions.md, "Migrating running
     dossiers")."""
     d, repo = loaded.dossier, loaded.repo
     still = [tid for tid in ready_user_tasks(loaded.workflow) if tid in old_deadlines]
     changes = []
+    pauses = None
     for row in repo.tasks(still) if still else []:
         t = loaded.workflow.get_task_from_id(UUID(row.id))
         new = service.step_definition(s, loaded.rt, t, d, loaded.cal, row.created_at)
         values = {k: new[k] for k in DEFINED if getattr(row, k) != new[k]}
         if new["agency"] != row.agency or loaded.rt.user_task(t).get("deadline") != old_deadlines[row.id]:
+            if new["due_at"] is not None:  # the supplement pauses the step lived through count again
+                pauses = _pauses(s, d.id) if pauses is None else pauses
+                paused = sum(hours for started, hours in pauses if started >= row.created_at)
+                if paused > 0:
+                    step_cal = loaded.cal if new["agency"] == d.agency else service.calendar(s, new["agency"])
+                    new["due_at"] = step_cal.add_working_hours(new["due_at"], paused)
+                    new["remind_at"] = step_reminder_at(row.created_at, new["due_at"], step_cal, service.settings)
             values["due_at"], values["remind_at"] = new["due_at"], new["remind_at"]
             if row.due_at is not None and row.remind_at is None:  # its reminder was sent already
                 values["remind_at"] = None
@@ -263,6 +271,18 @@ def _redefine_open_steps(service, s, loaded, old_deadlines: dict[str, str | None
             }
         )
     return changes
+
+
+def _pauses(s, dossier_id: int) -> list[tuple[datetime, float]]:
+    """(start, paused working hours) of each supplement pause the dossier ended, from its audit events (the
+    `supplement.received` event records both: engine/actions.py)."""
+    out = []
+    for details in s.scalars(
+        select(Event.details).where(Event.dossier_id == dossier_id, Event.action == "supplement.received")
+    ):
+        if details and details.get("paused_at") and details.get("paused_working_hours"):
+            out.append((datetime.fromisoformat(details["paused_at"]), float(details["paused_working_hours"])))
+    return out
 
 
 def _json(value):

@@ -15,6 +15,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from cli.main import main as cli
+from engine.actions import LegalActions
 from engine.db import Database
 from engine.dossiers import DossierService
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -344,6 +345,26 @@ def test_a_waiting_step_takes_the_new_definition_of_its_element(service, db, tmp
     service.claim(specialist, task_id)
     d = service.complete_task(specialist, task_id, _data(service, {"id": task_id, "spec_name": "Task_Appraisal"}))
     assert [t["spec_name"] for t in d["tasks"]] == ["Task_Approval"]
+
+
+def test_a_recounted_due_time_keeps_the_supplement_pause_the_step_lived_through(service, db, tmp_path):
+    """docs/deadlines.md: the step opened Monday 09:30 and lived through a 2-working-hour supplement pause
+    (asked 10:00, answered 14:00): its new 4 working hours from 09:30 end 15:30, plus 2 hours: Tuesday 07:30."""
+    actions = LegalActions(service)
+    with at(2026, 3, 2, 9, 0):
+        d = service.start_dossier(receiver, CODE, APPLICANT)
+    with at(2026, 3, 2, 9, 30):
+        d = service.complete_task(ALL_ROLES, d["tasks"][0]["id"], _data(service, d["tasks"][0]))
+    task_id = d["tasks"][0]["id"]
+    with at(2026, 3, 2, 10, 0):
+        actions.request_supplement(ALL_ROLES, d["code"], "Thiếu giấy chứng sinh")
+    with at(2026, 3, 2, 14, 0):
+        actions.supplement_received(ALL_ROLES, d["code"])
+    assert _row(db, task_id).due_at == vn(2026, 3, 2, 14, 30)  # 10:30 moved on by the 2 paused hours
+    assert _deploy(db, _variant(tmp_path, "v2", appraisal_by_specialist)) == 2
+    with at(2026, 3, 2, 14, 45):
+        assert migrate_page(service, ADMIN, CODE, 2)["counts"]["migrated"] == 1
+    assert _row(db, task_id).due_at == vn(2026, 3, 3, 7, 30)
 
 
 def test_a_dossier_the_new_version_cannot_carry_changes_nothing(service, db, tmp_path):
