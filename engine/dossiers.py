@@ -280,7 +280,7 @@ class DossierService:
                 )
         received = received_at or now
         with self.db.uow() as s:
-            repo = DossierRepository(s)
+            repo = DossierRepository(s, lambda: self.calendar(s))
             version_id, agency = receiving_variant(s, actor, procedure_code, agency)
             rt = self.runtimes.get(s, version_id)
             cal = self.calendar(s, agency)  # the dossier's due time: the receiving agency's calendar
@@ -446,7 +446,7 @@ class DossierService:
         if not task_id or len(task_id) > 36:
             raise task_not_found()
         with self.db.uow() as s:
-            repo = DossierRepository(s)
+            repo = DossierRepository(s, lambda: self.calendar(s))
             found = repo.task_for_update(task_id)  # both locked: a concurrent completion waits here
             if found is None or not actor.sees_agency(found[0].agency):
                 raise task_not_found()
@@ -517,7 +517,7 @@ class DossierService:
     # -- load → domain → save, for the other use cases (legal actions, timers, payments) ---------------
     def open_for_update(self, s, *, code: str | None = None, dossier_id: int | None = None) -> Loaded:
         """Load: lock a dossier inside the caller's transaction and restore its workflow."""
-        repo = DossierRepository(s)
+        repo = DossierRepository(s, lambda: self.calendar(s))
         dossier = repo.get_for_update(code=code, dossier_id=dossier_id)
         rt = self.runtimes.get(s, dossier.procedure_version_id)
         cal = self.calendar(s, dossier.agency)

@@ -43,9 +43,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -93,10 +94,6 @@ def day_of(t: datetime) -> date:
 
 def _get(row, name):
     return row.get(name) if isinstance(row, dict) else getattr(row, name)
-
-
-def _key(row, names) -> tuple:
-    return tuple(_get(row, n) for n in names)
 
 
 def _received(r, facts) -> Iterable[tuple[date, str, float]]:
@@ -206,33 +203,49 @@ GROUPS: list[tuple[tuple[str, ...], Callable]] = [
 ]
 
 
+_PAYMENTS, _ATTACHMENTS = cast(Table, Payment.__table__), cast(Table, Attachment.__table__)
+_PAID = select(_PAYMENTS.c.id).where(_PAYMENTS.c.dossier_id == bindparam("_id"), _PAYMENTS.c.status == "paid").limit(1)
+_RESULT = (
+    select(_ATTACHMENTS.c.id)
+    .where(_ATTACHMENTS.c.dossier_id == bindparam("_id"), _ATTACHMENTS.c.kind == "result")
+    .limit(1)
+)
+
+
+# each group's inputs read from a row as a mapping, for the comparison of before and after
+_KEYS = [itemgetter(*inputs) for inputs, _fn in GROUPS]
+
+
 class Facts:
     """What the contribution reads outside the dossier row, looked up only when a group needs it."""
 
     def __init__(self, session, paid: bool | None = None, has_result: bool | None = None, calendar=None):
+        """`calendar`: a callable giving the national working calendar (default: read from the database)."""
         self.session = session
-        self._paid, self._has_result, self._calendar = paid, has_result, calendar
+        self._paid, self._has_result, self._calendar_of = paid, has_result, calendar
+        self._calendar = None
 
     def fee(self, version_id) -> bool:
         return version_has_fee(self.session, version_id)
 
     def paid(self, dossier_id) -> bool:
         if self._paid is None:
-            q = select(Payment.id).where(Payment.dossier_id == dossier_id, Payment.status == "paid").limit(1)
-            self._paid = self.session.execute(q).first() is not None
+            self._paid = _connection(self.session).execute(_PAID, {"_id": dossier_id}).first() is not None
         return self._paid
 
     def has_result(self, dossier_id) -> bool:
         if self._has_result is None:
-            q = select(Attachment.id).where(Attachment.dossier_id == dossier_id, Attachment.kind == "result").limit(1)
-            self._has_result = self.session.execute(q).first() is not None
+            self._has_result = _connection(self.session).execute(_RESULT, {"_id": dossier_id}).first() is not None
         return self._has_result
 
     def calendar(self):
         if self._calendar is None:
-            from .agencies import calendar_for
+            if self._calendar_of is not None:
+                self._calendar = self._calendar_of()
+            else:
+                from .agencies import calendar_for
 
-            self._calendar = calendar_for(self.session, None)
+                self._calendar = calendar_for(self.session, None)
         return self._calendar
 
 
@@ -268,13 +281,13 @@ def contribution(row, facts: Facts, groups=None) -> dict[tuple, float]:
 
 
 def dossier_changed(session, before, after, facts: Facts | None = None) -> None:
-    """Add contribution(after) − contribution(before) to the table, in the caller's transaction. `before`
-    None: a new dossier. Groups whose inputs did not change are skipped (most steps change none)."""
+    """Add contribution(after) − contribution(before) to the table, in the caller's transaction (`before` and
+    `after`: mappings of the dossier's columns, `INPUTS` at least; `before` None: a new dossier). Groups whose inputs did not change are skipped (most steps change none)."""
     facts = facts or Facts(session)
     if before is None:
         delta = contribution(after, facts)
     else:
-        groups = [g for g in GROUPS if _key(before, g[0]) != _key(after, g[0])]
+        groups = [g for g, key in zip(GROUPS, _KEYS, strict=True) if key(before) != key(after)]
         if not groups:
             return
         delta = contribution(after, facts, groups)

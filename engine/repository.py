@@ -79,9 +79,12 @@ def _not_found(key) -> NotFound:
 class DossierRepository:
     """Dossiers, their workflow state, task rows and audit events inside one transaction."""
 
-    def __init__(self, session):
+    def __init__(self, session, national_calendar=None):
+        """`national_calendar`: a callable giving the national working calendar (the service's cached one),
+        read by the report's aggregates when a result is ready; None reads it from the database then."""
         self.session = session
         self.conn = session.connection()
+        self._calendar = national_calendar
         self._stored: dict[int, dict] = {}  # dossier id -> its writable columns as stored
         self._inserted: set[int] = set()  # written by this transaction's INSERT, not yet updated
 
@@ -91,7 +94,7 @@ class DossierRepository:
         dossier_id = self.conn.execute(INSERT_DOSSIER, values).scalar_one()
         self._stored[dossier_id] = {k: values.get(k) for k in WRITABLE}
         self._inserted.add(dossier_id)
-        report_counts.dossier_changed(self.session, None, dict(values, id=dossier_id))
+        report_counts.dossier_changed(self.session, None, dict(values, id=dossier_id), self._facts())
         return Dossier(id=dossier_id, **values)
 
     def _loaded(self, columns: dict) -> Dossier:
@@ -150,7 +153,10 @@ class DossierRepository:
         before = dict(stored, id=dossier.id)
         stored.update((k, v) for k, v in values.items() if not k.startswith("_") and k != "version")
         # the report's aggregates change in the same transaction (engine/report_counts.py)
-        report_counts.dossier_changed(self.session, before, dict(stored, id=dossier.id))
+        report_counts.dossier_changed(self.session, before, dict(stored, id=dossier.id), self._facts())
+
+    def _facts(self) -> report_counts.Facts:
+        return report_counts.Facts(self.session, calendar=self._calendar)
 
     # -- workflow state ----------------------------------------------------------------------------
     def state(self, dossier_id: int) -> bytes:
