@@ -56,6 +56,13 @@ DUE_SOON_HOURS = 24
 Calendars = WorkCalendar | Callable[[str], WorkCalendar]
 
 
+# The order of the dossier pages: by (due_at, id). The three leading columns are constant among the rows
+# `dossier_overdue_sql` selects; naming them lets PostgreSQL read the page in the order of the partial index
+# ix_dossiers_running_due (which leads with them) and stop after one page, instead of walking
+# ix_dossiers_open_due past every unfinished dossier with a result or paused (linear in that backlog).
+_RUNNING_ORDER = (Dossier.finished, Dossier.processed_at, Dossier.paused_at, Dossier.due_at, Dossier.id)
+
+
 def _now(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
@@ -155,7 +162,7 @@ def overdue_page(
         D.extended_at,
         D.supplement_count,
     ).where(dossier_overdue_sql(now))
-    q = _filters(q, D, agency, procedure_code).order_by(D.due_at, D.id).limit(per_page).offset(offset)
+    q = _filters(q, D, agency, procedure_code).order_by(*_RUNNING_ORDER).limit(per_page).offset(offset)
     drows = session.execute(q).all()
 
     holders = _open_steps_of(session, [r.id for r in drows])
@@ -253,7 +260,7 @@ def due_soon_page(
     q = select(D.id, D.code, D.agency, D.procedure_code, D.status, D.applicant_name, D.received_at, D.due_at).where(
         dossier_overdue_sql(soon), D.due_at >= now
     )
-    q = _filters(q, D, agency, procedure_code).order_by(D.due_at, D.id).limit(per_page).offset((page - 1) * per_page)
+    q = _filters(q, D, agency, procedure_code).order_by(*_RUNNING_ORDER).limit(per_page).offset((page - 1) * per_page)
     rows = session.execute(q).all()
     holders = _open_steps_of(session, [r.id for r in rows])
     items = []
@@ -312,13 +319,15 @@ def overdue_counts(
     by_proc: dict[str, dict] = {}
     totals = dict.fromkeys(_COUNT_KEYS, 0)
 
+    def entry(into: dict, name: str, key: str) -> dict:
+        e = into.get(key)
+        if e is None:
+            e = into[key] = {name: key, **dict.fromkeys(_COUNT_KEYS, 0)}
+        return e
+
     def add(rows, k_late, k_soon):
         for ag, proc, n_late, n_soon in rows:
-            for bucket in (
-                by_agency.setdefault(ag, {"agency": ag, **dict.fromkeys(_COUNT_KEYS, 0)}),
-                by_proc.setdefault(proc, {"procedure_code": proc, **dict.fromkeys(_COUNT_KEYS, 0)}),
-                totals,
-            ):
+            for bucket in (entry(by_agency, "agency", ag), entry(by_proc, "procedure_code", proc), totals):
                 bucket[k_late] += int(n_late or 0)
                 bucket[k_soon] += int(n_soon or 0)
 
