@@ -7,6 +7,8 @@ reports, the plans of their queries, and an API process's memory.
 What is measured, against one `motcua serve --no-worker` process started here on the database:
 1. Plans: every statement the board (`engine.monitor.overdue`) and an empty timer sweep (`fire_due`) run is
    captured and EXPLAINed; a sequential scan of dossiers or tasks is reported as MISSED (indexes, never scans).
+   The board's counts are also timed in this process from the rows (as before the counters) and from the
+   counters (engine/boardcounts.py), interleaved and checked equal: the ratio of the same run.
 2. `GET /healthz` p50 (the baseline of this run: the HTTP round trip itself), then
    `GET /api/v1/monitor/overdue` (page of overdue dossiers and steps + counts by agency and procedure, as a
    supervisor) `--runs` times: p50 / p95 and the ratio to the baseline. Target: p95 < 100 ms.
