@@ -79,16 +79,17 @@ def step_overdue_sql(now: datetime, T=TaskRow):
     return and_(T.state == "ready", T.due_at < now, T.dossier_id.not_in(paused_dossier_ids()))
 
 
-def step_overdue_as_of_sql(at, T, D):
+def step_overdue_as_of_sql(at, T):
     """SQL twin of `step_overdue` at a past instant `at` (the report's period end), read from the history
-    columns of the task `T` and its dossier `D`: open at `at` (created before it, not completed or cancelled
-    by it), due before `at`, its dossier not paused at `at`. For `at` = now it selects the same rows as
+    columns of `T` (a table or subquery with dossier_id, created_at, due_at, completed_at): open at `at`
+    (created before it, not completed or cancelled by it), due before `at`, its dossier not paused at `at`
+    (the few paused dossiers, `ix_dossiers_paused`). For `at` = now it selects the same rows as
     `step_overdue_sql`."""
     return and_(
         T.created_at < at,
         T.due_at < at,
         or_(T.completed_at.is_(None), T.completed_at >= at),
-        or_(D.paused_at.is_(None), D.paused_at >= at),
+        T.dossier_id.not_in(select(DossierRow.id).where(DossierRow.paused_at.is_not(None), DossierRow.paused_at < at)),
     )
 
 

@@ -679,7 +679,7 @@ class DossierService:
 
     def step_definition(self, s, rt: Runtime, t, dossier: Dossier, cal: WorkCalendar, opened: datetime) -> dict:
         """What the version `rt` says of a ready user task `t`, as its inbox row holds it: the agency that
-        performs it, its title, candidate roles, assignee, form, and its due time and reminder counted from
+        performs it (and the receiving one, `for_agency`, when they differ), its title, candidate roles, assignee, form, and its due time and reminder counted from
         `opened` (the instant the step opened). `cal` is the dossier's receiving agency's calendar."""
         ut = rt.user_task(t)
         # the agency whose staff do the step (its inbox gets the task): the receiving agency unless the
@@ -692,6 +692,7 @@ class DossierService:
             remind_at = step_reminder_at(opened, step_due, step_cal, self.settings)
         return dict(
             agency=performer,
+            for_agency=dossier.agency if performer != dossier.agency else None,  # another agency's dossier
             title=ut.get("name") or t.task_spec.bpmn_name or t.task_spec.name,
             roles=list(ut.get("roles") or []),
             assignee=ut.get("assignee"),

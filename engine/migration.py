@@ -222,7 +222,7 @@ class _DryRun(Exception):
 
 #: The columns of an open step's row that its element's definition decides (engine/dossiers.py,
 #: `DossierService.step_definition`).
-DEFINED = ("agency", "title", "roles", "assignee", "form_key")
+DEFINED = ("agency", "for_agency", "title", "roles", "assignee", "form_key")
 
 
 def _redefine_open_steps(service, s, loaded, old_deadlines: dict[str, str | None], now) -> list[dict]:

@@ -251,8 +251,16 @@ class Task(Base):
             sqlite_where=text("state = 'ready'"),
             postgresql_where=text("state = 'ready'"),
         ),  # monitor
-        # the report's steps an agency performed (engine/step_report.py): by agency and completion time
-        Index("ix_tasks_agency_completed", "agency", "completed_at", "created_at"),
+        # the steps an agency performed for another agency's dossier (engine/step_report.py), by agency and
+        # completion time (NULL: open); partial, so it holds those steps only
+        Index(
+            "ix_tasks_performed",
+            "agency",
+            "completed_at",
+            "created_at",
+            sqlite_where=text("for_agency IS NOT NULL"),
+            postgresql_where=text("for_agency IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -260,6 +268,9 @@ class Task(Base):
     dossier_code: Mapped[str] = mapped_column(String(64))
     procedure_code: Mapped[str] = mapped_column(String(64))
     agency: Mapped[str] = mapped_column(String(64))
+    # The dossier's receiving agency when another agency (`agency`) performs this step (an inter-agency
+    # procedure, docs/bpmn-conventions.md 9.5); NULL when the receiving agency does it.
+    for_agency: Mapped[str | None] = mapped_column(String(64))
     spec_name: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(500))
     roles: Mapped[list] = mapped_column(JSON, default=list)

@@ -6,7 +6,7 @@ its dossiers; the agencies that do a step of them (the commune police registerin
 the commune received) count those steps here, each judged by its own due time, which is on the performing
 agency's calendar (docs/deadlines.md). One row per (performing agency, procedure), plus totals.
 
-Definitions, for the period [P0, P1) of the report and a task row of the agency (a step: ready, completed or
+Definitions, for the period [P0, P1) of the report and a step of the agency (a task row: ready, completed or
 cancelled; a payment or supplement wait is nobody's step) whose dossier another agency received:
 
 handed_over
@@ -22,12 +22,12 @@ on_time_rate
     ``100 × (completed.on_time + in_process.within) / (completed.total + in_process.total)``, two decimals,
     null when nothing was completed or open.
 
-Query: the candidates are the steps completed (or cancelled) on or after P0 and created before P1, by
-`ix_tasks_agency_completed (agency, completed_at, created_at)`, and the steps open now, by
-`ix_tasks_inbox (agency, state, due_at)`: two disjoint branches (UNION ALL), each reading an index range of
-the agency; the dossier of each (its receiving agency and pause) by primary key. Without an agency, the
-agencies are those registered (`agencies`: a step is performed by another agency only when a diagram names a
-registered one), each an index range of its own.
+Query: the steps performed for another agency's dossier carry that dossier's receiving agency
+(`tasks.for_agency`, set when the step opens: engine/dossiers.py `step_definition`), and the partial index
+`ix_tasks_performed (agency, completed_at, created_at) WHERE for_agency IS NOT NULL` holds those steps only.
+Two disjoint branches of it (UNION ALL): the steps completed or cancelled on or after P0 and created before
+P1, and the steps open now (`completed_at` null); an index range of the agency, or the whole (small) index
+for every agency. The dossiers paused at P1, for overdue, are the few of `ix_dossiers_paused`.
 """
 
 from __future__ import annotations
@@ -36,9 +36,8 @@ from datetime import datetime
 
 from sqlalchemy import and_, case, func, or_, select, union_all
 
-from .auth import STEP_STATES
 from .domain import step_overdue_as_of_sql
-from .models import Agency, Dossier, Procedure, Task
+from .models import Procedure, Task
 
 __all__ = ["steps_performed", "COLUMNS"]
 
@@ -46,8 +45,7 @@ _FIGURES = ("handed_over", "completed", "on_time", "late", "in_process", "overdu
 
 
 def _candidates(p0: datetime, p1: datetime, agency: str | None, procedure_code: str | None):
-    """The steps that can count in [p0, p1): two disjoint index-driven branches (module docstring)."""
-    agencies = [agency] if agency else None
+    """The steps that can count in [p0, p1): two disjoint branches of `ix_tasks_performed` (module docstring)."""
 
     def scope(*where):
         q = select(
@@ -58,14 +56,15 @@ def _candidates(p0: datetime, p1: datetime, agency: str | None, procedure_code: 
             Task.created_at,
             Task.completed_at,
             Task.due_at,
-        ).where(*where)
-        q = q.where(Task.agency == agency) if agencies else q.where(Task.agency.in_(select(Agency.code)))
+        ).where(Task.for_agency.is_not(None), Task.created_at < p1, *where)
+        if agency:
+            q = q.where(Task.agency == agency)
         if procedure_code:
             q = q.where(Task.procedure_code == procedure_code)
         return q
 
-    closed = scope(Task.completed_at >= p0, Task.created_at < p1, Task.state.in_(STEP_STATES))
-    open_now = scope(Task.state == "ready", Task.created_at < p1)
+    closed = scope(Task.completed_at >= p0)  # done or cancelled on or after P0
+    open_now = scope(Task.completed_at.is_(None), Task.state == "ready")
     return union_all(closed, open_now).subquery("t")
 
 
@@ -74,26 +73,21 @@ def _query(p0: datetime, p1: datetime, agency: str | None, procedure_code: str |
     done = and_(t.c.state == "completed", t.c.completed_at >= p0, t.c.completed_at < p1)
     late = and_(done, t.c.due_at.is_not(None), t.c.completed_at > t.c.due_at)
     open_at_end = or_(t.c.completed_at.is_(None), t.c.completed_at >= p1)
-    overdue = and_(open_at_end, step_overdue_as_of_sql(p1, t.c, Dossier))
+    overdue = and_(open_at_end, step_overdue_as_of_sql(p1, t.c))
 
     def n(cond):
         return func.sum(case((cond, 1), else_=0))
 
-    return (
-        select(
-            t.c.agency,
-            t.c.procedure_code,
-            n(t.c.created_at >= p0),
-            n(done),
-            n(and_(done, ~late)),
-            n(late),
-            n(open_at_end),
-            n(overdue),
-        )
-        .select_from(t.join(Dossier, Dossier.id == t.c.dossier_id))
-        .where(Dossier.agency != t.c.agency)  # for another agency's dossier
-        .group_by(t.c.agency, t.c.procedure_code)
-    )
+    return select(
+        t.c.agency,
+        t.c.procedure_code,
+        n(t.c.created_at >= p0),
+        n(done),
+        n(and_(done, ~late)),
+        n(late),
+        n(open_at_end),
+        n(overdue),
+    ).group_by(t.c.agency, t.c.procedure_code)
 
 
 def _shape(agency, procedure_code, f: dict) -> dict:
