@@ -73,7 +73,7 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
         open_one = r.get_json()["code"]
         complete(client, "Task_Intake", "tiepnhan", INTAKE)
     to_police(client, 10)
-    # the residence is due 7 working days after it reached the police: done on the 9th, late
+    # the residence is due 1 working day after it reached the police: done on the 13th, late
     with at(client, 2026, 3, 13, 10):
         task = next(
             t
@@ -83,7 +83,7 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
         assert task["due_at"] < "2026-03-12"
         r = client.post(f"/api/v1/tasks/{task['id']}/complete", "conganxa", json={"data": RESIDENCE[2]})
         assert r.status_code == 200, r.get_json()
-    with at(client, 2026, 3, 13, 14):  # the card: 1 working day, done the same afternoon
+    with at(client, 2026, 3, 13, 14):  # the card: 4 working hours, done within them
         complete(client, CARD[0], CARD[1], CARD[2])
     with at(client, 2026, 3, 13, 15):  # the commune's return: its own dossier, never a performed step
         complete(client, RETURN[0], RETURN[1], RETURN[2])
@@ -93,7 +93,7 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
 
     with at(client, 2026, 4, 6, 9):
         march = report(client, "2026-03-01", "2026-03-31")
-        early = report(client, "2026-03-01", "2026-03-10")
+        early = report(client, "2026-03-02", "2026-03-02")
         police = report(client, "2026-03-01", "2026-03-31", DEMO_POLICE)
         commune = report(client, "2026-03-01", "2026-03-31", DEMO_AGENCY)
         text = report(client, "2026-03-01", "2026-03-31", fmt="csv").decode("utf-8-sig")
@@ -111,7 +111,7 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
     assert [(r["agency"], r["received"]["total"], r["completed"]["total"]) for r in march["rows"]] == [
         (DEMO_AGENCY, 2, 1)
     ]
-    # 1-10 March: both police steps open at the end and not yet due; the card had not reached the insurance
+    # 2 March alone: both police steps open at its end and due the next morning; no card yet
     assert figures(early["steps_performed"]) == {DEMO_POLICE: ("LT63.01", 2, (0, 0, 0), (2, 2, 0), 100.0)}
     # one agency: the police see their steps (and no dossier of their own); the commune performed none
     assert police["rows"] == [] and list(figures(police["steps_performed"])) == [DEMO_POLICE]
