@@ -48,15 +48,21 @@ def serve() -> None:
     server.run()
 
 
-def prepare(tmp: Path) -> dict:
-    """A fresh SQLite database with the procedure and the user; the environment of the server process."""
+def prepare(tmp: Path, url: str | None = None) -> dict:
+    """A fresh database (SQLite in `tmp`, or the emptied PostgreSQL database `url`) with the procedure and the
+    user; the environment of the server process."""
     from engine.auth import add_user
     from engine.config import Settings
     from engine.db import Database
     from engine.procedures import deploy_bytes
 
-    url = f"sqlite:///{tmp / 'bench.db'}"
+    url = url or f"sqlite:///{tmp / 'bench.db'}"
     db = Database(url)
+    if not db.is_sqlite:
+        from sqlalchemy import text
+
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     db.create_all()
     deploy_bytes(db, BPMN.read_bytes(), BPMN.name)
     with db.uow() as s:

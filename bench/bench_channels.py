@@ -13,7 +13,9 @@ the median and p99 completion latencies and their ratio (goal ≤ 1.2×), each c
 
     .venv/bin/python bench/bench_channels.py [N=100000] [CONCURRENCY=8]
 
-BENCH_WORKER_NICE (default 10) is the drainer's nice level.
+BENCH_WORKER_NICE (default 10) is the drainer's nice level. BENCH_DATABASE_URL (a PostgreSQL database of the
+bench's own: it is emptied) and BENCH_REDIS_URL run it on PostgreSQL + Redis instead of SQLite; the drainer's
+environment (MOTCUA_OUTBOX_WRITE_SHARE, MOTCUA_CHANNEL_…) is passed on.
 """
 
 from __future__ import annotations
@@ -47,6 +49,46 @@ def gateways(kind: str) -> None:
     print(Gateway().url.rsplit("/", 1)[0] if kind == "http" else SmtpServer().url, flush=True)
     while True:
         time.sleep(3600)
+
+
+def serve() -> None:
+    """Child process: the API (bench_api's server), timing each of its writing transactions: how long its BEGIN
+    IMMEDIATE waited for SQLite's write lock, and how long its COMMIT took (a WAL checkpoint, when the commit
+    runs one, is in it); written to the file BENCH_API_WRITES on SIGTERM."""
+    import bench_api
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
+    mine, rows = threading.local(), []
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _asking(conn, cursor, statement, *_):
+        if statement.startswith("BEGIN IMMEDIATE"):
+            mine.asked = time.perf_counter()
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def _taken(conn, cursor, statement, *_):
+        if statement.startswith("BEGIN IMMEDIATE"):
+            mine.taken = time.perf_counter()
+
+    @event.listens_for(Engine, "commit")
+    def _committing(conn):
+        mine.committing = time.perf_counter()
+
+    @event.listens_for(Pool, "checkin")
+    def _done(*_):
+        asked, taken, committing = (getattr(mine, k, None) for k in ("asked", "taken", "committing"))
+        if asked is not None and taken is not None and committing is not None:
+            rows.append((time.time(), taken - asked, time.perf_counter() - committing))
+        mine.asked = mine.taken = mine.committing = None
+
+    def stop(*_):
+        Path(os.environ["BENCH_API_WRITES"]).write_text(json.dumps(rows))
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    bench_api.serve()
 
 
 def drain() -> None:
@@ -88,20 +130,23 @@ def drain() -> None:
     quiet = Path(os.environ["BENCH_QUIET"])
     paused: list[list[float]] = []
 
-    def settle() -> None:
+    def settle() -> None:  # the pause (left out of the figures) starts when the rounds under way are recorded
         with count:
-            if not go.is_set() and busy_rounds[0] == 0:
+            if not go.is_set() and busy_rounds[0] == 0 and not (paused and paused[-1][1] == 0.0):
+                paused.append([time.perf_counter(), 0.0])
                 quiet.touch()
 
     def pause(*_):
-        paused.append([time.perf_counter(), 0.0])
         go.clear()
         settle()
 
     def resume(*_):
         quiet.unlink(missing_ok=True)
-        if paused:
+        if paused and paused[-1][1] == 0.0:
             paused[-1][1] = time.perf_counter()
+            turns = delivery._writing
+            if hasattr(turns, "stand_still"):  # SQLite: no write time accrues while paused (it would be spent
+                turns.stand_still(paused[-1][1] - paused[-1][0])  # in the busy phase, beyond the bound)
         go.set()
 
     signal.signal(signal.SIGUSR1, pause)
@@ -149,7 +194,7 @@ def drain() -> None:
     Path(os.environ["BENCH_FIGURES"]).write_text(
         json.dumps(
             {c: {"sent": r.sent, "failed": r.failed, "seconds": active(r.seconds)} for c, r in results.items()}
-            | {"total": active(total), "writes": sorted(writes)}
+            | {"total": active(total), "writes": sorted(writes), "paused": getattr(delivery._writing, "paused", 0.0)}
         )
     )
 
@@ -250,15 +295,18 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     concurrency = sys.argv[2] if len(sys.argv) > 2 else "8"
     tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-channels-"))
-    env = prepare(tmp)
+    env = prepare(tmp, os.environ.get("BENCH_DATABASE_URL"))
+    env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "")
+    where = "SQLite (file, WAL)" if env["DATABASE_URL"].startswith("sqlite") else "PostgreSQL"
     me = str(Path(__file__).resolve())
     gws = [
         subprocess.Popen([sys.executable, me, "--gateways", kind], cwd=str(ROOT), stdout=subprocess.PIPE, text=True)
         for kind in ("http", "smtp")
     ]
+    api_writes = tmp / "api-writes.json"
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "bench_api.py"), "--serve"],
-        env=env,
+        [sys.executable, me, "--serve"],
+        env={**env, "BENCH_API_WRITES": str(api_writes)},
         cwd=str(ROOT),
         stdout=subprocess.PIPE,
         text=True,
@@ -289,14 +337,19 @@ def main() -> None:
         assert drainer.stdout.readline().strip() == "ready"
         # Busy and idle alternate under the same machine load: 8 dossiers while the drainer works, then it is
         # paused and, once its rounds under way are recorded, 2 dossiers with nothing draining.
+        phases: list[tuple[float, float, bool]] = []  # (start, end, draining)
         while drainer.poll() is None:
+            t = time.time()
             busy.extend(drive(client, 8)[1])
+            phases.append((t, time.time(), True))
             drainer.send_signal(signal.SIGUSR1)
             deadline = time.monotonic() + 30
             while not quiet.exists() and drainer.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
             if drainer.poll() is None and quiet.exists():
+                t = time.time()
                 idle.extend(drive(client, 2)[1])
+                phases.append((t, time.time(), False))
             if drainer.poll() is None:
                 drainer.send_signal(signal.SIGUSR2)
         figures = json.loads((tmp / "drainer-figures.json").read_text())
@@ -304,10 +357,18 @@ def main() -> None:
         for p in (server, *gws):
             p.terminate()
             p.wait(10)
+    api = {True: ([], []), False: ([], [])}  # the API's lock waits and commits, while draining and idle
+    for at, waited, commit in json.loads(api_writes.read_text()) if api_writes.exists() else []:
+        for a, b, draining in phases:
+            if a <= at <= b:
+                api[draining][0].append(waited)
+                api[draining][1].append(commit)
+                break
     med = statistics.median
     print(
         f"outbox: {made} waiting messages; drained by one process, each channel in its own thread, "
-        f"{concurrency} sending threads per channel; SQLite (file, WAL) in {tmp}; gateways on 127.0.0.1"
+        f"{concurrency} sending threads per channel; {where}{' + Redis' if env['REDIS_URL'] else ''}; "
+        f"gateways on 127.0.0.1; MOTCUA_OUTBOX_WRITE_SHARE={os.environ.get('MOTCUA_OUTBOX_WRITE_SHARE', 'default')}"
     )
     for c in ("sms", "zalo", "email", "national_portal"):
         f = figures[c]
@@ -323,10 +384,20 @@ def main() -> None:
     )
     w = figures["writes"]
     print(
-        f"drainer's write lock held (BEGIN IMMEDIATE … COMMIT): {len(w)} times ({len(w) / figures['total']:.1f}/s), "
+        f"drainer's {'write lock held (BEGIN IMMEDIATE' if where.startswith('SQLite') else 'writing transactions (BEGIN'} "
+        f"… COMMIT): {len(w)} times ({len(w) / figures['total']:.1f}/s), "
         f"median {med(w) * 1000:.1f} ms, p99 {p99(w) * 1000:.1f} ms, max {w[-1] * 1000:.1f} ms, "
-        f"{sum(w) / figures['total'] * 100:.0f}% of the time"
+        f"{sum(w) / figures['total'] * 100:.0f}% of the time; it waited {figures['paused']:.1f} s for write time"
     )
+    for draining, (waits, commits) in api.items():
+        if len(waits) > 2:
+            print(
+                f"API's writing transactions {'while draining' if draining else 'idle'}: {len(waits)}; waited for the "
+                f"write lock median {med(waits) * 1000:.2f} ms, p99 {p99(waits) * 1000:.2f} ms, max "
+                f"{max(waits) * 1000:.1f} ms, > 1 ms: {sum(w > 0.001 for w in waits) / len(waits) * 100:.1f}%; "
+                f"commit median {med(commits) * 1000:.2f} ms, p99 {p99(commits) * 1000:.2f} ms, max "
+                f"{max(commits) * 1000:.1f} ms"
+            )
     print(
         f"ratio while draining / idle: median {med(busy) / med(idle):.2f}x, p99 {p99(busy) / p99(idle):.2f}x "
         f"(goal ≤ 1.2x)"
@@ -337,6 +408,8 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--gateways"]:
         gateways(sys.argv[2])
+    elif sys.argv[1:2] == ["--serve"]:
+        serve()
     elif sys.argv[1:2] == ["--drain"]:
         drain()
     else:

@@ -56,6 +56,7 @@ class ChannelSettings:
     public_url: str = "http://127.0.0.1:5000"
     lookups_per_hour: int = 10
     template_refresh_seconds: float = 5.0
+    sqlite_write_share: float = 0.05  # at most this share of the time in SQLite's write lock per draining process
     policy: ChannelPolicy = field(default_factory=ChannelPolicy)
     policies: dict[str, ChannelPolicy] = field(default_factory=dict)
 
@@ -100,6 +101,10 @@ class ChannelSettings:
             kw["reports_schedule"] = periods
         if env.get("MOTCUA_LOOKUPS_PER_HOUR"):
             kw["lookups_per_hour"] = int(env["MOTCUA_LOOKUPS_PER_HOUR"])
+        if env.get("MOTCUA_OUTBOX_WRITE_SHARE"):
+            kw["sqlite_write_share"] = float(env["MOTCUA_OUTBOX_WRITE_SHARE"])
+            if not 0 < kw["sqlite_write_share"] <= 1:
+                raise ValueError("MOTCUA_OUTBOX_WRITE_SHARE: a share of the time, more than 0 and at most 1")
         if env.get("MOTCUA_TEMPLATE_REFRESH"):
             kw["template_refresh_seconds"] = float(env["MOTCUA_TEMPLATE_REFRESH"])
         base = _policy(env, "MOTCUA_CHANNEL", ChannelPolicy())

@@ -47,6 +47,52 @@ N = cast(Table, Notification.__table__)
 LEASE_MARGIN = 10.0  # seconds beyond the worst case of a claimed batch before it may be taken again
 
 
+class WriteTurns:
+    """SQLite: the drainer's writing transactions in one process, one at a time and at most `share` of the time.
+
+    SQLite has one writer at a time, and a request whose transaction finds the write lock taken sleeps in
+    SQLite's busy handler (1, 2, 5, 10 … ms) until it is free: the more of the time the drainer holds it, the
+    more requests wait. A token bucket of write time: it fills at `share` seconds per second, up to `BURST`
+    seconds (so a small drain never waits); each writing transaction takes its length from it (waiting for the
+    lock included: a drainer that had to wait for the requests steps back further), and one that finds it empty
+    waits until it is full enough again. The channels' threads take turns here, in order, rather than all
+    waiting in SQLite's busy handler beside the requests' transactions (docs/channels.md, "Measured")."""
+
+    BURST = 0.05
+
+    def __init__(self, share: float):
+        self.share = min(1.0, max(0.001, share))
+        self._lock = threading.Lock()
+        self._tokens = self.BURST
+        self._at = time.monotonic()
+        self._started = 0.0
+        self.paused = 0.0  # seconds spent waiting for write time (the benchmark reports it)
+
+    def _fill(self, now: float) -> None:
+        self._tokens = min(self.BURST, self._tokens + max(0.0, now - self._at) * self.share)
+        self._at = max(self._at, now)
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._fill(time.monotonic())
+        if self._tokens < 0:
+            pause = -self._tokens / self.share
+            time.sleep(pause)
+            self.paused += pause
+            self._fill(time.monotonic())
+        self._started = time.monotonic()
+
+    def __exit__(self, *exc) -> None:
+        now = time.monotonic()
+        self._fill(now)
+        self._tokens -= now - self._started
+        self._lock.release()
+
+    def stand_still(self, seconds: float) -> None:
+        """The benchmark paused the drainer for `seconds`: no write time accrues meanwhile."""
+        self._at += seconds
+
+
 @dataclass
 class ChannelResult:
     channel: str
@@ -79,7 +125,7 @@ def _message(row) -> Message:
 class Delivery:
     """Drains the outbox for one process (API server, worker or CLI)."""
 
-    def __init__(self, db, channels: ChannelSettings, senders: dict, batch_per_worker: int = 5):
+    def __init__(self, db, channels: ChannelSettings, senders: dict, batch_per_worker: int = 25):
         self.db, self.channels, self.senders = db, channels, senders
         self.batch_per_worker = batch_per_worker
         self._busy = {c: threading.Lock() for c in ALL}
@@ -87,9 +133,7 @@ class Delivery:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_lock = threading.Lock()
         self._lock = not db.is_sqlite
-        # SQLite has one writer at a time: the channels' threads take turns here, in order, rather than all
-        # waiting in SQLite's busy handler beside the requests' transactions (docs/channels.md, "Measured").
-        self._writing = threading.Lock() if db.is_sqlite else contextlib.nullcontext()
+        self._writing = WriteTurns(channels.sqlite_write_share) if db.is_sqlite else contextlib.nullcontext()
 
     def _pool(self, channel: str) -> ThreadPoolExecutor:
         with self._pools_lock:

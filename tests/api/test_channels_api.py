@@ -506,3 +506,25 @@ def test_report_periods_follow_the_decree_cut_off_and_are_sent_from_the_15th_utc
         assert got["report:yearly:2026"] == ("2025-12-15", "2026-12-14")
     finally:
         reports.close()
+
+
+def test_the_drainer_keeps_to_its_share_of_the_sqlite_write_lock():
+    from engine.channels.config import ChannelSettings
+    from engine.channels.delivery import WriteTurns
+
+    assert ChannelSettings.from_env({}).sqlite_write_share == 0.05
+    assert ChannelSettings.from_env({"MOTCUA_OUTBOX_WRITE_SHARE": "0.2"}).sqlite_write_share == 0.2
+    for bad in ("0", "1.5", "-1"):
+        with pytest.raises(ValueError, match="MOTCUA_OUTBOX_WRITE_SHARE"):
+            ChannelSettings.from_env({"MOTCUA_OUTBOX_WRITE_SHARE": bad})
+    turns = WriteTurns(0.5)
+    for _ in range(3):  # a few short writes fit in the burst: no wait
+        with turns:
+            time.sleep(0.001)
+    assert turns.paused == 0
+    with turns:  # 0.1 s of write time overdraws the bucket by ~0.05 s, which refills at 0.5 s per second
+        time.sleep(0.1)
+    t = time.monotonic()
+    with turns:
+        pass
+    assert 0.08 <= time.monotonic() - t < 1.0 and turns.paused > 0
