@@ -384,6 +384,7 @@ class MyFileSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     kind = ma.fields.String(required=True, metadata={"enum": ["document", "result"]})
     document_key = Str()
+    document_name = Str(metadata={"description": "tên giấy tờ trong danh mục / the checklist's name of the document"})
     filename = ma.fields.String(required=True)
     content_type = ma.fields.String(required=True)
     size = ma.fields.Integer(required=True)
@@ -415,6 +416,14 @@ class MyDossierDetailSchema(MyDossierSchema):
     returned_at = DateTimeString()
     applicant = ma.fields.Nested(ApplicantSchema, required=True)
     data = ma.fields.Dict(required=True, metadata={"description": "chỉ các trường người nộp khai / applicant's fields"})
+    data_view = ma.fields.List(
+        ma.fields.Dict(keys=ma.fields.String()),
+        required=True,
+        metadata={
+            "description": "các trường người nộp khai theo nhãn của tờ khai, như trang của cán bộ (không có trường "
+            "nội bộ) / the applicant's fields as the intake form labels them, as on the staff's page"
+        },
+    )
     steps = ma.fields.List(ma.fields.Nested(MyStepSchema), required=True)
     documents = ma.fields.List(ma.fields.Nested(MyFileSchema), required=True)
     result_files = ma.fields.List(ma.fields.Nested(MyFileSchema), required=True)

@@ -28,6 +28,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from forms import labelled_view
 from forms.formats import normalize_phone_vn
 
 from . import ratelimit
@@ -240,14 +241,6 @@ def my_dossiers(session, citizen: Citizen, page: int = 1, per_page: int = 20) ->
     return page_of(session, stmt, (Dossier.received_at.desc(), Dossier.id.desc()), page, per_page, convert).to_dict()
 
 
-def applicant_fields(runtime) -> list[str]:
-    """The fields of the intake form an applicant fills in online (its `x-applicant-fields`)."""
-    from .attachments import intake_form
-
-    form = intake_form(runtime)
-    return form.applicant_fields() if form is not None else []
-
-
 def citizen_view(session, runtimes, citizen: Citizen, code: str) -> dict:
     """One of the citizen's dossiers as they see it (module docstring)."""
     from .attachments import attachment_public_view
@@ -260,7 +253,16 @@ def citizen_view(session, runtimes, citizen: Citizen, code: str) -> dict:
         select(Task).where(Task.dossier_id == d.id, Task.state != "cancelled").order_by(Task.created_at, Task.id)
     ).all()
     files = session.scalars(select(Attachment).where(Attachment.dossier_id == d.id).order_by(Attachment.id)).all()
-    mine = set(applicant_fields(rt))
+    from .attachments import checklist, intake_form, result_files
+
+    form = intake_form(rt)
+    mine = set(form.applicant_fields()) if form is not None else set()
+    data = {k: v for k, v in (d.data or {}).items() if k in mine}
+    names = {x["key"]: x.get("name") or x["key"] for x in checklist(rt) + result_files(rt)}
+
+    def named(a) -> dict:
+        return attachment_public_view(a) | {"document_name": names.get(a.document_key or "")}
+
     return {
         "code": d.code,
         "status": st.value,
@@ -286,18 +288,31 @@ def citizen_view(session, runtimes, citizen: Citizen, code: str) -> dict:
             "phone": d.applicant_phone,
             "email": d.applicant_email,
         },
-        "data": {k: v for k, v in (d.data or {}).items() if k in mine},
+        "data": data,
+        # the same labelled view as the staff's dossier page, of the applicant's part of the intake form only:
+        # every field shown is the citizen's own, so none is marked staff-only (forms/display.py)
+        "data_view": _own_view(form, data),
         "steps": [
             {"name": t.title, "state": t.state, "started_at": iso(t.created_at), "completed_at": iso(t.completed_at)}
             for t in tasks
         ],
-        "documents": [attachment_public_view(a) for a in files if a.kind != "result"],
-        "result_files": [attachment_public_view(a) for a in files if a.kind == "result"],
+        "documents": [named(a) for a in files if a.kind != "result"],
+        "result_files": [named(a) for a in files if a.kind == "result"],
         "payments": payment_view(session, d),
         "can_withdraw": not d.finished and st not in (Status.PROCESSED, Status.RETURNED),
         "can_supplement": st == Status.SUPPLEMENT_REQUESTED,
         "supplement_request": _supplement_request(session, d) if st == Status.SUPPLEMENT_REQUESTED else None,
     }
+
+
+def _own_view(form, data: dict) -> list[dict]:
+    if form is None or not data:
+        return []
+    sections = labelled_view([form.applicant_form()], data)
+    for section in sections:
+        for field in section["fields"]:
+            field["staff_only"] = False
+    return sections
 
 
 def _supplement_request(session, d) -> dict | None:

@@ -127,11 +127,12 @@ def test_catalogue_detail_shows_steps_documents_and_only_the_applicants_form(c):
         "Trả kết quả",
     ]
     assert [x["key"] for x in d["documents"]] == ["to_khai", "giay_to_tuy_than"]
-    assert set(d["form"]["schema"]["properties"]) == {"purpose", "copies"}  # no decision, no refusal reason
+    mine = {"purpose", "copies", "delivery", "needed_by"}
+    assert set(d["form"]["schema"]["properties"]) == mine  # no decision, no refusal reason
     assert d["form"]["schema"]["required"] == ["purpose"] and "allOf" not in d["form"]["schema"]
     r = c.get("/api/v1/public/procedures/9.000301/" + d["forms"][0]["download"])
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
-    assert set(r.get_json()["schema"]["properties"]) == {"purpose", "copies"}
+    assert set(r.get_json()["schema"]["properties"]) == mine
     assert_problem(c.get("/api/v1/public/procedures/9.999999"), 404)
 
 
@@ -343,6 +344,35 @@ def test_a_citizen_sees_only_their_own_dossiers_and_no_staff_fields(c):
     assert_problem(c.get(f"/api/v1/public/my/dossiers/{theirs}", headers=h), 404)
     assert_problem(c.get("/api/v1/public/my/dossiers/NO-SUCH", headers=h), 404)
     assert_problem(c.get("/api/v1/public/my/dossiers"), 401)
+
+
+def test_my_dossier_shows_the_applicants_fields_labelled_as_the_form_defines_them(c):
+    data = {"purpose": "Xin việc", "copies": 2, "delivery": "buu_dien", "needed_by": "2026-02-10"}
+    code = submit(c, data=data).get_json()["code"]
+    complete(
+        c,
+        intake_task(c, code)["id"],
+        {**data, "decision": "accept", "note": "nội bộ", "documents_received": ["to_khai"]},
+    )
+    view = c.get(f"/api/v1/public/my/dossiers/{code}", headers=sign_in(c)).get_json()
+    [section] = view["data_view"]
+    assert section["title"] == "Kiểm tra, tiếp nhận hồ sơ"
+    fields = {f["key"]: f for f in section["fields"]}
+    # the applicant's fields only, by their labels, a choice by its title, a date marked as a date
+    assert list(fields) == ["purpose", "copies", "delivery", "needed_by"]
+    assert [f["label"] for f in section["fields"]] == [
+        "Mục đích xin cấp",
+        "Số bản",
+        "Cách nhận kết quả",
+        "Cần trước ngày",
+    ]
+    assert (fields["delivery"]["kind"], fields["delivery"]["text"]) == ("choice", "Qua bưu điện")
+    assert (fields["needed_by"]["kind"], fields["needed_by"]["value"]) == ("date", "2026-02-10")
+    assert (fields["copies"]["kind"], fields["copies"]["value"]) == ("number", 2)
+    assert not any(f["staff_only"] for f in section["fields"])
+    # nothing an officer wrote: no decision, note or paper checklist, in the labelled view or the raw data
+    assert "Tiếp nhận" not in str(view["data_view"]) and "nội bộ" not in str(view)
+    assert set(view["data"]) == set(fields)
 
 
 def test_a_desk_dossier_with_the_same_phone_is_the_citizens_too(c):

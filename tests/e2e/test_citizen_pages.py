@@ -97,6 +97,8 @@ def test_a_citizen_submits_signs_in_pays_supplements_and_downloads_the_result(on
     page.fill("#a-phone", PHONE)
     page.fill("[data-field=purpose] input", "Bổ sung hồ sơ xin việc")
     page.fill("[data-field=copies] input", "2")
+    page.check('[data-field=delivery] label:has-text("Qua bưu điện") input')
+    page.fill("[data-field=needed_by] input[type=date]", "2026-02-10")
     page.set_input_files("#doc-to_khai", files=[{"name": "to_khai.pdf", "mimeType": "application/pdf", "buffer": PDF}])
     shot(page, "citizen-01-form")
     page.tap("#submit")
@@ -106,7 +108,9 @@ def test_a_citizen_submits_signs_in_pays_supplements_and_downloads_the_result(on
     shot(page, "citizen-02-submitted")
 
     # the desk accepts it (the uploaded document counts for the checklist): the fee is now due
-    accepted = staff.complete(code, "tiepnhan", {"purpose": "Bổ sung hồ sơ xin việc", "decision": "accept"})
+    accepted = staff.complete(
+        code, "tiepnhan", {"purpose": "Bổ sung hồ sơ xin việc", "decision": "accept", "note": "Ghi chú nội bộ"}
+    )
     assert accepted["status"] == "payment_required"
 
     # 2. sign in with the code sent by SMS
@@ -120,6 +124,15 @@ def test_a_citizen_submits_signs_in_pays_supplements_and_downloads_the_result(on
     page.click(f"text={code}")
     page.wait_for_selector("#pay")
     shot(page, "citizen-03-pay")
+    # their own data as the form labels it (as on the staff's page), documents by their checklist names,
+    # and nothing an officer wrote
+    mine = page.inner_text("#my-data")
+    for text in ("Mục đích xin cấp", "Bổ sung hồ sơ xin việc", "Cách nhận kết quả", "Qua bưu điện", "10/02/2026"):
+        assert text in mine
+    assert "delivery" not in mine and "buu_dien" not in mine and "2026-02-10" not in mine
+    assert "Nội bộ" not in mine and "Kết quả kiểm tra" not in page.inner_text("#my-dossier")
+    assert "Ghi chú nội bộ" not in page.inner_text("#my-dossier")
+    assert "Tờ khai (theo mẫu): to_khai.pdf" in page.inner_text("#my-documents")
 
     # 3. pay through the gateway: its page, then back to ours; the IPN confirmed it server to server
     page.click("#pay")

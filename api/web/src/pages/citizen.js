@@ -3,7 +3,7 @@
 // The citizen's token is kept in sessionStorage under its own key, apart from an officer's.
 import { api, ApiError } from '../lib/api.js';
 import { renderForm } from '../lib/form.js';
-import { formatMoney } from '../lib/display.js';
+import { formatMoney, renderDataView } from '../lib/display.js';
 import { $, h, mount, dt, flash, clearFlash, statusBadge } from '../lib/ui.js';
 import { PER_PAGE, pager } from '../lib/lists.js';
 
@@ -283,6 +283,7 @@ export function citizenDossierPage() {
       return;
     }
     const fileList = (files, id) => h(`ul#${id}`, files.map((f) => h('li',
+      f.document_name ? h('span', `${f.document_name}: `) : null,
       h('button.btn.btn-link', { type: 'button', onclick: () => downloadFile(code, f).catch((e) => flash(e.message, 'error')) }, f.filename),
       h('span.muted', ` (${Math.ceil(f.size / 1024)} KB)`))));
     const pending = (d.payments || []).find((p) => p.status === 'pending');
@@ -311,6 +312,7 @@ export function citizenDossierPage() {
             h('select#supplement-key', (d.checklist || DOCS).map((x) => h('option', { value: x.key }, x.name)))),
           h('div.field', h('label', { for: 'supplement-file' }, 'Tệp (PDF, JPEG, PNG)'), h('input#supplement-file', { type: 'file', required: true })),
           h('button.btn.btn-primary.btn-block#send-supplement', { type: 'submit' }, 'Gửi giấy tờ bổ sung'))) : null,
+      (d.data_view || []).length ? h('section.card#my-data', h('h2', 'Thông tin đã khai'), renderDataView(d.data_view)) : null,
       d.result_files.length ? h('section.card#results', h('h2', 'Kết quả điện tử'), fileList(d.result_files, 'result-files')) : null,
       d.documents.length ? h('section.card', h('h2', 'Giấy tờ đã nộp'), fileList(d.documents, 'my-documents')) : null,
       h('section.card', h('h2', 'Các bước xử lý'), h('ol.timeline', d.steps.map((s) => h('li.timeline-item',
