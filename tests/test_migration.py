@@ -479,3 +479,36 @@ def test_cli_migrate_hands_the_waiting_step_to_the_new_lane(settings, empty_data
     assert f"{code}: giữ nguyên / left alone: " in r.output and "appraising_agency" in r.output
     assert _versions(db)[code] == before
     db.dispose()
+
+
+POLICE = "000.05.14.H56"
+
+
+def appraisal_at_the_police(root) -> None:
+    """The appraisal is performed by another agency (the commune police, a registered agency)."""
+    task = root.find(".//bpmn:userTask[@id='Task_Appraisal']", NS)
+    props = task.find(".//camunda:properties", NS)
+    etree.SubElement(props, f"{{{CAMUNDA}}}property", name="agency", value=POLICE)
+
+
+def test_a_step_moved_to_another_agency_is_counted_as_performed_for_the_receiving_one(service, db, tmp_path):
+    """A waiting step the new version gives to another agency carries the receiving agency (`for_agency`),
+    so the period report counts it among the steps that agency performs for others (docs/reports.md)."""
+    from engine import agencies
+    from engine.reports import summary
+
+    for code in ("000.31.14.H56", POLICE):
+        agencies.put_agency(db, ADMIN, code, {"name": f"Cơ quan {code}"})
+    with at(2026, 3, 2, 9, 0):
+        d = _at(service, CODE, 1)  # waiting at the appraisal
+    task_id = d["tasks"][0]["id"]
+    old = _row(db, task_id)
+    assert (old.agency, old.for_agency) == (d["agency"], None)
+    assert _deploy(db, _variant(tmp_path, "v2", appraisal_at_the_police)) == 2
+    with at(2026, 3, 2, 9, 30):
+        assert migrate_page(service, ADMIN, CODE, 2)["counts"]["migrated"] == 1
+    new = _row(db, task_id)
+    assert (new.agency, new.for_agency) == (POLICE, d["agency"])
+    with db.read() as s:
+        steps = summary(s, "2026-03-02", "2026-03-02")["steps_performed"]["rows"]
+    assert [(r["agency"], r["handed_over"], r["in_process"]["total"]) for r in steps] == [(POLICE, 1, 1)]
