@@ -119,8 +119,10 @@ export function controlSlipPage() {
     const rows = list.map((s, i) => h('tr', { dataset: { step: s.spec_name, agency: s.agency || '' } },
       h('td', String(i + 1)),
       h('td', s.title),
-      interAgency ? h('td', nameOf(s.agency), s.handed_over_from
-        ? h('div.muted.small.handover', `Nhận bàn giao từ ${nameOf(s.handed_over_from)}`) : null) : null,
+      // one child in the cell, so that a phone's card keeps the hand-over beside its label
+      interAgency ? h('td', h('span', nameOf(s.agency), s.handed_over_from
+        ? h('span.muted.small.handover', `Nhận bàn giao từ ${nameOf(s.handed_over_from)}`)
+        : null)) : null,
       h('td', s.completed_by_name || s.completed_by || s.claimed_by || (s.roles || []).join(', ') || '—'),
       h('td', dt(s.created_at)),
       h('td', dt(s.due_at)),
