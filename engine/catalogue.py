@@ -71,7 +71,7 @@ def list_public(
             raise InvalidInput(
                 f"Mức độ '{level}' không hợp lệ", f"unknown level '{level}'", {"fields": {"level": ", ".join(LEVELS)}}
             )
-        stmt = stmt.where(ProcedureVersion.meta["level"].as_string() == level)
+        stmt = stmt.where(Procedure.level == level)  # ix_procedures_level_code
     q = (q or "").strip()
     if q:
         esc = like_escape(q)

@@ -82,7 +82,11 @@ class Procedure(Base):
     province-wide (`scope` = '', `agency` NULL). Each variant is versioned on its own (docs/security.md)."""
 
     __tablename__ = "procedures"
-    __table_args__ = (UniqueConstraint("code", "scope", name="uq_procedures_code_scope"),)
+    __table_args__ = (
+        UniqueConstraint("code", "scope", name="uq_procedures_code_scope"),
+        # the catalogues' level filter, in their order (by code): GET /procedures?level=, /public/procedures?level=
+        Index("ix_procedures_level_code", "level", "code"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64))
@@ -90,6 +94,9 @@ class Procedure(Base):
     name: Mapped[str] = mapped_column(String(500))
     agency: Mapped[str | None] = mapped_column(String(64), index=True)
     current_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: the current version's level of service (its `level` metadata), kept here at deploy so the catalogue's
+    #: level filter reads an index instead of every current version's JSON metadata
+    level: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     versions: Mapped[list[ProcedureVersion]] = relationship(

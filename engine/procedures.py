@@ -547,6 +547,7 @@ def deploy(session, loaded: LoadedProcedure, actor=None) -> DeployResult:
             return DeployResult(loaded.code, same.version, False, loaded.warnings)
     proc.current_version += 1
     proc.name = loaded.name
+    proc.level = str(loaded.meta["level"]) if loaded.meta.get("level") not in (None, "") else None
     known = set(session.scalars(select(ProcedureRole.role).where(ProcedureRole.procedure_id == proc.id)))
     for role in sorted(procedure_roles(loaded.user_tasks) - known):
         session.add(ProcedureRole(role=role, procedure_id=proc.id))

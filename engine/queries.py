@@ -291,7 +291,7 @@ def list_procedures(
                 f"unknown level '{level}'",
                 {"fields": {"level": ", ".join(sorted(LEVELS))}},
             )
-        stmt = stmt.where(ProcedureVersion.meta["level"].as_string() == level)
+        stmt = stmt.where(Procedure.level == level)  # ix_procedures_level_code
     q = (q or "").strip()
     if q:
         esc = like_escape(q)

@@ -174,3 +174,51 @@ def test_diagram(client):
     assert 'filename="four_steps.bpmn"' in r.headers["Content-Disposition"]
     assert_problem(client.get("/api/v1/procedures/nope/diagram", "chuyenvien"), 404)
     assert_problem(client.get("/api/v1/procedures/9.000001/diagram"), 401)
+
+
+def test_the_level_filter_reads_its_index(client, db):
+    """Both catalogues' level filter (staff and public) is served by ix_procedures_level_code, on SQLite and
+    PostgreSQL: the statements they run are explained, the planner told to avoid a scan where it can."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, params, context, executemany):
+        if "procedures.level" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        assert client.get("/api/v1/procedures?level=toan_trinh", "chuyenvien").get_json()["total"] == 1
+        assert client.get("/api/v1/public/procedures?level=toan_trinh").get_json()["total"] == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert len(seen) >= 2  # each catalogue's page (and its count) filters on the column
+    postgres = db.engine.dialect.name == "postgresql"
+    with db.engine.connect() as conn:
+        if postgres:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        for statement, params in seen:
+            prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+            plan = "\n".join(str(r[-1]) for r in conn.exec_driver_sql(prefix + statement, params))
+            assert "ix_procedures_level_code" in plan, plan
+
+
+def test_a_deploy_keeps_the_procedures_level(client, db):
+    from sqlalchemy import select
+
+    from engine.models import Procedure
+
+    with db.read() as s:
+        assert dict(s.execute(select(Procedure.code, Procedure.level)).all()) == {
+            "9.000001": None,
+            "9.000002": "toan_trinh",
+        }
+    content = FORM_STEPS.read_bytes().replace(b'value="toan_trinh"', b'value="3"')
+    assert b'value="3"' in content
+    forms = {"intake.json": (FORM_STEPS.parent / "intake.json").read_bytes()}
+    assert upload(client, "admin", content, "form_steps.bpmn", forms).status_code == 201
+    assert [p["code"] for p in client.get("/api/v1/procedures?level=3", "chuyenvien").get_json()["items"]] == [
+        "9.000002"
+    ]
+    assert client.get("/api/v1/public/procedures?level=toan_trinh").get_json()["total"] == 0

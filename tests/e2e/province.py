@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 
 from engine.calendar import VN_TZ
 from engine.dossiers import Applicant, agency_code
@@ -158,6 +158,11 @@ def load_province(db, service, procedures: int = PROCEDURES, open_tasks: int = O
             .all()
         )
         conn.execute(insert(ProcedureRole), role_rows)
+        # the current version's level, as a deploy keeps it (engine/procedures.py)
+        conn.execute(
+            update(Procedure).where(Procedure.id == bindparam("pid")).values(level=bindparam("lvl")),
+            [{"pid": r["procedure_id"], "lvl": r["meta"]["level"]} for r in version_rows],
+        )
         out.procedures = procedures
         out.codes = [r["code"] for r in proc_rows]
         sample = proc_rows[1233 % procedures]
