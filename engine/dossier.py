@@ -5,7 +5,8 @@ loads and saves it) and owns:
 
 * its **status after a step** (`status_after_step`): a legal outcome (refused, withdrawn, stopped) stays;
   a finished workflow takes the status its last end event declares (else returned); a workflow waiting
-  for the fee is payment_required; else the first open step's declared status, else in_process once a
+  for the fee is payment_required; else the status its open step declares (steps open side by side: the one
+  furthest behind, an undeclared one counting as in_process), else in_process once a
   step was completed (an end event declaring refused after acceptance: processed then returned, with
   the result `refused`, engine/statuses.portal_end); a diagram waiting for a supplement is supplement_requested, its clock paused
   (`hold_clock_for_supplement`); an online dossier (new) accepted at intake passes through received first.

@@ -791,6 +791,11 @@ def step_outcome(workflow, rt: Runtime, ready: dict, completed_task) -> StepOutc
     if messages.waiting(workflow, messages.SUPPLEMENT):
         return StepOutcome(waits_for_supplement=True, task_completed=completed_task is not None)
     statuses = tuple(s for s in (rt.user_task(t).get("status") for t in ready.values()) if s)
+    if len(ready) > 1 and statuses:  # steps side by side (parallel branches): the one furthest behind decides,
+        # an undeclared one counting as in_process (docs/bpmn-conventions.md 4 and 9.5)
+        statuses = (
+            min(statuses + (Status.IN_PROCESS.value,) * (len(ready) - len(statuses)), key=lambda v: Status(v).code),
+        )
     return StepOutcome(declared=statuses, task_completed=completed_task is not None)
 
 

@@ -503,6 +503,8 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
     version = session.get(ProcedureVersion, d.procedure_version_id)
     proc = session.get(Procedure, version.procedure_id)
     tasks = list(session.scalars(select(Task).where(Task.dossier_id == d.id).order_by(Task.created_at, Task.id)))
+    # steps opened together (parallel branches) in the order they were completed, the open ones after them
+    tasks.sort(key=lambda t: (t.created_at, t.completed_at is None, t.completed_at or t.created_at, t.id))
     people = {t.completed_by for t in tasks} | {t.claimed_by for t in tasks} | {d.created_by}
     people.discard(None)
     names = (
@@ -512,11 +514,19 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
     )
     paused = d.paused_at is not None
     steps = []
-    # Each agency's share of the time: its steps' office hours on its own calendar (docs/bpmn-conventions.md,
-    # "Inter-agency procedures"); a step whose agency differs from the one before it was handed over.
+    # Each agency's share of the time: its steps' office hours on its own calendar, each step its own time even
+    # when steps of two agencies run side by side (parallel branches), the dossier's elapsed time apart
+    # (docs/bpmn-conventions.md, "Inter-agency procedures"). Where a step was handed over from is what its
+    # hand-over event says (the agency whose step opened it), not the row before it: two steps opened together
+    # were both handed over by the step that opened them.
+    handed = {
+        e.task_id: (e.details or {}).get("from_agency")
+        for e in session.scalars(
+            select(Event).where(Event.dossier_id == d.id, Event.action == "step.handed_over").order_by(Event.id)
+        )
+    }
     calendars: dict[str, WorkCalendar] = {}
     shares: dict[str, dict] = {}
-    previous = d.agency
     for t in tasks:
         on_time = None
         if t.due_at is not None and t.completed_at is not None:
@@ -536,7 +546,7 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
                 "spec_name": t.spec_name,
                 "title": t.title,
                 "agency": t.agency,
-                "handed_over_from": previous if t.agency != previous and not wait else None,
+                "handed_over_from": None if wait else handed.get(t.id),
                 "working_hours": hours,
                 "roles": list(t.roles or []),
                 "state": t.state,
@@ -551,7 +561,6 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
                 "overdue": step_overdue(t, now, paused),
             }
         )
-        previous = previous if wait else t.agency
     documents = document_states(session, d, runtimes.get(session, d.procedure_version_id))
     meta = version.meta or {}
     # the agencies by name (the slip prints names; a code not registered stays a code), and each one's
@@ -564,6 +573,8 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
         share["percent"] = round(100 * share["working_hours"] / total_hours, 1) if total_hours else None
     for step in steps:
         step["agency_name"] = agency_names.get(step["agency"])
+    receiving = calendars.get(d.agency) or calendar_for(session, d.agency)
+    elapsed = receiving.working_hours_between(d.received_at, d.finished_at or now)
     return {
         "code": d.code,
         "agency": d.agency,
@@ -583,6 +594,9 @@ def dossier_steps(session, actor: Actor, code: str, runtimes, now: datetime | No
         "received_by": {"username": d.created_by, "full_name": names.get(d.created_by)} if d.created_by else None,
         "steps": steps,
         "agencies": list(shares.values()),
+        # the dossier's own time from receipt to its end (or now) on the receiving agency's calendar: less than
+        # the agencies' hours added up when their steps overlapped
+        "elapsed_working_hours": round(max(0.0, elapsed), 2),
         "documents": documents,
     }
 

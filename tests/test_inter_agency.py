@@ -3,8 +3,8 @@ task names the agency whose staff do it, by code or by an expression over the do
 inbox gets the task, its due time is on that agency's calendar, and each hand-over is on the timeline.
 
 A Decree 63/2024-like group received by a commune: birth registration by the commune of the child's
-residence (an expression), permanent residence by the commune police (a code), the health-insurance card by
-the provincial social insurance (a code on the task itself).
+residence (an expression), then side by side (a parallel gateway) permanent residence by the commune police
+(a code) and the health-insurance card by the provincial social insurance (a code on the task itself).
 """
 
 from __future__ import annotations
@@ -53,14 +53,19 @@ GROUP = b"""<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:sequenceFlow id="f2" sourceRef="intake" targetRef="birth"/>
     <bpmn:userTask id="birth" name="Dang ky khai sinh"><bpmn:extensionElements><camunda:properties>
       <camunda:property name="deadline" value="1 working day"/></camunda:properties></bpmn:extensionElements></bpmn:userTask>
-    <bpmn:sequenceFlow id="f3" sourceRef="birth" targetRef="residence"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="birth" targetRef="fork"/>
+    <bpmn:parallelGateway id="fork"/>
+    <bpmn:sequenceFlow id="f3a" sourceRef="fork" targetRef="residence"/>
+    <bpmn:sequenceFlow id="f3b" sourceRef="fork" targetRef="card"/>
     <bpmn:userTask id="residence" name="Dang ky thuong tru"><bpmn:extensionElements><camunda:properties>
       <camunda:property name="deadline" value="1 working day"/></camunda:properties></bpmn:extensionElements></bpmn:userTask>
-    <bpmn:sequenceFlow id="f4" sourceRef="residence" targetRef="card"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="residence" targetRef="join"/>
     <bpmn:userTask id="card" name="Cap the BHYT"><bpmn:extensionElements><camunda:properties>
       <camunda:property name="agency" value="000.00.30.H56"/>
       <camunda:property name="deadline" value="1 working day"/></camunda:properties></bpmn:extensionElements></bpmn:userTask>
-    <bpmn:sequenceFlow id="f5" sourceRef="card" targetRef="end"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="card" targetRef="join"/>
+    <bpmn:parallelGateway id="join"/>
+    <bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>
     <bpmn:endEvent id="end"/>
   </bpmn:process>
 </bpmn:definitions>
@@ -121,19 +126,23 @@ def test_three_agencies_each_get_their_own_step(service, db):
 
     with time_machine.travel(vn(2026, 3, 2, 10, 0), tick=False):
         birth = service.complete_task(justice, _task(db, d["code"], "birth").id, {})
-    residence = _task(db, d["code"], "residence")
+    residence, card = _task(db, d["code"], "residence"), _task(db, d["code"], "card")
     assert residence.agency == POLICE and inbox(service, police) == ["residence"]
     assert inbox(service, justice) == [] and inbox(service, police_elsewhere) == []  # the commune's own police role
     with pytest.raises(NotFound):
         service.claim(receiver, residence.id)  # another agency's step does not exist for the commune's staff
-    assert [t["spec_name"] for t in birth["tasks"]] == ["residence"]
+    # both opened at once, each in its own agency's inbox, the dossier in process (4)
+    assert sorted(t["spec_name"] for t in birth["tasks"]) == ["card", "residence"]
+    assert birth["status"] == "in_process"
+    assert card.agency == INSURANCE and inbox(service, insurance) == ["card"]
+    # each on its own agency's calendar from the same moment: the police's Tuesday 10:00; the social
+    # insurance takes Tuesday 03/03 off: Wednesday 04/03 10:00
+    assert residence.due_at == vn(2026, 3, 3, 10, 0) and card.due_at == vn(2026, 3, 4, 10, 0)
 
     with time_machine.travel(vn(2026, 3, 2, 11, 0), tick=False):
-        service.complete_task(police, residence.id, {})
-    card = _task(db, d["code"], "card")
-    assert card.agency == INSURANCE and inbox(service, insurance) == ["card"]
-    # 1 working day on the social insurance's calendar, which takes Tuesday 03/03 off: Wednesday 04/03 11:00
-    assert card.due_at == vn(2026, 3, 4, 11, 0)
+        half = service.complete_task(police, residence.id, {})
+    assert half["finished"] is False and half["status"] == "in_process"  # waits at the join for the card
+    assert [t["spec_name"] for t in half["tasks"]] == ["card"] and inbox(service, police) == []
     with time_machine.travel(vn(2026, 3, 3, 15, 0), tick=False):
         done = service.complete_task(insurance, card.id, {})
     assert done["finished"] is True and done["status"] == "returned" and done["tasks"] == []
@@ -143,24 +152,27 @@ def test_three_agencies_each_get_their_own_step(service, db):
             (e.details["task"], e.details["from_agency"], e.details["to_agency"])
             for e in s.scalars(select(Event).where(Event.action == "step.handed_over").order_by(Event.id))
         ]
-    assert handed == [("residence", COMMUNE, POLICE), ("card", POLICE, INSURANCE)]
+    assert sorted(handed) == [("card", COMMUNE, INSURANCE), ("residence", COMMUNE, POLICE)]  # both from the birth
 
     # The control slip: each step's agency, each hand-over, and each agency's share of the time on its own
-    # calendar (the card: Mon 11:00-11:30 and 13:30-17:00; Tuesday is the social insurance's day off).
+    # calendar, each step its own time although the two ran together (the card: Mon 10:00-11:30 and
+    # 13:30-17:00; Tuesday is the social insurance's day off).
     with db.read() as s:
         slip = queries.dossier_steps(s, admin, d["code"], service.runtimes, now=vn(2026, 3, 3, 16, 0))
     assert [(x["spec_name"], x["agency"], x["handed_over_from"], x["working_hours"]) for x in slip["steps"]] == [
         ("intake", COMMUNE, None, 0.25),
         ("birth", COMMUNE, None, 0.75),
         ("residence", POLICE, COMMUNE, 1.0),
-        ("card", INSURANCE, POLICE, 4.0),
+        ("card", INSURANCE, COMMUNE, 5.0),
     ]
-    # each agency's part of the 6 working hours in percent, by the name the agencies table gives it
+    # each agency's part of the 7 working hours in percent, by the name the agencies table gives it
     assert [(a["agency"], a["steps"], a["working_hours"], a["percent"]) for a in slip["agencies"]] == [
-        (COMMUNE, 2, 1.0, 16.7),
-        (POLICE, 1, 1.0, 16.7),
-        (INSURANCE, 1, 4.0, 66.7),
+        (COMMUNE, 2, 1.0, 14.3),
+        (POLICE, 1, 1.0, 14.3),
+        (INSURANCE, 1, 5.0, 71.4),
     ]
+    # the dossier's own time, on the commune's calendar: Mon 09:00-11:30, 13:30-17:00, Tue 07:00-11:30, 13:30-15:00
+    assert slip["elapsed_working_hours"] == 12.0
     assert slip["agency"] == COMMUNE and slip["agency_name"] == slip["agencies"][0]["name"]
     assert all(a["name"] for a in slip["agencies"]) and all(x["agency_name"] for x in slip["steps"])
 
@@ -218,3 +230,20 @@ def test_cli_validate_does_not_create_a_database(tmp_path):
     r = CliRunner().invoke(cli, ["validate", str(path)], env=env)
     assert r.exit_code == 0 and "⚠ [police]" in r.output, r.output
     assert not missing.exists()
+
+
+def test_side_by_side_the_step_furthest_behind_gives_the_status(service, db):
+    """Two steps open at once that would give different statuses: the dossier shows the one furthest behind
+    (an undeclared step counting as in_process), so it is 'processed' (9) only once nothing is in process."""
+    declared = GROUP.replace(
+        b'<camunda:property name="agency" value="000.00.30.H56"/>',
+        b'<camunda:property name="agency" value="000.00.30.H56"/><camunda:property name="status" value="processed"/>',
+    )
+    deploy_bytes(db, declared, "lien_thong.bpmn")
+    with time_machine.travel(vn(2026, 3, 2, 9, 0), tick=False):
+        d = service.start_dossier(receiver, "9.063024", {"name": "Nguyễn Văn An"}, data={"child_commune": COMMUNE})
+        service.complete_task(receiver, d["tasks"][0]["id"], {})
+        both = service.complete_task(justice, _task(db, d["code"], "birth").id, {})
+        assert both["status"] == "in_process" and len(both["tasks"]) == 2
+        one = service.complete_task(police, _task(db, d["code"], "residence").id, {})
+    assert one["status"] == "processed" and [t["spec_name"] for t in one["tasks"]] == ["card"]

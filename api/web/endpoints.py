@@ -124,6 +124,12 @@ class WebStepsSchema(ma.Schema):
     agencies = ma.fields.List(
         ma.fields.Nested(WebAgencyShareSchema), metadata={"description": "phần của mỗi cơ quan / each agency's share"}
     )
+    elapsed_working_hours = ma.fields.Float(
+        metadata={
+            "description": "giờ làm việc từ khi nhận đến khi kết thúc (hoặc bây giờ), theo lịch cơ quan tiếp nhận / "
+            "working hours from receipt to the end (or now) on the receiving agency's calendar"
+        }
+    )
     documents = ma.fields.List(ma.fields.Nested(WebDocumentSchema), required=True)
 
 

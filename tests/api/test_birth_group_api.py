@@ -1,12 +1,17 @@
 """Over HTTP, the Decree 63/2024 inter-agency sample of bpmn/ (docs/bpmn-conventions.md, "The sample
 procedures"): one submission at the commune desk; the commune's justice officer registers the birth and the
-chairman signs; the commune police register the permanent residence; the social insurance issues the
-health-insurance card; the desk returns the results. Each agency's officer sees the step in their own inbox
-and nobody else's does; the timeline and the control slip show each hand-over; the dossier finishes."""
+chairman signs; then, side by side (a parallel gateway), the commune police register the permanent residence
+and the social insurance issues the health-insurance card; once both are done the desk returns the results.
+Each agency's officer sees the step in their own inbox and nobody else's does; the timeline and the control
+slip show each hand-over (the signature hands the dossier to both agencies at once); the dossier finishes
+whichever of the two agencies finishes first."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
+import time_machine
 
 from engine.demo import DEMO_AGENCY, DEMO_INSURANCE, DEMO_POLICE, create_demo_agencies
 from engine.errors import ProcedureInvalid
@@ -109,10 +114,10 @@ def test_three_agencies_each_do_their_step_of_the_birth_group(app, client, passw
     d = client.get(f"/api/v1/dossiers/{code}", "tiepnhan").get_json()
     assert d["status"] == "returned" and d["tasks"] == []
     handed = [e["details"] for e in d["timeline"] if e["action"] == "step.handed_over"]
-    assert [(e["task"], e["from_agency"], e["to_agency"]) for e in handed] == [
+    assert sorted((e["task"], e["from_agency"], e["to_agency"]) for e in handed) == [
+        ("Task_Card", DEMO_AGENCY, DEMO_INSURANCE),  # the signature hands the dossier to both at once
         ("Task_Residence", DEMO_AGENCY, DEMO_POLICE),
-        ("Task_Card", DEMO_POLICE, DEMO_INSURANCE),
-        ("Task_Return", DEMO_INSURANCE, DEMO_AGENCY),
+        ("Task_Return", DEMO_INSURANCE, DEMO_AGENCY),  # the last of the two to finish hands it back
     ]
     slip = client.get(f"/api/v1/dossiers/{code}/steps", "tiepnhan").get_json()
     assert [(x["spec_name"], x["agency"], x["handed_over_from"]) for x in slip["steps"]] == [
@@ -120,7 +125,7 @@ def test_three_agencies_each_do_their_step_of_the_birth_group(app, client, passw
         ("Task_Birth", DEMO_AGENCY, None),
         ("Task_Approval", DEMO_AGENCY, None),
         ("Task_Residence", DEMO_POLICE, DEMO_AGENCY),
-        ("Task_Card", DEMO_INSURANCE, DEMO_POLICE),
+        ("Task_Card", DEMO_INSURANCE, DEMO_AGENCY),
         ("Task_Return", DEMO_AGENCY, DEMO_INSURANCE),
     ]
     assert [(a["agency"], a["steps"]) for a in slip["agencies"]] == [
@@ -148,3 +153,100 @@ def test_the_group_deploys_only_once_its_agencies_are_registered(app):
     with pytest.raises(ProcedureInvalid) as err, svc.db.uow() as s:
         deploy(s, load_path(FOLDER / "birth_residence_insurance.bpmn"), "test")
     assert {p["element"] for p in err.value.details} == {"Lane_Police", "Lane_Insurance"}  # the lanes that name them
+
+
+VN = timezone(timedelta(hours=7))
+
+
+def at(client, day, hour, minute=0):
+    """A moment in office hours of the week from Monday 2 March 2026 (UTC+7)."""
+    client._tokens.clear()  # a token issued at another moment may have expired at this one
+    return time_machine.travel(datetime(2026, 3, day, hour, minute, tzinfo=VN), tick=False)
+
+
+def dossier(client, code):
+    return client.get(f"/api/v1/dossiers/{code}", "tiepnhan").get_json()
+
+
+@pytest.mark.parametrize("first", ["police", "insurance"])
+def test_the_residence_and_the_card_run_side_by_side_and_either_may_finish_first(app, client, password_hash, first):
+    """The signature opens both steps at once, each in its own agency's inbox with its own due time on that
+    agency's calendar; the dossier shows 'in process' (4) while either is open; the return opens only when
+    both are done, handed over by the one that finished last; the control slip lists the two steps in the
+    order they were completed and counts each agency's own working hours, the dossier's elapsed time apart."""
+    residence, card, back = STEPS[2], STEPS[3], STEPS[4]
+    with at(client, 2, 8):
+        code = received(app, client, password_hash)
+    with at(client, 2, 9):
+        complete(client, "hotich", "Task_Birth", BIRTH)
+    with at(client, 2, 10):
+        complete(client, "chutich", "Task_Approval", {"approval": "approve"})
+        d = dossier(client, code)
+        assert d["status"] == "in_process"
+        assert sorted((t["spec_name"], t["agency"]) for t in d["tasks"]) == [
+            ("Task_Card", DEMO_INSURANCE),
+            ("Task_Residence", DEMO_POLICE),
+        ]
+        assert inbox(client, "conganxa") == ["Task_Residence"] and inbox(client, "baohiem") == ["Task_Card"]
+        assert "Task_Return" not in inbox(client, "tiepnhan")
+        # each step's own due time: 1 working day on its agency's calendar, both from the signature
+        dues = {t["spec_name"]: t["due_at"] for t in d["tasks"]}
+        assert dues["Task_Residence"] == dues["Task_Card"]
+    done_first, done_last = (residence, card) if first == "police" else (card, residence)
+    with at(client, 3, 9):
+        complete(client, done_first[1], done_first[0], done_first[2])
+        d = dossier(client, code)
+        # one step still open at the other agency: still in process, nothing for the desk yet
+        assert d["status"] == "in_process"
+        assert [t["spec_name"] for t in d["tasks"]] == [done_last[0]]
+        assert "Task_Return" not in inbox(client, "tiepnhan")
+        assert inbox(client, done_first[1]) == [] and inbox(client, done_last[1]) == [done_last[0]]
+    with at(client, 4, 8):  # the other step is past its own due time: late on the board, for its agency only
+        board = client.get("/api/v1/monitor/overdue", "supervisor").get_json()
+        assert [(t["spec_name"], t["agency"]) for t in board["tasks"] if t["dossier_code"] == code] == [
+            (done_last[0], done_last[1] == "conganxa" and DEMO_POLICE or DEMO_INSURANCE)
+        ]
+        assert dossier(client, code)["overdue"] is False  # the dossier itself is within its 3 days
+        complete(client, done_last[1], done_last[0], done_last[2])
+        d = dossier(client, code)
+        assert d["status"] == "processed" and [t["spec_name"] for t in d["tasks"]] == ["Task_Return"]
+    with at(client, 4, 9):
+        complete(client, "tiepnhan", back[0], back[2])
+        d = dossier(client, code)
+        assert d["status"] == "returned" and d["tasks"] == []
+        slip = client.get(f"/api/v1/dossiers/{code}/steps", "tiepnhan").get_json()
+
+    last_agency = DEMO_INSURANCE if first == "police" else DEMO_POLICE
+    handed = [e["details"] for e in d["timeline"] if e["action"] == "step.handed_over"]
+    assert sorted((e["task"], e["from_agency"], e["to_agency"]) for e in handed) == [
+        ("Task_Card", DEMO_AGENCY, DEMO_INSURANCE),
+        ("Task_Residence", DEMO_AGENCY, DEMO_POLICE),
+        ("Task_Return", last_agency, DEMO_AGENCY),
+    ]
+    steps = {x["spec_name"]: x for x in slip["steps"]}
+    assert [x["spec_name"] for x in slip["steps"]][3:] == [done_first[0], done_last[0], "Task_Return"]
+    assert steps["Task_Residence"]["handed_over_from"] == steps["Task_Card"]["handed_over_from"] == DEMO_AGENCY
+    assert steps["Task_Return"]["handed_over_from"] == last_agency
+    assert steps[done_first[0]]["on_time"] is True and steps[done_last[0]]["on_time"] is False
+    # the two overlapping steps each count their own time: the agencies' hours add up to the dossier's
+    # elapsed hours plus the time both ran together (the shorter of the two, as both began at the signature)
+    short, long_ = steps[done_first[0]]["working_hours"], steps[done_last[0]]["working_hours"]
+    assert 0 < short < long_
+    shares = {a["agency"]: a for a in slip["agencies"]}
+    assert shares[DEMO_POLICE]["steps"] == shares[DEMO_INSURANCE]["steps"] == 1
+    assert shares[DEMO_AGENCY]["steps"] == 4
+    total = sum(a["working_hours"] for a in slip["agencies"])
+    assert total == pytest.approx(slip["elapsed_working_hours"] + short, abs=0.05)
+    assert sum(a["percent"] for a in slip["agencies"]) == pytest.approx(100, abs=0.2)
+
+
+def test_refused_at_the_signature_the_group_never_forks(app, client, password_hash):
+    """A refusal before the parallel gateway: neither agency gets a step, no hand-over, no share."""
+    code = received(app, client, password_hash)
+    complete(client, "hotich", "Task_Birth", BIRTH)
+    complete(client, "chutich", "Task_Approval", {"approval": "refuse", "note": "Không thuộc thẩm quyền"})
+    assert inbox(client, "conganxa") == [] and inbox(client, "baohiem") == []
+    slip = client.get(f"/api/v1/dossiers/{code}/steps", "tiepnhan").get_json()
+    assert [x["spec_name"] for x in slip["steps"]] == ["Task_Intake", "Task_Birth", "Task_Approval"]
+    assert [a["agency"] for a in slip["agencies"]] == [DEMO_AGENCY]
+    assert dossier(client, code)["status"] == "returned"

@@ -2,7 +2,8 @@
 agencies' dossiers (`steps_performed` of GET /api/v1/reports/summary, docs/reports.md "Steps performed for
 other agencies"), each step judged by its own due time on the performing agency's calendar. The Decree
 63/2024 group: the commune receives two dossiers; the police register one residence late and leave the other
-open past its due time; the social insurance issues the card on time."""
+open past its due time; the social insurance, working side by side with the police, issues one card on time
+and leaves the other open past its due time."""
 
 from __future__ import annotations
 
@@ -73,6 +74,14 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
         open_one = r.get_json()["code"]
         complete(client, "Task_Intake", "tiepnhan", INTAKE)
     to_police(client, 10)
+    with at(client, 2026, 3, 2, 14):  # the card: 1 working day, done the same afternoon, while the police work
+        task = next(
+            t
+            for t in client.get("/api/v1/tasks", CARD[1]).get_json()["items"]
+            if t["dossier_code"] == late_one and t["spec_name"] == CARD[0]
+        )
+        r = client.post(f"/api/v1/tasks/{task['id']}/complete", CARD[1], json={"data": CARD[2]})
+        assert r.status_code == 200, r.get_json()
     # the residence is due 1 working day after it reached the police: done on the 13th, late
     with at(client, 2026, 3, 13, 10):
         task = next(
@@ -83,13 +92,12 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
         assert task["due_at"] < "2026-03-12"
         r = client.post(f"/api/v1/tasks/{task['id']}/complete", "conganxa", json={"data": RESIDENCE[2]})
         assert r.status_code == 200, r.get_json()
-    with at(client, 2026, 3, 13, 14):  # the card: 4 working hours, done within them
-        complete(client, CARD[0], CARD[1], CARD[2])
     with at(client, 2026, 3, 13, 15):  # the commune's return: its own dossier, never a performed step
         complete(client, RETURN[0], RETURN[1], RETURN[2])
     client._tokens.clear()
     assert client.get(f"/api/v1/dossiers/{late_one}", "tiepnhan").get_json()["status"] == "returned"
-    assert client.get(f"/api/v1/dossiers/{open_one}", "tiepnhan").get_json()["tasks"][0]["agency"] == DEMO_POLICE
+    open_steps = client.get(f"/api/v1/dossiers/{open_one}", "tiepnhan").get_json()["tasks"]
+    assert sorted(t["agency"] for t in open_steps) == [DEMO_INSURANCE, DEMO_POLICE]
 
     with at(client, 2026, 4, 6, 9):
         march = report(client, "2026-03-01", "2026-03-31")
@@ -99,20 +107,25 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
         text = report(client, "2026-03-01", "2026-03-31", fmt="csv").decode("utf-8-sig")
         book = load_workbook(io.BytesIO(report(client, "2026-03-01", "2026-03-31", fmt="xlsx")))
 
-    # March: the police had two steps, one done late and one open past its due time; the insurance one on time
+    # March: the police had two steps, one done late and one open past its due time; the insurance two (both
+    # dossiers reached it at the signature, beside the police), one done on time and one open past its due time
     assert figures(march["steps_performed"]) == {
         DEMO_POLICE: ("LT63.01", 2, (1, 0, 1), (1, 0, 1), 0.0),
-        DEMO_INSURANCE: ("LT63.01", 1, (1, 1, 0), (0, 0, 0), 100.0),
+        DEMO_INSURANCE: ("LT63.01", 2, (1, 1, 0), (1, 0, 1), 50.0),
     }
     totals = march["steps_performed"]["totals"]
-    assert (totals["handed_over"], totals["completed"]["total"], totals["in_process"]["overdue"]) == (3, 2, 1)
+    assert (totals["handed_over"], totals["completed"]["total"], totals["in_process"]["overdue"]) == (4, 2, 2)
     assert march["steps_performed"]["rows"][0]["procedure_name"]
     # the dossiers stay the receiving commune's: two received, one completed
     assert [(r["agency"], r["received"]["total"], r["completed"]["total"]) for r in march["rows"]] == [
         (DEMO_AGENCY, 2, 1)
     ]
-    # 2 March alone: both police steps open at its end and due the next morning; no card yet
-    assert figures(early["steps_performed"]) == {DEMO_POLICE: ("LT63.01", 2, (0, 0, 0), (2, 2, 0), 100.0)}
+    # 2 March alone: both police steps open at its end and due the next morning; the two cards reached the
+    # social insurance beside them: one done that afternoon, the other open and due the next morning
+    assert figures(early["steps_performed"]) == {
+        DEMO_POLICE: ("LT63.01", 2, (0, 0, 0), (2, 2, 0), 100.0),
+        DEMO_INSURANCE: ("LT63.01", 2, (1, 1, 0), (1, 1, 0), 100.0),
+    }
     # one agency: the police see their steps (and no dossier of their own); the commune performed none
     assert police["rows"] == [] and list(figures(police["steps_performed"])) == [DEMO_POLICE]
     assert commune["steps_performed"]["rows"] == [] and commune["rows"][0]["agency"] == DEMO_AGENCY
@@ -123,7 +136,7 @@ def test_each_agency_counts_the_steps_it_performed_for_other_agencies(app, clien
     assert lines[start - 1] == [] and lines[start + 1][0] == "Cơ quan thực hiện"
     police_line = next(line for line in lines[start:] if line[0] == DEMO_POLICE)
     assert police_line[3:10] == ["2", "1", "0", "1", "1", "0", "1"]
-    assert lines[-1][0] == "Tổng cộng" and lines[-1][3] == "3"
+    assert lines[-1][0] == "Tổng cộng" and lines[-1][3] == "4"
     sheet = book["Bước liên thông"]
     rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=4)]
     assert rows[0][0] == "Cơ quan thực hiện"

@@ -1,6 +1,6 @@
 """The Decree 63/2024 inter-agency group of bpmn/ in headless Chromium (docs/bpmn-conventions.md 9.5): the
-commune desk receives it, the commune registers the birth, the commune police the residence, the social
-insurance the card, the desk returns the results. The police officer opens the dossier from their task (a
+commune desk receives it, the commune registers the birth, then the commune police the residence and the
+social insurance the card side by side, the desk returns the results. The police officer opens the dossier from their task (a
 performing agency reads the dossier, docs/security.md "Performing agencies"); an officer of a fourth agency
 gets "not found"; the process control slip shows each hand-over and each agency's share of the time, on a
 desk and on a phone, with no serious axe-core finding."""
@@ -123,7 +123,10 @@ def test_three_agencies_work_the_group_and_the_slip_shows_their_shares(group_ser
     police = page.locator("#control-table tr[data-step='Task_Residence']").inner_text()
     assert "Công an xã (ví dụ)" in police and "Nhận bàn giao từ UBND xã (ví dụ)" in police
     card = page.locator("#control-table tr[data-step='Task_Card']").inner_text()
-    assert "Bảo hiểm xã hội tỉnh (ví dụ)" in card and "Nhận bàn giao từ Công an xã (ví dụ)" in card
+    # both reached their agencies from the commune's signature at once (parallel branches)
+    assert "Bảo hiểm xã hội tỉnh (ví dụ)" in card and "Nhận bàn giao từ UBND xã (ví dụ)" in card
+    back = page.locator("#control-table tr[data-step='Task_Return']").inner_text()
+    assert "Nhận bàn giao từ Bảo hiểm xã hội tỉnh (ví dụ)" in back
     assert page.inner_text("#control-handovers") == "3"
     shares = api.get(f"/dossiers/{code}/steps", "tiepnhan")["agencies"]
     rows = page.locator("#control-agencies tr[data-agency]")
@@ -137,6 +140,11 @@ def test_three_agencies_work_the_group_and_the_slip_shows_their_shares(group_ser
         assert name in text and str(share["steps"]) in text, text
         assert share["percent"] is not None and f"{share['percent']:g}".replace(".", ",") + " %" in text, text
     assert sum(s["steps"] for s in shares) == 6
+    # the two agencies' steps overlapped: their hours add up to more than the dossier's, printed apart
+    elapsed = api.get(f"/dossiers/{code}/steps", "tiepnhan")["elapsed_working_hours"]
+    assert sum(s["working_hours"] for s in shares) > elapsed
+    note = page.inner_text("#control-elapsed")
+    assert f"{elapsed:g}".replace(".", ",") in note and "song song" in note, note
     bad = axe_violations(page)
     assert not bad, describe("control slip", bad)
     shot(page, "61-group-control-slip")

@@ -86,16 +86,22 @@ function verdict(s, now) {
 }
 
 /** Each agency's share of the time (an inter-agency procedure, docs/bpmn-conventions.md 9.5): its steps and
- * its working hours on its own calendar; shown when more than one agency worked the dossier. */
-function agencySharesTable(shares, nameOf) {
+ * its working hours on its own calendar; shown when more than one agency worked the dossier. Steps of two
+ * agencies running side by side each count their own hours, so the shares may add up to more than the
+ * dossier's elapsed working hours, printed under the table. */
+function agencySharesTable(shares, nameOf, elapsed) {
   if (!shares || shares.length < 2) return null;
   const headers = ['Cơ quan', 'Số bước', 'Số giờ làm việc', 'Tỷ lệ thời gian'];
+  const total = shares.reduce((sum, a) => sum + (a.working_hours || 0), 0);
   return h('div#control-agencies', h('h2.slip-subtitle', 'Phần thời gian của mỗi cơ quan'),
     table(headers, shares.map((a) => h('tr', { dataset: { agency: a.agency } },
       h('td', nameOf(a.agency)),
       h('td.num', String(a.steps)),
       h('td.num', formatNumber(a.working_hours)),
-      h('td.num', a.percent == null ? '—' : `${formatNumber(a.percent)} %`))), { class: 'stack' }));
+      h('td.num', a.percent == null ? '—' : `${formatNumber(a.percent)} %`))), { class: 'stack' }),
+    elapsed == null ? null : h('p.muted.small#control-elapsed',
+      `Thời gian hồ sơ đã qua: ${formatNumber(elapsed)} giờ làm việc`,
+      total > elapsed + 0.01 ? ' (các cơ quan làm song song nên tổng số giờ của các cơ quan lớn hơn).' : '.'));
 }
 
 export function controlSlipPage() {
@@ -144,7 +150,7 @@ export function controlSlipPage() {
         interAgency ? [h('dt', 'Số lần bàn giao giữa các cơ quan'),
           h('dd#control-handovers', String(list.filter((s) => s.handed_over_from).length))] : null),
       control,
-      agencySharesTable(shares, nameOf),
+      agencySharesTable(shares, nameOf, steps && steps.elapsed_working_hours),
       (steps && steps.documents && steps.documents.length)
         ? h('div#control-documents', h('h2.slip-subtitle', 'Thành phần hồ sơ'), documentsTable(steps.documents)) : null,
       h('p.muted.small', `In lúc ${dt(new Date(serverNow()).toISOString())}.`));
