@@ -588,6 +588,38 @@ class _Converter:
             self.components(children, target, f"{where}/components")
 
 
+def applicant_document(doc: dict, fields: set[str]) -> dict:
+    """The form-js document `doc` cut down to the components an applicant fills in (`fields`, the form's
+    `x-applicant-fields`, top-level names): a field whose key (or a group's or list's path) starts with one of
+    them is kept, a group without a path is kept with the components it keeps; everything else — officers'
+    fields, and text or images placed among them — is left out, as the applicant's JSON Schema leaves them."""
+
+    def top(name) -> str | None:
+        return name.split(".", 1)[0] if isinstance(name, str) and name else None
+
+    def keep(components) -> list:
+        out = []
+        for comp in components if isinstance(components, list) else []:
+            if not isinstance(comp, dict):
+                continue
+            name = top(comp.get("key")) or top(comp.get("path"))
+            if name is not None:
+                if name in fields:
+                    out.append(copy.deepcopy(comp))
+                continue
+            if isinstance(comp.get("components"), list):
+                children = keep(comp["components"])
+                if children:
+                    out.append(
+                        {**copy.deepcopy({k: v for k, v in comp.items() if k != "components"}), "components": children}
+                    )
+        return out
+
+    cut = {k: copy.deepcopy(v) for k, v in doc.items() if k not in ("components", "x-documents-waived-when")}
+    cut["components"] = keep(doc.get("components"))
+    return cut
+
+
 def convert(doc: dict, filename: str) -> tuple[dict, dict, str | None, list[str]]:
     """form-js document -> (JSON Schema 2020-12, UI schema, title or None, warnings)."""
     conv = _Converter(filename)
@@ -604,6 +636,11 @@ def convert(doc: dict, filename: str) -> tuple[dict, dict, str | None, list[str]
         documents = (documents or []) + conv.documents
     if documents is not None:
         schema["x-documents"] = documents
+    # the form's motcua keywords that are not components: which fields an applicant fills in online, and when
+    # the checklist is waived (docs/bpmn-conventions.md); checked by forms.model.Form like a JSON Schema's
+    for keyword in ("x-applicant-fields", "x-documents-waived-when"):
+        if keyword in doc:
+            schema[keyword] = copy.deepcopy(doc[keyword])
     ui = root.ui_schema()
     ui["ui:formjs"] = copy.deepcopy(doc)
     return schema, ui, title, conv.warnings

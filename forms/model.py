@@ -646,6 +646,9 @@ class Form:
             ui = {k: copy.deepcopy(v) for k, v in self.ui_schema.items() if not k.startswith("ui:") and k in mine}
             if isinstance(self.ui_schema.get("ui:order"), list):
                 ui["ui:order"] = [n for n in self.ui_schema["ui:order"] if n in mine or n == "*"]
+            if isinstance(self.ui_schema.get("ui:formjs"), dict):
+                # a form-js form is shown by its own viewer: the document cut to the applicant's fields
+                ui["ui:formjs"] = formjs.applicant_document(self.ui_schema["ui:formjs"], mine)
         return Form(f"{self.key}#applicant", schema, ui, self.title)
 
     def prefill(self, data: dict) -> dict:

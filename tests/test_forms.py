@@ -1127,3 +1127,20 @@ def test_public_api_is_exported():
     ):
         assert hasattr(forms, name)
     assert issubclass(forms.FormError, InvalidInput) and issubclass(forms.FormValidationError, InvalidInput)
+
+
+def test_a_form_js_intake_forms_applicant_part_keeps_only_the_applicants_components():
+    from forms.model import load_form
+
+    path = Path(__file__).parent / "data" / "online_formjs" / "intake.form"
+    form = load_form("intake.form", path.read_bytes())
+    assert form.applicant_fields() == ["purpose", "delivery", "address"]
+    mine = form.applicant_form()
+    assert set(mine.schema["properties"]) == {"purpose", "delivery", "address"}
+    doc = mine.ui_schema["ui:formjs"]
+    # the officers' fields and the text among them are gone; the condition stays with its field
+    assert [c.get("key") for c in doc["components"]] == ["purpose", "delivery", "address"]
+    assert doc["components"][2]["conditional"] == {"hide": '=delivery != "buu_dien"'}
+    assert doc["x-documents"][0]["key"] == "to_khai"
+    # the staff's form keeps the whole document
+    assert len(form.ui_schema["ui:formjs"]["components"]) == 6

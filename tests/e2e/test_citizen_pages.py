@@ -174,3 +174,43 @@ def test_a_citizen_submits_signs_in_pays_supplements_and_downloads_the_result(on
     assert dl.value.suggested_filename == "giay_xac_nhan.pdf"
     assert Path(dl.value.path()).read_bytes() == PDF
     shot(page, "citizen-05-result")
+
+
+ONLINE_FORMJS = Path(__file__).resolve().parents[1] / "data" / "online_formjs" / "online_formjs.bpmn"
+
+
+def test_a_form_js_intake_form_is_filled_in_with_the_form_js_viewer(online_server, new_page):
+    """A level-3 procedure whose intake form is a form-js form: the citizen's page draws it with form-js's own
+    viewer (as the staff's task page does), cut to the applicant's fields, its conditions live."""
+    from .a11y import axe_violations, describe
+
+    server, _ = online_server
+    deploy_bytes(server.db, ONLINE_FORMJS.read_bytes(), ONLINE_FORMJS.name, form_files_beside(ONLINE_FORMJS))
+    page = new_page(width=390, height=844, has_touch=True, is_mobile=True)
+    page.goto(server("/cong-dan/thu-tuc/9.000302"))
+    page.wait_for_selector("#applicant-form .fjs-container")
+    form = page.locator("#applicant-form")
+    # only the applicant's part: no officer's field, nor the text placed among them
+    text = form.inner_text()
+    assert "Mục đích đăng ký" in text and "Cách nhận kết quả" in text
+    for staff_only in ("Kết quả kiểm tra", "Ghi chú nội bộ", "Phần dành cho cán bộ"):
+        assert staff_only not in text
+    # form-js's condition: the address shows only for delivery by post
+    assert form.get_by_label("Địa chỉ nhận qua bưu điện").count() == 0
+    page.fill("#a-name", "Lê Thị Hoa")
+    page.fill("#a-phone", PHONE)
+    page.click("#submit")  # required fields, checked by the viewer before anything is sent
+    page.wait_for_selector("#applicant-form .fjs-has-errors")
+    assert page.locator("#dossier-code").count() == 0
+    form.get_by_label("Mục đích đăng ký").fill("Đăng ký thử")
+    form.get_by_label("Qua bưu điện").check()
+    form.get_by_label("Địa chỉ nhận qua bưu điện").fill("12 Trần Phú, Quảng Ngãi")
+    bad = axe_violations(page)
+    assert not bad, describe("/cong-dan/thu-tuc/9.000302", bad)
+    shot(page, "citizen-06-formjs")
+    page.click("#submit")
+    page.wait_for_selector("#dossier-code")
+    code = page.inner_text("#dossier-code").strip()
+    d = requests.get(server(f"/api/v1/dossiers/{code}"), headers=Staff(server).h("tiepnhan"), timeout=10).json()
+    assert d["data"] == {"purpose": "Đăng ký thử", "delivery": "buu_dien", "address": "12 Trần Phú, Quảng Ngãi"}
+    assert d["channel"] == 2 and d["procedure_code"] == "9.000302"

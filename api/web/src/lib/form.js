@@ -68,6 +68,18 @@ function uiOf(ui, name) {
 }
 
 /**
+ * Render a form as its kind wants, the one place the pages choose: a form-js form (its UI schema holds the
+ * original document, `ui:formjs`) by @bpmn-io/form-js-viewer (the formjs.js bundle, which the page's template
+ * loads), any other by `renderForm`. Resolves to the same interface either way.
+ */
+export async function renderAnyForm(container, { schema, uiSchema, values, readOnly } = {}) {
+  const formjs = uiSchema && uiSchema['ui:formjs'];
+  return formjs
+    ? window.motcuaFormJs.renderFormJs(container, { doc: formjs, values, readOnly })
+    : renderForm(container, { schema, uiSchema, values, readOnly });
+}
+
+/**
  * Render `schema` into `container`. Returns {getData, setErrors, clearErrors, checkRequired, fields}.
  */
 export function renderForm(container, { schema, uiSchema, values, readOnly } = {}) {

@@ -2,7 +2,7 @@
 // code sent by SMS (or the national identity); my dossiers; supplement; pay; download the result.
 // The citizen's token is kept in sessionStorage under its own key, apart from an officer's.
 import { api, ApiError } from '../lib/api.js';
-import { renderForm } from '../lib/form.js';
+import { renderAnyForm } from '../lib/form.js';
 import { formatMoney, renderDataView } from '../lib/display.js';
 import { $, h, mount, dt, flash, clearFlash, statusBadge } from '../lib/ui.js';
 import { PER_PAGE, pager } from '../lib/lists.js';
@@ -124,7 +124,7 @@ export function citizenProcedurePage() {
       mount(holder, h('h3', 'Thông tin khai'));
       const inner = h('div');
       holder.appendChild(inner);
-      form = renderForm(inner, { schema: proc.form.schema, uiSchema: proc.form.ui_schema });
+      form = await renderAnyForm(inner, { schema: proc.form.schema, uiSchema: proc.form.ui_schema });
     }
     mount($('#documents'), proc.documents.length ? [h('h3', 'Đính kèm giấy tờ (PDF, JPEG, PNG)'),
       proc.documents.map((d) => h('div.field', { dataset: { field: d.key } },

@@ -1,6 +1,6 @@
 // One task: its form rendered from the JSON Schema, claim / give back / complete, per-field 422 errors.
 import { api } from '../lib/api.js';
-import { renderForm } from '../lib/form.js';
+import { renderAnyForm } from '../lib/form.js';
 import { $, h, mount, dt, dueCell, flash, clearFlash, statusBadge, CHANNEL_VI } from '../lib/ui.js';
 import { requireLogin } from './common.js';
 import { documentsPanel } from './documents.js';
@@ -81,10 +81,7 @@ export function taskPage() {
       const holder = h('div');
       area.appendChild(holder);
       const readOnly = done || heldByOther || !mayWork;
-      const formjs = uiSchema && uiSchema['ui:formjs'];
-      form = formjs
-        ? await window.motcuaFormJs.renderFormJs(holder, { doc: formjs, values, readOnly }) // formjs.js bundle
-        : renderForm(holder, { schema, uiSchema, values, readOnly });
+      form = await renderAnyForm(holder, { schema, uiSchema, values, readOnly });
       freeData = null;
     } else {
       form = null;
