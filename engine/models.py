@@ -574,6 +574,8 @@ class ReportDay(Base):
     supplement request): the stock at a day's start is the sum of the deltas up to and including that day."""
 
     __tablename__ = "report_days"
+    # one agency's report reads its rows only (the primary key leads with the day)
+    __table_args__ = (Index("ix_report_days_agency", "agency", "day"),)
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     agency: Mapped[str] = mapped_column(String(64), primary_key=True)

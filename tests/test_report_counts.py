@@ -337,35 +337,60 @@ def test_concurrent_changes_add_up(db, settings):
     assert rows == {"P1": 100, "P2": 100}
 
 
+def _insert_as_then(conn, name: str, values: dict) -> int:
+    """Insert a row into table `name` as it is in the database now (reflected: an older schema than the
+    models), NOT NULL columns not given filled with a plain value of their type."""
+    from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, MetaData, Table
+
+    table = Table(name, MetaData(), autoload_with=conn)
+    row = dict(values)
+    for c in table.columns:
+        if c.name in row or c.nullable or c.primary_key or c.server_default is not None:
+            continue
+        t = c.type
+        row[c.name] = (
+            vn(2026, 1, 1)
+            if isinstance(t, DateTime)
+            else date(2026, 1, 1)
+            if isinstance(t, Date)
+            else False
+            if isinstance(t, Boolean)
+            else 0
+            if isinstance(t, Integer | Float)
+            else {}
+            if isinstance(t, JSON)
+            else "x"
+        )
+    return conn.execute(table.insert().values(**row)).inserted_primary_key[0]
+
+
 def test_upgrade_backfills_the_aggregates_from_existing_dossiers(empty_database):
     url = empty_database
     upgrade(url, "7d6ca5c8bd29")  # the schema before the aggregates
     database = Database(url)
     try:
-        with database.uow() as s:
-            v = add_procedures(s, ("P1",))
-            add_dossier(
-                s,
-                v,
-                "m1",
-                "A",
-                "P1",
-                Status.RETURNED,
-                vn(2026, 3, 2, 9),
-                2,
-                vn(2026, 3, 5, 9),
-                processed_at=vn(2026, 3, 4, 9),
-                returned_at=vn(2026, 3, 5, 8),
-                finished_at=vn(2026, 3, 5, 8),
+        with database.engine.begin() as conn:
+            pid = _insert_as_then(conn, "procedures", {"code": "P1", "name": "Thủ tục P1", "current_version": 1})
+            vid = _insert_as_then(
+                conn, "procedure_versions", {"procedure_id": pid, "version": 1, "content_hash": "P1", "meta": {}}
             )
-            add_dossier(s, v, "m2", "A", "P1", Status.IN_PROCESS, vn(2026, 3, 2, 9), 1, vn(2026, 3, 5, 9))
-            add_dossier(
-                s, v, "m3", "A", "P1", Status.REFUSED, vn(2026, 3, 20, 9), 3, None, finished_at=vn(2026, 3, 21, 9)
-            )
+            common = {"procedure_version_id": vid, "procedure_code": "P1", "agency": "A", "applicant_name": "A"}
+            rows = [
+                ("m1", Status.RETURNED, vn(2026, 3, 2, 9), 2, vn(2026, 3, 5, 9), vn(2026, 3, 4, 9), vn(2026, 3, 5, 8)),
+                ("m2", Status.IN_PROCESS, vn(2026, 3, 2, 9), 1, vn(2026, 3, 5, 9), None, None),
+                ("m3", Status.REFUSED, vn(2026, 3, 20, 9), 3, None, None, None),
+            ]
+            for code, st, received, channel, due, processed, returned in rows:
+                finished_at = returned or (vn(2026, 3, 21, 9) if st == Status.REFUSED else None)
+                values = dict(common, code=code, status=st.value, status_code=st.code, channel=channel)
+                values.update(received_at=received, due_at=due, processed_at=processed, returned_at=returned)
+                values.update(finished_at=finished_at, finished=finished_at is not None, version=1)
+                _insert_as_then(conn, "dossiers", values)
         upgrade(url)
         assert assert_reports_agree(database) > 10
         with database.read() as s:
-            assert summary(s, "2026-03-01", "2026-03-31")["totals"]["received"]["total"] == 3
+            totals = summary(s, "2026-03-01", "2026-03-31")["totals"]
+        assert totals["received"]["total"] == 3 and totals["refused"] == 1 and totals["returned"] == 1
     finally:
         database.dispose()
 
