@@ -75,12 +75,27 @@ class UserTaskSchema(ma.Schema):
     status = Str()
 
 
+class CalledProcedureSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    version = ma.fields.Integer(
+        required=True, metadata={"description": "phiên bản hồ sơ mới sẽ chạy / version run now"}
+    )
+    name = Str()
+    user_tasks = ma.fields.List(ma.fields.Nested(UserTaskSchema), required=True)
+
+
 class ProcedureDetailSchema(ProcedureItemSchema):
     process_id = Str()
     dialect = Str()
     versions = ma.fields.List(ma.fields.Nested(VersionSchema), required=True)
     user_tasks = ma.fields.List(ma.fields.Nested(UserTaskSchema), required=True)
     forms = ma.fields.List(ma.fields.Nested(FormSchema), required=True)
+    called = ma.fields.List(
+        ma.fields.Nested(CalledProcedureSchema),
+        metadata={
+            "description": "thủ tục được gọi (call activity) và các bước / procedures it calls, with their steps"
+        },
+    )
 
 
 class DeployResultSchema(ma.Schema):

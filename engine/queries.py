@@ -40,7 +40,7 @@ from .domain import (
 from .errors import InvalidInput, NotFound, PermissionDenied, ProcedureInvalid
 from .models import Agency, Dossier, Event, Procedure, ProcedureVersion, Task, TaskRole, User, utcnow
 from .paging import MAX_PER_PAGE, Page, page_of, paging
-from .procedures import LEVELS, load_procedure, reference_problems
+from .procedures import LEVELS, current_version_id, load_procedure, reference_problems
 from .statuses import BY_CODE, Status
 from .views import dossier_summary, event_view, iso, task_view
 
@@ -332,7 +332,37 @@ def procedure_details(session, actor: Actor, code: str, agency: str | None = Non
     current = next((v for v in versions if v.version == p.current_version), None)
     item = _catalogue_item(p, current)
     meta = (current.meta if current is not None else None) or {}
-    task_status = meta.get("task_status") or {}
+
+    def steps(version) -> list:
+        status = (version.meta or {}).get("task_status") or {}
+        return [
+            {
+                "id": ut.get("id"),
+                "name": ut.get("name"),
+                "roles": list(ut.get("roles") or []),
+                "assignee": ut.get("assignee"),
+                "form_key": ut.get("form_key"),
+                "deadline": ut.get("deadline"),
+                "status": ut.get("status") or status.get(ut.get("id")),
+            }
+            for ut in version.user_tasks or []
+        ]
+
+    # the procedures it calls (call activities), each once, in the versions a dossier received now would run
+    called, todo, seen = [], sorted(set((meta.get("calls") or {}).values())), {p.code}
+    while todo:
+        callee_code = todo.pop(0)
+        if callee_code in seen:
+            continue
+        seen.add(callee_code)
+        try:
+            v = session.get(ProcedureVersion, current_version_id(session, callee_code, p.agency))
+        except NotFound:
+            continue
+        name = session.scalar(select(Procedure.name).where(Procedure.id == v.procedure_id))
+        called.append({"code": callee_code, "version": v.version, "name": name, "user_tasks": steps(v)})
+        todo.extend(sorted(set(((v.meta or {}).get("calls") or {}).values())))
+    item["called"] = called
     item.update(
         {
             "process_id": current.process_id if current is not None else None,
@@ -348,18 +378,7 @@ def procedure_details(session, actor: Actor, code: str, agency: str | None = Non
                 }
                 for v in versions
             ],
-            "user_tasks": [
-                {
-                    "id": ut.get("id"),
-                    "name": ut.get("name"),
-                    "roles": list(ut.get("roles") or []),
-                    "assignee": ut.get("assignee"),
-                    "form_key": ut.get("form_key"),
-                    "deadline": ut.get("deadline"),
-                    "status": ut.get("status") or task_status.get(ut.get("id")),
-                }
-                for ut in (current.user_tasks if current is not None else [])
-            ],
+            "user_tasks": steps(current) if current is not None else [],
             "forms": [
                 {"key": k, "title": f.get("title"), "schema": f.get("schema"), "ui_schema": f.get("ui_schema")}
                 for k, f in sorted(((current.forms if current is not None else None) or {}).items())

@@ -11,6 +11,11 @@ from ..test_call_activities import SUB_FORM, callee, caller
 
 
 def test_deploy_through_the_api_names_a_missing_callee(client):
+    # the modeler's check says it first: the server holds procedures, so a missing callee is a problem
+    data = {"file": (io.BytesIO(caller(called="9.999999")), "main.bpmn")}
+    check = client.post("/api/v1/procedures/validate", "analyst", data=data, content_type="multipart/form-data")
+    assert check.status_code == 200 and check.get_json()["valid"] is False
+    assert [p["element"] for p in check.get_json()["problems"]] == ["Call_Sub"]
     data = {"file": (io.BytesIO(caller(called="9.999999")), "main.bpmn")}
     r = client.post("/api/v1/procedures", "analyst", data=data, content_type="multipart/form-data")
     assert r.status_code == 422, r.get_json()
@@ -63,3 +68,20 @@ def test_the_catalogue_entry_shows_the_called_procedures_steps_and_documents(cli
     own = client.get("/api/v1/public/procedures/9.000402").get_json()  # the callee's own entry: no marks
     assert own["steps"] == [{"name": "Thẩm định (thủ tục con)", "deadline": "2 working days"}]
     assert "procedure" not in own["documents"][0]
+
+
+def test_the_procedure_details_list_the_called_procedures_steps(client):
+    """GET /procedures/{code} (staff) of a calling procedure gives each procedure it calls with the version a
+    dossier received now would run and its steps."""
+    sub = {"file": (io.BytesIO(callee()), "sub.bpmn"), "forms": [(io.BytesIO(SUB_FORM), "sub_form.json")]}
+    for data in (sub, {"file": (io.BytesIO(caller()), "main.bpmn")}):
+        r = client.post("/api/v1/procedures", "analyst", data=data, content_type="multipart/form-data")
+        assert r.status_code == 201, r.get_json()
+    got = client.get("/api/v1/procedures/9.000401", "analyst").get_json()
+    assert [t["id"] for t in got["user_tasks"]] == ["Task_Intake", "Task_Return"]
+    (called,) = got["called"]
+    assert (called["code"], called["version"], called["name"]) == ("9.000402", 1, "Thủ tục con")
+    assert [(t["id"], t["name"], t["roles"], t["deadline"]) for t in called["user_tasks"]] == [
+        ("Task_Intake", "Thẩm định (thủ tục con)", ["police_officer"], "2 working days")
+    ]
+    assert client.get("/api/v1/procedures/9.000402", "analyst").get_json()["called"] == []
