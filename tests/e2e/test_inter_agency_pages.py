@@ -116,6 +116,20 @@ def test_three_agencies_work_the_group_and_the_slip_shows_their_shares(group_ser
     # The control slip, read by the receiving desk: a row per step with its agency, the three hand-overs,
     # and the share of each agency.
     login(page, group_server, "tiepnhan")
+    # the procedure's diagram draws the fork and the join (the file's DI): both branches between them
+    page.goto(group_server("/procedures/LT63.01"))
+    page.wait_for_selector("body[data-ready=true]")
+    boxes = {}
+    for element in ("Gateway_Fork", "Task_Residence", "Task_Card", "Gateway_Join", "Flow_Fork_Card", "Flow_Card_Join"):
+        shape = page.locator(f"g.djs-element[data-element-id='{element}']")
+        shape.wait_for()
+        boxes[element] = shape.bounding_box()
+    assert (
+        boxes["Gateway_Fork"]["x"] < boxes["Task_Residence"]["x"]
+        and boxes["Gateway_Fork"]["x"] < boxes["Task_Card"]["x"]
+    )
+    assert boxes["Task_Residence"]["y"] < boxes["Task_Card"]["y"]  # one lane each
+    shot(page, "63-group-diagram", full_page=False)
     page.goto(group_server(f"/dossiers/{code}/control-slip"))
     page.wait_for_selector("#control-agencies tr[data-agency]")
     steps = page.locator("#control-table tbody tr[data-step]")
