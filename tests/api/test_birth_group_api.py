@@ -12,11 +12,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import time_machine
+from sqlalchemy import select
 
 from engine.demo import DEMO_AGENCY, DEMO_INSURANCE, DEMO_POLICE, create_demo_agencies
 from engine.errors import ProcedureInvalid
-from engine.models import User
-from engine.procedures import deploy, load_path
+from engine.models import Dossier, ProcedureVersion, User
+from engine.procedures import deploy, form_files_beside, load_path, load_procedure
 
 from .helpers import ROOT, assert_problem
 
@@ -65,12 +66,17 @@ def inbox(client, user) -> list[str]:
     return [t["spec_name"] for t in r.get_json()["items"]]
 
 
-def received(app, client, password_hash) -> str:
-    """The group deployed beside its agencies and staff, one dossier received at the commune desk: its code."""
+SEQUENTIAL = ROOT / "tests" / "data" / "birth_residence_insurance_sequential.bpmn"  # the file before the fork
+
+
+def received(app, client, password_hash, bpmn: bytes | None = None) -> str:
+    """The group deployed beside its agencies and staff (the file of bpmn/, or `bpmn`, with the forms of
+    bpmn/), one dossier received at the commune desk: its code."""
     svc = app.extensions["motcua"]
     create_demo_agencies(svc.db, ROOT / "bpmn" / "agencies.csv")  # what `motcua demo` registers
+    path = FOLDER / "birth_residence_insurance.bpmn"
     with svc.db.uow() as s:
-        deploy(s, load_path(FOLDER / "birth_residence_insurance.bpmn"), "test")
+        deploy(s, load_procedure(bpmn or path.read_bytes(), path.name, form_files_beside(path)), "test")
         for username, roles, agency in STAFF:
             s.add(User(username=username, password_hash=password_hash, roles=roles, agency=agency, full_name=username))
 
@@ -250,3 +256,36 @@ def test_refused_at_the_signature_the_group_never_forks(app, client, password_ha
     assert [x["spec_name"] for x in slip["steps"]] == ["Task_Intake", "Task_Birth", "Task_Approval"]
     assert [a["agency"] for a in slip["agencies"]] == [DEMO_AGENCY]
     assert dossier(client, code)["status"] == "returned"
+
+
+def test_the_parallel_file_is_the_next_version_and_running_dossiers_keep_theirs(app, client, password_hash):
+    """Deployed over the earlier file (the residence, then the card), the parallel one is the next version of
+    LT63.01; a dossier started before goes on one step after the other, a new one opens both at once."""
+    svc = app.extensions["motcua"]
+    running = received(app, client, password_hash, SEQUENTIAL.read_bytes())
+    with svc.db.uow() as s:
+        result = deploy(s, load_path(FOLDER / "birth_residence_insurance.bpmn"), "test")
+    assert (result.code, result.version, result.created) == ("LT63.01", 2, True)
+    r = client.post("/api/v1/dossiers", "tiepnhan", json={"procedure_code": "LT63.01", "applicant": {"name": "B"}})
+    assert r.status_code == 201, r.get_json()
+    new = r.get_json()["code"]
+    complete(client, "tiepnhan", "Task_Intake", INTAKE)
+    for code in (running, new):
+        for step, user, data in STEPS[:2]:
+            task = next(
+                t
+                for t in client.get("/api/v1/tasks", user).get_json()["items"]
+                if t["spec_name"] == step and t["dossier_code"] == code
+            )
+            assert client.post(f"/api/v1/tasks/{task['id']}/complete", user, json={"data": data}).status_code == 200
+    with svc.db.read() as s:
+        versions = dict(
+            s.execute(
+                select(Dossier.code, ProcedureVersion.version)
+                .join(ProcedureVersion, ProcedureVersion.id == Dossier.procedure_version_id)
+                .where(Dossier.code.in_([running, new]))
+            ).all()
+        )
+    assert versions == {running: 1, new: 2}
+    assert [t["spec_name"] for t in dossier(client, running)["tasks"]] == ["Task_Residence"]
+    assert sorted(t["spec_name"] for t in dossier(client, new)["tasks"]) == ["Task_Card", "Task_Residence"]
