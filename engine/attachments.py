@@ -12,7 +12,10 @@ Who may do what:
   404 (it is not shown to exist), a user of the agency without a staff role (e.g. `citizen`) gets 403;
 - remove: who may upload, a document (not a result file), until intake is completed (`intake_done`: a step
   whose form shows the documents checklist was completed) — after that the documents are part of the
-  record (409). The row goes with an audit event; the stored bytes stay (content-addressed, possibly shared).
+  record (409). The row goes with an audit event and a `removed_blobs` row naming its bytes, in one
+  transaction; `collect_removed` (the worker's sweep) deletes the file later, once no attachment refers to
+  those bytes (they are shared by content) and the file has not been written or reused for a grace period
+  (docs/operations.md, "Removed documents").
 
 Each checklist entry's state (`document_states`): `attached` (a file uploaded), `paper` (ticked as received
 on paper in the intake form's `documents_received`), else `missing` (required) or `not_given` (optional).
@@ -31,6 +34,7 @@ import hashlib
 import os
 import re
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -41,7 +45,7 @@ from forms.documents import DEFAULT_ACCEPT
 from . import report_counts
 from .auth import Actor, visible_dossier
 from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooLarge
-from .models import Attachment, Event, Task, utcnow
+from .models import Attachment, Event, RemovedBlob, Task, utcnow
 from .views import iso
 
 DOCUMENTS_FIELD = "documents_received"
@@ -291,12 +295,65 @@ def _spool(root: Path, source, limit: int):
 def _put_blob(settings, tmp: Path, sha: str) -> Path:
     path = blob_path(settings, sha)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
+    try:
+        os.utime(path)  # reused: touched, so `collect_removed` leaves it for its grace period
         tmp.unlink()
-    else:
+    except FileNotFoundError:
         os.chmod(tmp, 0o640)
         os.replace(tmp, path)  # atomic; a concurrent upload of the same bytes writes the same content
     return path
+
+
+#: how long a removed document's file stays after it was last written or reused (an upload of the same
+#: bytes may be between storing the file and committing its row for that long)
+REMOVED_GRACE = timedelta(hours=1)
+
+
+def collect_removed(db, settings, now=None, grace: timedelta = REMOVED_GRACE, limit: int = 200) -> dict:
+    """Delete the files of removed documents (table `removed_blobs`, oldest first, `limit` at a time) that no
+    attachment refers to any more and nobody wrote or reused within `grace`. A crash anywhere loses nothing:
+    until the removal commits there is no candidate (and the row still refers to the file); a candidate stays
+    until its file is gone, so a crash between deleting a file and committing is done again next time.
+    Returns {"deleted", "shared", "recent"}."""
+    now = now or utcnow()
+    cutoff = now - grace
+    out = {"deleted": 0, "shared": 0, "recent": 0}
+    with db.uow() as s:
+        rows = s.scalars(
+            select(RemovedBlob)
+            .where(RemovedBlob.removed_at <= cutoff)  # ix_removed_blobs_removed_at
+            .order_by(RemovedBlob.removed_at, RemovedBlob.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            if s.scalar(select(Attachment.id).where(Attachment.sha256 == row.sha256).limit(1)) is not None:
+                out["shared"] += 1  # another attachment has the same bytes: the file is theirs too
+                s.delete(row)
+                continue
+            if _delete_if_idle(settings, row.sha256, cutoff.timestamp()):
+                out["deleted"] += 1
+                s.delete(row)
+            else:
+                out["recent"] += 1  # written or reused within the grace period: looked at again later
+    return out
+
+
+def _delete_if_idle(settings, sha: str, cutoff: float) -> bool:
+    """Delete the file unless it was written or touched after `cutoff`; True once it is gone. It is first moved
+    aside (atomic), then its time read again: an upload that touched it meanwhile put it back in place."""
+    path = blob_path(settings, sha)
+    aside = path.with_name(sha + ".removed")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        if not aside.exists():  # gone already (or moved aside by a run that stopped before deleting it)
+            return True
+    if os.stat(aside).st_mtime > cutoff:
+        os.replace(aside, path)  # the same bytes, whoever wrote them
+        return False
+    os.unlink(aside)
+    return True
 
 
 def _check_key(document_key):
@@ -472,6 +529,7 @@ def remove(service, actor: Actor, code: str, attachment_id: int) -> None:
             )
         view = attachment_view(a)
         s.delete(a)
+        s.add(RemovedBlob(sha256=a.sha256, removed_at=utcnow()))  # its file: collect_removed
         s.add(
             Event(
                 dossier_id=d.id,

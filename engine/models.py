@@ -417,7 +417,11 @@ class Attachment(Base):
     electronic result file of the result step, declared by its form's `x-result-files`; docs/online.md)."""
 
     __tablename__ = "attachments"
-    __table_args__ = (Index("ix_attachments_dossier_kind", "dossier_id", "kind"),)
+    __table_args__ = (
+        Index("ix_attachments_dossier_kind", "dossier_id", "kind"),
+        # is a stored file still someone's? (engine/attachments.py, collect_removed)
+        Index("ix_attachments_sha256", "sha256"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
@@ -429,6 +433,17 @@ class Attachment(Base):
     size: Mapped[int] = mapped_column(Integer)
     uploaded_by: Mapped[str | None] = mapped_column(String(80))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RemovedBlob(Base):
+    """A stored file whose attachment was removed, written in the removal's transaction: the file is deleted
+    later, once no attachment refers to its bytes (engine/attachments.py, `collect_removed`)."""
+
+    __tablename__ = "removed_blobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    removed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class Notification(Base):

@@ -46,7 +46,7 @@ from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Insert, Update
 
-from . import boardcounts, connectors
+from . import attachments, boardcounts, connectors
 from .caches import CacheWatch
 from .channels.delivery import Delivery
 from .channels.senders import build_senders
@@ -180,6 +180,10 @@ class Worker:
             boardcounts.fold(self.db)
         except Exception:  # the timers above matter more; the next sweep folds what this one did not
             log.exception("sweep: folding the board counters failed")
+        try:  # the files of documents removed before intake (engine/attachments.py)
+            attachments.collect_removed(self.db, self.settings)
+        except Exception:
+            log.exception("sweep: collecting removed documents' files failed")
         self.sweeps += 1
         self.last_sweep = _time.monotonic()
         if r.dossiers or r.failures:

@@ -200,3 +200,75 @@ def test_storage_never_leaves_var_attachments(settings):
     with pytest.raises(NotFound):
         attachments.blob_path(settings, "../../etc/passwd")
     assert os.path.commonpath([attachments.blob_path(settings, "a" * 64), settings.var_dir]) == str(settings.var_dir)
+
+
+def _remove(service, dossier, view):
+    attachments.remove(service, receiver, dossier["code"], view["id"])
+
+
+def test_a_removed_documents_file_is_deleted_after_the_grace_period(service, settings, dossier):
+    from datetime import timedelta
+
+    from engine.models import RemovedBlob, utcnow
+
+    view = attachments.store(service, receiver, dossier["code"], "to_khai", "a.pdf", "application/pdf", PDF)
+    path = attachments.blob_path(settings, view["sha256"])
+    _remove(service, dossier, view)
+    with service.db.read() as s:  # the removal and its file's candidacy: one transaction
+        assert s.scalars(select(RemovedBlob.sha256)).all() == [view["sha256"]]
+    # within the grace period nothing goes (an upload of the same bytes may not have committed yet)
+    assert attachments.collect_removed(service.db, settings) == {"deleted": 0, "shared": 0, "recent": 0}
+    assert path.is_file()
+    later = utcnow() + attachments.REMOVED_GRACE + timedelta(minutes=1)
+    os.utime(path, (later.timestamp() - 7200, later.timestamp() - 7200))  # last written before the grace
+    assert attachments.collect_removed(service.db, settings, now=later)["deleted"] == 1
+    assert not path.exists() and blobs(settings) == []
+    with service.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(RemovedBlob)) == 0
+    assert attachments.collect_removed(service.db, settings, now=later) == {"deleted": 0, "shared": 0, "recent": 0}
+
+
+def test_collecting_never_deletes_a_file_still_referred_to_or_just_reused(service, settings, dossier):
+    from datetime import timedelta
+
+    from engine.models import RemovedBlob, utcnow
+
+    later = utcnow() + attachments.REMOVED_GRACE + timedelta(minutes=1)
+    old = later.timestamp() - 7200
+    # the same bytes under two entries: removing one leaves the other's file
+    a = attachments.store(service, receiver, dossier["code"], "to_khai", "a.pdf", "application/pdf", PDF)
+    b = attachments.store(service, receiver, dossier["code"], "giay_chung_sinh", "b.pdf", "application/pdf", PDF)
+    path = attachments.blob_path(settings, a["sha256"])
+    _remove(service, dossier, a)
+    os.utime(path, (old, old))
+    assert attachments.collect_removed(service.db, settings, now=later) == {"deleted": 0, "shared": 1, "recent": 0}
+    assert path.is_file()
+    # a removal interrupted before it commits (a crash-like failure inside its transaction) names no file
+    with pytest.raises(RuntimeError):
+        with service.db.uow() as s:
+            s.delete(s.get(Attachment, b["id"]))
+            s.add(RemovedBlob(sha256=b["sha256"], removed_at=utcnow()))
+            s.flush()
+            raise RuntimeError("crash")
+    assert attachments.collect_removed(service.db, settings, now=later)["deleted"] == 0 and path.is_file()
+    # removed, then the same bytes uploaded again (touching the file) before the sweep: the file stays
+    _remove(service, dossier, b)
+    os.utime(path, (old, old))
+    c = attachments.store(service, receiver, dossier["code"], "to_khai", "c.pdf", "application/pdf", PDF)
+    assert attachments.collect_removed(service.db, settings, now=later)["shared"] == 1
+    row, opened = attachments.open_attachment(service, receiver, dossier["code"], c["id"])
+    assert opened.read_bytes() == PDF
+    # a sweep that stopped after moving a file aside finishes the job the next time
+    _remove(service, dossier, c)
+    os.utime(path, (old, old))
+    os.replace(path, path.with_name(path.name + ".removed"))
+    assert attachments.collect_removed(service.db, settings, now=later)["deleted"] == 1
+    assert blobs(settings) == []
+    # an upload of the same bytes between storing the file and committing its row touched it: it stays
+    d = attachments.store(service, receiver, dossier["code"], "to_khai", "d.pdf", "application/pdf", PDF)
+    _remove(service, dossier, d)
+    os.utime(path, (later.timestamp(), later.timestamp()))  # written within the grace period before `later`
+    assert attachments.collect_removed(service.db, settings, now=later) == {"deleted": 0, "shared": 0, "recent": 1}
+    assert path.is_file() and not path.with_name(path.name + ".removed").exists()
+    os.utime(path, (old, old))
+    assert attachments.collect_removed(service.db, settings, now=later)["deleted"] == 1 and not path.exists()
