@@ -148,6 +148,34 @@ class WorkflowCache:
             self._items.clear()
 
 
+class TaskRights:
+    """Who may work on a step, per task id: its performing agency, roles and assignee (`Actor.may_work`).
+
+    A task row's agency, roles and assignee are written once, when the step opens, and never change (a
+    claim, a completion, a migration to another version change other columns), so these facts can be kept
+    per process without invalidation. `authorize_task` reads them here before it reads the database: the
+    steps this process opened (a completion answers with the next ones) are checked without a query.
+    Claim, unclaim and complete check again under their lock, on the row as stored.
+    """
+
+    def __init__(self, size: int = 20_000):
+        self.size = size
+        self._items: OrderedDict[str, tuple[str, tuple[str, ...], str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, task_id: str):
+        with self._lock:
+            return self._items.get(task_id)
+
+    def remember(self, tasks) -> None:
+        with self._lock:
+            for t in tasks:
+                self._items[t.id] = (t.agency, tuple(t.roles or ()), t.assignee)
+                self._items.move_to_end(t.id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 @dataclass
 class Loaded:
     """A dossier locked for update with its restored workflow (see DossierService.open_for_update), and the
@@ -177,6 +205,7 @@ class DossierService:
         self.settings = settings or Settings.from_env()
         self.runtimes = RuntimeCache()
         self.workflows = WorkflowCache()
+        self.task_rights = TaskRights()
         self._calendars: dict[str, tuple[WorkCalendar, float]] = {}
         self._notifier = None
         self._script_engines: dict[WorkCalendar, object] = {}
@@ -363,6 +392,7 @@ class DossierService:
             self.push_status(repo.conn, dossier, now)
             view = dossier_view(dossier, open_tasks)
         self.workflows.put(dossier.id, dossier.version, workflow)  # committed: the first step needs no restore
+        self.task_rights.remember(open_tasks)
         return view
 
     # -- tasks -------------------------------------------------------------------------------------
@@ -435,9 +465,21 @@ class DossierService:
     def authorize_task(self, actor: Actor, task_id: str) -> None:
         """Whether the actor may act on this step at all, before the request's input is read
         (docs/security.md, "Authorization before validation"): a task they cannot see is a 404, one that
-        needs a role they lack a 403. Claim, unclaim and complete check it again under their lock."""
-        with self.db.read() as s:
-            self._check_may_work(actor, visible_task(s, actor, task_id))
+        needs a role they lack a 403. Claim, unclaim and complete check it again under their lock.
+        A step this process opened is known without a query (`TaskRights`)."""
+        actor.require_staff()
+        known = self.task_rights.get(task_id) if isinstance(task_id, str) else None
+        if known is None:
+            with self.db.read() as s:
+                self.task_rights.remember([visible_task(s, actor, task_id)])
+            known = self.task_rights.get(task_id)
+        agency, roles, assignee = known
+        if not actor.sees_agency(agency):
+            raise task_not_found()
+        if not actor.may_work(roles, agency, assignee):
+            raise PermissionDenied(
+                "Bạn không có vai trò thực hiện bước này", f"this step needs one of the roles {list(roles)}"
+            )
 
     def complete_task(
         self, actor: Actor, task_id: str, data: dict | None = None, expected_version: int | None = None
@@ -478,6 +520,7 @@ class DossierService:
             view = dossier_view(dossier, open_tasks)
         # Committed: keep the live workflow for this dossier's next step (valid while the version matches).
         self.workflows.put(dossier.id, dossier.version, workflow)
+        self.task_rights.remember(open_tasks)
         return view
 
     def _restore(self, repo: DossierRepository, dossier: Dossier, rt: Runtime, cal: WorkCalendar):

@@ -103,6 +103,10 @@ def configure(fmt: str | None = None, level: int = logging.INFO, file: str | Non
         h.setFormatter(form)
         root.addHandler(h)
     root.setLevel(level)
+    # SpiffWorkflow logs every state change of every task at INFO (about ten records per completed step):
+    # no operator reads them (the audit events say what happened), and formatting them cost more CPU than
+    # the step's SQL. Its warnings and errors still come through.
+    logging.getLogger("spiff").setLevel(max(level, logging.WARNING))
 
 
 __all__ = ["bind", "reset", "context", "configure", "JsonFormatter", "request_id", "user", "dossier"]

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import cast
 from urllib.parse import quote
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 
 from ..calendar import VN_TZ
 from ..models import Notification, User, utcnow
@@ -32,6 +32,14 @@ from .templates import APPLICANT_EVENTS, TemplateStore
 
 log = logging.getLogger("motcua.notify")
 N = cast(Table, Notification.__table__)
+# Built once (every change of a dossier runs them): SQLAlchemy reuses their compiled form.
+INSERT = N.insert()
+LAST_PUSHED = (
+    select(N.c.sequence, N.c.payload)
+    .where(N.c.dossier_id == bindparam("_id"), N.c.channel == NATIONAL_PORTAL)
+    .order_by(N.c.sequence.desc())
+    .limit(1)
+)
 
 # The applicant's event for a new status (templates engine/channels/templates/<event>/); other statuses
 # are told with the `status` templates.
@@ -124,19 +132,14 @@ class Notifier:
         elif event not in APPLICANT_EVENTS:
             event = "status"
         rows = self.applicant_rows(d, event, extra, now)
-        conn.execute(N.insert(), rows)
+        conn.execute(INSERT, rows)
         return len(rows)
 
     def status_changed(self, conn, d, statuses: list[str] | None = None, now: datetime | None = None) -> int:
         """The national portal's rows for `statuses` (default: the dossier's current one), each with the
         dossier's next `sequence`; a status equal to the last one pushed is not pushed again. Returns how many."""
         now = now or utcnow()
-        last = conn.execute(
-            select(N.c.sequence, N.c.payload)
-            .where(N.c.dossier_id == d.id, N.c.channel == NATIONAL_PORTAL)
-            .order_by(N.c.sequence.desc())
-            .limit(1)
-        ).first()
+        last = conn.execute(LAST_PUSHED, {"_id": d.id}).first()
         seq = last.sequence if last is not None else 0
         last_code = (last.payload or {}).get("status_code") if last is not None else None
         rows = []
@@ -156,7 +159,7 @@ class Notifier:
             body = f"{d.code} #{seq}: {status.code} {status.label_vi}"
             rows.append(self.row(d, "status", NATIONAL_PORTAL, d.code, body, now, payload=payload, sequence=seq))
         if rows:
-            conn.execute(N.insert(), rows)
+            conn.execute(INSERT, rows)
         return len(rows)
 
     def officers(
@@ -183,7 +186,7 @@ class Notifier:
             if user.phone and self.channels.zalo_configured and r.zalo is not None:
                 rows.append(self.row(d, event, ZALO, user.phone, r.sms, now, payload=r.zalo))
         if rows:
-            conn.execute(N.insert(), rows)
+            conn.execute(INSERT, rows)
         return len(rows)
 
     def _officer_accounts(self, conn, agency, recipients) -> list:

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import BaseLoader, ChainableUndefined, TemplateError, TemplateNotFound
@@ -76,7 +77,10 @@ def shipped_names() -> list[str]:
     return sorted(str(p.relative_to(TEMPLATE_DIR)) for p in TEMPLATE_DIR.rglob("*") if p.is_file())
 
 
+@lru_cache(maxsize=1024)
 def shipped_source(name: str) -> str | None:
+    """The shipped file `name`, or None. The files are part of the installed package and never change while
+    a process runs, so each is read once per process (every change of a dossier renders some of them)."""
     path = (TEMPLATE_DIR / name).resolve()
     if TEMPLATE_DIR.resolve() not in path.parents or not path.is_file():
         return None

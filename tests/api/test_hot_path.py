@@ -1,0 +1,73 @@
+"""The hot path's cost in SQL statements: a task completion over the API runs a short, fixed list of
+statements (docs/performance.md, "Hot path"), so an extra query per step cannot slip in unnoticed."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from .helpers import new_dossier
+
+STEP = {"data": {"decision": "accept"}}
+# per completion of bench/four_steps.bpmn: lock the task and its dossier; the task completed, its roles
+# dropped; the next task and its role; the audit event; the workflow state; the dossier; and when the status
+# changes, the applicant's message, the national portal's last row and its new one
+MOST = 12
+
+
+@contextmanager
+def statements(db):
+    """The statements sent to the database on either engine while the block runs (BEGIN and COMMIT apart)."""
+    seen: list[str] = []
+
+    def _on(conn, cursor, statement, *_):
+        if not statement.startswith("BEGIN"):
+            seen.append(" ".join(statement.split())[:100])
+
+    engines = list({id(e): e for e in (db.engine, db.write_engine)}.values())
+    for e in engines:
+        event.listen(e, "before_cursor_execute", _on)
+    try:
+        yield seen
+    finally:
+        for e in engines:
+            event.remove(e, "before_cursor_execute", _on)
+
+
+def test_a_completion_runs_a_fixed_short_list_of_statements(client, app):
+    db = app.extensions["motcua"].db
+    d = new_dossier(client, "canbo")  # warm: procedure, calendar and template caches
+    while d["tasks"]:
+        d = client.post(f"/api/v1/tasks/{d['tasks'][0]['id']}/complete", "canbo", json=STEP).get_json()
+    d = new_dossier(client, "canbo")
+    counts = []
+    while d["tasks"]:
+        with statements(db) as seen:
+            r = client.post(f"/api/v1/tasks/{d['tasks'][0]['id']}/complete", "canbo", json=STEP)
+        assert r.status_code == 200, r.get_json()
+        d = r.get_json()
+        counts.append(len(seen))
+        # the step was opened by this process: who may work on it is known without a query
+        assert seen[0].startswith("SELECT tasks.id AS tasks_id"), seen
+        assert len(seen) <= MOST, seen
+    assert d["status"] == "returned"
+    assert len(counts) == 4, counts
+
+
+def test_a_step_opened_elsewhere_is_authorized_from_the_database(client, app):
+    """Another process opened the step (or this one restarted): the authorization reads the task row, once."""
+    svc = app.extensions["motcua"].dossiers
+    d = new_dossier(client, "canbo")
+    task_id = d["tasks"][0]["id"]
+    svc.task_rights = type(svc.task_rights)()  # forget what this process knows
+    r = client.post(f"/api/v1/tasks/{task_id}/complete", "khac", json=STEP)  # another agency: not found
+    assert r.status_code == 404
+    assert svc.task_rights.get(task_id) is None
+    r = client.post(f"/api/v1/tasks/{task_id}/claim", "canbo")
+    assert r.status_code == 200, r.get_json()
+    assert svc.task_rights.get(task_id) is not None  # read once, kept: a step's rights never change
+    with statements(svc.db) as seen:
+        r = client.post(f"/api/v1/tasks/{task_id}/complete", "canbo", json=STEP)
+    assert r.status_code == 200, r.get_json()
+    assert seen[0].startswith("SELECT tasks.id AS tasks_id"), seen
