@@ -149,13 +149,15 @@ class WorkflowCache:
 
 
 class TaskRights:
-    """Who may work on a step, per task id: its performing agency, roles and assignee (`Actor.may_work`).
+    """Who may work on a step, per task id, as this process last saw its row: the performing agency, the
+    candidate roles and the assignee (`Actor.may_work`).
 
-    A task row's agency, roles and assignee are written once, when the step opens, and never change (a
-    claim, a completion, a migration to another version change other columns), so these facts can be kept
-    per process without invalidation. `authorize_task` reads them here before it reads the database: the
-    steps this process opened (a completion answers with the next ones) are checked without a query.
-    Claim, unclaim and complete check again under their lock, on the row as stored.
+    `authorize_task` answers from here before it reads the database: the steps this process opened (a
+    completion answers with the next ones) are allowed without a query. Only an allowance is taken from
+    here; what refuses is read again from the row, so a step that changed hands since (a migration to
+    another version, engine/migration.py) is never refused wrongly. A stale allowance (the step was moved
+    away by another process meanwhile) is caught by the check that claim, unclaim and complete make on the
+    row under their lock, before the form is validated.
     """
 
     def __init__(self, size: int = 20_000):
@@ -166,6 +168,10 @@ class TaskRights:
     def get(self, task_id: str):
         with self._lock:
             return self._items.get(task_id)
+
+    def forget(self, task_id: str) -> None:
+        with self._lock:
+            self._items.pop(task_id, None)
 
     def remember(self, tasks) -> None:
         with self._lock:
@@ -466,20 +472,15 @@ class DossierService:
         """Whether the actor may act on this step at all, before the request's input is read
         (docs/security.md, "Authorization before validation"): a task they cannot see is a 404, one that
         needs a role they lack a 403. Claim, unclaim and complete check it again under their lock.
-        A step this process opened is known without a query (`TaskRights`)."""
+        A step this process opened is allowed without a query (`TaskRights`); any refusal reads the row."""
         actor.require_staff()
         known = self.task_rights.get(task_id) if isinstance(task_id, str) else None
-        if known is None:
-            with self.db.read() as s:
-                self.task_rights.remember([visible_task(s, actor, task_id)])
-            known = self.task_rights.get(task_id)
-        agency, roles, assignee = known
-        if not actor.sees_agency(agency):
-            raise task_not_found()
-        if not actor.may_work(roles, agency, assignee):
-            raise PermissionDenied(
-                "Bạn không có vai trò thực hiện bước này", f"this step needs one of the roles {list(roles)}"
-            )
+        if known is not None and actor.sees_agency(known[0]) and actor.may_work(known[1], known[0], known[2]):
+            return
+        with self.db.read() as s:
+            task = visible_task(s, actor, task_id)
+            self.task_rights.remember([task])
+            self._check_may_work(actor, task)
 
     def complete_task(
         self, actor: Actor, task_id: str, data: dict | None = None, expected_version: int | None = None

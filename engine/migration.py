@@ -263,6 +263,7 @@ def _redefine_open_steps(service, s, loaded, old_deadlines: dict[str, str | None
         repo.redefine_task(
             row.id, {"agency": new["agency"], **values}, new["roles"] if values.keys() & {"agency", "roles"} else None
         )
+        service.task_rights.forget(row.id)  # who may work on it changed (engine/dossiers.py, TaskRights)
         changes.append(
             {
                 "task_id": row.id,

@@ -11,9 +11,11 @@ from .helpers import new_dossier
 
 STEP = {"data": {"decision": "accept"}}
 # per completion of bench/four_steps.bpmn: lock the task and its dossier; the task completed, its roles
-# dropped; the next task and its role; the audit event; the workflow state; the dossier; and when the status
-# changes, the applicant's message, the national portal's last row and its new one
-MOST = 12
+# dropped; the next task and its role; the audit event; the workflow state; the dossier (8); when the status
+# changes, the applicant's message, the national portal's last row and its new one (11); when it is
+# processed or returned, the report's aggregates (engine/report_counts.py) with what they read: the national
+# calendar and whether a result file is attached (14)
+MOST = 14
 
 
 @contextmanager
@@ -71,3 +73,28 @@ def test_a_step_opened_elsewhere_is_authorized_from_the_database(client, app):
         r = client.post(f"/api/v1/tasks/{task_id}/complete", "canbo", json=STEP)
     assert r.status_code == 200, r.get_json()
     assert seen[0].startswith("SELECT tasks.id AS tasks_id"), seen
+
+
+def test_what_this_process_knew_never_refuses_wrongly_nor_lets_a_step_moved_away_be_completed(client, app):
+    """A step changed hands in another process (a migration rewrites its agency, roles or assignee): an
+    allowance remembered here is caught by the check under the lock, and a refusal remembered here is read
+    again from the row."""
+    from sqlalchemy import update
+
+    from engine.models import Task
+    from engine.repository import TaskRow
+
+    svc = app.extensions["motcua"].dossiers
+    d = new_dossier(client, "canbo")
+    task_id = d["tasks"][0]["id"]
+    # this process remembers the step as another agency's: the row says otherwise, and the row decides
+    svc.task_rights.remember([TaskRow(id=task_id, agency="000.00.00.H99", roles=["receiver"], assignee=None)])
+    r = client.post(f"/api/v1/tasks/{task_id}/claim", "canbo")
+    assert r.status_code == 200, r.get_json()
+    # another process moves the step to a role canbo lacks; this one still remembers the old roles
+    with svc.db.uow() as s:
+        s.execute(update(Task).where(Task.id == task_id).values(roles=["chairman"], claimed_by=None, claimed_at=None))
+    r = client.post(f"/api/v1/tasks/{task_id}/complete", "canbo", json=STEP)
+    assert r.status_code == 403, r.get_json()
+    with svc.db.read() as s:
+        assert s.get(Task, task_id).state == "ready"
