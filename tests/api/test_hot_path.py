@@ -13,9 +13,9 @@ STEP = {"data": {"decision": "accept"}}
 # per completion of bench/four_steps.bpmn: lock the task and its dossier; the task completed, its roles
 # dropped; the next task and its role; the audit event; the workflow state; the dossier (8); when the status
 # changes, the applicant's message, the national portal's last row and its new one (11); when it is
-# processed or returned, the report's aggregates (engine/report_counts.py) with what they read: the national
-# calendar and whether a result file is attached (14)
-MOST = 14
+# processed or returned, the report's aggregates (engine/report_counts.py) and what they read: whether a
+# result file is attached (13)
+MOST = 13
 
 
 @contextmanager
