@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -54,6 +55,7 @@ class Plan:
     """What moving one workflow to a new spec would do: the elements that block it, else the diffs to apply."""
 
     missing: list[str] = field(default_factory=list)
+    forks: list[str] = field(default_factory=list)  # parallel forks it would sit behind without having passed
     diffs: tuple = ()
 
 
@@ -70,7 +72,30 @@ def plan(workflow, new_spec, new_dependencies: dict, dialect: str) -> Plan:
                 missing.append(sp.spec.name)
             continue
         missing += [t.task_spec.name for t in diff.removed if t.has_state(CURRENT)]
-    return Plan(missing=sorted(set(missing)), diffs=(top, subs))
+    return Plan(missing=sorted(set(missing)), forks=_forks_not_passed(workflow, new_spec), diffs=(top, subs))
+
+
+def _forks_not_passed(workflow, new_spec) -> list[str]:
+    """The parallel forks of the new version a step the dossier stands at would sit behind although the
+    dossier never passed them (e.g. a step that came one after another before and runs beside another step
+    now): moved, it would wait at the join for a branch nobody opened, so the dossier is left alone naming
+    the fork. Walks back from each such step to the nearest join (past it the branches met already)."""
+    passed = {t.task_spec.name for t in workflow.get_tasks(state=TaskState.COMPLETED)}
+    blocking = set()
+    for task in workflow.get_tasks(state=CURRENT):
+        spec = new_spec.task_specs.get(task.task_spec.name)
+        todo, seen = list(spec.inputs) if spec is not None else [], set()
+        while todo:
+            up = todo.pop()
+            if up.name in seen:
+                continue
+            seen.add(up.name)
+            if isinstance(up, ParallelGateway) and len(up.inputs) > 1:
+                continue  # a join: the branches before it met there
+            if isinstance(up, ParallelGateway) and len(up.outputs) > 1 and up.name not in passed:
+                blocking.add(up.name)
+            todo.extend(up.inputs)
+    return sorted(blocking)
 
 
 def apply(workflow, p: Plan, new_spec, new_dependencies: dict) -> None:
@@ -310,6 +335,13 @@ def _migrate_one(service, actor: Actor, dossier_id: int, seen_version: int, targ
             p = plan(workflow, new_rt.spec, new_deps, new_rt.dialect)
             if p.missing:
                 return {**item, "outcome": LEFT_ALONE, "missing": p.missing}
+            if p.forks:  # moved, it would wait at a join for a branch never opened
+                forks = ", ".join(p.forks)
+                message = (
+                    f"the dossier stands after the parallel gateway {forks} of the new version without having "
+                    "passed it: it would wait at the join for a branch never opened"
+                )
+                return {**item, "outcome": LEFT_ALONE, "error": message}
             old_deadlines = {tid: loaded.rt.user_task(t).get("deadline") for tid, t in loaded.before.items()}
             kept = None  # the live workflow is about to change: it goes back to the cache only if committed
             now, old_status = utcnow(), d.status

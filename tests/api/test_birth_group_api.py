@@ -14,8 +14,10 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from engine.auth import Actor
 from engine.demo import DEMO_AGENCY, DEMO_INSURANCE, DEMO_POLICE, create_demo_agencies
 from engine.errors import ProcedureInvalid
+from engine.migration import migrate_page
 from engine.models import Dossier, ProcedureVersion, User
 from engine.procedures import deploy, form_files_beside, load_path, load_procedure
 
@@ -289,3 +291,29 @@ def test_the_parallel_file_is_the_next_version_and_running_dossiers_keep_theirs(
     assert versions == {running: 1, new: 2}
     assert [t["spec_name"] for t in dossier(client, running)["tasks"]] == ["Task_Residence"]
     assert sorted(t["spec_name"] for t in dossier(client, new)["tasks"]) == ["Task_Card", "Task_Residence"]
+
+
+def test_a_dossier_at_the_residence_of_the_earlier_file_is_not_moved_behind_the_fork(app, client, password_hash):
+    """Moving a dossier that waits at the residence of the one-after-the-other file to the parallel version
+    would leave it waiting at the join for a card branch nobody opened: it is left alone, naming the fork;
+    one still at the birth moves (docs/bpmn-conventions.md 11.1)."""
+    svc = app.extensions["motcua"]
+    at_residence = received(app, client, password_hash, SEQUENTIAL.read_bytes())
+    complete(client, "hotich", "Task_Birth", BIRTH)
+    complete(client, "chutich", "Task_Approval", {"approval": "approve"})
+    r = client.post("/api/v1/dossiers", "tiepnhan", json={"procedure_code": "LT63.01", "applicant": {"name": "B"}})
+    at_birth = r.get_json()["code"]
+    complete(client, "tiepnhan", "Task_Intake", INTAKE)
+    with svc.db.uow() as s:
+        deploy(s, load_path(FOLDER / "birth_residence_insurance.bpmn"), "test")
+    admin = Actor("quantri", frozenset({"admin"}), "000.00.00.H56", "quantri")
+    items = {i["code"]: i for i in migrate_page(svc.dossiers, admin, "LT63.01", 2)["items"]}
+    assert items[at_residence]["outcome"] == "left_alone" and "Gateway_Fork" in items[at_residence]["error"]
+    assert items[at_birth]["outcome"] == "migrated"
+    # left alone, it goes on as it started: the card after the residence
+    complete(client, "conganxa", "Task_Residence", STEPS[2][2])
+    assert "Task_Card" in inbox(client, "baohiem")
+    # moved, it forks: both steps open after the signature
+    complete(client, "hotich", "Task_Birth", BIRTH)
+    complete(client, "chutich", "Task_Approval", {"approval": "approve"})
+    assert sorted(t["spec_name"] for t in dossier(client, at_birth)["tasks"]) == ["Task_Card", "Task_Residence"]
