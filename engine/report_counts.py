@@ -45,8 +45,9 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, select
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -249,14 +250,17 @@ class Facts:
         return self._calendar
 
 
-_FEES: dict[Any, bool] = {}  # procedure version id -> has a fee (a deployed version never changes)
+# database engine -> {procedure version id -> has a fee}: a deployed version never changes, but an id means a
+# version only in its own database (another database, or one made anew, numbers its versions from 1 again)
+_FEES: WeakKeyDictionary[Engine, dict[Any, bool]] = WeakKeyDictionary()
 
 
 def version_has_fee(session, version_id) -> bool:
-    if version_id not in _FEES:
+    fees = _FEES.setdefault(_connection(session).engine, {})
+    if version_id not in fees:
         meta = session.execute(select(ProcedureVersion.meta).where(ProcedureVersion.id == version_id)).scalar()
-        _FEES[version_id] = _fee_of(meta)
-    return _FEES[version_id]
+        fees[version_id] = _fee_of(meta)
+    return fees[version_id]
 
 
 def _fee_of(meta) -> bool:

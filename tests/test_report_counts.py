@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 import pytest
 import time_machine
 from click.testing import CliRunner
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from engine import report_counts
 from engine.actions import LegalActions
@@ -24,7 +24,7 @@ from engine.calendar import VN_TZ, WorkCalendar
 from engine.db import Database
 from engine.dossiers import DossierService
 from engine.migrate import upgrade
-from engine.models import Dossier, ReportDay
+from engine.models import Dossier, ProcedureVersion, ReportDay
 from engine.procedures import deploy_bytes
 from engine.reports import on_time_by_month, summary
 from engine.repository import DossierRepository
@@ -417,3 +417,28 @@ def test_reports_rebuild_command(empty_database, settings, monkeypatch):
         assert r.exit_code == 0 and table(db) == {}
     finally:
         db.dispose()
+
+
+def test_a_version_id_means_a_version_only_in_its_own_database(db, tmp_path):
+    """Version 1 has a fee in one database and none in another, in the same process: each database's
+    dossiers are counted with their own version's fee (a cache keyed by the id alone mixed them up)."""
+    other = Database(f"sqlite:///{tmp_path / 'other.db'}")
+    upgrade(other.url)
+    for database, fee in ((db, 20000), (other, 0), (db, 20000)):
+        with database.uow() as s:
+            if not s.scalar(select(func.count()).select_from(ProcedureVersion)):
+                versions = add_procedures(s, ("P1",))
+                s.execute(update(ProcedureVersion).values(meta={"fee": fee}))
+            else:
+                versions = {"P1": s.scalar(select(ProcedureVersion.id))}
+            n = s.scalar(select(func.count()).select_from(Dossier))
+            add = DossierRepository(s).add
+            add(dict(code=f"f{n}", procedure_version_id=versions["P1"], procedure_code="P1", agency="A",
+                     status="in_process", status_code=4, channel=2, applicant_name="Trần Văn B", data={},
+                     received_at=vn(2026, 3, 3, 9), due_at=vn(2026, 3, 6, 9), original_due_at=vn(2026, 3, 6, 9),
+                     finished=False, paused_hours=0.0, supplement_count=0, version=1,
+                     created_at=vn(2026, 3, 3, 9)))  # fmt: skip
+    for database, fees in ((db, 2), (other, 0)):
+        with database.read() as s:
+            assert s.scalar(select(func.sum(ReportDay.fee_due))) == fees
+        assert_reports_agree(database)
