@@ -158,6 +158,16 @@ def agency_scope(actor: Actor, agency: str | None) -> str | None:
     return actor.agency
 
 
+def in_scope(stmt, model, agency: str | None, procedure_code: str | None):
+    """`stmt` limited to the scope a list was given (`agency_scope`'s agency, None: every agency) and, when
+    asked, one procedure; `model` is the table whose `agency` and `procedure_code` columns decide."""
+    if agency is not None:
+        stmt = stmt.where(model.agency == agency)
+    if procedure_code:
+        stmt = stmt.where(model.procedure_code == procedure_code)
+    return stmt
+
+
 def visible_dossier(session, actor: Actor, code: str, lock: bool = False, change: bool = False) -> Dossier:
     """The dossier with this code if the actor may see it: staff of its (receiving) agency, supervisors of
     every agency, and staff of a **performing agency**, one that holds or held a step of it (an

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from sqlalchemy import case, event, func, insert, literal, select, text, union_all, update
 from sqlalchemy.engine import Connection
 
+from .auth import in_scope
 from .domain import dossier_overdue_sql, step_overdue_sql
 from .models import Base, BoardCountCutoff, BoardCountDelta, BoardCountTotal, Dossier, Task
 
@@ -55,6 +56,21 @@ def bucket_start(b: int) -> datetime:
 _PG_BUCKET = "floor(extract(epoch from {0}) / 3600)::integer"
 _INS = "INSERT INTO board_count_deltas (kind, agency, procedure_code, bucket, n) "
 
+
+def _pg_move(kind: str) -> str:
+    """A trigger's counting of one row of `kind` ('d' dossier, 't' step): -1 in its old cell and +1 in its new
+    one when it counted before (`o`) or counts now (`nw`), nothing when it stays in the same cell."""
+    return f"""  IF NOT (o AND nw AND OLD.agency = NEW.agency AND OLD.procedure_code = NEW.procedure_code
+          AND {_PG_BUCKET.format("OLD.due_at")} = {_PG_BUCKET.format("NEW.due_at")}) THEN
+    IF o THEN
+      {_INS} VALUES ('{kind}', OLD.agency, OLD.procedure_code, {_PG_BUCKET.format("OLD.due_at")}, -1);
+    END IF;
+    IF nw THEN
+      {_INS} VALUES ('{kind}', NEW.agency, NEW.procedure_code, {_PG_BUCKET.format("NEW.due_at")}, 1);
+    END IF;
+  END IF;"""
+
+
 _PG_FUNCTIONS = [
     f"""
 CREATE OR REPLACE FUNCTION board_count_dossiers() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -70,15 +86,7 @@ BEGIN
     nw := coalesce(NEW.finished = false AND NEW.processed_at IS NULL AND NEW.paused_at IS NULL
                    AND NEW.due_at IS NOT NULL, false);
   END IF;
-  IF NOT (o AND nw AND OLD.agency = NEW.agency AND OLD.procedure_code = NEW.procedure_code
-          AND {_PG_BUCKET.format("OLD.due_at")} = {_PG_BUCKET.format("NEW.due_at")}) THEN
-    IF o THEN
-      {_INS} VALUES ('d', OLD.agency, OLD.procedure_code, {_PG_BUCKET.format("OLD.due_at")}, -1);
-    END IF;
-    IF nw THEN
-      {_INS} VALUES ('d', NEW.agency, NEW.procedure_code, {_PG_BUCKET.format("NEW.due_at")}, 1);
-    END IF;
-  END IF;
+{_pg_move("d")}
   -- its ready steps leave the counts while it is paused, and come back when it resumes (or is removed)
   IF (TG_OP = 'UPDATE' AND (OLD.paused_at IS NULL) <> (NEW.paused_at IS NULL))
      OR (TG_OP = 'DELETE' AND OLD.paused_at IS NOT NULL) THEN
@@ -109,15 +117,7 @@ BEGIN
     nw := NEW.state = 'ready' AND NEW.due_at IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM dossiers WHERE id = NEW.dossier_id AND paused_at IS NOT NULL);
   END IF;
-  IF NOT (o AND nw AND OLD.agency = NEW.agency AND OLD.procedure_code = NEW.procedure_code
-          AND {_PG_BUCKET.format("OLD.due_at")} = {_PG_BUCKET.format("NEW.due_at")}) THEN
-    IF o THEN
-      {_INS} VALUES ('t', OLD.agency, OLD.procedure_code, {_PG_BUCKET.format("OLD.due_at")}, -1);
-    END IF;
-    IF nw THEN
-      {_INS} VALUES ('t', NEW.agency, NEW.procedure_code, {_PG_BUCKET.format("NEW.due_at")}, 1);
-    END IF;
-  END IF;
+{_pg_move("t")}
   RETURN NULL;
 END $$""",
 ]
@@ -353,20 +353,11 @@ def fold(db, now: datetime | None = None) -> dict:
 # Reading
 
 
-def _filtered(stmt, model, agency, procedure_code):
-    if agency is not None:
-        stmt = stmt.where(model.agency == agency)
-    if procedure_code:
-        stmt = stmt.where(model.procedure_code == procedure_code)
-    return stmt
-
-
-def board_rows(session, now: datetime, soon: datetime, agency: str | None, procedure_code: str | None, filters=None):
+def board_rows(session, now: datetime, soon: datetime, agency: str | None, procedure_code: str | None):
     """The board's counts at `now` from the counters: ``{"d": [(agency, procedure, overdue, due_soon)], "t":
     [...]}`` with only the non-zero (agency, procedure) pairs, exactly as counting the rows would give; None
-    when `now` is before the cutoff (or the counters were never built). `filters(stmt, model, agency,
-    procedure_code)` limits a query to the board's scope (default: equal agency and procedure)."""
-    filters = filters or _filtered
+    when `now` is before the cutoff (or the counters were never built). `agency` and `procedure_code` limit
+    it to the board's scope as the monitor's lists are (`engine.auth.in_scope`)."""
     b_now, b_soon = bucket_of(now), bucket_of(soon)
     # One statement (one round trip): the cutoff, the counters of the hours before soon's hour, and the rows
     # due in now's hour before now and in soon's hour before soon (one hour each, from the partial indexes
@@ -376,16 +367,16 @@ def board_rows(session, now: datetime, soon: datetime, agency: str | None, proce
         c = select(
             model.kind, model.agency, model.procedure_code, case((model.bucket < b_now, model.n), else_=0), model.n
         ).where(model.bucket < b_soon)
-        parts.append(filters(c, model, agency, procedure_code))
+        parts.append(in_scope(c, model, agency, procedure_code))
     for i, (t, b) in enumerate(((now, b_now), (soon, b_soon))):
         start = bucket_start(b)
         n, zero = func.count(), literal(0)
         d = select(literal("d"), Dossier.agency, Dossier.procedure_code, *((n, zero) if i == 0 else (zero, n)))
         d = d.where(dossier_overdue_sql(t), Dossier.due_at >= start)
-        parts.append(filters(d, Dossier, agency, procedure_code).group_by(Dossier.agency, Dossier.procedure_code))
+        parts.append(in_scope(d, Dossier, agency, procedure_code).group_by(Dossier.agency, Dossier.procedure_code))
         k = select(literal("t"), Task.agency, Task.procedure_code, *((n, zero) if i == 0 else (zero, n)))
         k = k.where(step_overdue_sql(t), Task.due_at >= start)
-        parts.append(filters(k, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code))
+        parts.append(in_scope(k, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code))
     u = union_all(*parts).subquery()
     kind, ag_, proc_, by_now, by_soon = u.c
     q = select(kind, ag_, proc_, func.sum(by_now), func.sum(by_soon)).group_by(kind, ag_, proc_)

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import case, func, select
 
 from . import boardcounts
-from .auth import Actor, agency_scope
+from .auth import Actor, agency_scope, in_scope
 from .calendar import WorkCalendar
 from .domain import dossier_overdue_sql, step_overdue_sql
 from .errors import PermissionDenied
@@ -80,14 +80,6 @@ def scope(actor: Actor, agency: str | None) -> str | None:
     if actor is None:
         raise PermissionDenied("Chỉ cán bộ mới được xem hồ sơ quá hạn", "only staff may monitor overdue dossiers")
     return agency_scope(actor, agency)
-
-
-def _filters(stmt, model, agency, procedure_code):
-    if agency is not None:
-        stmt = stmt.where(model.agency == agency)
-    if procedure_code:
-        stmt = stmt.where(model.procedure_code == procedure_code)
-    return stmt
 
 
 def _lateness(calendar: Calendars, due: datetime, now: datetime, agency: str) -> dict:
@@ -162,7 +154,7 @@ def overdue_page(
         D.extended_at,
         D.supplement_count,
     ).where(dossier_overdue_sql(now))
-    q = _filters(q, D, agency, procedure_code).order_by(*_RUNNING_ORDER).limit(per_page).offset(offset)
+    q = in_scope(q, D, agency, procedure_code).order_by(*_RUNNING_ORDER).limit(per_page).offset(offset)
     drows = session.execute(q).all()
 
     holders = _open_steps_of(session, [r.id for r in drows])
@@ -204,7 +196,7 @@ def overdue_page(
         Task.due_at,
         Task.overdue_flagged_at,
     ).where(step_overdue_sql(now))
-    tq = _filters(tq, Task, agency, procedure_code).order_by(Task.due_at, Task.id)
+    tq = in_scope(tq, Task, agency, procedure_code).order_by(Task.due_at, Task.id)
     tq = tq.limit(per_page).offset((tasks_page - 1) * per_page)
     tasks = []
     for t in session.execute(tq):
@@ -255,12 +247,12 @@ def due_soon_page(
     now = _now(now)
     soon = now + timedelta(hours=DUE_SOON_HOURS)
     D = Dossier
-    cond = _filters(select(D.id).where(dossier_overdue_sql(soon), D.due_at >= now), D, agency, procedure_code)
+    cond = in_scope(select(D.id).where(dossier_overdue_sql(soon), D.due_at >= now), D, agency, procedure_code)
     total = session.scalar(select(func.count()).select_from(cond.subquery()))
     q = select(D.id, D.code, D.agency, D.procedure_code, D.status, D.applicant_name, D.received_at, D.due_at).where(
         dossier_overdue_sql(soon), D.due_at >= now
     )
-    q = _filters(q, D, agency, procedure_code).order_by(*_RUNNING_ORDER).limit(per_page).offset((page - 1) * per_page)
+    q = in_scope(q, D, agency, procedure_code).order_by(*_RUNNING_ORDER).limit(per_page).offset((page - 1) * per_page)
     rows = session.execute(q).all()
     holders = _open_steps_of(session, [r.id for r in rows])
     items = []
@@ -311,7 +303,7 @@ def overdue_counts(
     agency = scope(actor, agency)
     now = _now(now)
     soon = now + timedelta(hours=DUE_SOON_HOURS)
-    rows = None if scan else boardcounts.board_rows(session, now, soon, agency, procedure_code, _filters)
+    rows = None if scan else boardcounts.board_rows(session, now, soon, agency, procedure_code)
     if rows is None:
         rows = _scan_rows(session, agency, procedure_code, now, soon)
 
@@ -358,11 +350,11 @@ def _scan_rows(session, agency, procedure_code, now: datetime, soon: datetime) -
 
     # "Overdue at `soon`" selects the rows due before now + 24 h under the same open / not paused rules.
     dq = select(D.agency, D.procedure_code, late(D.due_at), due_soon(D.due_at)).where(dossier_overdue_sql(soon))
-    dq = _filters(dq, D, agency, procedure_code).group_by(D.agency, D.procedure_code)
+    dq = in_scope(dq, D, agency, procedure_code).group_by(D.agency, D.procedure_code)
     tq = select(Task.agency, Task.procedure_code, late(Task.due_at), due_soon(Task.due_at)).where(
         step_overdue_sql(soon)
     )
-    tq = _filters(tq, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code)
+    tq = in_scope(tq, Task, agency, procedure_code).group_by(Task.agency, Task.procedure_code)
     return {"d": session.execute(dq).all(), "t": session.execute(tq).all()}
 
 
