@@ -359,21 +359,19 @@ def _migrate_one(service, actor: Actor, dossier_id: int, seen_version: int, targ
                 raise _LeftAlone({**item, "outcome": LEFT_ALONE, "error": message}) from exc
             if dry_run:
                 raise _DryRun({**item, "outcome": WOULD_MIGRATE})
-            s.add(
-                Event(
-                    dossier_id=d.id,
-                    actor=actor.username,
-                    action="dossier.migrated",
-                    at=now,
-                    from_status=old_status,
-                    to_status=d.status,
-                    details={
-                        "from_version": item["from_version"],
-                        "to_version": new_rt.version,
-                        "at": item["at"],
-                        "steps": steps,
-                    },
-                )
+            loaded.repo.add_event(
+                dossier_id=d.id,
+                actor=actor.username,
+                action="dossier.migrated",
+                at=now,
+                from_status=old_status,
+                to_status=d.status,
+                details={
+                    "from_version": item["from_version"],
+                    "to_version": new_rt.version,
+                    "at": item["at"],
+                    "steps": steps,
+                },
             )
             kept = (d.id, d.version, workflow)
             return {**item, "outcome": MIGRATED}
