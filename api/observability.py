@@ -3,7 +3,8 @@
 * `X-Request-Id`: taken from the request when it is 1–64 characters of `[A-Za-z0-9._-]` (the reverse proxy
   sets one), else made here; echoed in the response header and in every problem document (`request_id`),
   and carried by every log record of the request (engine/logs.py) with the user and the dossier code.
-* the latency histogram and request counter of api/metrics.py, labelled by the route's template.
+* the latency histogram and request counter of api/metrics.py, labelled by the route's template (never the
+  raw path) and the method (an unknown one is `OTHER`): their label sets do not grow with dossiers or clients.
 * one `motcua.access` record per request (method, endpoint, path, status, ms); MOTCUA_ACCESS_LOG=0 turns
   the access log off.
 
@@ -26,6 +27,10 @@ from .metrics import REQUEST_SECONDS, REQUESTS
 access = logging.getLogger("motcua.access")
 _VALID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED = "<unmatched>"
+# A client may send any method token; each new one would be a label set kept by the process for ever
+# (docs/performance.md, "Memory"): the others are counted together.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 
 def request_id() -> str | None:
@@ -56,8 +61,9 @@ def _end(response):
     rule = request.url_rule
     endpoint = rule.rule if rule is not None else UNMATCHED
     seconds = time.perf_counter() - g.t0
-    REQUEST_SECONDS.labels(endpoint, request.method).observe(seconds)
-    REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+    method = request.method if request.method in METHODS else OTHER_METHOD
+    REQUEST_SECONDS.labels(endpoint, method).observe(seconds)
+    REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
     if access.isEnabledFor(logging.INFO):
         access.info(
             "%s %s %s",
