@@ -115,11 +115,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_make_run(env: dict) -> tuple[subprocess.Popen, int]:
-    """`motcua serve` as `make run` starts it (its own server, threads and worker), on a free port."""
+def start_make_run(env: dict, command: list[str] | None = None) -> tuple[subprocess.Popen, int]:
+    """`motcua serve` as `make run` starts it (its own server, threads and worker), on a free port; `command`
+    instead of `motcua serve` (bench/bench_memory.py's traced server takes the same options)."""
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("motcua")), "serve", "--port", str(port)],
+        [*(command or [str(Path(sys.executable).with_name("motcua")), "serve"]), "--port", str(port)],
         env={**env, "MOTCUA_ACCESS_LOG": env.get("MOTCUA_ACCESS_LOG", "1")},
         cwd=str(ROOT),
         stdout=subprocess.DEVNULL,
