@@ -520,7 +520,10 @@ class DossierService:
             open_tasks = self.finish_step(s, loaded, actor, now, completed_task=task, task_data=data)
             view = dossier_view(dossier, open_tasks)
         # Committed: keep the live workflow for this dossier's next step (valid while the version matches).
-        self.workflows.put(dossier.id, dossier.version, workflow)
+        # A finished dossier has no next step, and a done step no next request: neither takes a place.
+        if not dossier.finished:
+            self.workflows.put(dossier.id, dossier.version, workflow)
+        self.task_rights.forget(task_id)
         self.task_rights.remember(open_tasks)
         return view
 
