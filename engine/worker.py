@@ -123,7 +123,8 @@ class Worker:
         self.sweep_task = self.huey.periodic_task(_always, name="motcua.sweep")(self.sweep)
         self.deliver_task = self.huey.task(name="motcua.deliver")(self.deliver)
         self.deliver_tick = self.huey.periodic_task(_always, name="motcua.deliver_tick")(self.deliver_periodic)
-        self._scheduled: dict[int, float] = {}
+        self._scheduled: dict[int, float] = {}  # wake-up instants (epoch seconds) already queued
+        self.wakeups_size = 10_000  # at most this many remembered (docs/performance.md, "Memory")
         self._lock = threading.Lock()
         self._delivery: Delivery | None = None
         self._deliver_slots: set[int] = set()
@@ -278,9 +279,13 @@ class Worker:
         with self._lock:
             if key in self._scheduled or _time.monotonic() < self._queue_away_until:
                 return False
-            if len(self._scheduled) > 10_000:
+            if len(self._scheduled) >= self.wakeups_size:
+                # Forget the instants passed, then all but the soonest half: timers days ahead never pass
+                # soon enough, and the API process schedules one per step. A forgotten instant costs at
+                # most a second wake-up at that second, which finds nothing left to do.
                 cutoff = now.timestamp()
-                self._scheduled = {k: v for k, v in self._scheduled.items() if k > cutoff}
+                kept = sorted(k for k in self._scheduled if k > cutoff)[: self.wakeups_size // 2]
+                self._scheduled = {k: self._scheduled[k] for k in kept}
             self._scheduled[key] = now.timestamp()
         try:
             self.wake_task.schedule(eta=datetime.fromtimestamp(key, UTC))

@@ -201,6 +201,18 @@ def test_wakeup_in_the_past_is_scheduled_a_second_ahead(worker):
     assert scheduled_etas(worker) == [vn(2026, 3, 2, 9, 0, 2)]
 
 
+def test_known_wakeups_stay_within_their_bound(worker):
+    """The API process schedules a wake-up per step's timer, days ahead: what it remembers is bounded."""
+    worker.wakeups_size = 4
+    first = vn(2026, 3, 3, 9, 0)
+    with time_machine.travel(vn(2026, 3, 2, 9, 0), tick=False):
+        for h in range(10):
+            assert worker.schedule_wakeup(first + timedelta(hours=h))
+            assert len(worker._scheduled) <= 4
+        assert not worker.schedule_wakeup(first)  # the soonest are kept: still known, not queued twice
+    assert len(scheduled_etas(worker)) == 10
+
+
 def test_consumer_sweeps_every_sweep_seconds(settings, monkeypatch):
     settings.sweep_seconds = 30
     cls = consumer_class(settings.sweep_seconds)
