@@ -146,6 +146,7 @@ class Dossier:
     """One dossier: the columns of `dossiers` as attributes, and the rules above as methods."""
 
     transitions: list[str]
+    portal_last: tuple[int, int | None] | None
     # the columns (engine/models.py), for readers and the type checker
     id: Any
     code: str
@@ -183,6 +184,7 @@ class Dossier:
     def __init__(self, **columns):
         self.__dict__.update(columns)
         self.transitions = []  # the statuses this change went through, in order (the national portal)
+        self.portal_last: tuple[int, int | None] | None = None  # the portal's last (sequence, code), if known
 
     def columns(self, names) -> dict:
         return {k: self.__dict__[k] for k in names}

@@ -211,6 +211,10 @@ class DossierService:
         self.settings = settings or Settings.from_env()
         self.runtimes = RuntimeCache()
         self.workflows = WorkflowCache()
+        # the national portal's last (sequence, status code) per dossier, keyed by the row version committed
+        # with it like the workflows: a change that pushes a status always writes the dossier row (its version
+        # moves), so a matching version proves no other process pushed since (`push_status`)
+        self.portal_cursors = WorkflowCache()
         self.task_rights = TaskRights()
         self._calendars: dict[str, tuple[WorkCalendar, float]] = {}
         self._notifier = None
@@ -373,6 +377,7 @@ class DossierService:
             values["next_timer_at"] = compute_next_timer(Dossier(id=None, **values), workflow, cal, self.settings)
             dossier = repo.add(values)
             dossier.transitions.append(initial.value)  # the national portal hears of the first status too
+            dossier.portal_last = (0, None)  # a new dossier: nothing pushed yet, nothing to read
             repo.add_event(
                 dossier_id=dossier.id,
                 actor=actor.username,
@@ -394,10 +399,12 @@ class DossierService:
             if also is not None:
                 also(s, dossier)
             repo.save(dossier, now)
-            self.notifier.notify_applicant(repo.conn, dossier, "received")
-            self.push_status(repo.conn, dossier, now)
+            repo.outbox.extend(self.notifier.applicant_messages(dossier, "received"))
+            self.push_status(repo.conn, dossier, now, into=repo.outbox)
+            self.notifier.write(repo.conn, repo.take_outbox())  # the change's messages: one INSERT
             view = dossier_view(dossier, open_tasks)
         self.workflows.put(dossier.id, dossier.version, workflow)  # committed: the first step needs no restore
+        self.portal_cursors.put(dossier.id, dossier.version, dossier.portal_last)
         self.task_rights.remember(open_tasks)
         return view
 
@@ -494,6 +501,7 @@ class DossierService:
             if found is None or not actor.sees_agency(found[0].agency):
                 raise task_not_found()
             task, dossier = found
+            dossier.portal_last = self.portal_cursors.take(dossier.id, dossier.version)
             self._check_workable(actor, task)
             if task.claimed_by and task.claimed_by != actor.username:
                 raise Conflict.task_held(task.claimed_by)
@@ -523,6 +531,8 @@ class DossierService:
         # A finished dossier has no next step, and a done step no next request: neither takes a place.
         if not dossier.finished:
             self.workflows.put(dossier.id, dossier.version, workflow)
+            if dossier.portal_last is not None:
+                self.portal_cursors.put(dossier.id, dossier.version, dossier.portal_last)
         self.task_rights.forget(task_id)
         self.task_rights.remember(open_tasks)
         return view
@@ -585,12 +595,24 @@ class DossierService:
         open_tasks = self._after_step(s, loaded, actor, now, completed_task=completed_task, task_data=task_data)
         loaded.repo.save_state(loaded.dossier.id, dump_state(loaded.rt.dialect, loaded.workflow))
         loaded.repo.save(loaded.dossier, now)
+        self.notifier.write(loaded.repo.conn, loaded.repo.take_outbox())  # the step's messages: one INSERT
         return open_tasks
 
-    def push_status(self, conn, dossier: Dossier, now: datetime) -> None:
+    def push_status(self, conn, dossier: Dossier, now: datetime, into: list | None = None) -> None:
         """Outbox: the national portal's rows for the statuses this change went through, in order
-        (docs/channels.md)."""
-        self.notifier.status_changed(conn, dossier, dossier.take_transitions(), now)
+        (docs/channels.md); written on `conn`, or added to `into` for the change's single INSERT.
+
+        The sequence continues from `dossier.portal_last` when known (a new dossier; a step whose version
+        matched `portal_cursors`), else from the last row, read. Whatever pushes a status must also write
+        the dossier row in the same transaction (every use case saves it), so that the version proves the
+        remembered sequence current."""
+        rows, dossier.portal_last = self.notifier.portal_rows(
+            conn, dossier, dossier.take_transitions(), now, dossier.portal_last
+        )
+        if into is None:
+            self.notifier.write(conn, rows)
+        else:
+            into.extend(rows)
 
     # -- the engine step ---------------------------------------------------------------------------
     @staticmethod
@@ -691,7 +713,7 @@ class DossierService:
                 task_id=completed_task.id,
                 details={"task": completed_task.spec_name, "channel": dossier.channel},
             )
-            self.notifier.notify_applicant(repo.conn, dossier, "received")
+            repo.outbox.extend(self.notifier.applicant_messages(dossier, "received"))
         dossier.set_status(new_status, now)
         if new_status == Status.PAYMENT_REQUIRED and old_status != new_status:
             payments.open_order(s, dossier, payments.fee_of(rt.meta, workflow))
@@ -719,9 +741,9 @@ class DossierService:
                 },
             )
         if old_status != dossier.status and completed_task is not None:
-            self.notifier.notify_applicant(repo.conn, dossier, "status")
-        if old_status != dossier.status:
-            self.push_status(repo.conn, dossier, now)
+            repo.outbox.extend(self.notifier.applicant_messages(dossier, "status"))
+        if old_status != dossier.status:  # written with the applicant's in one INSERT (`finish_step`)
+            self.push_status(repo.conn, dossier, now, into=repo.outbox)
         return open_tasks
 
     def step_definition(self, s, rt: Runtime, t, dossier: Dossier, cal: WorkCalendar, opened: datetime) -> dict:

@@ -87,6 +87,9 @@ class DossierRepository:
         self._calendar = national_calendar
         self._stored: dict[int, dict] = {}  # dossier id -> its writable columns as stored
         self._inserted: set[int] = set()  # written by this transaction's INSERT, not yet updated
+        # the change's outbox rows not written yet (engine/channels/notify.py): the use case writes them in
+        # one INSERT when the change is complete (`take_outbox`)
+        self.outbox: list[dict] = []
 
     # -- dossiers ----------------------------------------------------------------------------------
     def add(self, values: dict) -> Dossier:
@@ -157,6 +160,10 @@ class DossierRepository:
 
     def _facts(self) -> report_counts.Facts:
         return report_counts.Facts(self.session, calendar=self._calendar)
+
+    def take_outbox(self) -> list[dict]:
+        rows, self.outbox = self.outbox, []
+        return rows
 
     # -- workflow state ----------------------------------------------------------------------------
     def state(self, dossier_id: int) -> bytes:

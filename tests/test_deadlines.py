@@ -664,6 +664,25 @@ def test_outbox_is_drained_once_sms_unaccented(service, actions, db, tmp_path):
         assert s.scalar(select(func.count()).select_from(Notification).where(Notification.sent_at.is_(None))) == 0
 
 
+def test_portal_sequence_remembered_by_one_process_follows_what_another_pushed(service, db, settings):
+    """A process remembers a dossier's last portal sequence with the row version it committed
+    (`DossierService.portal_cursors`), so its next step reads nothing; a step another process made meanwhile
+    moved the version, and the sequence is read again: one sequence per status, in order, never twice."""
+    other = DossierService(db, settings)  # a second API process: its own caches, the same database
+    worker = staff({"receiver", "specialist"}, AGENCY, "canbo")
+    d = start(service)
+    step = {"decision": "accept"}
+    with at(2026, 3, 2, 10, 0):
+        d = service.complete_task(worker, d["tasks"][0]["id"], step)  # status changes: remembered, not read
+        d = other.complete_task(worker, d["tasks"][0]["id"], step)
+        d = other.complete_task(worker, d["tasks"][0]["id"], step)  # processed: pushed by the other process
+        d = service.complete_task(worker, d["tasks"][0]["id"], step)  # returned: this one must read again
+    assert d["status"] == "returned"
+    rows = notifications(db, d["code"], "national_portal")
+    assert [n.sequence for n in rows] == list(range(1, len(rows) + 1))
+    assert [n.payload["status_code"] for n in rows] == [2, 4, 9, 10]
+
+
 def test_outbox_failure_leaves_the_message_for_the_next_sweep(service, db):
     start(service)
 

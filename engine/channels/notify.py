@@ -6,7 +6,8 @@
   with its text as `message`); SMS to the phone, e-mail to the address, a Zalo template message to the
   phone when Zalo is configured; with neither phone nor e-mail, one `portal` row (the public status page).
 - `Notifier.status_changed(conn, dossier, at)`: one `national_portal` row per status change with the
-  dossier's next `sequence` (the dossier's row is locked by the change, so sequences never collide).
+  dossier's next `sequence` (the dossier's row is locked by the change, so sequences never collide);
+  `portal_rows` builds them without writing, from a last sequence the caller may already know.
 - `Notifier.officers(conn, dossier, event, recipients, extra)`: the officers' inbox rows (`officer`,
   recipient `user:<name>` or `role:<role>@<agency>`), plus e-mail / Zalo to each of those officers who
   has an address or phone where the channel is configured.
@@ -125,23 +126,45 @@ class Notifier:
             rows.append(self.row(d, event, PUBLIC_PAGE, d.code, r.subject, now))
         return rows
 
-    def notify_applicant(self, conn, d, event: str, extra: dict | None = None, now: datetime | None = None) -> int:
-        """The applicant's messages for `event` (module doc), written on `conn`. Returns how many rows."""
+    def applicant_messages(self, d, event: str, extra: dict | None = None, now: datetime | None = None) -> list[dict]:
+        """The applicant's rows for `event` (module doc), not written yet: the caller writes them in its
+        change's single outbox INSERT (`write`)."""
         if event == "status":
             event = STATUS_EVENTS.get(d.status, "status")
         elif event not in APPLICANT_EVENTS:
             event = "status"
-        rows = self.applicant_rows(d, event, extra, now)
+        return self.applicant_rows(d, event, extra, now)
+
+    def notify_applicant(self, conn, d, event: str, extra: dict | None = None, now: datetime | None = None) -> int:
+        """The applicant's messages for `event` (module doc), written on `conn`. Returns how many rows."""
+        rows = self.applicant_messages(d, event, extra, now)
         conn.execute(INSERT, rows)
         return len(rows)
 
+    @staticmethod
+    def write(conn, rows: list[dict]) -> None:
+        """All the outbox rows of one change in one INSERT, in the order given (their ids follow it)."""
+        if rows:
+            conn.execute(INSERT, rows[0] if len(rows) == 1 else rows)
+
     def status_changed(self, conn, d, statuses: list[str] | None = None, now: datetime | None = None) -> int:
+        """The national portal's rows for `statuses` (`portal_rows`), written on `conn`. Returns how many."""
+        rows, _last = self.portal_rows(conn, d, statuses, now)
+        self.write(conn, rows)
+        return len(rows)
+
+    def portal_rows(
+        self, conn, d, statuses: list[str] | None = None, now: datetime | None = None, last: tuple | None = None
+    ) -> tuple[list[dict], tuple[int, int | None]]:
         """The national portal's rows for `statuses` (default: the dossier's current one), each with the
-        dossier's next `sequence`; a status equal to the last one pushed is not pushed again. Returns how many."""
+        dossier's next `sequence`; a status equal to the last one pushed is not pushed again. `last`: the
+        dossier's last pushed (sequence, status code) when the caller knows it ((0, None): none yet), else
+        it is read on `conn`. Returns the rows (not written) and the new last (sequence, status code)."""
         now = now or utcnow()
-        last = conn.execute(LAST_PUSHED, {"_id": d.id}).first()
-        seq = last.sequence if last is not None else 0
-        last_code = (last.payload or {}).get("status_code") if last is not None else None
+        if last is None:
+            row = conn.execute(LAST_PUSHED, {"_id": d.id}).first()
+            last = (row.sequence, (row.payload or {}).get("status_code")) if row is not None else (0, None)
+        seq, last_code = last
         rows = []
         for value in statuses or [d.status]:
             status = Status(value)
@@ -158,9 +181,7 @@ class Notifier:
             }
             body = f"{d.code} #{seq}: {status.code} {status.label_vi}"
             rows.append(self.row(d, "status", NATIONAL_PORTAL, d.code, body, now, payload=payload, sequence=seq))
-        if rows:
-            conn.execute(INSERT, rows)
-        return len(rows)
+        return rows, (seq, last_code)
 
     def officers(
         self, conn, d, event: str, recipients: list[str], extra: dict | None = None, now=None, inbox: bool = True
