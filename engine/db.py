@@ -21,6 +21,8 @@ from . import caches as _caches  # noqa: F401 (its flush hook bumps cache genera
 from .config import Settings
 from .errors import Conflict
 
+SQLITE_HEAP_LIMIT = 64 * 2**20  # bytes: all SQLite memory of one process (page caches first), a soft limit
+
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
     eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -34,6 +36,9 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA cache_size=-32000")  # 32 MB page cache per connection
+        # ... but the process's connections together (two pools of up to 15) stay under SQLITE_HEAP_LIMIT:
+        # the limit is process-wide, and SQLite reuses cached pages past it (docs/performance.md, "Memory").
+        cur.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_LIMIT}")
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.close()
 

@@ -83,3 +83,19 @@ def test_metrics_label_sets_do_not_grow_with_dossiers_paths_or_methods(client):
     assert not any(code in e for code in codes for e, _ in after), "a raw path became a label"
     assert {m for _, m in after} <= METHODS
     assert len(after - before) <= 1  # at most the one (endpoint, OTHER) set of the invented methods
+
+
+def test_sqlite_page_caches_share_one_limit_per_process(client, app):
+    """32 MB of page cache per connection, two pools of up to 15 connections: on a database of a province
+    (16 KB per dossier) their sum would pass 300 MB; the process-wide soft heap limit holds them together."""
+    from engine.db import SQLITE_HEAP_LIMIT
+
+    db = app.extensions["motcua"].db
+    if not db.is_sqlite:
+        return  # PostgreSQL keeps its pages in its own server
+    drive(client, 1)
+    assert client.get("/api/v1/monitor/overdue", "supervisor").status_code == 200
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA soft_heap_limit").scalar() == SQLITE_HEAP_LIMIT
+    with db.write_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA soft_heap_limit").scalar() == SQLITE_HEAP_LIMIT
