@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,6 +22,9 @@ from .config import Settings
 from .errors import Conflict
 
 SQLITE_HEAP_LIMIT = 64 * 2**20  # bytes: all SQLite memory of one process (page caches first), a soft limit
+
+#: execution option of `Database.statements()`' connections (SQLite): no BEGIN, each statement commits itself
+STATEMENT_COMMITS = "motcua_statement_commits"
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -44,6 +47,8 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 
     @event.listens_for(eng, "begin")
     def _begin(conn):
+        if conn.get_execution_options().get(STATEMENT_COMMITS):
+            return  # `Database.statements()`: each statement is its own transaction
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return eng
@@ -91,6 +96,18 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def statements(self) -> Iterator[Connection]:
+        """SQLite: a writing connection on which every statement is a transaction of its own (no BEGIN IMMEDIATE
+        before it; the connection is in SQLite's autocommit mode). SQLite takes its write lock when the statement
+        starts and releases it when the statement ends, inside one call into SQLite: no Python code runs while
+        it is held, so neither this process's other threads (the GIL) nor the CPU scheduler of a niced process
+        can lengthen it. For writes that stand on their own (the outbox drainer's: docs/channels.md,
+        "Measured"); call `commit()` after each statement (SQLAlchemy's bookkeeping; SQLite has committed)."""
+        with self.write_engine.connect() as conn:
+            conn.execution_options(**{STATEMENT_COMMITS: True})
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -1,12 +1,14 @@
 """Delivery of the outbox: claim → send → record, per channel, with backoff, dead letter and isolation.
 
-1. **Claim** (one short transaction, one statement): the channel's due rows (`next_try_at <= now`, by
-   ix_notifications_due; on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the writers' lock) get
-   `tries + 1` and `next_try_at = now + lease`, so no other worker takes them while they are being sent.
+1. **Claim**: the channel's due rows (`next_try_at <= now`, by ix_notifications_due) get `tries + 1` and
+   `next_try_at = now + lease`, so no other worker takes them while they are being sent. On PostgreSQL one
+   short transaction, one statement (`FOR UPDATE SKIP LOCKED`); on SQLite, whose one write lock every request
+   needs too, the rows are read from a snapshot and taken by statements of at most `PIECE` rows, each its
+   own transaction (`Database.statements`), on condition that they are still due with the `tries` read.
    A worker that dies mid-send leaves them to be taken again when the lease ends: at-least-once.
 2. **Send**, outside any transaction (a slow gateway never holds a database lock), on the channel's own
    threads (`policy.concurrency`), each attempt bounded by `policy.timeout`.
-3. **Record** (one short transaction): sent → `sent_at`, `next_try_at = NULL`; failed → `next_try_at =
+3. **Record** (one short transaction; on SQLite, statements of at most `PIECE` rows, each its own): sent → `sent_at`, `next_try_at = NULL`; failed → `next_try_at =
    now + backoff(tries)` (base·2^(tries-1), capped) and `last_error`, or, at `policy.max_tries`,
    `dead_at` (the dead letters administrators list and re-send). The national portal's updates are never
    dead-lettered (`config.RETRIED_FOREVER`): they are tried every `backoff_cap` seconds until accepted, and a
@@ -44,16 +46,23 @@ from .senders import Message
 log = logging.getLogger("motcua.delivery")
 
 N = cast(Table, Notification.__table__)
+#: SQLite: at most this many rows in one of the drainer's writing statements, each its own transaction, so that
+#: a request's transaction never waits long for the write lock behind one (docs/channels.md, "Measured")
+PIECE = 25
+#: SQLite: the drainer copies the WAL into the database itself every so many of its writing statements (a
+#: PASSIVE checkpoint: it takes no write lock and blocks no one), so that the WAL seldom reaches SQLite's
+#: automatic checkpoint (1000 pages) in the commit of a request, which would then pay for the drainer's pages
+CHECKPOINT_EVERY = 32
 LEASE_MARGIN = 10.0  # seconds beyond the worst case of a claimed batch before it may be taken again
 
 
 class WriteTurns:
-    """SQLite: the drainer's writing transactions in one process, one at a time and at most `share` of the time.
+    """SQLite: the drainer's writing statements in one process, one at a time and at most `share` of the time.
 
     SQLite has one writer at a time, and a request whose transaction finds the write lock taken sleeps in
     SQLite's busy handler (1, 2, 5, 10 … ms) until it is free: the more of the time the drainer holds it, the
     more requests wait. A token bucket of write time: it fills at `share` seconds per second, up to `BURST`
-    seconds (so a small drain never waits); each writing transaction takes its length from it (waiting for the
+    seconds (so a small drain never waits); each writing statement takes its length from it (waiting for the
     lock included: a drainer that had to wait for the requests steps back further), and one that finds it empty
     waits until it is full enough again. The channels' threads take turns here, in order, rather than all
     waiting in SQLite's busy handler beside the requests' transactions (docs/channels.md, "Measured")."""
@@ -133,6 +142,7 @@ class Delivery:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_lock = threading.Lock()
         self._lock = not db.is_sqlite
+        self._writes = 0  # SQLite: writing statements so far (CHECKPOINT_EVERY)
         self._writing = WriteTurns(channels.sqlite_write_share) if db.is_sqlite else contextlib.nullcontext()
 
     def _pool(self, channel: str) -> ThreadPoolExecutor:
@@ -167,19 +177,20 @@ class Delivery:
     def claim(self, channel: str, now: datetime, limit: int) -> list[list[Message]]:
         """Take up to `limit` due messages of `channel`; groups of one, or a dossier's run for the portal.
 
-        The writing transaction is kept to one statement (two for the portal on SQLite), so the database's
-        write lock, which on SQLite every request's transaction needs too, is held for as little as possible."""
+        On PostgreSQL one transaction of one statement; on SQLite, whose write lock every request's transaction
+        needs too, statements of at most PIECE rows, each its own transaction (`_claim_sqlite`)."""
         if channel == NATIONAL_PORTAL:
             return self._claim_portal(now, limit)
+        lease = now + timedelta(seconds=self._lease(channel, limit))
+        if not self._lock:  # SQLite: read from a snapshot, then claimed PIECE rows to a statement
+            return self._claim_sqlite(channel, now, lease, limit)
         due = (
             select(N.c.id)
             .where(N.c.channel == channel, N.c.next_try_at <= now)
             .order_by(N.c.next_try_at, N.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        if self._lock:
-            due = due.with_for_update(skip_locked=True)
-        lease = now + timedelta(seconds=self._lease(channel, limit))
         with self._writing, self.db.uow() as s:
             rows = list(
                 s.execute(
@@ -190,6 +201,71 @@ class Delivery:
                 )
             )
         return [[_message(r)] for r in sorted(rows, key=lambda r: r.id)]
+
+    # -- SQLite: short statements, each its own transaction ----------------------------------------------
+    def _write(self, stmt) -> int:
+        """One writing statement as a transaction of its own (`Database.statements`): the write lock is held
+        while SQLite runs it, never across Python code; returns the rows it changed."""
+        with self.db.statements() as conn:
+            with self._writing:
+                n = conn.execute(stmt).rowcount
+            conn.commit()
+            with self._pools_lock:
+                self._writes += 1
+                checkpoint = self._writes % CHECKPOINT_EVERY == 0
+            if checkpoint:  # copies the WAL into the database without the write lock; see CHECKPOINT_EVERY
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.commit()
+        return n
+
+    def _take(self, candidates: list[tuple[int, int]], now: datetime, lease: datetime) -> set[int]:
+        """Claim (id, tries) read from a snapshot, PIECE rows to a statement; returns the ids won.
+
+        A row is taken only if it is still due and still has the `tries` it was read with, so of several workers
+        that read it only one takes it (the first moves `tries` on); when a statement changed fewer rows than it
+        named, the ones it took are those that now have `tries + 1` and this lease (read back, outside the lock)."""
+        won: set[int] = set()
+        by_tries: dict[int, list[int]] = {}
+        for i, t in candidates:
+            by_tries.setdefault(t, []).append(i)
+        for t, ids in by_tries.items():
+            for k in range(0, len(ids), PIECE):
+                piece = ids[k : k + PIECE]
+                n = self._write(
+                    update(N)
+                    .where(N.c.id.in_(piece), N.c.tries == t, N.c.next_try_at <= now, N.c.sent_at.is_(None))
+                    .values(tries=t + 1, next_try_at=lease)
+                )
+                if n == len(piece):
+                    won.update(piece)
+                elif n:
+                    with self.db.read() as s:
+                        won.update(
+                            s.scalars(
+                                select(N.c.id).where(N.c.id.in_(piece), N.c.tries == t + 1, N.c.next_try_at == lease)
+                            )
+                        )
+        return won
+
+    def _claim_sqlite(self, channel: str, now: datetime, lease: datetime, limit: int) -> list[list[Message]]:
+        """SQLite: the due rows read from a snapshot, without the write lock, then taken (`_take`). Rows another
+        worker took meanwhile are replaced by reading again (a few times), so a drain does not stop early."""
+        out: list[Message] = []
+        for _ in range(3):
+            with self.db.read() as s:
+                due = select(N).where(N.c.channel == channel, N.c.next_try_at <= now)
+                rows = list(s.execute(due.order_by(N.c.next_try_at, N.c.id).limit(limit - len(out))))
+            if not rows:
+                break
+            won = self._take([(r.id, r.tries) for r in rows], now, lease)
+            for r in rows:
+                if r.id in won:
+                    m = _message(r)
+                    m.tries += 1
+                    out.append(m)
+            if len(won) == len(rows) or len(out) >= limit:
+                break
+        return [[m] for m in sorted(out, key=lambda m: m.id)]
 
     def _portal_runs(self, s, now: datetime, limit: int, lock: bool) -> list[list[Message]]:
         """The due heads (a dossier's lowest unsent update) and, after each, its unsent updates in sequence."""
@@ -263,19 +339,11 @@ class Delivery:
                 groups = self._portal_runs(s, now, limit, lock=False)
             if not groups:
                 return []
-            with self._writing, self.db.uow() as s:
-                won = set(
-                    s.scalars(
-                        update(N)
-                        .where(N.c.id.in_([g[0].id for g in groups]), N.c.next_try_at <= now, N.c.sent_at.is_(None))
-                        .values(**claimed)
-                        .returning(N.c.id)
-                    )
-                )
-                groups = [g for g in groups if g[0].id in won]
-                rest = [m.id for g in groups for m in g[1:]]
-                if rest:
-                    s.execute(update(N).where(N.c.id.in_(rest)).values(**claimed))
+            won = self._take([(g[0].id, g[0].tries) for g in groups], now, lease)
+            groups = [g for g in groups if g[0].id in won]
+            rest = [m.id for g in groups for m in g[1:]]
+            for k in range(0, len(rest), PIECE):
+                self._write(update(N).where(N.c.id.in_(rest[k : k + PIECE])).values(**claimed))
         for g in groups:
             for m in g:
                 m.tries += 1
@@ -299,6 +367,8 @@ class Delivery:
         gives_up = self.channels.gives_up
         res = ChannelResult(channel)
         ok = [m.id for g, err in outcomes if err is None for m in g]
+        if not self._lock:
+            return self._record_sqlite(channel, outcomes, ok, now, res)
         with self._writing, self.db.uow() as s:
             if ok:
                 s.execute(
@@ -319,6 +389,36 @@ class Delivery:
                         values = dict(next_try_at=now + timedelta(seconds=policy.backoff(m.tries)), last_error=err)
                         res.failed += 1
                     s.execute(update(N).where(N.c.id == m.id, N.c.sent_at.is_(None)).values(**values))
+        return res
+
+    def _record_sqlite(self, channel, outcomes, ok: list[int], now: datetime, res: ChannelResult) -> ChannelResult:
+        """SQLite: the same outcomes, PIECE rows to a statement, each statement its own transaction (`_write`);
+        the failed ones grouped by what is written to them (the same error and tries: one statement)."""
+        policy = self.channels.policy_for(channel)
+        for k in range(0, len(ok), PIECE):
+            self._write(
+                update(N)
+                .where(N.c.id.in_(ok[k : k + PIECE]), N.c.sent_at.is_(None))
+                .values(sent_at=now, next_try_at=None, last_error=None)
+            )
+        res.sent += len(ok)
+        failed: dict[tuple, list[int]] = {}
+        for group, err in outcomes:
+            if err is None:
+                continue
+            res.errors.append(err)
+            for m in group:
+                dead = self.channels.gives_up(channel, m.tries)
+                res.dead, res.failed = res.dead + dead, res.failed + (not dead)
+                failed.setdefault((err, dead, None if dead else policy.backoff(m.tries)), []).append(m.id)
+        for (err, dead, backoff), ids in failed.items():
+            values = (
+                dict(dead_at=now, next_try_at=None, last_error=err)
+                if dead
+                else dict(next_try_at=now + timedelta(seconds=backoff), last_error=err)
+            )
+            for k in range(0, len(ids), PIECE):
+                self._write(update(N).where(N.c.id.in_(ids[k : k + PIECE]), N.c.sent_at.is_(None)).values(**values))
         return res
 
     # -- a channel, a round at a time --------------------------------------------------------------------

@@ -528,3 +528,67 @@ def test_the_drainer_keeps_to_its_share_of_the_sqlite_write_lock():
     with turns:
         pass
     assert 0.08 <= time.monotonic() - t < 1.0 and turns.paused > 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+def test_on_sqlite_each_drain_write_is_one_short_statement(servers, client, worker, db):
+    """On SQLite every request's transaction needs the one write lock: the drainer's writes hold it for one
+    statement of at most PIECE rows each (docs/channels.md, "Measured"), however big its rounds are (4 sending
+    threads × 25 = 100 messages a round here). Counted by SQLite itself (the connection's total_changes) for
+    every writing transaction of the draining threads while 260 messages drain to the real gateways: most
+    accepted, some SMS refused (their failures recorded in pieces too), the portal's runs in order."""
+    if not db.is_sqlite:
+        pytest.skip("the bound is SQLite's (one writer); PostgreSQL's row locks block no request")
+    import threading
+
+    from sqlalchemy import event
+
+    from engine.channels.delivery import PIECE
+
+    dossiers = [new_dossier(client) for _ in range(60)]
+    for d in dossiers[:5]:
+        finish(client, d)  # five dossiers with runs of portal updates
+    servers["sms"].status = lambda n: 500 if n % 3 == 0 else 200
+    mine = threading.local()
+    writes: list[tuple[int, int]] = []  # (statements, rows changed) of each of the drainer's writing transactions
+
+    def draining() -> bool:
+        return threading.current_thread().name.startswith("drain-")
+
+    @event.listens_for(db.write_engine, "begin")
+    def _begin(conn):
+        if draining():
+            mine.changes, mine.statements = conn.connection.dbapi_connection.total_changes, 0
+
+    @event.listens_for(db.write_engine, "after_cursor_execute")
+    def _statement(conn, cursor, statement, *_):
+        if draining() and not statement.startswith(("PRAGMA", "BEGIN")):
+            mine.statements += 1
+
+    @event.listens_for(db.write_engine, "commit")
+    def _commit(conn):
+        if draining() and mine.statements:
+            writes.append((mine.statements, conn.connection.dbapi_connection.total_changes - mine.changes))
+
+    try:
+        out = worker.deliver()
+    finally:
+        for name, fn in (("begin", _begin), ("after_cursor_execute", _statement), ("commit", _commit)):
+            event.remove(db.write_engine, name, fn)
+    total = len(rows(db))
+    assert total >= 260
+    sms_failed = out["sms"]["failed"]
+    assert sms_failed >= 15 and out["sms"]["sent"] + sms_failed == len(servers["sms"].requests) == len(
+        rows(db, channel="sms")
+    )
+    assert sum(r["sent"] for r in out.values()) == total - sms_failed  # everything else in this one delivery
+    assert sum(n for _, n in writes) >= 2 * total  # every message claimed and recorded: all counted here
+    assert max(n for _, n in writes) <= PIECE and {k for k, _ in writes} == {1}, sorted(writes)[-5:]
+    # the guarantees hold: each message reached its gateway once, the portal's updates in order per dossier
+    for channel, gateway in (("email", servers["smtp"].messages), ("zalo", servers["zalo"].requests)):
+        assert len(gateway) == len(rows(db, channel=channel)) >= 60
+    keys = [k for r in servers["portal"].requests for k in r["headers"]["Idempotency-Key"].split(",")]
+    assert len(keys) == len(set(keys)) == len(rows(db, channel="national_portal"))
+    for d in dossiers[:5]:
+        sequences = [int(k.rsplit("-", 1)[1]) for k in keys if k.startswith(d["code"] + "-")]
+        assert sequences == sorted(sequences) and len(sequences) > 1
