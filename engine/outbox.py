@@ -9,7 +9,7 @@ crash after a gateway accepted a message but before the outcome is recorded send
 
 A sender is one class with `send(message) -> None` that raises on failure (`Sender`); `FileSender`, the
 embedded default for every channel that is not configured, appends one JSON line per message to
-`var/notifications.log` and logs it. The real gateways are in `engine/channels/senders.py`; which one
+`var/notifications.log` (and to the log at DEBUG). The real gateways are in `engine/channels/senders.py`; which one
 each channel uses is chosen by the environment (docs/channels.md).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import unicodedata
 from pathlib import Path
@@ -41,12 +42,34 @@ class Sender(Protocol):
 
 
 class FileSender:
-    """Writes each message as one JSON line to a file (default var/notifications.log) and to the log."""
+    """Writes each message as one JSON line to a file (default var/notifications.log), and to the log at DEBUG.
+
+    The file stays open between messages (an open and a close per message cost more than writing the line, the
+    embedded default's drain being mostly that) and is opened again when it was moved or removed (log rotation)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._inode = 0
+
+    def _append(self, data: bytes) -> None:
+        with self._lock:
+            try:
+                moved = os.stat(self.path).st_ino != self._inode
+            except FileNotFoundError:
+                moved = True
+            if self._fd is None or moved:
+                if self._fd is not None:
+                    os.close(self._fd)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._inode = os.fstat(self._fd).st_ino
+            os.write(self._fd, data)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # type: ignore[arg-type]
 
     def send(self, notification: Notification) -> None:
         body = notification.body or ""
@@ -64,8 +87,7 @@ class FileSender:
             },
             ensure_ascii=False,
         )
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
-        log.info(
+        self._append((line + "\n").encode("utf-8"))
+        log.debug(
             "notification %s via %s to %s: %s", notification.id, notification.channel, notification.recipient, body
         )

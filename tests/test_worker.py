@@ -140,6 +140,14 @@ def test_sweep_task_fires_due_timers_and_the_delivery_task_drains_the_outbox(wor
         }
         assert worker.deliver() == {}
     assert count(db, Notification, Notification.sent_at.is_(None)) == 0
+    # the log file is kept open between messages; rotated away (renamed), the next message starts a new one
+    (settings.var_dir / "notifications.log").rename(settings.var_dir / "notifications.log.1")
+    with time_machine.travel(vn(2026, 3, 4, 16, 0), tick=False):
+        other = service.start_dossier(receiver, "9.000001", APPLICANT)["code"]
+        assert worker.deliver()
+    rotated = (settings.var_dir / "notifications.log.1").read_text(encoding="utf-8")
+    fresh = (settings.var_dir / "notifications.log").read_text(encoding="utf-8")
+    assert other in fresh and other not in rotated and code in rotated and code not in fresh
 
 
 def test_tasks_in_huey_immediate_mode(worker, service, db):
