@@ -102,15 +102,27 @@ def _acts_on_task(view) -> bool:
     return False
 
 
+_DECLARED: dict = {}  # view function → (permission, roles, acts on a task): read once, not per request
+
+
+def _declared(view) -> tuple[str | None, tuple[str, ...], bool]:
+    hit = _DECLARED.get(view)
+    if hit is None:
+        permission, roles = required_of(view) or ("staff", ())
+        hit = _DECLARED[view] = (permission, roles, _acts_on_task(view))
+    return hit
+
+
 def _authorize(a: Actor) -> None:
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    permission, roles = required_of(view) or ("staff", ())
+    req = request._get_current_object()
+    view = current_app.view_functions.get(req.endpoint) if req.endpoint else None
+    permission, roles, acts_on_task = _declared(view)
     if roles:
         a.require(*roles)
     if permission:
         a.require_permission(permission)
-    task_id = (request.view_args or {}).get("task_id")
-    if task_id is not None and _acts_on_task(view):
+    task_id = (req.view_args or {}).get("task_id")
+    if task_id is not None and acts_on_task:
         services().dossiers.authorize_task(a, str(task_id))
 
 

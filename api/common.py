@@ -41,11 +41,16 @@ def errors(blp: Blueprint, *codes: int):
     """Decorator: document the given error statuses of one operation."""
 
     def decorator(func):
+        documented = func
         for code in sorted(codes, reverse=True):
             headers = RETRY_AFTER if code == 429 else WWW_AUTHENTICATE if code == 401 else None
-            func = blp.alt_response(
+            documented = blp.alt_response(
                 code, schema=ProblemSchema, content_type=PROBLEM, description=DESCRIPTIONS[code], headers=headers
-            )(func)
+            )(documented)
+        # flask-smorest's alt_response only documents, but through a wrapper per status that every request
+        # then called through (five calls, each looking up the app and whether the view is a coroutine): the
+        # view keeps the document and is called directly
+        func._apidoc = documented._apidoc
         return func
 
     return decorator

