@@ -620,7 +620,8 @@ class DossierService:
         """Run the workflow to its next wait state (a fee of 0 asks for no payment)."""
         # Waiting timers are refreshed by the scheduler when they are due (engine/scheduler.py), not here.
         workflow.do_engine_steps()
-        payments.settle_free(workflow, payments.fee_of(rt.meta, workflow))
+        if payments.waits_for_payment(workflow):  # the fee (a walk of the tasks) only where a payment waits
+            payments.settle_free(workflow, payments.fee_of(rt.meta, workflow))
 
     def _after_step(
         self,
@@ -697,7 +698,8 @@ class DossierService:
                 )
         if new_rows or role_rows:
             open_tasks.extend(repo.add_tasks(new_rows, role_rows))
-        decisions.record_fee(dossier, workflow)  # a fee decided by a table (docs/bpmn-conventions.md)
+        if rt.meta.get("decisions") or rt.meta.get("calls"):  # a fee decided by a table (docs/bpmn-conventions.md)
+            decisions.record_fee(dossier, workflow)
         new_status, accepted, outcome = dossier.status_after_step(step_outcome(workflow, rt, after, completed_task))
         if outcome == "refused":  # refused after appraisal: 9 on the way to 10 (docs/bpmn-conventions.md)
             dossier.set_status(Status.PROCESSED, now)

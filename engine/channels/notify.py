@@ -111,8 +111,8 @@ class Notifier:
                 parts.append("zalo.json")
         if email:
             parts += ["email_subject.txt", "email.txt", "email.html"]
-        if not parts:
-            parts = ["email_subject.txt", "email.txt"]
+        if not parts:  # the public page's row: its body is the subject, nothing else is rendered
+            parts = ["email_subject.txt"]
         r = self.templates.event(event, ctx, parts)
         rows = []
         if phone:
