@@ -1,6 +1,6 @@
 # motcua: one image for the API processes, the web pages and the background workers (docs/operations.md).
 # Build: docker build -t motcua .
-# Alone: docker run -p 5000:5000 -v motcua-var:/app/var motcua      (SQLite, waitress, worker beside it)
+# Alone: docker run -p 5000:5000 -v motcua-var:/app/var motcua      (SQLite, gunicorn, worker beside it)
 # A province: docker compose up (compose.yaml: PostgreSQL, Redis, 2 API processes, 2 workers, nginx)
 
 # -- stage 1: build the web bundle and the wheels (Node and compilers never reach the runtime image) -------
@@ -36,6 +36,6 @@ EXPOSE 5000
 VOLUME ["/app/var"]
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=2).status != 200)"
-# Alone: migrate, register the agencies the samples name (bpmn/agencies.csv), deploy the procedure library, then serve (waitress) with the huey worker beside it.
+# Alone: migrate, register the agencies the samples name (bpmn/agencies.csv), deploy the procedure library, then serve (gunicorn, one process) with the huey worker beside it.
 # compose.yaml overrides the command per service (migrate, api, worker).
 CMD ["sh", "-c", "motcua db upgrade && motcua agencies import bpmn/agencies.csv && motcua deploy bpmn/ && motcua serve"]

@@ -7,14 +7,15 @@ Two servers:
 - default: `api.create_app()` under waitress with 4 threads, no worker, an empty database;
 - `--make-run`: `make run`'s own configuration: `motcua db upgrade`, `motcua demo`, `motcua deploy bpmn/`
   (the demo agencies, accounts and sample procedures), then `motcua serve` as `make run` starts it (its
-  default server and threads, and the worker it starts beside itself).
+  default server and threads, and the worker it starts beside itself); `--server=waitress` (or `gunicorn`)
+  passes `--server` to it, to compare the two servers under the same load.
 
 Each round: N dossiers over HTTP (POST /dossiers, then POST /tasks/{id}/complete for each of the 4 tasks, the
 next task's id taken from the completion's answer), then the raw engine on N dossiers; rounds alternate so
 that each ratio is taken under the same machine load. Prints completions per second, median and p99 latency
 of one completion (request sent to answer read, as the client sees it), and the ratios.
 
-    .venv/bin/python bench/bench_api.py [N=200] [ROUNDS=3] [--make-run]
+    .venv/bin/python bench/bench_api.py [N=200] [ROUNDS=3] [--make-run [--server=NAME]]
 """
 
 from __future__ import annotations
@@ -115,12 +116,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_make_run(env: dict, command: list[str] | None = None) -> tuple[subprocess.Popen, int]:
+def start_make_run(
+    env: dict, command: list[str] | None = None, server_name: str | None = None
+) -> tuple[subprocess.Popen, int]:
     """`motcua serve` as `make run` starts it (its own server, threads and worker), on a free port; `command`
-    instead of `motcua serve` (bench/bench_memory.py's traced server takes the same options)."""
+    instead of `motcua serve` (bench/bench_memory.py's traced server takes the same options); `server_name`:
+    its `--server`."""
     port = free_port()
+    extra = ["--server", server_name] if server_name else []
     server = subprocess.Popen(
-        [*(command or [str(Path(sys.executable).with_name("motcua")), "serve"]), "--port", str(port)],
+        [*(command or [str(Path(sys.executable).with_name("motcua")), "serve"]), "--port", str(port), *extra],
         env={**env, "MOTCUA_ACCESS_LOG": env.get("MOTCUA_ACCESS_LOG", "1")},
         cwd=str(ROOT),
         stdout=subprocess.DEVNULL,
@@ -186,14 +191,18 @@ def p99(values: list[float]) -> float:
 
 def main() -> None:
     make_run = "--make-run" in sys.argv
+    server_name = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--server=")), None)
     argv = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(argv[0]) if argv else 200
     rounds = int(argv[1]) if len(argv) > 1 else 3
     tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-api-"))
     env = prepare(tmp, make_run=make_run)
     if make_run:
-        server, port = start_make_run(env)
-        what = "motcua serve as make run starts it (its own server, threads and worker; demo data and bpmn/ loaded)"
+        server, port = start_make_run(env, server_name=server_name)
+        what = (
+            f"motcua serve as make run starts it ({f'--server {server_name}' if server_name else 'its own server'}, "
+            "threads and worker; demo data and bpmn/ loaded)"
+        )
     else:
         server = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--serve"],

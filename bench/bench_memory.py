@@ -1,7 +1,9 @@
 """Memory of an API process after many dossiers (issue 16: under 300 MB RSS after 100,000 dossiers).
 
-Starts `motcua serve` as `make run` starts it (waitress, its default threads, the worker it starts beside
-itself; bench/bench_api.py's `prepare` and `start_make_run`) on SQLite (`make run`'s own database, demo data
+Starts `motcua serve` as `make run` starts it (`--server waitress`: the application in the `motcua serve`
+process itself, whose RSS is read and which --trace snapshots on SIGUSR1 — under gunicorn, make run's
+server on Linux, the application runs in a forked process and SIGUSR1 is the arbiter's; its default threads,
+the worker it starts beside itself; bench/bench_api.py's `prepare` and `start_make_run`) on SQLite (`make run`'s own database, demo data
 and bpmn/ loaded) or, with `--url`, on a PostgreSQL database of its own (its public schema is emptied first),
 and drives N dossiers of bench/four_steps.bpmn through the HTTP API from `--clients` threads, each on its own
 keep-alive connection: POST /dossiers and POST /tasks/{id}/complete for the 4 steps, both with an
@@ -235,7 +237,7 @@ def main() -> int:
     if args.trace:
         env["MOTCUA_BENCH_SNAP"] = str(tmp / "snap")
         argv = [sys.executable, str(Path(__file__).resolve()), "--traced-serve"]
-    server, port = start_make_run(env, argv)
+    server, port = start_make_run(env, argv, server_name="waitress")
     db = args.url.rsplit("@", 1)[-1] if args.url else "SQLite (make run's var/motcua.db, demo data and bpmn/)"
     print(
         f"motcua serve ({'tracemalloc, ' if args.trace else ''}make run's server, threads and worker) on {db}; "

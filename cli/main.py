@@ -298,16 +298,24 @@ def worker(workers, threads):
     type=click.IntRange(1, 64),
     help="Số tiến trình API / API processes (more than 1: gunicorn, Linux)",
 )
+@click.option(
+    "--server",
+    "server_name",
+    type=click.Choice(["auto", "gunicorn", "waitress"]),
+    default=lambda: os.environ.get("MOTCUA_SERVER", "auto"),
+    help="Máy chủ HTTP / HTTP server: auto = gunicorn on Linux, waitress elsewhere",
+)
 @click.option("--with-worker/--no-worker", default=True, help="Chạy kèm tiến trình nền / also run the worker")
-def serve(host, port, threads, workers, with_worker):
+def serve(host, port, threads, workers, server_name, with_worker):
     """Phục vụ API, trang web (và tiến trình nền) / serve the API, pages (and worker).
 
-    One process (the default, any system): waitress with THREADS threads. --workers N (Linux): gunicorn with
-    N processes of THREADS threads each; their metrics are added up (docs/operations.md)."""
+    Linux: gunicorn (gthread) with WORKERS processes of THREADS threads each; their metrics are added up
+    (docs/operations.md). Elsewhere, or with --server waitress: waitress, one process of THREADS threads."""
     from engine import logs
 
-    from .processes import prepare_metrics_dir
+    from .processes import pick_server, prepare_metrics_dir
 
+    server_name = pick_server(server_name, workers)
     s = settings()
     if workers > 1:
         prepare_metrics_dir(s.var_dir)  # before anything imports prometheus_client
@@ -321,22 +329,20 @@ def serve(host, port, threads, workers, with_worker):
             child.terminate()
         raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGTERM, _stop)  # waitress; gunicorn's arbiter installs its own and exits the same way
     click.echo(
-        f"motcua đang chạy tại / serving on http://{host}:{port} ({workers} tiến trình / processes)"
+        f"motcua đang chạy tại / serving on http://{host}:{port} ({server_name}, {workers} tiến trình / processes)"
         "  (Ctrl-C để dừng / to stop)"
     )
     try:
-        if workers > 1:
+        if server_name == "gunicorn":
             from .processes import run_gunicorn
 
             run_gunicorn(host, port, workers, threads)
         else:
-            import waitress
+            from .processes import run_waitress
 
-            from api import create_app
-
-            waitress.serve(create_app(), host=host, port=port, threads=threads, ident="motcua")
+            run_waitress(host, port, threads)
     finally:
         if child and child.poll() is None:
             child.terminate()

@@ -1,4 +1,12 @@
-"""Several processes: `motcua serve --workers N` (gunicorn) and `motcua worker --workers N` (a supervisor).
+"""The HTTP server of `motcua serve` (gunicorn on Linux, waitress elsewhere), its processes (`--workers N`)
+and `motcua worker --workers N` (a supervisor).
+
+Which server (docs/operations.md, "Deployment"; docs/performance.md, "Hot path"): on Linux gunicorn's gthread
+worker, even for one process, since with one client it answered 2–3× the requests per second of waitress
+in the same runs (fewer thread hand-offs per request: waitress's poll thread hands each request to a task
+thread and is woken back through its trigger pipe); waitress stays the portable server (Windows, macOS) and
+`--server waitress` picks it anywhere. Neither believes X-Forwarded-* headers: the application does, through
+ProxyFix, when MOTCUA_TRUSTED_PROXIES says how many proxies there are (docs/security.md).
 
 Nothing is shared between the processes but the database and Redis (docs/operations.md, "Scaling"); the
 only files they share are the Prometheus samples of the API processes (`var/prometheus/`, emptied at start),
@@ -7,6 +15,7 @@ which /metrics adds up.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -27,15 +36,49 @@ def prepare_metrics_dir(var_dir) -> Path:
     return path
 
 
+def pick_server(name: str, workers: int) -> str:
+    """The server `motcua serve --server NAME` runs: `auto` is gunicorn on Linux when installed, else waitress."""
+    if name == "auto":
+        name = "gunicorn" if sys.platform.startswith("linux") and _has_gunicorn() else "waitress"
+        if workers > 1 and name == "waitress":
+            name = "gunicorn"  # refused just below, saying why
+    if name == "gunicorn" and not _has_gunicorn():
+        raise click.ClickException(
+            "gunicorn chưa được cài (chỉ có trên Linux/macOS) / gunicorn is not installed (Linux, macOS): "
+            "use --server waitress, one process"
+        )
+    if name == "waitress" and workers > 1:
+        raise click.ClickException(
+            "waitress chỉ chạy một tiến trình / waitress runs one process: --workers > 1 needs gunicorn"
+        )
+    return name
+
+
+def _has_gunicorn() -> bool:
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:  # Windows, or a slim install
+        return False
+    return True
+
+
+def run_waitress(host: str, port: int, threads: int) -> None:
+    """waitress, one process of `threads` threads. Its proxy-header middleware is left out (it would only
+    delete X-Forwarded-* headers the application does not read unless told to trust a proxy)."""
+    import waitress
+
+    from api import create_app
+
+    waitress.serve(
+        create_app(), host=host, port=port, threads=threads, ident="motcua", clear_untrusted_proxy_headers=False
+    )
+
+
 def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
     """gunicorn's arbiter with `workers` processes of `threads` threads; each process builds its own app
-    (no preloading: no database connection crosses a fork). A process that dies is replaced by gunicorn."""
-    try:
-        from gunicorn.app.base import BaseApplication
-    except ImportError:  # Windows, or a slim install
-        raise click.ClickException(
-            "--workers > 1 cần gunicorn (Linux) / needs gunicorn (Linux); without it run one process"
-        ) from None
+    (no preloading: no database connection crosses a fork). A process that dies is replaced by gunicorn;
+    the arbiter stops them all on SIGINT (Ctrl-C) or SIGTERM and then leaves through SystemExit."""
+    from gunicorn.app.base import BaseApplication
 
     class MotcuaGunicorn(BaseApplication):
         def load_config(self):
@@ -48,9 +91,14 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
                 "graceful_timeout": 20,
                 "keepalive": 5,
                 "accesslog": None,  # the application writes its own access log (api/observability.py)
+                # no peer is trusted to set the scheme by X-Forwarded-Proto: ProxyFix does that in the
+                # application when MOTCUA_TRUSTED_PROXIES is set (gunicorn's default trusts 127.0.0.1)
+                "forwarded_allow_ips": "",
                 "proc_name": "motcua",
                 "child_exit": _child_exit,
             }
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no runtime control socket
+                cfg["control_socket_disable"] = True  # (one per user's home: two servers would share it)
             for k, v in cfg.items():
                 self.cfg.set(k, v)
 
@@ -59,11 +107,21 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
 
             return create_app()
 
+    # The application's modules are imported here, before gunicorn listens and forks: a process it starts
+    # (at boot, or replacing one that died) then only builds the app, so the port does not accept
+    # connections long before anything answers them (the imports take seconds on a loaded machine).
+    # Imports open no connection and start no thread; the app itself is still built after the fork.
+    import api
+
+    for name in api.BLUEPRINTS:
+        importlib.import_module(name)
     MotcuaGunicorn().run()
 
 
 def _child_exit(_server, worker) -> None:
     """A finished API process: its live gauges go (its counters and histograms stay, as Prometheus wants)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # one process: its metrics live in its memory only
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
