@@ -6,7 +6,8 @@
 * the latency histogram and request counter of api/metrics.py, labelled by the route's template (never the
   raw path) and the method (an unknown one is `OTHER`): their label sets do not grow with dossiers or clients.
 * one `motcua.access` record per request (method, endpoint, path, status, ms); MOTCUA_ACCESS_LOG=0 turns
-  the access log off.
+  the access log off. Where it goes only to the JSON handlers of `engine.logs.configure` (as under
+  `motcua serve`) its line is written to them directly, without a LogRecord (engine.logs.direct_handlers).
 
 It is on every request's path, so it does only constant work: no I/O besides the log line.
 """
@@ -65,13 +66,14 @@ def _end(response):
     REQUEST_SECONDS.labels(endpoint, method).observe(seconds)
     REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
     if access.isEnabledFor(logging.INFO):
-        access.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
-            extra={"endpoint": endpoint, "status": response.status_code, "ms": round(seconds * 1000, 2)},
-        )
+        status = response.status_code
+        extra = {"endpoint": endpoint, "status": status, "ms": round(seconds * 1000, 2)}
+        handlers = logs.direct_handlers(access)
+        if handlers is not None:  # the JSON log on stderr of `motcua serve`: the same line, written directly
+            msg = f"{request.method} {request.path} {status}"
+            logs.write_line(handlers, logs.json_line(time.time(), "INFO", access.name, msg, extra))
+        else:
+            access.info("%s %s %s", request.method, request.path, status, extra=extra)
     return response
 
 

@@ -55,23 +55,67 @@ def context() -> dict:
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+def json_line(created: float, level: str, name: str, msg: str, extra: dict | None = None) -> str:
+    """The JSON object of one record: ts (UTC, ISO 8601), level, logger, msg, the context, the `extra` fields."""
+    out = {
+        "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": name,
+        "msg": msg,
+    }
+    out.update(context())
+    if extra:
+        out.update(extra)
+    return json.dumps(out, ensure_ascii=False, default=str)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ts (UTC, ISO 8601), level, logger, msg, the context, any `extra` fields."""
+    """One JSON object per record (`json_line`), with `exc` for a traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        out.update(context())
-        for k, v in record.__dict__.items():
-            if k not in _STANDARD and not k.startswith("_"):
-                out[k] = v
+        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+            extra["exc"] = self.formatException(record.exc_info)
+        return json_line(record.created, record.levelname, record.name, record.getMessage(), extra)
+
+
+_PLAIN = (logging.StreamHandler, logging.FileHandler)
+
+
+def direct_handlers(logger: logging.Logger, level: int = logging.INFO) -> list[logging.StreamHandler] | None:
+    """The handlers a record of `logger` at `level` would reach, when writing `json_line` to each of them is
+    exactly what `logging` would do: every handler on the way a plain stream or file handler with the JSON
+    formatter, no filters, nothing else in between. None otherwise (a test's handler, the text format, an
+    operator's logging configuration): then the caller logs as usual. Lets a line written on every request
+    skip the LogRecord, the caller lookup and the formatter's passes (docs/operations.md, "Logs")."""
+    if logger.disabled or not logger.isEnabledFor(level):
+        return None
+    found: list[logging.StreamHandler] = []
+    lg: logging.Logger | None = logger
+    while lg is not None:
+        if lg.filters:
+            return None
+        for h in lg.handlers:
+            if type(h) not in _PLAIN or type(h.formatter) is not JsonFormatter or h.filters or h.level > level:
+                return None
+            found.append(h)  # type: ignore[arg-type]
+        if not lg.propagate:
+            break
+        lg = lg.parent
+    return found or None
+
+
+def write_line(handlers: list[logging.StreamHandler], line: str) -> None:
+    """Write one formatted line to each handler as its `emit` would (under its lock, then flushed)."""
+    for h in handlers:
+        h.acquire()
+        try:
+            h.stream.write(line + h.terminator)
+            h.flush()
+        except (OSError, ValueError):  # a closed or broken stream: as logging's handleError, go on
+            pass
+        finally:
+            h.release()
 
 
 class TextFormatter(logging.Formatter):
@@ -109,4 +153,16 @@ def configure(fmt: str | None = None, level: int = logging.INFO, file: str | Non
     logging.getLogger("spiff").setLevel(max(level, logging.WARNING))
 
 
-__all__ = ["bind", "reset", "context", "configure", "JsonFormatter", "request_id", "user", "dossier"]
+__all__ = [
+    "bind",
+    "reset",
+    "context",
+    "configure",
+    "JsonFormatter",
+    "json_line",
+    "direct_handlers",
+    "write_line",
+    "request_id",
+    "user",
+    "dossier",
+]

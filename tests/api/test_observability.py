@@ -87,6 +87,50 @@ def test_access_log_is_json_with_request_id_user_and_dossier(client):
     assert logs.context() == {}  # nothing leaks into the next request of this thread
 
 
+def test_access_line_written_directly_is_the_logging_line(client):
+    """Under `motcua serve` (JSON handlers on the root logger only) the access line skips `logging`'s record;
+    it must be the very object `logging` would have written (a no-op filter sends it through `logging`)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root, access = logging.getLogger(), logging.getLogger("motcua.access")
+    saved = root.handlers[:], root.level, access.handlers[:], access.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    access.handlers[:] = []
+    access.setLevel(logging.NOTSET)
+    try:
+        d = new_dossier(client)
+        path = f"/api/v1/dossiers/{d['code']}"
+        assert logs.direct_handlers(access) == [handler]
+        client.get(path, "tiepnhan", headers={"X-Request-Id": "r-direct"})
+        handler.addFilter(logging.Filter())
+        assert logs.direct_handlers(access) is None
+        client.get(path, "tiepnhan", headers={"X-Request-Id": "r-logging"})
+    finally:
+        root.handlers[:], level, access.handlers[:], access_level = saved
+        root.setLevel(level)
+        access.setLevel(access_level)
+    lines = {x["request_id"]: x for x in map(json.loads, stream.getvalue().splitlines()) if "request_id" in x}
+    direct, logged = lines["r-direct"], lines["r-logging"]
+    assert list(direct) == list(logged)  # same keys in the same order
+    for x in (direct, logged):
+        assert x.pop("request_id") and x.pop("ms") >= 0 and x.pop("ts").endswith("+00:00")
+    assert (
+        direct
+        == logged
+        == {
+            "level": "INFO",
+            "logger": "motcua.access",
+            "msg": f"GET {path} 200",
+            "dossier": d["code"],
+            "user": "tiepnhan",
+            "endpoint": "/api/v1/dossiers/<code>",
+            "status": 200,
+        }
+    )
+
+
 def test_metrics_latency_per_endpoint_and_database_figures(client, app):
     before = scrape(client)
     dossiers = [new_dossier(client) for _ in range(3)]
