@@ -322,7 +322,10 @@ def serve(host, port, threads, workers, server_name, with_worker):
     logs.configure()
     child = None
     if with_worker:
-        child = subprocess.Popen([sys.executable, "-m", "cli", "worker"])
+        from .processes import die_with_parent
+
+        # the worker goes with this process even when it is killed with SIGKILL (Linux)
+        child = subprocess.Popen([sys.executable, "-m", "cli", "worker"], preexec_fn=die_with_parent)  # noqa: PLW1509
 
     def _stop(*_):
         if child and child.poll() is None:

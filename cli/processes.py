@@ -96,6 +96,7 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
                 "forwarded_allow_ips": "",
                 "proc_name": "motcua",
                 "child_exit": _child_exit,
+                "post_fork": _die_with_arbiter,
             }
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no runtime control socket
                 cfg["control_socket_disable"] = True  # (one per user's home: two servers would share it)
@@ -116,6 +117,24 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
     for name in api.BLUEPRINTS:
         importlib.import_module(name)
     MotcuaGunicorn().run()
+
+
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the process that started it dies, however it dies (SIGKILL
+    included), so that killing `motcua serve` never leaves its API process answering requests on the inherited
+    socket, nor its worker running. Nothing elsewhere (the processes then outlive a killed parent)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _die_with_arbiter(server, _worker) -> None:
+    die_with_parent()
+    if os.getppid() != server.pid:  # the arbiter died between the fork and prctl
+        os._exit(1)
 
 
 def _child_exit(_server, worker) -> None:

@@ -1,6 +1,7 @@
 """`motcua serve` as `make run` starts it, through its command line: the server it picks (gunicorn on Linux,
 waitress when asked), the worker it starts beside itself, and Ctrl-C (SIGINT to the terminal's process group)
-or SIGTERM (a supervisor's, to the server alone) stopping every one of its processes."""
+or SIGTERM (a supervisor's, to the server alone) stopping every one of its processes, and SIGKILL taking them
+with it (Linux)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,14 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not LINUX, reason="reads /proc; the process tree is Linux's")
 @pytest.mark.parametrize(
     ("server", "stop"),
-    [("auto", "ctrl-c"), ("auto", "sigterm"), ("waitress", "ctrl-c"), ("waitress", "sigterm")],
+    [
+        ("auto", "ctrl-c"),
+        ("auto", "sigterm"),
+        ("auto", "sigkill"),
+        ("waitress", "ctrl-c"),
+        ("waitress", "sigterm"),
+        ("waitress", "sigkill"),
+    ],
 )
 def test_serve_answers_with_its_worker_and_stops_everything(tmp_path, server, stop):
     env = _env(tmp_path)
@@ -100,9 +108,9 @@ def test_serve_answers_with_its_worker_and_stops_everything(tmp_path, server, st
         t0 = time.monotonic()
         if stop == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to its foreground process group
-        else:
-            proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        else:  # a supervisor's stop; SIGKILL: the processes it started go with it, none keeps answering
+            proc.send_signal(signal.SIGTERM if stop == "sigterm" else signal.SIGKILL)
+        assert proc.wait(30) == (0 if stop != "sigkill" else -signal.SIGKILL)
         assert wait_for(lambda: not any(_alive(p) for p in family), timeout=15), [
             (p, _cmdline(p)) for p in family if _alive(p)
         ]
