@@ -1,0 +1,53 @@
+"""PostgreSQL's connection pool (engine/db.py): a connection idle for a while is checked before use and
+replaced when the server dropped it; one used a moment ago is not checked (one round trip less per request),
+so a cut it did not see fails one request, after which the pool has dropped every older connection."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+import engine.db
+from engine.db import Database
+from tests.conftest import PG_URL
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="NOTICE: the connection pool's checks run on PostgreSQL only")
+
+
+def _backend_pid(db: Database) -> int:
+    with db.read() as s:
+        return s.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+def _terminate(pid: int) -> None:
+    eng = create_engine(PG_URL)
+    with eng.begin() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    eng.dispose()
+
+
+@pytest.fixture
+def pg():
+    database = Database(PG_URL)
+    yield database
+    database.dispose()
+
+
+def test_a_connection_idle_long_enough_is_checked_and_replaced_when_the_server_dropped_it(pg, monkeypatch):
+    monkeypatch.setattr(engine.db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    first = _backend_pid(pg)
+    _terminate(first)
+    second = _backend_pid(pg)  # no error: the check found the cut and the pool reconnected
+    assert second != first
+    assert _backend_pid(pg) == second
+
+
+def test_a_connection_used_a_moment_ago_is_not_checked_and_one_failed_request_renews_the_pool(pg, monkeypatch):
+    monkeypatch.setattr(engine.db, "PING_AFTER_IDLE_SECONDS", 60.0)
+    first = _backend_pid(pg)
+    _terminate(first)
+    with pytest.raises(OperationalError) as caught:  # not checked: the request meets the cut (the API: 503)
+        _backend_pid(pg)
+    assert caught.value.connection_invalidated
+    assert _backend_pid(pg) not in (first, None)
