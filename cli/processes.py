@@ -2,8 +2,8 @@
 and `motcua worker --workers N` (a supervisor).
 
 Which server (docs/operations.md, "Deployment"; docs/performance.md, "Hot path"): on Linux gunicorn's gthread
-worker, even for one process, since with one client it answered 2–3× the requests per second of waitress
-in the same runs (fewer thread hand-offs per request: waitress's poll thread hands each request to a task
+worker, even for one process, since with one client it answered 1.2× the requests per second of waitress
+at load 5 and about 2× at load 15–26, in the same runs (fewer thread hand-offs per request: waitress's poll thread hands each request to a task
 thread and is woken back through its trigger pipe); waitress stays the portable server (Windows, macOS) and
 `--server waitress` picks it anywhere. Neither believes X-Forwarded-* headers: the application does, through
 ProxyFix, when MOTCUA_TRUSTED_PROXIES says how many proxies there are (docs/security.md).
