@@ -50,26 +50,10 @@ sys.path.insert(0, str(HERE))
 from bench_api import AGENCY, PASSWORD, STEP_DATA, USER, Client, prepare, start_make_run  # noqa: E402
 from bench_scale import rss_mb  # noqa: E402
 
+from tests.channels_support import descendants  # noqa: E402
+
 GOAL_MB = 300
 SERIES = re.compile(r"^motcua_http_request_duration_seconds_count\{", re.M)
-
-
-def descendants(pid: int) -> list[int]:
-    """The living descendants of process `pid` (Linux /proc)."""
-    parents: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out.extend(kids)
-        todo.extend(kids)
-    return out
 
 
 def memory(pid: int) -> tuple[float, float, int]:

@@ -9,6 +9,7 @@ import threading
 import time
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
@@ -118,3 +119,21 @@ def wait_for(predicate, timeout: float = 20.0, every: float = 0.05):
             return value
         time.sleep(every)
     return predicate()
+
+
+def descendants(pid: int) -> list[int]:
+    """The living descendants of process `pid` (Linux /proc): the processes a server under test started."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out.extend(kids)
+        todo.extend(kids)
+    return out

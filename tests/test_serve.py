@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.channels_support import free_port, wait_for
+from tests.channels_support import descendants, free_port, wait_for
 
 BIN = Path(sys.executable).parent
 LINUX = sys.platform.startswith("linux")
@@ -40,23 +40,6 @@ def _get(port: int, path: str, headers: dict | None = None) -> http.client.HTTPR
         return resp
     except OSError:
         return None
-
-
-def _descendants(pid: int) -> set[int]:
-    parents = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    out, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        kids = {c for c, pp in parents.items() if pp == p}
-        out |= kids
-        todo.extend(kids)
-    return out
 
 
 def _cmdline(pid: int) -> bytes:
@@ -101,10 +84,10 @@ def test_serve_answers_with_its_worker_and_stops_everything(tmp_path, server, st
         assert r.getheader("Server") == ("gunicorn" if server == "auto" else "motcua")  # waitress: its ident
         assert r.getheader("X-Request-Id") == "serve-check-1"
         assert wait_for(
-            lambda: any(b"cli\x00worker" in _cmdline(p) for p in _descendants(proc.pid) if _alive(p)),
+            lambda: any(b"cli\x00worker" in _cmdline(p) for p in descendants(proc.pid) if _alive(p)),
             timeout=30,
         ), "the worker was not started beside the server"
-        family = _descendants(proc.pid)
+        family = descendants(proc.pid)
         t0 = time.monotonic()
         if stop == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to its foreground process group
