@@ -363,45 +363,30 @@ class Delivery:
 
     # -- 3. record -------------------------------------------------------------------------------------
     def record(self, channel: str, outcomes: list[tuple[list[Message], str | None]], now: datetime) -> ChannelResult:
-        policy = self.channels.policy_for(channel)
-        gives_up = self.channels.gives_up
+        """The outcomes written back: on PostgreSQL in one transaction; on SQLite PIECE rows to a statement, each
+        statement its own transaction (`_write`). Rows given the same values (the sent ones; the failed ones of
+        one error and one backoff, or dead) are written by one statement."""
         res = ChannelResult(channel)
-        ok = [m.id for g, err in outcomes if err is None for m in g]
+        writes = self._outcome_writes(channel, outcomes, now, res)
         if not self._lock:
-            return self._record_sqlite(channel, outcomes, ok, now, res)
+            for values, ids in writes:
+                for k in range(0, len(ids), PIECE):
+                    self._write(update(N).where(N.c.id.in_(ids[k : k + PIECE]), N.c.sent_at.is_(None)).values(**values))
+            return res
         with self._writing, self.db.uow() as s:
-            if ok:
-                s.execute(
-                    update(N)
-                    .where(N.c.id.in_(ok), N.c.sent_at.is_(None))
-                    .values(sent_at=now, next_try_at=None, last_error=None)
-                )
-                res.sent += len(ok)
-            for group, err in outcomes:
-                if err is None:
-                    continue
-                res.errors.append(err)
-                for m in group:
-                    if gives_up(channel, m.tries):
-                        values = dict(dead_at=now, next_try_at=None, last_error=err)
-                        res.dead += 1
-                    else:
-                        values = dict(next_try_at=now + timedelta(seconds=policy.backoff(m.tries)), last_error=err)
-                        res.failed += 1
-                    s.execute(update(N).where(N.c.id == m.id, N.c.sent_at.is_(None)).values(**values))
+            for values, ids in writes:
+                s.execute(update(N).where(N.c.id.in_(ids), N.c.sent_at.is_(None)).values(**values))
         return res
 
-    def _record_sqlite(self, channel, outcomes, ok: list[int], now: datetime, res: ChannelResult) -> ChannelResult:
-        """SQLite: the same outcomes, PIECE rows to a statement, each statement its own transaction (`_write`);
-        the failed ones grouped by what is written to them (the same error and tries: one statement)."""
+    def _outcome_writes(self, channel, outcomes, now: datetime, res: ChannelResult) -> list[tuple[dict, list[int]]]:
+        """What each outcome writes, as (values, ids) with the ids sharing those values; counted into `res`:
+        sent → `sent_at`; failed → the next try after the backoff, or dead at `policy.max_tries`."""
         policy = self.channels.policy_for(channel)
-        for k in range(0, len(ok), PIECE):
-            self._write(
-                update(N)
-                .where(N.c.id.in_(ok[k : k + PIECE]), N.c.sent_at.is_(None))
-                .values(sent_at=now, next_try_at=None, last_error=None)
-            )
+        ok = [m.id for g, err in outcomes if err is None for m in g]
         res.sent += len(ok)
+        writes: list[tuple[dict, list[int]]] = (
+            [(dict(sent_at=now, next_try_at=None, last_error=None), ok)] if ok else []
+        )
         failed: dict[tuple, list[int]] = {}
         for group, err in outcomes:
             if err is None:
@@ -417,9 +402,8 @@ class Delivery:
                 if dead
                 else dict(next_try_at=now + timedelta(seconds=backoff), last_error=err)
             )
-            for k in range(0, len(ids), PIECE):
-                self._write(update(N).where(N.c.id.in_(ids[k : k + PIECE]), N.c.sent_at.is_(None)).values(**values))
-        return res
+            writes.append((values, ids))
+        return writes
 
     # -- a channel, a round at a time --------------------------------------------------------------------
     def drain_channel(self, channel: str, budget_seconds: float = 20.0, limit: int | None = None) -> ChannelResult:
