@@ -76,7 +76,9 @@ def read_session() -> Iterator:
     Writes never go through it: they run in `engine.db.Database.uow()` inside the engine's services.
     """
     session = fsa.session
+    finished = False
     try:
         yield session
+        finished = True
     finally:
-        session.rollback()
+        services().db.end_read(session(), finished)  # the request's Session behind the scoped proxy

@@ -61,6 +61,9 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 # the pool then drops every connection older than the failure (docs/operations.md, "When PostgreSQL is away").
 PING_AFTER_IDLE_SECONDS = 1.0
 
+#: key in a PostgreSQL connection's info: its transaction sent something other than a SELECT
+_WROTE = "motcua_wrote"
+
 
 def _pg_engine(url: str) -> Engine:
     """PostgreSQL: a pool of 10 (+20 overflow) per process, reused last-in first-out so that the busy few stay
@@ -68,6 +71,16 @@ def _pg_engine(url: str) -> Engine:
     use), the idle rest checked before use."""
     eng = create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True)
     dialect = eng.dialect
+
+    @event.listens_for(eng, "begin")
+    def _clean(conn):
+        conn.info.pop(_WROTE, None)
+
+    @event.listens_for(eng, "before_cursor_execute")
+    def _wrote(conn, _cursor, statement, *_):
+        # anything but a plain SELECT: a read that wrote is rolled back, never committed (`Database.end_read`)
+        if statement[:6] != "SELECT":
+            conn.info[_WROTE] = True
 
     @event.listens_for(eng, "checkin")
     def _idle_from(_dbapi_conn, record):
@@ -145,12 +158,35 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A reading transaction, ended by `end_read`."""
         session = self.Session()
+        finished = False
         try:
             yield session
+            finished = True
         finally:
-            session.rollback()
+            self.end_read(session, finished)
             session.close()
+
+    def end_read(self, session: Session, finished: bool) -> None:
+        """End a read transaction (`read()`, the API's request session).
+
+        On PostgreSQL, when the block `finished`, left no pending ORM change and sent nothing but SELECTs, the
+        driver's connection commits (to the server the same as a rollback: nothing was written) and the
+        session then rolls back, which psycopg skips on a connection outside a transaction. psycopg's
+        rollback() of an open transaction forgets every statement the connection had prepared and sends
+        DEALLOCATE ALL: reads ending that way kept the pooled connections from keeping the hot path's
+        prepared statements, and cost a round trip more (docs/performance.md, "Prepared statements on
+        PostgreSQL"). The session itself never commits, so no ORM commit hook runs for a read. On an error,
+        after a write, with pending changes, and always on SQLite (a rollback does not touch its statement
+        cache): ROLLBACK."""
+        if finished and not self.is_sqlite and session.in_transaction():
+            if not (session.new or session.dirty or session.deleted):
+                conn = session.connection()
+                driver = conn.connection.dbapi_connection
+                if driver is not None and not conn.info.get(_WROTE):
+                    driver.commit()
+        session.rollback()
 
     def create_all(self) -> None:
         from .models import Base

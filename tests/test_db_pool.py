@@ -51,3 +51,42 @@ def test_a_connection_used_a_moment_ago_is_not_checked_and_one_failed_request_re
         _backend_pid(pg)
     assert caught.value.connection_invalidated
     assert _backend_pid(pg) not in (first, None)
+
+
+def test_reads_keep_the_connections_prepared_statements(db):
+    """psycopg prepares a statement on a connection after its 5th execution and forgets all of them at every
+    ROLLBACK (with a DEALLOCATE ALL round trip): reads end with COMMIT, so a statement the reads repeat stays
+    prepared on the pooled connection (the pool hands back the same one, last in first out)."""
+    probe = text("SELECT count(*) FROM users WHERE username = :u")
+    pid = _backend_pid(db)
+    for _ in range(8):
+        with db.read() as s:
+            s.execute(probe, {"u": "nobody"}).scalar()
+    with db.read() as s:
+        assert s.execute(text("SELECT pg_backend_pid()")).scalar() == pid  # the same pooled connection
+        prepared = s.execute(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%FROM users WHERE username%'")
+        ).scalar()
+    assert prepared == 1
+
+
+def test_a_read_that_left_pending_changes_rolls_them_back(db):
+    """A read never writes: ORM objects added in a read block are discarded, as before."""
+    from engine.models import Agency
+
+    with db.read() as s:
+        s.add(Agency(code="ZZ.READ.ONLY", level=1, name="Không được ghi"))
+    with db.read() as s:
+        assert s.execute(text("SELECT count(*) FROM agencies WHERE code = 'ZZ.READ.ONLY'")).scalar() == 0
+
+
+def test_a_read_that_wrote_rolls_the_write_back(db):
+    """A read never writes: a statement other than a SELECT in a read block is rolled back, not committed."""
+    with db.read() as s:
+        s.execute(
+            text(
+                "INSERT INTO agencies (code, level, name, updated_at) VALUES ('ZZ.READ.WROTE', 1, 'Không được ghi', now())"
+            )
+        )
+    with db.read() as s:
+        assert s.execute(text("SELECT count(*) FROM agencies WHERE code = 'ZZ.READ.WROTE'")).scalar() == 0
