@@ -278,6 +278,9 @@ def demo(agencies_csv):
 @click.option("--threads", default=4, type=click.IntRange(1, 64), help="luồng mỗi tiến trình / threads per process")
 def worker(workers, threads):
     """Chạy tiến trình nền (huey) / run the background worker for timers, deadlines and the outbox."""
+    from engine.memory import limit_arenas
+
+    limit_arenas()  # before any thread (engine/memory.py)
     from engine.worker import run_consumer
 
     if workers == 1:
@@ -312,9 +315,11 @@ def serve(host, port, threads, workers, server_name, with_worker):
     Linux: gunicorn (gthread) with WORKERS processes of THREADS threads each; their metrics are added up
     (docs/operations.md). Elsewhere, or with --server waitress: waitress, one process of THREADS threads."""
     from engine import logs
+    from engine.memory import limit_arenas
 
     from .processes import pick_server, prepare_metrics_dir
 
+    limit_arenas()  # before any thread, and inherited by the worker and gunicorn's processes (engine/memory.py)
     server_name = pick_server(server_name, workers)
     s = settings()
     if workers > 1:

@@ -68,7 +68,9 @@ def run_waitress(host: str, port: int, threads: int) -> None:
     import waitress
 
     from api import create_app
+    from engine.memory import Trimmer
 
+    Trimmer().start()  # the freed C heap back to the system every MOTCUA_MALLOC_TRIM_SECONDS (engine/memory.py)
     waitress.serve(
         create_app(), host=host, port=port, threads=threads, ident="motcua", clear_untrusted_proxy_headers=False
     )
@@ -96,7 +98,7 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
                 "forwarded_allow_ips": "",
                 "proc_name": "motcua",
                 "child_exit": _child_exit,
-                "post_fork": _die_with_arbiter,
+                "post_fork": _post_fork,
             }
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no runtime control socket
                 cfg["control_socket_disable"] = True  # (one per user's home: two servers would share it)
@@ -135,6 +137,15 @@ def _die_with_arbiter(server, _worker) -> None:
     die_with_parent()
     if os.getppid() != server.pid:  # the arbiter died between the fork and prctl
         os._exit(1)
+
+
+def _post_fork(server, worker) -> None:
+    """In each API process gunicorn forks: it dies with the arbiter, and trims its C heap (engine/memory.py; a
+    thread, so started here: threads do not cross a fork)."""
+    from engine.memory import Trimmer
+
+    _die_with_arbiter(server, worker)
+    Trimmer().start()
 
 
 def _child_exit(_server, worker) -> None:

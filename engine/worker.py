@@ -46,7 +46,7 @@ from huey.consumer import Consumer, Scheduler
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Insert, Update
 
-from . import attachments, boardcounts, connectors
+from . import attachments, boardcounts, connectors, memory
 from .caches import CacheWatch
 from .channels.delivery import Delivery
 from .channels.senders import build_senders
@@ -399,7 +399,8 @@ def make_consumer(worker: Worker, workers: int = 4, **kw) -> Consumer:
 class Keepalive(threading.Thread):
     """Beside the consumer: the worker's heartbeat row every `period` seconds (engine/ops.py), and the
     database sweep run directly when the task queue does not answer (Redis away) or no sweep ran here for
-    four periods, so that timers fire without the queue (docs/operations.md, "When Redis is away")."""
+    four periods, so that timers fire without the queue (docs/operations.md, "When Redis is away"); and the
+    process's freed C heap given back every `MOTCUA_MALLOC_TRIM_SECONDS` (engine/memory.py)."""
 
     def __init__(self, worker: Worker, period: float | None = None):
         super().__init__(name="motcua-keepalive", daemon=True)
@@ -410,6 +411,7 @@ class Keepalive(threading.Thread):
         self.host = socket.gethostname()
         self.id = f"{self.host}:{self.pid}"
         self.started_at = utcnow()
+        self.trim = memory.Periodic()  # the freed C heap back to the system (engine/memory.py)
 
     def beat(self) -> None:
         from .ops import beat
@@ -429,6 +431,7 @@ class Keepalive(threading.Thread):
                     self.worker.deliver_periodic()
                 except Exception:
                     log.exception("direct database sweep failed")
+        self.trim.maybe()
 
     def run(self) -> None:
         self.tick()

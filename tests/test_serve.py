@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -110,3 +111,79 @@ def test_waitress_is_one_process():
     result = CliRunner().invoke(main, ["serve", "--server", "waitress", "--workers", "2", "--no-worker"])
     assert result.exit_code != 0
     assert "waitress runs one process" in result.output
+
+
+def _malloc_arenas(pid: int) -> int:
+    """glibc's thread arenas in process `pid`, read from /proc/PID/maps: each is a 64 MiB-aligned reservation
+    (mapped with MAP_NORESERVE, so never merged with another mapping) whose used part is read-write and the rest
+    inaccessible (`---p`), up to exactly 64 MiB. The main arena (the brk heap) is not counted."""
+    heap = 64 * 2**20
+    n, prev = 0, None
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split()
+        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+        anon = len(parts) < 6
+        if (
+            prev is not None
+            and anon
+            and parts[1] == "---p"
+            and prev[2]
+            and prev[3].startswith("rw")
+            and prev[1] == lo
+            and prev[0] % heap == 0
+            and hi == prev[0] + heap
+        ):
+            n += 1
+        prev = (lo, hi, anon, parts[1])
+    return n
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.skipif(
+    not LINUX or not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"), reason="glibc's malloc, /proc"
+)
+@pytest.mark.parametrize("server", ["auto", "waitress"])
+def test_serve_and_its_worker_keep_at_most_two_malloc_arenas(tmp_path, server):
+    """glibc gives every thread that allocates an arena of its own (up to 8 per CPU) and keeps what is freed in
+    each: the API process's and the worker's RSS grew with the traffic that way (docs/performance.md, "Memory of
+    an API process"). `motcua serve` limits both to MALLOC_ARENA_MAX = 2 (engine/memory.py)."""
+    env = _env(tmp_path)
+    env.pop("MALLOC_ARENA_MAX", None)
+    env.pop("GLIBC_TUNABLES", None)
+    subprocess.run([str(BIN / "motcua"), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    port = free_port()
+    args = [str(BIN / "motcua"), "serve", "--port", str(port), "--server", server]
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert wait_for(lambda: (r := _get(port, "/healthz")) is not None and r.status == 200, timeout=60), (
+            tmp_path / "serve.log"
+        ).read_text()
+        own = _cmdline(proc.pid)
+        api = [p for p in descendants(proc.pid) if _cmdline(p) == own] or [proc.pid]  # gunicorn's, or serve itself
+        worker = wait_for(
+            lambda: [p for p in descendants(proc.pid) if b"cli\x00worker" in _cmdline(p) and _alive(p)], timeout=30
+        )
+        assert worker, "the worker was not started beside the server"
+        threads = [threading.Thread(target=_get, args=(port, "/api/v1/procedures")) for _ in range(16)]
+        for t in threads:  # requests side by side: the server's threads all allocate
+            t.start()
+        for t in threads:
+            t.join()
+        assert wait_for(lambda: _threads(worker[0]) >= 6, timeout=30)  # huey's 4 threads and its scheduler
+        time.sleep(2)  # the worker's threads have run (each allocates as it first waits)
+        for pid, least in [*((p, 8) for p in api), (worker[0], 6)]:
+            assert _threads(pid) >= least  # without the limit, about one arena per thread
+            assert _malloc_arenas(pid) <= 1, (pid, _cmdline(pid), _threads(pid))  # with the main arena: 2
+        assert b"MALLOC_ARENA_MAX=2\x00" in Path(f"/proc/{worker[0]}/environ").read_bytes()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +22,7 @@ from engine.db import Database
 from engine.dossiers import DossierService
 from engine.models import Dossier, Event, Notification, utcnow
 from engine.procedures import deploy_bytes
-from engine.worker import Worker, consumer_class, make_consumer, make_huey, run_consumer
+from engine.worker import Keepalive, Worker, consumer_class, make_consumer, make_huey, run_consumer
 from tests.conftest import PG_URL, ROOT
 from tests.helpers import staff
 
@@ -219,6 +221,37 @@ def test_known_wakeups_stay_within_their_bound(worker):
             assert len(worker._scheduled) <= 4
         assert not worker.schedule_wakeup(first)  # the soonest are kept: still known, not queued twice
     assert len(scheduled_etas(worker)) == 10
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+GLIBC = sys.platform.startswith("linux") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc_trim; RSS read from /proc")
+def test_the_keepalive_gives_the_freed_c_heap_back(worker, monkeypatch):
+    """What a thread frees stays in glibc's arena, and the worker's RSS climbed that way (docs/performance.md,
+    "Memory of an API process"): its keepalive loop hands it back every MOTCUA_MALLOC_TRIM_SECONDS."""
+    monkeypatch.setenv("MOTCUA_MALLOC_TRIM_SECONDS", "0.01")
+    keepalive = Keepalive(worker, period=3600)
+    kept = []
+
+    def churn():  # 64 MB from malloc (objects beyond pymalloc's 512 bytes), freed but for the last block,
+        blocks = [bytearray(16384) for _ in range(4000)]
+        kept.append(blocks[-1])  # which stays: the arena cannot shrink from its top by itself
+        del blocks
+
+    t = threading.Thread(target=churn)
+    t.start()
+    t.join()
+    time.sleep(0.05)
+    before = _rss_mb()
+    keepalive.tick()
+    after = _rss_mb()
+    assert before - after > 40, (before, after)
 
 
 def test_consumer_sweeps_every_sweep_seconds(settings, monkeypatch):
