@@ -52,6 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .calendar import VN_TZ
+from .fastsql import FastStatement
 from .models import Attachment, Payment, ProcedureVersion, ReportDay
 from .models import Dossier as DossierRow
 from .statuses import Status
@@ -205,8 +206,10 @@ GROUPS: list[tuple[tuple[str, ...], Callable]] = [
 
 
 _PAYMENTS, _ATTACHMENTS = cast(Table, Payment.__table__), cast(Table, Attachment.__table__)
-_PAID = select(_PAYMENTS.c.id).where(_PAYMENTS.c.dossier_id == bindparam("_id"), _PAYMENTS.c.status == "paid").limit(1)
-_RESULT = (
+_PAID = FastStatement(
+    select(_PAYMENTS.c.id).where(_PAYMENTS.c.dossier_id == bindparam("_id"), _PAYMENTS.c.status == "paid").limit(1)
+)
+_RESULT = FastStatement(
     select(_ATTACHMENTS.c.id)
     .where(_ATTACHMENTS.c.dossier_id == bindparam("_id"), _ATTACHMENTS.c.kind == "result")
     .limit(1)
@@ -231,12 +234,12 @@ class Facts:
 
     def paid(self, dossier_id) -> bool:
         if self._paid is None:
-            self._paid = _connection(self.session).execute(_PAID, {"_id": dossier_id}).first() is not None
+            self._paid = _PAID.first(_connection(self.session), {"_id": dossier_id}) is not None
         return self._paid
 
     def has_result(self, dossier_id) -> bool:
         if self._has_result is None:
-            self._has_result = _connection(self.session).execute(_RESULT, {"_id": dossier_id}).first() is not None
+            self._has_result = _RESULT.first(_connection(self.session), {"_id": dossier_id}) is not None
         return self._has_result
 
     def calendar(self):
@@ -322,15 +325,15 @@ def _connection(session) -> Connection:
     return session if isinstance(session, Connection) else session.connection()
 
 
-_UPSERTS: dict[str, Any] = {}
+_UPSERTS: dict[str, FastStatement] = {}
 
 
-def _upsert(dialect: str):
+def _upsert(dialect: str) -> FastStatement:
     stmt = _UPSERTS.get(dialect)
     if stmt is None:
         ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(TABLE)
-        stmt = ins.on_conflict_do_update(
-            index_elements=list(KEY), set_={c: TABLE.c[c] + ins.excluded[c] for c in COUNTS}
+        stmt = FastStatement(
+            ins.on_conflict_do_update(index_elements=list(KEY), set_={c: TABLE.c[c] + ins.excluded[c] for c in COUNTS})
         )
         _UPSERTS[dialect] = stmt
     return stmt
@@ -350,7 +353,7 @@ def apply(session, delta: dict[tuple, float]) -> None:
     params = _rows(delta)
     if params:
         conn = _connection(session)
-        conn.execute(_upsert(conn.dialect.name), params)
+        _upsert(conn.dialect.name).run(conn, params)
 
 
 # --------------------------------------------------------------------------------------------------

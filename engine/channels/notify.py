@@ -25,6 +25,7 @@ from urllib.parse import quote
 from sqlalchemy import Table, bindparam, select
 
 from ..calendar import VN_TZ
+from ..fastsql import FastStatement
 from ..models import Notification, User, utcnow
 from ..outbox import unaccent
 from ..statuses import Status
@@ -33,8 +34,10 @@ from .templates import APPLICANT_EVENTS, TemplateStore
 
 log = logging.getLogger("motcua.notify")
 N = cast(Table, Notification.__table__)
-# Built once (every change of a dossier runs them): SQLAlchemy reuses their compiled form.
+# Built once (every change of a dossier runs them); the INSERT is planned once per dialect and executed on the
+# driver's cursor (engine/fastsql.py)
 INSERT = N.insert()
+FAST_INSERT = FastStatement(INSERT)
 LAST_PUSHED = (
     select(N.c.sequence, N.c.payload)
     .where(N.c.dossier_id == bindparam("_id"), N.c.channel == NATIONAL_PORTAL)
@@ -138,14 +141,15 @@ class Notifier:
     def notify_applicant(self, conn, d, event: str, extra: dict | None = None, now: datetime | None = None) -> int:
         """The applicant's messages for `event` (module doc), written on `conn`. Returns how many rows."""
         rows = self.applicant_messages(d, event, extra, now)
-        conn.execute(INSERT, rows)
+        if rows:
+            FAST_INSERT.run(conn, rows)
         return len(rows)
 
     @staticmethod
     def write(conn, rows: list[dict]) -> None:
         """All the outbox rows of one change in one INSERT, in the order given (their ids follow it)."""
         if rows:
-            conn.execute(INSERT, rows[0] if len(rows) == 1 else rows)
+            FAST_INSERT.run(conn, rows)
 
     def status_changed(self, conn, d, statuses: list[str] | None = None, now: datetime | None = None) -> int:
         """The national portal's rows for `statuses` (`portal_rows`), written on `conn`. Returns how many."""

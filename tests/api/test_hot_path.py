@@ -44,7 +44,13 @@ def statements(db):
             event.remove(e, "before_cursor_execute", _on)
 
 
-def test_a_completion_runs_a_fixed_short_list_of_statements(client, app):
+def test_a_completion_runs_a_fixed_short_list_of_statements(client, app, monkeypatch):
+    from engine.fastsql import FastStatement
+
+    def fallback(*_a):
+        raise AssertionError("a hot statement went through Connection.execute (engine/fastsql.py)")
+
+    monkeypatch.setattr(FastStatement, "_fallback", fallback)  # every planned statement runs on the cursor
     db = app.extensions["motcua"].db
     d = new_dossier(client, "canbo")  # warm: procedure, calendar and template caches
     while d["tasks"]:
