@@ -19,6 +19,7 @@ docs/security.md lists each rule with the test that proves it.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -36,6 +37,13 @@ STEP_STATES = ("ready", "completed", "cancelled")
 #: Roles that never make an account staff, even when a diagram names them as a lane.
 NEVER_STAFF = frozenset({"citizen", "analyst"})
 _hasher = PasswordHasher()
+#: argon2 computations at once in a process. Each holds the hasher's memory cost (argon2-cffi's default
+#: profile, RFC 9106's second recommendation: 64 MiB) while it runs, so sign-ins side by side added 64 MiB each
+#: to an API process: its 8 server threads, 512 MiB, and wrong passwords from many addresses pass the limits
+#: (each has free failures). Past this bound a sign-in waits its turn, some 50-100 ms of CPU each
+#: (docs/security.md, "Sign-in").
+HASHES_AT_ONCE = 2
+_hashing = threading.BoundedSemaphore(HASHES_AT_ONCE)
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{2,80}$")  # also what a BPMN camunda:assignee may name
 _ROLE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
@@ -220,7 +228,14 @@ def task_not_found() -> NotFound:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
+
+
+def _verify(password_hash: str, password: str) -> None:
+    """argon2's check (raises VerificationError or InvalidHashError), at most `HASHES_AT_ONCE` at a time."""
+    with _hashing:
+        _hasher.verify(password_hash, password)
 
 
 def _check_password(password) -> None:
@@ -253,7 +268,7 @@ def set_password(session, username: str, new_password: str, current_password: st
     user = _user(session, username)
     if current_password is not None:
         try:
-            _hasher.verify(user.password_hash, current_password)
+            _verify(user.password_hash, current_password)
         except (VerificationError, InvalidHashError):
             raise PermissionDenied("Mật khẩu hiện tại không đúng", "the current password is wrong") from None
     user.password_hash = hash_password(new_password)
@@ -313,10 +328,10 @@ def authenticate(session, username: str, password: str) -> Actor:
     bad = PermissionDenied("Sai tên đăng nhập hoặc mật khẩu", "wrong username or password")
     bad.status = 401
     if user is None or not user.active:
-        _hasher.hash("timing-equaliser")
+        hash_password("timing-equaliser")
         raise bad
     try:
-        _hasher.verify(user.password_hash, password)
+        _verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise bad from None
     return actor_of(user, session)

@@ -6,6 +6,7 @@ with it (Linux)."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import subprocess
@@ -179,6 +180,69 @@ def test_serve_and_its_worker_keep_at_most_two_malloc_arenas(tmp_path, server):
             assert _threads(pid) >= least  # without the limit, about one arena per thread
             assert _malloc_arenas(pid) <= 1, (pid, _cmdline(pid), _threads(pid))  # with the main arena: 2
         assert b"MALLOC_ARENA_MAX=2\x00" in Path(f"/proc/{worker[0]}/environ").read_bytes()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+def _status_kb(pid: int, field: str) -> int:
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def _sign_in(port: int, username: str, password: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request(
+        "POST",
+        "/api/v1/auth/token",
+        body=json.dumps({"username": username, "password": password}),
+        headers={"Content-Type": "application/json"},
+    )
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+@pytest.mark.skipif(not LINUX, reason="reads the API process's peak RSS from /proc")
+def test_sign_ins_side_by_side_hold_at_most_two_password_checks_in_memory(tmp_path):
+    """argon2 holds 64 MiB while it checks a password: eight sign-ins at once added 512 MiB to the API process's
+    peak RSS (its 8 server threads). At most `HASHES_AT_ONCE` = 2 checks run at a time (engine/auth.py), the
+    others wait their turn: the peak stays within 2 x 64 MiB of the resting RSS (docs/security.md, "Sign-in")."""
+    from engine.auth import HASHES_AT_ONCE
+    from engine.demo import DEMO_PASSWORD
+
+    env = _env(tmp_path)
+    for command in (["db", "upgrade"], ["demo"]):
+        subprocess.run([str(BIN / "motcua"), *command], env=env, check=True, capture_output=True, timeout=120)
+    port = free_port()
+    args = [str(BIN / "motcua"), "serve", "--port", str(port), "--server", "waitress", "--no-worker"]
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert wait_for(lambda: (r := _get(port, "/healthz")) is not None and r.status == 200, timeout=60), (
+            tmp_path / "serve.log"
+        ).read_text()
+        assert _sign_in(port, "tiepnhan", DEMO_PASSWORD) == 200  # warm: the application's imports and caches
+        resting = _status_kb(proc.pid, "VmRSS")
+        Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+        statuses: list[int] = []
+        for _ in range(2):
+            threads = [
+                threading.Thread(target=lambda: statuses.append(_sign_in(port, "tiepnhan", DEMO_PASSWORD)))
+                for _ in range(8)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert statuses == [200] * 16
+        grew_mib = (_status_kb(proc.pid, "VmHWM") - resting) / 1024
+        assert grew_mib < (HASHES_AT_ONCE + 1) * 64, f"the peak RSS grew {grew_mib:.0f} MiB during 8 sign-ins at once"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
