@@ -20,6 +20,8 @@ from __future__ import annotations
 import http
 import importlib
 import logging
+from inspect import iscoroutinefunction
+from types import FunctionType, MethodType
 
 import flask_smorest
 from flask import Flask, current_app, request
@@ -107,6 +109,29 @@ class MotcuaApi(flask_smorest.Api):
         return from_http_exception(error)
 
 
+class MotcuaFlask(Flask):
+    """Flask asking once per function whether it is a coroutine. `ensure_sync` is called for every hook and
+    view of every request (about nine per request, each an `inspect.iscoroutinefunction`); a plain function
+    or bound method stays plain, so the answer is kept (functions hash by identity; bounded)."""
+
+    _plain: set
+
+    def ensure_sync(self, func):
+        plain = self.__dict__.get("_plain")
+        if plain is None:
+            plain = self._plain = set()
+        try:
+            if func in plain:
+                return func
+        except TypeError:  # an unhashable callable: asked every time, as Flask does
+            return super().ensure_sync(func)
+        if iscoroutinefunction(func):
+            return self.async_to_sync(func)
+        if type(func) in (FunctionType, MethodType) and len(plain) < 10_000:
+            plain.add(func)
+        return func
+
+
 def _check_unprotected_request() -> None:
     """Input hygiene (api/hygiene.py) for the operations open to anyone. A blueprint behind a bearer token
     runs it in `api.auth.authenticate`, after the caller's role was checked: authorization comes first."""
@@ -119,7 +144,7 @@ def _check_unprotected_request() -> None:
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     settings = settings or Settings.from_env()
     db = database or Database.from_settings(settings)
-    app = Flask(__name__)
+    app = MotcuaFlask(__name__)
     app.config.update(
         API_TITLE="motcua",
         API_VERSION="1",
@@ -188,4 +213,4 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     return app
 
 
-__all__ = ["create_app", "BLUEPRINTS", "MotcuaApi"]
+__all__ = ["create_app", "BLUEPRINTS", "MotcuaApi", "MotcuaFlask"]

@@ -138,7 +138,8 @@ def _body_loader(schema: ma.Schema) -> Callable[[Any], dict]:
     def load(req) -> dict:
         # webargs reads a body only under a JSON mimetype and decodes it as UTF-8 itself; Flask's parser also
         # takes UTF-16/32 and a BOM. A body opening with "{" then a non-NUL byte is UTF-8 to both.
-        if req.mimetype != JSON:
+        content_type = req.environ.get("CONTENT_TYPE", "")  # `req.mimetype`, without parsing the header
+        if content_type != JSON and content_type.partition(";")[0].strip().lower() != JSON:
             raise _Fallback
         raw = req.get_data(cache=True)
         if raw[:1] != b"{" or raw[1:2] == b"\x00":

@@ -65,8 +65,10 @@ def check_request() -> None:
         for key, storage in req.files.items(multi=True):
             if bad_text(storage.filename or ""):
                 fields[key] = MESSAGE
-    elif req.is_json and req.content_length:
-        doc = req.get_json(silent=True)
+    elif (mimetype == "application/json" or mimetype.startswith("application/") and mimetype.endswith("+json")) and (
+        req.content_length
+    ):  # `req.is_json`, without parsing the Content-Type header again (get_json would too: force=True)
+        doc = req.get_json(force=True, silent=True)
         if doc is not None:
             fields.update(_json_problems(doc))
     if fields:

@@ -40,12 +40,14 @@ def request_id() -> str | None:
 
 
 def _begin() -> None:
+    req = request._get_current_object()  # one context lookup, not one per attribute
     g.t0 = time.perf_counter()
-    rid = request.headers.get("X-Request-Id")
+    rid = req.environ.get("HTTP_X_REQUEST_ID")  # request.headers.get("X-Request-Id"), without the Headers view
     if not rid or not _VALID.match(rid):
         rid = os.urandom(8).hex()
     g.request_id = rid
-    logs.bind(request_id=rid, dossier=(request.view_args or {}).get("code"))
+    view_args = req.view_args
+    logs.bind(request_id=rid, dossier=view_args.get("code") if view_args else None)
 
 
 def note_dossier(code: str | None) -> None:
@@ -54,26 +56,45 @@ def note_dossier(code: str | None) -> None:
         logs.bind(dossier=code)
 
 
+# The labelled series of each (endpoint, method) and (endpoint, method, status): prometheus_client's
+# `labels()` checks and locks on every call; the series it returns stay the same objects.
+_latency: dict[tuple[str, str], object] = {}
+_counted: dict[tuple[str, str, int], object] = {}
+
+
+def _series(endpoint: str, method: str, status: int):
+    latency = _latency.get((endpoint, method))
+    if latency is None:
+        latency = _latency[(endpoint, method)] = REQUEST_SECONDS.labels(endpoint, method)
+    counter = _counted.get((endpoint, method, status))
+    if counter is None:
+        counter = _counted[(endpoint, method, status)] = REQUESTS.labels(endpoint, method, str(status))
+    return latency, counter
+
+
 def _end(response):
-    rid = getattr(g, "request_id", None)
+    g_ = g._get_current_object()
+    rid = getattr(g_, "request_id", None)
     if rid is None:
         return response
+    req = request._get_current_object()
     response.headers["X-Request-Id"] = rid
-    rule = request.url_rule
+    rule = req.url_rule
     endpoint = rule.rule if rule is not None else UNMATCHED
-    seconds = time.perf_counter() - g.t0
-    method = request.method if request.method in METHODS else OTHER_METHOD
-    REQUEST_SECONDS.labels(endpoint, method).observe(seconds)
-    REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+    seconds = time.perf_counter() - g_.t0
+    method = req.method if req.method in METHODS else OTHER_METHOD
+    status = response.status_code
+    latency, counter = _series(endpoint, method, status)
+    latency.observe(seconds)
+    counter.inc()
     if access.isEnabledFor(logging.INFO):
-        status = response.status_code
         extra = {"endpoint": endpoint, "status": status, "ms": round(seconds * 1000, 2)}
         handlers = logs.direct_handlers(access)
         if handlers is not None:  # the JSON log on stderr of `motcua serve`: the same line, written directly
-            msg = f"{request.method} {request.path} {status}"
+            msg = f"{req.method} {req.path} {status}"
             logs.write_line(handlers, logs.json_line(time.time(), "INFO", access.name, msg, extra))
         else:
-            access.info("%s %s %s", request.method, request.path, status, extra=extra)
+            access.info("%s %s %s", req.method, req.path, status, extra=extra)
     return response
 
 

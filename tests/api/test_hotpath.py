@@ -318,3 +318,27 @@ def test_the_hot_operations_are_documented_by_their_decorators(client):
     assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Dossier"
     }
+
+
+def test_the_app_asks_once_whether_a_function_is_a_coroutine(app):
+    def plain():
+        return 1
+
+    async def coroutine():
+        return 2
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self):
+            return 3
+
+    assert app.ensure_sync(plain) is plain and app.ensure_sync(plain) is plain
+    assert plain in app._plain
+    try:
+        wrapped = app.ensure_sync(coroutine)
+    except RuntimeError:  # Flask without asgiref: async views refused, as before
+        wrapped = None
+    assert wrapped is not coroutine and coroutine not in app._plain
+    odd = Unhashable()
+    assert app.ensure_sync(odd) is odd
