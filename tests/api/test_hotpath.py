@@ -68,6 +68,9 @@ NEW_BODIES = [
     {**NEW, "received_at": "2026-02-13T10:00:00+07:00"},
     {**NEW, "received_at": "2026-02-13T10:00:00"},
     {**NEW, "unknown": 1},
+    {**NEW, "procedure_code": None},
+    {**NEW, "applicant": {"name": "A", "id_number": "1" * 33}},
+    {**NEW, "applicant": {"name": "A", "email": "e" * 200, "phone": 912345678}},
     {"applicant": APPLICANT},
     {},
 ]
@@ -115,6 +118,26 @@ def test_the_plans_load_what_marshmallow_loads_and_leave_it_the_rest(schema, unk
             assert list(fast) == list(slow), value  # the same keys in the same order
             fast_ones += 1
     assert fast_ones >= 2  # the ordinary requests do take the plan
+
+
+def test_text_fields_load_as_marshmallow_loads_them():
+    class Texts(ma.Schema):
+        code = ma.fields.String(required=True, validate=ma.validate.Length(equal=3))
+        note = ma.fields.String(allow_none=True, validate=[ma.validate.Length(min=1), ma.validate.Length(max=4)])
+        free = ma.fields.String()
+
+    values = [None, "", "abc", "abcd", "abcde", b"abc", 3, ["abc"], "Đạt"]
+    cases = [{"code": "abc"}, {}] + [{"code": "abc", key: v} for key in ("note", "free") for v in values]
+    cases += [{"code": v} for v in values]
+    fast_ones = 0
+    for value in cases:
+        slow, fast = _both(Texts(), ma.RAISE, value)
+        if isinstance(slow, ma.ValidationError):
+            assert isinstance(fast, hotpath._Fallback), (value, fast)
+        elif not isinstance(fast, hotpath._Fallback):
+            assert fast == slow and list(fast) == list(slow), value
+            fast_ones += 1
+    assert fast_ones >= 8
 
 
 def test_what_the_plans_do_not_cover():
