@@ -36,7 +36,6 @@ import os
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,7 +49,7 @@ sys.path.insert(0, str(HERE))
 from bench_api import AGENCY, PASSWORD, STEP_DATA, USER, Client, prepare, start_make_run  # noqa: E402
 from bench_scale import rss_mb  # noqa: E402
 
-from tests.channels_support import descendants  # noqa: E402
+from tests.channels_support import descendants, stop  # noqa: E402
 
 GOAL_MB = 300
 SERIES = re.compile(r"^motcua_http_request_duration_seconds_count\{", re.M)
@@ -288,11 +287,7 @@ def main() -> int:
             snaps += 1
             time.sleep(10)  # the snapshot is written by the server's main thread
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop(server)
     if tty:
         print(file=sys.stderr)
     print(f"{'dossiers':>9} {'minutes':>8} {'serve RSS':>10} {'children RSS':>13} {'latency series':>15} {'load':>5}")

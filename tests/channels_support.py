@@ -4,7 +4,10 @@ reporting) and an SMTP server (aiosmtpd). They record what arrives; nothing in m
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from email import message_from_bytes, policy
@@ -119,6 +122,16 @@ def wait_for(predicate, timeout: float = 20.0, every: float = 0.05):
             return value
         time.sleep(every)
     return predicate()
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop a server started in a session of its own: SIGTERM, then SIGKILL to its process group after `timeout`."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def descendants(pid: int) -> list[int]:

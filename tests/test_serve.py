@@ -13,13 +13,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.channels_support import descendants, free_port, wait_for
+from tests.channels_support import descendants, free_port, stop, wait_for
 
 BIN = Path(sys.executable).parent
 LINUX = sys.platform.startswith("linux")
@@ -42,6 +44,23 @@ def _get(port: int, path: str, headers: dict | None = None) -> http.client.HTTPR
         return resp
     except OSError:
         return None
+
+
+@contextmanager
+def _serving(tmp_path, env: dict, *options: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`motcua serve` with `options` on a free port, answering /healthz; stopped (SIGTERM) after the block."""
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    args = [str(BIN / "motcua"), "serve", "--port", str(port), *options]
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert wait_for(lambda: (r := _get(port, "/healthz")) is not None and r.status == 200, timeout=60), (
+            tmp_path / "serve.log"
+        ).read_text()
+        yield proc, port
+    finally:
+        stop(proc)
+        log.close()
 
 
 def _cmdline(pid: int) -> bytes:
@@ -155,14 +174,7 @@ def test_serve_and_its_worker_keep_at_most_two_malloc_arenas(tmp_path, server):
     env.pop("MALLOC_ARENA_MAX", None)
     env.pop("GLIBC_TUNABLES", None)
     subprocess.run([str(BIN / "motcua"), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
-    port = free_port()
-    args = [str(BIN / "motcua"), "serve", "--port", str(port), "--server", server]
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        assert wait_for(lambda: (r := _get(port, "/healthz")) is not None and r.status == 200, timeout=60), (
-            tmp_path / "serve.log"
-        ).read_text()
+    with _serving(tmp_path, env, "--server", server) as (proc, port):
         own = _cmdline(proc.pid)
         api = [p for p in descendants(proc.pid) if _cmdline(p) == own] or [proc.pid]  # gunicorn's, or serve itself
         worker = wait_for(
@@ -180,14 +192,6 @@ def test_serve_and_its_worker_keep_at_most_two_malloc_arenas(tmp_path, server):
             assert _threads(pid) >= least  # without the limit, about one arena per thread
             assert _malloc_arenas(pid) <= 1, (pid, _cmdline(pid), _threads(pid))  # with the main arena: 2
         assert b"MALLOC_ARENA_MAX=2\x00" in Path(f"/proc/{worker[0]}/environ").read_bytes()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -219,14 +223,7 @@ def test_sign_ins_side_by_side_hold_at_most_two_password_checks_in_memory(tmp_pa
     env = _env(tmp_path)
     for command in (["db", "upgrade"], ["demo"]):
         subprocess.run([str(BIN / "motcua"), *command], env=env, check=True, capture_output=True, timeout=120)
-    port = free_port()
-    args = [str(BIN / "motcua"), "serve", "--port", str(port), "--server", "waitress", "--no-worker"]
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        assert wait_for(lambda: (r := _get(port, "/healthz")) is not None and r.status == 200, timeout=60), (
-            tmp_path / "serve.log"
-        ).read_text()
+    with _serving(tmp_path, env, "--server", "waitress", "--no-worker") as (proc, port):
         assert _sign_in(port, "tiepnhan", DEMO_PASSWORD) == 200  # warm: the application's imports and caches
         resting = _status_kb(proc.pid, "VmRSS")
         Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
@@ -243,11 +240,3 @@ def test_sign_ins_side_by_side_hold_at_most_two_password_checks_in_memory(tmp_pa
         assert statuses == [200] * 16
         grew_mib = (_status_kb(proc.pid, "VmHWM") - resting) / 1024
         assert grew_mib < (HASHES_AT_ONCE + 1) * 64, f"the peak RSS grew {grew_mib:.0f} MiB during 8 sign-ins at once"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
