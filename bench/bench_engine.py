@@ -60,7 +60,9 @@ def raw_engine(n: int) -> tuple[float, int]:
     return completions / (time.perf_counter() - t0), size
 
 
-def service_layer(n: int, url: str | None, warm_cache: bool = True) -> tuple[float, float, dict]:
+def fresh_service(url: str | None) -> tuple[Database, DossierService, Actor]:
+    """An empty database (SQLite in a new temporary directory, or `url` emptied) with bench/four_steps.bpmn
+    deployed, the service over it, and an actor who may start and work its dossiers."""
     tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
     url = url or f"sqlite:///{tmp / 'bench.db'}"
     db = Database(url)
@@ -70,9 +72,13 @@ def service_layer(n: int, url: str | None, warm_cache: bool = True) -> tuple[flo
     db.create_all()
     deploy_bytes(db, BPMN.read_bytes(), BPMN.name)
     svc = DossierService(db, Settings(var_dir=tmp / "var", database_url=url))
+    return db, svc, Actor("bench", frozenset({"receiver", "specialist"}), "000.31.14.H56")
+
+
+def service_layer(n: int, url: str | None, warm_cache: bool = True) -> tuple[float, float, dict]:
+    db, svc, actor = fresh_service(url)
     if not warm_cache:  # every step restores its workflow from the database, as after a restart or on another worker
         svc.workflows.size = 0
-    actor = Actor("bench", frozenset({"receiver", "specialist"}), "000.31.14.H56")
     latencies = []
     completions = 0
     t0 = time.perf_counter()

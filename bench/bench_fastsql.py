@@ -12,34 +12,20 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine.auth import Actor  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.dossiers import DossierService  # noqa: E402
+from bench_engine import STEP_DATA, fresh_service  # noqa: E402
+
 from engine.fastsql import FastStatement  # noqa: E402
-from engine.models import Base  # noqa: E402
-from engine.procedures import deploy_bytes  # noqa: E402
-
-BPMN = Path(__file__).resolve().parent / "four_steps.bpmn"
-STEP_DATA = {"decision": "accept"}
 
 
 def one_round(n: int, url: str | None) -> tuple[float, float]:
     """(median CPU per completion, median CPU per start) in ms, over n new dossiers on an empty database."""
-    tmp = Path(tempfile.mkdtemp(prefix="motcua-bench-fastsql-"))
-    url = url or f"sqlite:///{tmp / 'bench.db'}"
-    db = Database(url)
-    Base.metadata.drop_all(db.write_engine)
-    db.create_all()
-    deploy_bytes(db, BPMN.read_bytes(), BPMN.name)
-    svc = DossierService(db, Settings(var_dir=tmp / "var", database_url=url))
-    actor = Actor("bench", frozenset({"receiver", "specialist"}), "000.31.14.H56")
+    db, svc, actor = fresh_service(url)
     starts, completions = [], []
     for _ in range(n):
         t = time.thread_time()
