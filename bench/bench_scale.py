@@ -63,8 +63,9 @@ def p95(xs):
     return xs[max(0, int(round(0.95 * len(xs))) - 1)]
 
 
-def rss_mb(pid: int) -> float:
-    m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory in MB: now (VmRSS), or the highest it has been (VmHWM, the kernel's peak)."""
+    m = re.search(rf"{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     return int(m.group(1)) / 1024 if m else float("nan")
 
 
