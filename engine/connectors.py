@@ -189,11 +189,12 @@ def check_service_tasks(root, involved, dialect: str, known: dict[str, Connector
 
 
 # -- run time -------------------------------------------------------------------------------------------
-def waiting_calls(workflow, rt) -> dict:
+def waiting_calls(workflow, rt, started: list | None = None) -> dict:
     """`{task id: (task, call key, its connector call)}` of the workflow's service tasks that wait for their
-    connector (STARTED), its own and those of the procedures it calls (`Runtime.service_task`)."""
+    connector (STARTED), its own and those of the procedures it calls (`Runtime.service_task`). `started`:
+    the workflow's STARTED tasks when the caller has them already (`Walk.started`, engine/walk.py)."""
     out = {}
-    for t in workflow.get_tasks(state=TaskState.STARTED):
+    for t in workflow.get_tasks(state=TaskState.STARTED) if started is None else started:
         if isinstance(t.task_spec, ServiceTask):
             found = rt.service_task(t)
             if found is not None:
@@ -206,9 +207,10 @@ def bpmn_element(key: str) -> str:
     return key.rpartition("@")[0] or key
 
 
-def sync_calls(s, dossier, workflow, rt, now: datetime) -> None:
-    """In the step's transaction: a `connector_calls` row for each service task the workflow now waits at."""
-    current = waiting_calls(workflow, rt)
+def sync_calls(s, dossier, workflow, rt, now: datetime, started: list | None = None) -> None:
+    """In the step's transaction: a `connector_calls` row for each service task the workflow now waits at
+    (`started`: see `waiting_calls`)."""
+    current = waiting_calls(workflow, rt, started)
     if not current:
         return
     conn = s.connection()

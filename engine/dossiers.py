@@ -52,6 +52,7 @@ from .script_engine import make_script_engine
 from .statuses import Channel, Status
 from .timers import TIMER_CALENDAR, timer_functions
 from .views import dossier_view, event_view, task_view
+from .walk import Walk
 from .workflow_state import dump_state, load_state
 
 
@@ -123,7 +124,10 @@ class WorkflowCache:
     """Live workflows of recently worked dossiers, keyed by dossier id and row version.
 
     A step takes its workflow out (so no two threads share one) and puts it back only after its
-    transaction committed; a version mismatch (another process moved the dossier) is a miss.
+    transaction committed; a version mismatch (another process moved the dossier) is a miss. With the
+    workflow may go its ready user tasks as the step's walk found them (`Walk.ready`), which the next step
+    takes as its `before` instead of walking the tree again: nothing moves a workflow once its step walked
+    it, and a cached workflow is nobody's until taken.
     """
 
     def __init__(self, size: int = 2000):
@@ -132,13 +136,17 @@ class WorkflowCache:
         self._lock = threading.Lock()
 
     def take(self, dossier_id: int, version: int):
+        return self.take_with_ready(dossier_id, version)[0]
+
+    def take_with_ready(self, dossier_id: int, version: int) -> tuple[Any, dict | None]:
+        """(the workflow, its ready user tasks or None when not known), or (None, None) on a miss."""
         with self._lock:
             item = self._items.pop(dossier_id, None)
-        return item[1] if item is not None and item[0] == version else None
+        return (item[1], item[2]) if item is not None and item[0] == version else (None, None)
 
-    def put(self, dossier_id: int, version: int, workflow) -> None:
+    def put(self, dossier_id: int, version: int, workflow, ready: dict | None = None) -> None:
         with self._lock:
-            self._items[dossier_id] = (version, workflow)
+            self._items[dossier_id] = (version, workflow, ready)
             self._items.move_to_end(dossier_id)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
@@ -193,6 +201,9 @@ class Loaded:
     workflow: Any
     before: dict
     repo: DossierRepository
+    # the workflow's open tasks as it stands now (engine/walk.py), when the caller has just walked it and
+    # nothing moved it since; `_after_step` walks it when None, and leaves here the walk it used
+    walk: Walk | None = None
 
 
 @dataclass
@@ -339,7 +350,7 @@ class DossierService:
             start_data.update({"channel": int(channel)})
             workflow.task_tree.data.update(start_data)
             with _workflow_errors(rt.code):
-                self.run_engine(workflow, rt)
+                walk = self.run_engine(workflow, rt)
             values = dict(
                 code=code,
                 procedure_version_id=version_id,
@@ -393,7 +404,7 @@ class DossierService:
                     **({"called_versions": called} if called else {}),
                 },
             )
-            loaded = Loaded(dossier, rt, cal, workflow, {}, repo)
+            loaded = Loaded(dossier, rt, cal, workflow, {}, repo, walk)
             open_tasks = self._after_step(s, loaded, actor, now, completed_task=None)
             repo.add_state(dossier.id, dump_state(rt.dialect, workflow))
             if also is not None:
@@ -403,7 +414,8 @@ class DossierService:
             self.push_status(repo.conn, dossier, now, into=repo.outbox)
             self.notifier.write(repo.conn, repo.take_outbox())  # the change's messages: one INSERT
             view = dossier_view(dossier, open_tasks)
-        self.workflows.put(dossier.id, dossier.version, workflow)  # committed: the first step needs no restore
+        # committed: the first step needs no restore, nor a walk for the tasks ready before it
+        self.workflows.put(dossier.id, dossier.version, workflow, loaded.walk.ready if loaded.walk else None)
         self.portal_cursors.put(dossier.id, dossier.version, dossier.portal_last)
         self.task_rights.remember(open_tasks)
         return view
@@ -513,33 +525,33 @@ class DossierService:
                 data = form.validate(data)
                 check_required_documents(s, dossier, rt, form, data)
             cal = self.calendar(s, dossier.agency)
-            workflow = self._restore(repo, dossier, rt, cal)
+            workflow, before = self._restore(repo, dossier, rt, cal)
             spiff_task = workflow.get_task_from_id(UUID(task.id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict("Công việc không còn sẵn sàng", "the task is no longer ready")
-            before = ready_user_tasks(workflow)
             now = utcnow()
             spiff_task.data.update(data)
             with _workflow_errors(task.title):
                 spiff_task.run()
-                self.run_engine(workflow, rt)
+                walk = self.run_engine(workflow, rt)
             dossier.data = {**(dossier.data or {}), **data}
-            loaded = Loaded(dossier, rt, cal, workflow, before, repo)
+            loaded = Loaded(dossier, rt, cal, workflow, before, repo, walk)
             open_tasks = self.finish_step(s, loaded, actor, now, completed_task=task, task_data=data)
             view = dossier_view(dossier, open_tasks)
         # Committed: keep the live workflow for this dossier's next step (valid while the version matches).
         # A finished dossier has no next step, and a done step no next request: neither takes a place.
         if not dossier.finished:
-            self.workflows.put(dossier.id, dossier.version, workflow)
+            self.workflows.put(dossier.id, dossier.version, workflow, loaded.walk.ready if loaded.walk else None)
             if dossier.portal_last is not None:
                 self.portal_cursors.put(dossier.id, dossier.version, dossier.portal_last)
         self.task_rights.forget(task_id)
         self.task_rights.remember(open_tasks)
         return view
 
-    def _restore(self, repo: DossierRepository, dossier: Dossier, rt: Runtime, cal: WorkCalendar):
-        """The dossier's workflow: from the in-process cache when its version matches, else from the database."""
-        workflow = self.workflows.take(dossier.id, dossier.version)
+    def _restore(self, repo: DossierRepository, dossier: Dossier, rt: Runtime, cal: WorkCalendar) -> tuple[Any, dict]:
+        """The dossier's workflow and its ready user tasks: from the in-process cache when its version matches
+        (with the ready tasks its last step's walk found), else from the database (and a walk)."""
+        workflow, ready = self.workflows.take_with_ready(dossier.id, dossier.version)
         if workflow is not None:
             workflow.script_engine = self.script_engine(cal)
         else:
@@ -552,7 +564,7 @@ class DossierService:
                 CALLED_VERSIONS,
             )
         self._bind_timer_calendars(repo.session, workflow, rt, dossier.agency)
-        return workflow
+        return workflow, (ready if ready is not None else ready_user_tasks(workflow))
 
     def _bind_timer_calendars(self, s, workflow, rt: Runtime, receiving: str) -> None:
         """A timer attached to a step counts `working_days(n)` / `working_hours(n)` on the calendar of the
@@ -578,8 +590,8 @@ class DossierService:
         dossier = repo.get_for_update(code=code, dossier_id=dossier_id)
         rt = self.runtimes.get(s, dossier.procedure_version_id)
         cal = self.calendar(s, dossier.agency)
-        workflow = self._restore(repo, dossier, rt, cal)
-        return Loaded(dossier, rt, cal, workflow, ready_user_tasks(workflow), repo)
+        workflow, ready = self._restore(repo, dossier, rt, cal)
+        return Loaded(dossier, rt, cal, workflow, ready, repo)
 
     def finish_step(
         self,
@@ -616,12 +628,16 @@ class DossierService:
 
     # -- the engine step ---------------------------------------------------------------------------
     @staticmethod
-    def run_engine(workflow, rt: Runtime) -> None:
-        """Run the workflow to its next wait state (a fee of 0 asks for no payment)."""
+    def run_engine(workflow, rt: Runtime) -> Walk:
+        """Run the workflow to its next wait state (a fee of 0 asks for no payment). Returns the walk of the
+        workflow where it stopped (engine/walk.py), for the step to pass on (`Loaded.walk`)."""
         # Waiting timers are refreshed by the scheduler when they are due (engine/scheduler.py), not here.
         workflow.do_engine_steps()
-        if payments.waits_for_payment(workflow):  # the fee (a walk of the tasks) only where a payment waits
-            payments.settle_free(workflow, payments.fee_of(rt.meta, workflow))
+        walk = Walk(workflow)
+        if walk.waiting(payments.PAYMENT_MESSAGE):  # the fee (a walk of the tasks) only where a payment waits
+            if payments.settle_free(workflow, payments.fee_of(rt.meta, workflow)):
+                walk = Walk(workflow)  # the message moved it on
+        return walk
 
     def _after_step(
         self,
@@ -641,7 +657,9 @@ class DossierService:
         dossier, workflow, rt, cal, repo = loaded.dossier, loaded.workflow, loaded.rt, loaded.cal, loaded.repo
         before = loaded.before
         old_status = dossier.status
-        after = ready_user_tasks(workflow)
+        walk = loaded.walk if loaded.walk is not None else Walk(workflow)
+        loaded.walk = walk  # for the caller: the workflow goes back to the cache with its ready tasks
+        after = walk.ready
         gone = [tid for tid in before if tid not in after]
         if gone:
             others = [tid for tid in gone if completed_task is None or tid != completed_task.id]
@@ -700,7 +718,7 @@ class DossierService:
             open_tasks.extend(repo.add_tasks(new_rows, role_rows))
         if rt.meta.get("decisions") or rt.meta.get("calls"):  # a fee decided by a table (docs/bpmn-conventions.md)
             decisions.record_fee(dossier, workflow)
-        new_status, accepted, outcome = dossier.status_after_step(step_outcome(workflow, rt, after, completed_task))
+        new_status, accepted, outcome = dossier.status_after_step(step_outcome(workflow, rt, walk, completed_task))
         if outcome == "refused":  # refused after appraisal: 9 on the way to 10 (docs/bpmn-conventions.md)
             dossier.set_status(Status.PROCESSED, now)
         if accepted:  # an online dossier accepted at intake: 2 (received), then its next step's status
@@ -721,9 +739,9 @@ class DossierService:
             payments.open_order(s, dossier, payments.fee_of(rt.meta, workflow))
         dossier.hold_clock_for_supplement(now)
         if rt.meta.get("waits") or rt.meta.get("calls"):  # its own waits, or a called procedure's
-            messages.sync_waits(s, dossier, workflow, now)
+            messages.sync_waits(s, dossier, workflow, now, walk.waiting())
         if rt.meta.get("service_tasks") or rt.meta.get("calls"):  # its own service task, or a called one's:
-            connectors.sync_calls(s, dossier, workflow, rt, now)  # the dossier waits there; the worker calls
+            connectors.sync_calls(s, dossier, workflow, rt, now, walk.started)  # it waits there; the worker calls
         dossier.finish_if(workflow.completed, now)
         dossier.next_timer_at = compute_next_timer(dossier, workflow, cal, self.settings, open_tasks)
         if completed_task is not None:
@@ -844,7 +862,7 @@ def step_reminder_at(created_at, due, cal, settings):
     return rule(created_at, due, cal, settings)
 
 
-def step_outcome(workflow, rt: Runtime, ready: dict, completed_task) -> StepOutcome:
+def step_outcome(workflow, rt: Runtime, walk: Walk, completed_task) -> StepOutcome:
     """What the workflow says after it moved, for `Dossier.status_after_step`: whether it finished and the
     status its last end event declares (task-tree order is not completion order, so end events are sorted
     by when each completed), whether it waits for the fee or for a supplement (engine/messages.py), the
@@ -857,10 +875,11 @@ def step_outcome(workflow, rt: Runtime, ready: dict, completed_task) -> StepOutc
         )
         declared = end_status[ends[-1].task_spec.name] if ends else None
         return StepOutcome(completed=True, end_status=declared, task_completed=completed_task is not None)
-    if payments.waits_for_payment(workflow):
+    if walk.waiting(payments.PAYMENT_MESSAGE):
         return StepOutcome(waits_for_payment=True, task_completed=completed_task is not None)
-    if messages.waiting(workflow, messages.SUPPLEMENT):
+    if walk.waiting(messages.SUPPLEMENT):
         return StepOutcome(waits_for_supplement=True, task_completed=completed_task is not None)
+    ready = walk.ready
     statuses = tuple(s for s in (rt.user_task(t).get("status") for t in ready.values()) if s)
     if len(ready) > 1 and statuses:  # steps side by side (parallel branches): the one furthest behind decides,
         # an undeclared one counting as in_process (docs/bpmn-conventions.md 4 and 9.5)
@@ -876,4 +895,4 @@ def _paused(s, dossier_id: int) -> bool:
 
 def ready_user_tasks(workflow) -> dict:
     """The workflow's ready user tasks by task id (the ids of their inbox rows)."""
-    return {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+    return Walk(workflow).ready

@@ -29,15 +29,17 @@ WAITED = "waited"  # … once the message came: never a step of the agency's own
 WAIT_STATES = (WAITING, WAITED)
 
 
+def wait_name(task) -> str | None:
+    """The name of the message (or other event) a task's event definition names, if any."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    return getattr(definition, "name", None) if definition is not None else None
+
+
 def waiting(workflow, name: str | None = None) -> list:
-    """The workflow's tasks waiting at a message catch event named `name` (any of `WAIT_MESSAGES` if None)."""
+    """The workflow's tasks waiting at a message catch event named `name` (any of `WAIT_MESSAGES` if None).
+    A step reads them from its one walk of the tree instead (engine/walk.py)."""
     names = (name,) if name else WAIT_MESSAGES
-    out = []
-    for t in workflow.get_tasks(state=TaskState.WAITING):
-        definition = getattr(t.task_spec, "event_definition", None)
-        if definition is not None and getattr(definition, "name", None) in names:
-            out.append(t)
-    return out
+    return [t for t in workflow.get_tasks(state=TaskState.WAITING) if wait_name(t) in names]
 
 
 def deliver(workflow, name: str, payload: dict | None = None) -> bool:
@@ -59,10 +61,11 @@ def deliver(workflow, name: str, payload: dict | None = None) -> bool:
     return True
 
 
-def sync_waits(s, dossier, workflow, now) -> None:
+def sync_waits(s, dossier, workflow, now, waits: list | None = None) -> None:
     """Bring the dossier's `waiting` task rows in line with the events its workflow waits at (its own
-    process's or a called procedure's). Called only for versions whose metadata has `waits` or `calls`."""
-    current = {str(t.id): t for t in waiting(workflow)}
+    process's or a called procedure's). Called only for versions whose metadata has `waits` or `calls`.
+    `waits`: those tasks when the caller has them already (`Walk.waiting()`, engine/walk.py)."""
+    current = {str(t.id): t for t in (waiting(workflow) if waits is None else waits)}
     conn = s.connection()
     rows = set(
         conn.execute(select(Task.id).where(Task.dossier_id == dossier.id, Task.state == WAITING)).scalars().all()
