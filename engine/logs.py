@@ -149,8 +149,11 @@ def configure(fmt: str | None = None, level: int = logging.INFO, file: str | Non
     root.setLevel(level)
     # SpiffWorkflow logs every state change of every task at INFO (about ten records per completed step):
     # no operator reads them (the audit events say what happened), and formatting them cost more CPU than
-    # the step's SQL. Its warnings and errors still come through.
-    logging.getLogger("spiff").setLevel(max(level, logging.WARNING))
+    # the step's SQL. Its warnings and errors still come through. Its two loggers get the level themselves,
+    # not only by inheritance: SpiffWorkflow reads `logger.level` (not the effective level) to decide whether
+    # a record's extras list every task id (a walk of the whole tree at each workflow's end) and its data.
+    for name in ("spiff", "spiff.workflow", "spiff.task"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 __all__ = [

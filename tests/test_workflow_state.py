@@ -157,3 +157,29 @@ def test_a_state_stored_before_the_lean_dump_restores_and_runs_on(service, db, n
     _, back = _restore(service, db, again, code)
     assert workflow_state.dump_state(rt.dialect, back) == again
     assert back.data.get(CALLED_VERSIONS) == workflow.data.get(CALLED_VERSIONS)
+
+
+def test_spiffworkflow_logs_no_task_list_once_logging_is_configured(monkeypatch, service, db):
+    """SpiffWorkflow reads its loggers' own level (not the inherited one) to decide whether each workflow
+    record lists every task id (a walk of the whole tree): `logs.configure` sets it on them."""
+    import logging
+
+    from engine import logs
+
+    root = logging.getLogger()
+    names = ("spiff", "spiff.workflow", "spiff.task")
+    saved = (list(root.handlers), root.level, [logging.getLogger(n).level for n in names])
+    monkeypatch.setattr(root, "_motcua_configured", False, raising=False)
+    try:
+        for n in names:  # as in a process that has not configured its logging
+            logging.getLogger(n).setLevel(logging.NOTSET)
+        rt, workflow = _restore(service, db, (STATES / "supplement_wait.state").read_bytes(), "9.000501")
+        assert "tasks" in workflow.collect_log_extras()  # unconfigured: the walk is made
+        logs.configure(level=logging.INFO)
+        assert "tasks" not in workflow.collect_log_extras()
+        assert [logging.getLogger(n).getEffectiveLevel() for n in names] == [logging.WARNING] * 3
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for n, level in zip(names, saved[2], strict=True):
+            logging.getLogger(n).setLevel(level)
