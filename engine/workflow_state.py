@@ -41,6 +41,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(…, separators=…) without an encoder per call
 ESCAPE = "~"
 TYPE_KEY = "typename"
 ESCAPE_MARKER = "data_escaped"  # in a stored state: its user data went through DataRegistry
@@ -113,8 +114,9 @@ def _tasks_to_dict(registry, tasks: dict) -> dict:
         else:
             data = {}
             delta = {"updates": convert(updated(parent.data, task.data)), "deletions": deleted(parent.data, task.data)}
-        out[str(key)] = {
-            "id": str(task.id),
+        tid = str(key)  # the key of a task is its id
+        out[tid] = {
+            "id": tid,
             "parent": str(task._parent) if parent is not None else None,
             "children": [str(child) for child in task._children],
             "last_state_change": task.last_state_change,
@@ -227,7 +229,7 @@ def dump_state(dialect: str, workflow) -> bytes:
     dct = serializer(dialect).to_dict(workflow)
     dct["serializer_version"] = SERIALIZER_VERSION
     dct[ESCAPE_MARKER] = 1
-    return zlib.compress(json.dumps(dct, separators=(",", ":")).encode(), 1)
+    return zlib.compress(_COMPACT.encode(dct).encode(), 1)
 
 
 def load_state(dialect: str, blob: bytes, spec, subprocess_specs, script_engine, called_key: str | None = None):
