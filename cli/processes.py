@@ -99,6 +99,7 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
                 "proc_name": "motcua",
                 "child_exit": _child_exit,
                 "post_fork": _post_fork,
+                "logger_class": _logger_class(),
             }
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no runtime control socket
                 cfg["control_socket_disable"] = True  # (one per user's home: two servers would share it)
@@ -119,6 +120,24 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
     for name in api.BLUEPRINTS:
         importlib.import_module(name)
     MotcuaGunicorn().run()
+
+
+def _logger_class():
+    """gunicorn's own records (its start, its processes booted, replaced or stopped) in the application's format,
+    JSON by default (engine/logs.py; docs/operations.md, "Logs"): gunicorn gives its error log a handler and a
+    plain-text format of its own, so an operator's log collector met lines it could not parse."""
+    from gunicorn.glogging import Logger
+
+    from engine import logs
+
+    class MotcuaLogger(Logger):
+        def setup(self, cfg):
+            super().setup(cfg)
+            form = logs.formatter()
+            for handler in self.error_log.handlers:
+                handler.setFormatter(form)
+
+    return MotcuaLogger
 
 
 def die_with_parent() -> None:

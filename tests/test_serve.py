@@ -48,11 +48,12 @@ def _get(port: int, path: str, headers: dict | None = None) -> http.client.HTTPR
 
 @contextmanager
 def _serving(tmp_path, env: dict, *options: str) -> Iterator[tuple[subprocess.Popen, int]]:
-    """`motcua serve` with `options` on a free port, answering /healthz; stopped (SIGTERM) after the block."""
+    """`motcua serve` with `options` on a free port, answering /healthz; stopped (SIGTERM) after the block. Its
+    standard output (the banner) goes to serve.out, its standard error (the logs) to serve.log."""
     port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
+    out, log = (tmp_path / "serve.out").open("wb"), (tmp_path / "serve.log").open("wb")
     args = [str(BIN / "motcua"), "serve", "--port", str(port), *options]
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(args, env=env, stdout=out, stderr=log, start_new_session=True)
     try:
         assert wait_for(lambda: (r := _get(port, "/healthz")) is not None and r.status == 200, timeout=60), (
             tmp_path / "serve.log"
@@ -60,6 +61,7 @@ def _serving(tmp_path, env: dict, *options: str) -> Iterator[tuple[subprocess.Po
         yield proc, port
     finally:
         stop(proc)
+        out.close()
         log.close()
 
 
@@ -240,3 +242,20 @@ def test_sign_ins_side_by_side_hold_at_most_two_password_checks_in_memory(tmp_pa
         assert statuses == [200] * 16
         grew_mib = (_status_kb(proc.pid, "VmHWM") - resting) / 1024
         assert grew_mib < (HASHES_AT_ONCE + 1) * 64, f"the peak RSS grew {grew_mib:.0f} MiB during 8 sign-ins at once"
+
+
+@pytest.mark.skipif(not LINUX, reason="gunicorn, motcua serve's server on Linux")
+def test_every_log_line_of_serve_is_json(tmp_path):
+    """gunicorn's own lines (its start, its processes) come in the application's JSON format like the
+    application's, the worker's and huey's, so a log collector parses every line of the log stream (standard
+    error; docs/operations.md, "Logs"). The banner for a person goes to standard output."""
+    env = _env(tmp_path)
+    env.pop("MOTCUA_LOG_FORMAT", None)  # the default: JSON
+    subprocess.run([str(BIN / "motcua"), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    with _serving(tmp_path, env, "--server", "gunicorn") as (_proc, port):
+        assert _get(port, "/healthz").status == 200
+    lines = [x for x in (tmp_path / "serve.log").read_text().splitlines() if x.strip()]
+    records = [json.loads(x) for x in lines]  # fails on the first line that is not JSON
+    assert any(r.get("logger", "").startswith("gunicorn") for r in records), lines
+    assert {r["logger"] for r in records} >= {"gunicorn.error", "motcua.access", "motcua.worker"}
+    assert "serving on http://127.0.0.1:" in (tmp_path / "serve.out").read_text()
