@@ -185,7 +185,12 @@ class Database:
                 conn = session.connection()
                 driver = conn.connection.dbapi_connection
                 if driver is not None and not conn.info.get(_WROTE):
-                    driver.commit()
+                    try:
+                        driver.commit()
+                    except self.engine.dialect.loaded_dbapi.Error as exc:
+                        # the connection broke after the reads (the server restarted): what they read
+                        # stands; the connection is dropped, not given back to the pool
+                        conn.invalidate(exc)
         session.rollback()
 
     def create_all(self) -> None:

@@ -90,3 +90,13 @@ def test_a_read_that_wrote_rolls_the_write_back(db):
         )
     with db.read() as s:
         assert s.execute(text("SELECT count(*) FROM agencies WHERE code = 'ZZ.READ.WROTE'")).scalar() == 0
+
+
+def test_a_read_whose_connection_breaks_before_its_end_keeps_what_it_read(db):
+    """The server cut the connection after the read's statements (PostgreSQL restarted): the read's COMMIT
+    fails, yet what it read stands and nothing is raised (a raw driver error became a 500 in the fault drill);
+    the broken connection is dropped and the next read gets a new one."""
+    with db.read() as s:
+        pid = s.execute(text("SELECT pg_backend_pid()")).scalar()
+        _terminate(pid)
+    assert _backend_pid(db) not in (pid, None)
