@@ -14,8 +14,11 @@ datetimes, JSON, booleans); rows are converted with the result processors SQLAlc
 cursor's columns. Per execution only the parameter values are converted and the driver called.
 
 What stays as `Connection.execute` does it:
-- the engine's `before_cursor_execute` / `after_cursor_execute` listeners see every statement (the hot
-  path's statement count in tests/api/test_hot_path.py, the idempotency wrapper's "this request wrote");
+- the engine's `before_execute` listeners see every statement with its parameters (the worker's wake-ups
+  after a commit that wrote a timer or outbox rows, engine/worker.py), and its `before_cursor_execute` /
+  `after_cursor_execute` listeners every SQL text (the hot path's statement count in
+  tests/api/test_hot_path.py, the idempotency wrapper's "this request wrote"); `after_execute`, which
+  expects a `CursorResult`, is not called (nothing in motcua listens to it);
 - a driver error goes through the connection's own handling (`Connection._handle_dbapi_exception`): the
   same `IntegrityError` / `OperationalError` / ... wrapper, `handle_error` listeners, a lost connection
   invalidated with its pool, so engine/db.py and api/errors.py map it as before (409, 503);
@@ -158,7 +161,19 @@ class FastStatement:
         ):
             return self._fallback(conn, params, fetch)
         assert isinstance(plan, _Plan)
+        if conn.dispatch.before_execute:
+            _before_execute(conn, self.statement, params, many)
         return _on_cursor(conn, plan, params, many, fetch)
+
+
+def _before_execute(conn: Connection, statement, params, many: bool) -> None:
+    """The engine's `before_execute` listeners, called as `Connection.execute` calls them (the statement, and
+    its parameters as one mapping or a list of them): the worker's wake-ups (engine/worker.py) learn from
+    them that a change wrote a timer or outbox rows. They observe: a listener that would replace the
+    statement or its parameters (`retval=True`) is not honoured on this path."""
+    multiparams, single = (list(params), {}) if many else ([], params)
+    for fn in conn.dispatch.before_execute:
+        fn(conn, statement, multiparams, single, conn._execution_options)
 
 
 def _on_cursor(conn: Connection, plan: _Plan, params, many: bool, fetch: bool):

@@ -175,6 +175,31 @@ def test_every_statement_is_seen_by_the_engines_listeners(db, version_id):
     ]
 
 
+def test_every_statement_is_seen_with_its_parameters_before_it_runs(db, version_id):
+    """The engine's `before_execute` listeners (the worker's wake-ups: a commit that wrote a timer or outbox rows,
+    engine/worker.py) see each statement with its parameters, one mapping or a list of them, as
+    `Connection.execute` shows them."""
+    seen: list = []
+
+    def before(conn, clause, multiparams, params, execution_options):
+        seen.append((clause, [dict(p) for p in multiparams], dict(params)))
+
+    event.listen(db.write_engine, "before_execute", before)
+    try:
+        with db.uow() as s:
+            conn = s.connection()
+            seen.clear()
+            (dossier_id,) = FAST_DOSSIER.first(conn, _dossier("B", version_id))
+            FAST_TASK.run(conn, [_task("t3", dossier_id), _task("t4", dossier_id)])
+            assert FAST_UPDATE_TASK.run(conn, {"_id": "t3", "state": "completed"}) == 1
+    finally:
+        event.remove(db.write_engine, "before_execute", before)
+    assert [c for c, _, _ in seen] == [FAST_DOSSIER.statement, FAST_TASK.statement, FAST_UPDATE_TASK.statement]
+    assert seen[0][1] == [] and seen[0][2]["code"] == "B"
+    assert [p["id"] for p in seen[1][1]] == ["t3", "t4"] and seen[1][2] == {}
+    assert seen[2] == (FAST_UPDATE_TASK.statement, [], {"_id": "t3", "state": "completed"})
+
+
 def test_the_rowcount_says_whether_the_versioned_update_matched(db, version_id):
     with db.uow() as s:
         DossierRepository(s).add(_dossier("V", version_id))
