@@ -190,7 +190,9 @@ def test_serve_and_its_worker_keep_at_most_two_malloc_arenas(tmp_path, server):
             t.join()
         assert wait_for(lambda: _threads(worker[0]) >= 6, timeout=30)  # huey's 4 threads and its scheduler
         time.sleep(2)  # the worker's threads have run (each allocates as it first waits)
-        for pid, least in [*((p, 8) for p in api), (worker[0], 6)]:
+        # gunicorn's pool starts a thread only when no idle one is there, so how many of its 8 the 16 requests
+        # started depends on their timing (7 seen); 4 threads that allocated are already 3 arenas without the limit
+        for pid, least in [*((p, 4) for p in api), (worker[0], 6)]:
             assert _threads(pid) >= least  # without the limit, about one arena per thread
             assert _malloc_arenas(pid) <= 1, (pid, _cmdline(pid), _threads(pid))  # with the main arena: 2
         assert b"MALLOC_ARENA_MAX=2\x00" in Path(f"/proc/{worker[0]}/environ").read_bytes()
